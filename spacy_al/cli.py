@@ -8,12 +8,14 @@ recipes through the ``spacy_al_recipes`` entry-point group.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -73,9 +75,23 @@ def build_app() -> typer.Typer:
     for name, func in sorted(registry.recipes.get_all().items()):
         doc = (func.__doc__ or "").strip()
         app.command(name=name, help=doc, short_help=doc.splitlines()[0] if doc else "")(
-            func
+            _command(name, func)
         )
     return app
+
+
+def _command(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a recipe; if it returns components (a ``view_id``), serve them in the app."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> None:
+        result = func(*args, **kwargs)
+        if isinstance(result, dict) and "view_id" in result:
+            from spacy_al.server import serve_recipe
+
+            raise SystemExit(serve_recipe(name, kwargs, result))
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> None:

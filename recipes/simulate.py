@@ -1,0 +1,134 @@
+"""simulate: replay gold labels as the annotator and compare strategies.
+
+    python -m spacy_al simulate textcat TRAIN.jsonl --eval TEST.jsonl \\
+        --strategies margin,entropy,random --seed-size 20 --batch-size 10 \\
+        --budget 1000 --seeds 5 --target 0.95 --output DIR
+
+Every strategy starts from the same random seed set (one per seed), asks its
+questions through the same loop the labelling app uses, and is scored on EVAL
+after every batch. The run also trains a model on all of TRAIN to convergence, the
+full-data score. Writes DIR/results.json and DIR/curve.png.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import srsly
+import typer
+from tqdm import tqdm
+from wasabi import msg
+
+from spacy_al.corpus import Source
+from spacy_al.errors import SourceError
+from spacy_al.registry import recipe
+from spacy_al.simulate import SimulationConfig, plot_curves, simulate
+
+TASKS = ("textcat",)
+
+
+def print_table(results: dict) -> None:
+    """The per-strategy summary a person reads first."""
+    header = ["strategy", "labels to target (per seed)", "median", "÷ random", "AUC", "final"]
+    rows = []
+    for name, entry in results["strategies"].items():
+        ratio = entry.get("ratio_to_random")
+        rows.append(
+            [
+                name,
+                ", ".join("-" if n is None else str(n) for n in entry["labels_to_target"]),
+                "-" if entry["labels_to_target_median"] is None else f"{entry['labels_to_target_median']:.0f}",
+                "-" if ratio is None else f"{ratio:.2f}",
+                f"{entry['auc']:.3f}",
+                f"{entry['final_score']:.3f}",
+            ]
+        )
+    msg.table(rows, header=header, divider=True)
+
+
+@recipe("simulate")
+def simulate_cli(
+    task: Annotated[str, typer.Argument(help="textcat")],
+    train: Annotated[Path, typer.Argument(help="Labelled JSONL: the pool (and its gold labels)")],
+    eval_path: Annotated[Path, typer.Option("--eval", help="Labelled JSONL to score on")],
+    strategies: Annotated[
+        str, typer.Option("--strategies", help="Comma-separated, e.g. margin,entropy,random")
+    ] = "margin,random",
+    seed_size: Annotated[int, typer.Option("--seed-size")] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 10,
+    budget: Annotated[int, typer.Option("--budget", help="Labels per run, seed set included")] = 1000,
+    seeds: Annotated[int, typer.Option("--seeds", help="Runs per strategy")] = 5,
+    target: Annotated[float, typer.Option("--target", help="Share of the full-data score")] = 0.95,
+    positive_label: Annotated[
+        str | None, typer.Option("--positive-label", help="Score this label's F1 (binary)")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", help="Directory for the results")] = Path(
+        "simulation"
+    ),
+    arch: Annotated[str, typer.Option("--arch")] = "bow",
+    base: Annotated[str, typer.Option("--base")] = "blank:en",
+    multilabel: Annotated[bool, typer.Option("--multilabel")] = False,
+    oracle: Annotated[
+        str, typer.Option("--oracle", help="correct (a reject names the right label) or binary")
+    ] = "correct",
+    patterns: Annotated[Path | None, typer.Option("--patterns")] = None,
+    window: Annotated[int | None, typer.Option("--window", help="Score a random window")] = None,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Runs in parallel processes")] = 1,
+) -> None:
+    """Replay gold labels as the annotator: labels each strategy needs vs random."""
+    if task not in TASKS:
+        msg.fail(f"Unknown task '{task}'. Choose one of: {', '.join(TASKS)}.", exits=1)
+    if oracle not in ("correct", "binary"):
+        msg.fail(f"--oracle must be 'correct' or 'binary', not '{oracle}'.", exits=1)
+    try:
+        train_records = list(Source(train, dedupe=False))
+        eval_records = list(Source(eval_path, dedupe=False))
+    except (SourceError, FileNotFoundError, ValueError) as e:
+        msg.fail(str(e), exits=1)
+    config = SimulationConfig(
+        strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+        seed_size=seed_size,
+        batch_size=batch_size,
+        budget=budget,
+        seeds=seeds,
+        target=target,
+        positive_label=positive_label,
+        architecture=arch,
+        base=base,
+        multilabel=multilabel,
+        oracle=oracle,
+        patterns=str(patterns) if patterns else None,
+        window=window,
+        n_jobs=n_jobs,
+    )
+    runs = len(config.strategies) * seeds
+    rounds_per_run = max(1, (budget - seed_size) // batch_size + 1)
+    with tqdm(total=runs if n_jobs > 1 else runs * rounds_per_run, desc="simulate") as bar:
+        def on_round(strategy: str, seed: int, n: int, score: float) -> None:
+            bar.set_postfix_str(f"{strategy} seed {seed}: {n} labels, {score:.3f}")
+            bar.update(1)
+
+        def on_job_done(strategy: str, seed: int) -> None:
+            if n_jobs > 1:
+                bar.update(1)
+
+        try:
+            results = simulate(
+                train_records, eval_records, config, on_round=on_round, on_job_done=on_job_done
+            )
+        except ValueError as e:
+            msg.fail(str(e), exits=1)
+    output.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(output / "results.json", results)
+    plot_curves(results, str(output / "curve.png"))
+    msg.info(
+        f"Full-data {results['metric']}: {results['full_data_score']:.3f}; target "
+        f"{results['target']:.0%} of it = {results['target_score']:.3f}; "
+        f"pool {results['pool_size']}, eval {results['eval_size']}"
+    )
+    print_table(results)
+    msg.good(
+        f"Wrote {output / 'results.json'} and {output / 'curve.png'} "
+        f"({results['wall_time_seconds']:.0f} s)"
+    )

@@ -1,0 +1,314 @@
+"""Text classification recipes: textcat.teach, textcat.correct, textcat.manual.
+
+Each recipe wires the loop's parts together and *returns* them, as Prodigy's
+recipes do: the dataset, the store, the loop (pool, model, strategy, updater), and
+the view the labelling app should show. The CLI starts the app with them; the
+simulator and the tests drive the same components with an oracle instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from wasabi import msg
+
+from spacy_al.corpus import Source
+from spacy_al.loop import ActiveLoop, Pool, StrategySpec
+from spacy_al.models import (
+    ARCHITECTURES,
+    DEFAULT_LEARN_RATE,
+    Committee,
+    TextcatModel,
+    Updater,
+    build_textcat,
+)
+from spacy_al.patterns import PatternMatcher
+from spacy_al.registry import recipe
+from spacy_al.store import Store
+from spacy_al.targets import answers_to_textcat_targets
+
+# Options shared by the three recipes (typer reads them from the annotations).
+Dataset = Annotated[str, typer.Argument(help="Dataset to save answers to")]
+SourceArg = Annotated[
+    Path, typer.Argument(help="Texts to label: JSONL, CSV, TXT or .spacy (DocBin)")
+]
+Labels = Annotated[str, typer.Option("--label", "-l", help="Comma-separated labels")]
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db", envvar="SPACY_AL_DB", help="Database: an SQLite file or a SQLAlchemy URL"
+    ),
+]
+Base = Annotated[
+    str, typer.Option("--base", help="blank:LANG, or an installed pipeline's name or path")
+]
+Arch = Annotated[str, typer.Option("--arch", help=f"Architecture: {', '.join(ARCHITECTURES)}")]
+Multilabel = Annotated[
+    bool, typer.Option("--multilabel", help="Labels are not mutually exclusive")
+]
+Strategy = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="margin, entropy, least_confidence, diverse, balanced, cost, random, "
+        "vote_entropy, bald, or STRATEGY:MEASURE",
+    ),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Answers per model update")]
+Patterns = Annotated[
+    Path | None, typer.Option("--patterns", help="JSONL patterns for the cold start")
+]
+Eval = Annotated[
+    Path | None,
+    typer.Option("--eval", help="Labelled JSONL for the live learning curve"),
+]
+SkipInvalid = Annotated[
+    bool, typer.Option("--skip-invalid", help="Skip malformed source lines (and count them)")
+]
+Host = Annotated[str, typer.Option("--host", help="Address the app listens on")]
+Port = Annotated[int, typer.Option("--port", help="Port the app listens on")]
+Annotators = Annotated[
+    str | None,
+    typer.Option("--annotators", help="Comma-separated names allowed to label"),
+]
+Overlap = Annotated[int, typer.Option("--overlap", help="Answers wanted per example")]
+
+DEFAULT_DB = "spacy_al.db"
+
+
+def checkpoint_dir(db: str, dataset: str) -> Path:
+    """Where a dataset's in-loop model is checkpointed: beside an SQLite file."""
+    if "://" not in db or db.startswith("sqlite:///"):
+        path = Path(db.removeprefix("sqlite:///"))
+        return path.parent / f"{path.stem}.models" / dataset
+    return Path(os.environ.get("SPACY_AL_HOME", ".spacy_al")) / "models" / dataset
+
+
+def build_components(
+    dataset: str,
+    source: Path,
+    *,
+    labels: list[str],
+    view_id: str,
+    strategy: str,
+    db: str = DEFAULT_DB,
+    base: str = "blank:en",
+    arch: str = "bow",
+    multilabel: bool = False,
+    batch_size: int = 10,
+    patterns: Path | None = None,
+    eval_path: Path | None = None,
+    skip_invalid: bool = False,
+    window: int | None = 20_000,
+    committee_size: int = 3,
+    settings: dict | None = None,
+) -> dict:
+    """The parts of a text-classification labelling session, ready to serve."""
+    # 1. The database: answers are committed here before the app moves on.
+    store = Store(db)
+    store.create_dataset(
+        dataset,
+        meta={"labels": labels, "view_id": view_id, "exclusive": not multilabel, "task": "textcat"},
+    )
+    # 2. The pool: every text of the source, minus what this dataset has answered.
+    source_reader = Source(source, skip_invalid=skip_invalid)
+    answered = store.answered_input_hashes(dataset)
+    pool = Pool(source_reader, answered=answered)
+    # 3. The model: from a checkpoint of an earlier session, or a new one.
+    spec = StrategySpec.parse(strategy)
+    ckpt = checkpoint_dir(db, dataset)
+    learn_rate = DEFAULT_LEARN_RATE.get(arch, 0.01)
+    if spec.uses_committee:
+        model = TextcatModel(
+            build_textcat(labels, exclusive=not multilabel, base=base, architecture=arch)
+        )
+        updater = Committee.build(model, size=committee_size, learn_rate=learn_rate)
+    elif (ckpt / "state.json").exists():
+        updater = Updater.load(ckpt, learn_rate=learn_rate)
+    else:
+        model = TextcatModel(
+            build_textcat(labels, exclusive=not multilabel, base=base, architecture=arch)
+        )
+        updater = Updater(model, learn_rate=learn_rate)
+    # 4. Earlier answers of this dataset: remembered for replay, and, when there was
+    #    no checkpoint to resume, learnt from before the first question.
+    previous = store.get_answers(dataset) if answered else []
+    if previous:
+        targets = answers_to_textcat_targets(
+            previous, updater.labels, exclusive=not multilabel
+        )
+        if updater.version == 0:
+            updater.retrain(targets)
+        else:
+            for member in getattr(updater, "members", [updater]):
+                member.add_targets(targets)
+    matcher = PatternMatcher.from_file(updater.model.nlp, patterns) if patterns else None
+    # 5. The loop: scores the pool, picks questions, stores answers, learns.
+    loop = ActiveLoop(
+        pool,
+        updater,
+        spec=spec,
+        store=store,
+        dataset=dataset,
+        batch_size=batch_size,
+        window=window,
+        patterns=matcher,
+    )
+    return {
+        "dataset": dataset,
+        "view_id": view_id,
+        "store": store,
+        "loop": loop,
+        "labels": list(updater.labels),
+        "exclusive": not multilabel,
+        "eval": str(eval_path) if eval_path else None,
+        "checkpoint": str(ckpt),
+        "source": {
+            "path": str(source),
+            "read": source_reader.n_read,
+            "skipped": source_reader.n_skipped,
+            "duplicates": source_reader.n_duplicates,
+        },
+        "config": {"batch_size": batch_size, "strategy": strategy, **(settings or {})},
+    }
+
+
+def _split(labels: str) -> list[str]:
+    return [label.strip() for label in labels.split(",") if label.strip()]
+
+
+@recipe("textcat.teach")
+def teach(
+    dataset: Dataset,
+    source: SourceArg,
+    label: Labels,
+    db: Db = DEFAULT_DB,
+    base: Base = "blank:en",
+    arch: Arch = "bow",
+    multilabel: Multilabel = False,
+    strategy: Strategy = "margin",
+    batch_size: BatchSize = 10,
+    patterns: Patterns = None,
+    eval_path: Eval = None,
+    skip_invalid: SkipInvalid = False,
+    host: Host = "127.0.0.1",
+    port: Port = 8501,
+    annotators: Annotators = None,
+    overlap: Overlap = 1,
+) -> dict:
+    """Label the texts the model is least sure of: accept, reject or correct.
+
+    The model suggests a label for each text; accept it, reject it (optionally
+    choosing the right label in the same step), or ignore the text. The model
+    updates in the background after every batch of answers.
+    """
+    components = build_components(
+        dataset,
+        source,
+        labels=_split(label),
+        view_id="classification",
+        strategy=strategy,
+        db=db,
+        base=base,
+        arch=arch,
+        multilabel=multilabel,
+        batch_size=batch_size,
+        patterns=patterns,
+        eval_path=eval_path,
+        skip_invalid=skip_invalid,
+        settings={"host": host, "port": port, "annotators": annotators, "overlap": overlap},
+    )
+    _report(components)
+    return components
+
+
+@recipe("textcat.correct")
+def correct(
+    dataset: Dataset,
+    source: SourceArg,
+    label: Labels,
+    db: Db = DEFAULT_DB,
+    base: Base = "blank:en",
+    arch: Arch = "bow",
+    multilabel: Multilabel = False,
+    strategy: Strategy = "margin",
+    batch_size: BatchSize = 10,
+    eval_path: Eval = None,
+    skip_invalid: SkipInvalid = False,
+    host: Host = "127.0.0.1",
+    port: Port = 8501,
+    annotators: Annotators = None,
+    overlap: Overlap = 1,
+) -> dict:
+    """Choose the right label(s), with the model's prediction pre-selected.
+
+    Every answer is gold (all labels known), and the model still picks which texts
+    to ask about and learns from each batch.
+    """
+    components = build_components(
+        dataset,
+        source,
+        labels=_split(label),
+        view_id="choice",
+        strategy=strategy,
+        db=db,
+        base=base,
+        arch=arch,
+        multilabel=multilabel,
+        batch_size=batch_size,
+        eval_path=eval_path,
+        skip_invalid=skip_invalid,
+        settings={
+            "host": host, "port": port, "annotators": annotators, "overlap": overlap,
+            "preselect": True,
+        },
+    )
+    _report(components)
+    return components
+
+
+@recipe("textcat.manual")
+def manual(
+    dataset: Dataset,
+    source: SourceArg,
+    label: Labels,
+    db: Db = DEFAULT_DB,
+    multilabel: Multilabel = False,
+    skip_invalid: SkipInvalid = False,
+    host: Host = "127.0.0.1",
+    port: Port = 8501,
+    annotators: Annotators = None,
+    overlap: Overlap = 1,
+) -> dict:
+    """Choose the label(s) of each text, in source order, from scratch."""
+    components = build_components(
+        dataset,
+        source,
+        labels=_split(label),
+        view_id="choice",
+        strategy="sequential",
+        db=db,
+        multilabel=multilabel,
+        skip_invalid=skip_invalid,
+        window=None,
+        settings={
+            "host": host, "port": port, "annotators": annotators, "overlap": overlap,
+            "preselect": False,
+        },
+    )
+    _report(components)
+    return components
+
+
+def _report(components: dict) -> None:
+    src = components["source"]
+    loop = components["loop"]
+    msg.info(
+        f"{components['dataset']}: {len(loop.pool)} texts from {src['path']}, "
+        f"{loop.pool.n_done} already answered, labels {components['labels']}"
+    )
+    if src["skipped"]:
+        msg.warn(f"Skipped {src['skipped']} malformed line(s) of {src['path']}")

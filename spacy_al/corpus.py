@@ -1,0 +1,537 @@
+"""Annotation sources: read, validate, hash and write tasks.
+
+A task is a dict with a non-empty ``text``, a ``meta`` dict and two hashes, plus any
+label fields it came with (``label``, ``labels``, ``cats``, ``spans``) and the fields
+of Prodigy answers (``answer``, ``accept``, ``options``, ``_session_id`` ...), which
+are kept as they are. Sources are JSONL, CSV, TXT and DocBin (``.spacy``) files, read
+lazily, one line at a time. A malformed record raises :class:`SourceError` naming its
+file, line and field, or is skipped and counted with ``skip_invalid=True``.
+
+Hashes follow Prodigy: ``_input_hash`` identifies the input (the text), ``_task_hash``
+the question asked about it (the input plus its label fields). Both are 32-bit signed
+murmurhash values of canonical JSON, so they are the same in every process and run.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import murmurhash
+import srsly
+
+from .errors import Errors, SourceError
+
+if TYPE_CHECKING:
+    from spacy.vocab import Vocab
+
+INPUT_HASH_ATTR = "_input_hash"
+TASK_HASH_ATTR = "_task_hash"
+INPUT_KEYS: tuple[str, ...] = ("text", "image", "html")
+TASK_KEYS: tuple[str, ...] = ("label", "labels", "cats", "spans", "options")
+ANSWERS: tuple[str, ...] = ("accept", "reject", "ignore")
+LOADERS: tuple[str, ...] = ("jsonl", "csv", "txt", "spacy")
+SUFFIXES: dict[str, str] = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".txt": "txt",
+    ".spacy": "spacy",
+}
+MAX_SKIPPED_ERRORS = 10
+
+# What a loader yields: (1-based line, raw record) or (line, the error on that line).
+_Raw = tuple[int, "dict[str, Any] | SourceError"]
+
+
+# --- hashing ---------------------------------------------------------------
+
+
+def _hash(values: dict[str, Any], prefix: str = "") -> int:
+    return murmurhash.hash(prefix + srsly.json_dumps(values, sort_keys=True))
+
+
+def _task_hash(task: dict[str, Any], input_hash: int, task_keys: Iterable[str]) -> int:
+    return _hash({k: task[k] for k in task_keys if k in task}, prefix=str(input_hash))
+
+
+def get_input_hash(
+    task: dict[str, Any], *, input_keys: Iterable[str] = INPUT_KEYS
+) -> int:
+    """Hash of the input keys present in ``task`` (by default text, image, html)."""
+    return _hash({k: task[k] for k in input_keys if k in task})
+
+
+def get_task_hash(
+    task: dict[str, Any],
+    *,
+    input_keys: Iterable[str] = INPUT_KEYS,
+    task_keys: Iterable[str] = TASK_KEYS,
+) -> int:
+    """Hash of the input hash plus the task keys present in ``task``.
+
+    The task's own ``_input_hash`` is used if it has one, so that task hashes stay
+    consistent with input hashes kept from an earlier tool.
+    """
+    input_hash = task.get(INPUT_HASH_ATTR)
+    if not _is_int(input_hash):
+        input_hash = get_input_hash(task, input_keys=input_keys)
+    return _task_hash(task, input_hash, task_keys)
+
+
+def set_hashes(
+    task: dict[str, Any],
+    *,
+    input_keys: Iterable[str] = INPUT_KEYS,
+    task_keys: Iterable[str] = TASK_KEYS,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Return a copy of ``task`` with ``_input_hash`` and ``_task_hash`` set.
+
+    Hashes the task already has are kept unless ``overwrite`` is True.
+    """
+    task = dict(task)
+    if overwrite or not _is_int(task.get(INPUT_HASH_ATTR)):
+        task[INPUT_HASH_ATTR] = get_input_hash(task, input_keys=input_keys)
+    if overwrite or not _is_int(task.get(TASK_HASH_ATTR)):
+        task[TASK_HASH_ATTR] = _task_hash(task, task[INPUT_HASH_ATTR], task_keys)
+    return task
+
+
+# --- validation ------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _snippet(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _is_label(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def validate_task(
+    record: Any, *, path: str | None = None, line: int | None = None
+) -> dict[str, Any]:
+    """Check one record and return it as a normalized task (a new dict).
+
+    The task has a non-empty ``text``, a ``meta`` dict and both hashes; label and
+    answer fields are checked but kept as given. Raises :class:`SourceError` naming
+    ``path``, ``line`` and the field at fault.
+    """
+
+    def fail(message: str, field: str | None) -> SourceError:
+        return SourceError(message, path=path, line=line, field=field)
+
+    if not isinstance(record, dict):
+        raise fail(
+            Errors.E006.format(kind=_kind(record), snippet=_snippet(record)), None
+        )
+    if "text" not in record:
+        keys = ", ".join(map(repr, record)) or "none"
+        raise fail(Errors.E007.format(field="text", keys=keys), "text")
+    text = record["text"]
+    if not isinstance(text, str):
+        raise fail(
+            Errors.E008.format(field="text", kind=_kind(text), snippet=_snippet(text)),
+            "text",
+        )
+    if not text.strip():
+        raise fail(Errors.E009.format(field="text"), "text")
+    if "label" in record and not _is_label(record["label"]):
+        value = record["label"]
+        msg = Errors.E010.format(
+            field="label", kind=_kind(value), snippet=_snippet(value)
+        )
+        raise fail(msg, "label")
+    if "labels" in record:
+        labels = record["labels"]
+        if not isinstance(labels, list) or not all(map(_is_label, labels)):
+            raise fail(
+                Errors.E011.format(field="labels", snippet=_snippet(labels)), "labels"
+            )
+    if "cats" in record:
+        cats = record["cats"]
+        if not isinstance(cats, dict) or not all(
+            _is_label(k) and _is_number(v) for k, v in cats.items()
+        ):
+            raise fail(Errors.E012.format(snippet=_snippet(cats)), "cats")
+        for label, value in cats.items():
+            if not 0.0 <= value <= 1.0:
+                raise fail(Errors.E013.format(label=label, value=value), "cats")
+    if "spans" in record:
+        _check_spans(record["spans"], len(text), fail)
+    if "answer" in record and record["answer"] not in ANSWERS:
+        msg = Errors.E016.format(
+            answers=", ".join(ANSWERS), snippet=_snippet(record["answer"])
+        )
+        raise fail(msg, "answer")
+    meta = record.get("meta", {})
+    if not isinstance(meta, dict):
+        raise fail(Errors.E017.format(kind=_kind(meta), snippet=_snippet(meta)), "meta")
+    if "cost" in meta:
+        cost = meta["cost"]
+        if not (_is_number(cost) and math.isfinite(cost) and cost > 0):
+            raise fail(Errors.E018.format(snippet=_snippet(cost)), "meta.cost")
+    for attr in (INPUT_HASH_ATTR, TASK_HASH_ATTR):
+        if attr in record and not _is_int(record[attr]):
+            raise fail(
+                Errors.E019.format(field=attr, snippet=_snippet(record[attr])), attr
+            )
+    task = dict(record)
+    task["meta"] = dict(meta)
+    return set_hashes(task)
+
+
+def _check_spans(spans: Any, n_chars: int, fail: Any) -> None:
+    if not isinstance(spans, list):
+        raise fail(
+            Errors.E014.format(kind=_kind(spans), snippet=_snippet(spans)), "spans"
+        )
+    for i, span in enumerate(spans):
+        ok = (
+            isinstance(span, dict)
+            and _is_int(span.get("start"))
+            and _is_int(span.get("end"))
+            and 0 <= span["start"] <= span["end"] <= n_chars
+            and _is_label(span.get("label"))
+        )
+        if not ok:
+            msg = Errors.E015.format(i=i, snippet=_snippet(span), n_chars=n_chars)
+            raise fail(msg, "spans")
+
+
+def gold_labels(task: dict[str, Any]) -> list[str] | None:
+    """The labels a record asserts as true, for replaying gold answers.
+
+    From ``label`` (one), ``labels``, ``cats`` (values >= 0.5) or, for a choice
+    answer, the ``accept`` list of option ids. ``[]`` when the record gives labels
+    but says none is true (all cats below 0.5); None when it asserts nothing: no
+    label field, or an ``answer`` of reject or ignore.
+    """
+    if task.get("answer") in ("reject", "ignore"):
+        return None
+    if "options" in task and isinstance(task.get("accept"), list):
+        return [str(option_id) for option_id in task["accept"]]
+    if "label" in task:
+        return [task["label"]]
+    if "labels" in task:
+        return list(task["labels"])
+    if "cats" in task:
+        return [label for label, value in task["cats"].items() if value >= 0.5]
+    return None
+
+
+# --- loaders -----------------------------------------------------------------
+
+
+def _lines(file: BinaryIO, path: str) -> Iterator[tuple[int, str | SourceError]]:
+    """Decode a binary file line by line, so a bad byte names its line."""
+    for i, raw in enumerate(file, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield i, SourceError(Errors.E004.format(err=e), path=path, line=i)
+            continue
+        if i == 1:
+            line = line.removeprefix("\ufeff")
+        yield i, line.rstrip("\r\n")
+
+
+def _read_jsonl(path: Path) -> Iterator[_Raw]:
+    with path.open("rb") as file:
+        for i, line in _lines(file, str(path)):
+            if isinstance(line, SourceError):
+                yield i, line
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = srsly.json_loads(line)
+            except ValueError as e:
+                msg = Errors.E005.format(err=e, snippet=_snippet(line))
+                yield i, SourceError(msg, path=str(path), line=i)
+                continue
+            if not isinstance(record, dict):
+                msg = Errors.E006.format(kind=_kind(record), snippet=_snippet(record))
+                yield i, SourceError(msg, path=str(path), line=i)
+                continue
+            yield i, record
+
+
+def _read_txt(path: Path) -> Iterator[_Raw]:
+    with path.open("rb") as file:
+        for i, line in _lines(file, str(path)):
+            if isinstance(line, SourceError):
+                yield i, line
+            elif line.strip():
+                yield i, {"text": line}
+
+
+def _read_csv(
+    path: Path, *, text_column: str, label_column: str, label_sep: str | None
+) -> Iterator[_Raw]:
+    bad: dict[int, SourceError] = {}
+
+    def decoded(file: BinaryIO) -> Iterator[str]:
+        # csv.reader needs strings; remember bad lines and check each row against them.
+        for i, line in _lines(file, str(path)):
+            if isinstance(line, SourceError):
+                bad[i] = line
+                line = ""
+            yield line + "\n"
+
+    with path.open("rb") as file:
+        reader = csv.reader(decoded(file))
+        header = next(reader, None)
+        if header is None:
+            return
+        if 1 in bad:
+            raise bad[1]
+        columns = [name.strip() for name in header]
+        for column, option, what, required in (
+            (text_column, "text_column", "texts", True),
+            (label_column, "label_column", "labels", label_column != "label"),
+        ):
+            if required and column not in columns:
+                msg = Errors.E020.format(
+                    column=column,
+                    option=option,
+                    columns=", ".join(map(repr, columns)),
+                    what=what,
+                )
+                raise SourceError(msg, path=str(path), line=1, field=column)
+        text_i = columns.index(text_column)
+        label_i = columns.index(label_column) if label_column in columns else None
+        last = reader.line_num
+        for row in reader:
+            first, last = last + 1, reader.line_num
+            errors = [bad[i] for i in range(first, last + 1) if i in bad]
+            if errors:
+                yield first, errors[0]
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(columns):
+                msg = Errors.E021.format(n=len(row), n_header=len(columns))
+                yield first, SourceError(msg, path=str(path), line=first)
+                continue
+            text = row[text_i]
+            if not text.strip():
+                msg = Errors.E009.format(field=text_column)
+                yield (
+                    first,
+                    SourceError(msg, path=str(path), line=first, field=text_column),
+                )
+                continue
+            record: dict[str, Any] = {"text": text}
+            if label_i is not None and row[label_i].strip():
+                cell = row[label_i].strip()
+                if label_sep is None:
+                    record["label"] = cell
+                else:
+                    record["labels"] = [
+                        part.strip() for part in cell.split(label_sep) if part.strip()
+                    ]
+            meta: dict[str, Any] = {
+                name: value
+                for j, (name, value) in enumerate(zip(columns, row, strict=True))
+                if j not in (text_i, label_i)
+            }
+            if "cost" in meta:
+                meta["cost"] = _parse_number(meta["cost"])
+            record["meta"] = meta
+            yield first, record
+
+
+def _parse_number(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value  # left for validation to report
+
+
+def _read_docbin(path: Path, vocab: Vocab) -> Iterator[_Raw]:
+    from spacy.tokens import DocBin
+
+    try:
+        doc_bin = DocBin().from_disk(path)
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        msg = Errors.E022.format(path=path, err=e, loaders=", ".join(LOADERS))
+        raise ValueError(msg) from e
+    for i, doc in enumerate(doc_bin.get_docs(vocab), start=1):
+        record: dict[str, Any] = {"text": doc.text}
+        if doc.cats:
+            record["cats"] = dict(doc.cats)
+        if doc.has_annotation("ENT_IOB"):
+            record["spans"] = [
+                {"start": ent.start_char, "end": ent.end_char, "label": ent.label_}
+                for ent in doc.ents
+            ]
+        yield i, record
+
+
+def _resolve_loader(path: Path, loader: str | None) -> str:
+    loaders = ", ".join(LOADERS)
+    if loader is not None:
+        if loader not in LOADERS:
+            raise ValueError(
+                Errors.E003.format(loader=loader, path=path, loaders=loaders)
+            )
+        return loader
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(
+            Errors.E002.format(
+                path=path, suffix=suffix, suffixes=", ".join(SUFFIXES), loaders=loaders
+            )
+        )
+    return SUFFIXES[suffix]
+
+
+def _check_exists(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(Errors.E001.format(path=path, cwd=Path.cwd()))
+
+
+# --- sources ---------------------------------------------------------------
+
+
+class Source:
+    """An annotation source file, read lazily into validated, hashed tasks.
+
+    Each iteration re-reads the file. ``n_read`` (records read, blank lines not
+    counted), ``n_skipped`` (invalid records skipped), ``n_duplicates`` (records
+    whose input hash was seen before) and ``skipped_errors`` (the first messages of
+    skipped records) describe the last iteration, as far as it got. For DocBin
+    files the "line" of an error is the 1-based number of the doc.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        loader: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        label_sep: str | None = None,
+        skip_invalid: bool = False,
+        dedupe: bool = True,
+        vocab: Vocab | None = None,
+    ) -> None:
+        self.path = Path(path)
+        _check_exists(self.path)
+        self.loader = _resolve_loader(self.path, loader)
+        if label_sep == "":
+            raise ValueError(Errors.E023)
+        self.text_column = text_column
+        self.label_column = label_column
+        self.label_sep = label_sep
+        self.skip_invalid = skip_invalid
+        self.dedupe = dedupe
+        self.vocab = vocab
+        self.n_read = 0
+        self.n_skipped = 0
+        self.n_duplicates = 0
+        self.skipped_errors: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"Source({str(self.path)!r}, loader={self.loader!r})"
+
+    def _raw(self) -> Iterator[_Raw]:
+        if self.loader == "jsonl":
+            return _read_jsonl(self.path)
+        if self.loader == "txt":
+            return _read_txt(self.path)
+        if self.loader == "csv":
+            return _read_csv(
+                self.path,
+                text_column=self.text_column,
+                label_column=self.label_column,
+                label_sep=self.label_sep,
+            )
+        if self.vocab is None:
+            import spacy
+
+            self.vocab = spacy.blank("xx").vocab
+        return _read_docbin(self.path, self.vocab)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.n_read = self.n_skipped = self.n_duplicates = 0
+        self.skipped_errors = []
+        seen: set[int] = set()
+        for line, record in self._raw():
+            self.n_read += 1
+            try:
+                if isinstance(record, SourceError):
+                    raise record
+                task = validate_task(record, path=str(self.path), line=line)
+            except SourceError as e:
+                if not self.skip_invalid:
+                    raise
+                self.n_skipped += 1
+                if len(self.skipped_errors) < MAX_SKIPPED_ERRORS:
+                    self.skipped_errors.append(str(e))
+                continue
+            if self.dedupe:
+                if task[INPUT_HASH_ATTR] in seen:
+                    self.n_duplicates += 1
+                    continue
+                seen.add(task[INPUT_HASH_ATTR])
+            yield task
+
+
+def read_source(path: str | Path, **kwargs: Any) -> Source:
+    """Open ``path`` as a :class:`Source`; keyword arguments go to ``Source``."""
+    return Source(path, **kwargs)
+
+
+def read_jsonl(path: str | Path, *, validate: bool = True) -> Iterator[dict[str, Any]]:
+    """Read a JSONL file lazily, without deduplication.
+
+    With ``validate`` (the default) each line becomes a normalized, hashed task;
+    without it, lines are only parsed. A malformed line raises :class:`SourceError`.
+    """
+    path = Path(path)
+    _check_exists(path)
+
+    def read() -> Iterator[dict[str, Any]]:
+        for line, record in _read_jsonl(path):
+            if isinstance(record, SourceError):
+                raise record
+            yield (
+                validate_task(record, path=str(path), line=line) if validate else record
+            )
+
+    return read()
+
+
+def write_jsonl(path: str | Path, tasks: Iterable[dict[str, Any]]) -> int:
+    """Write ``tasks`` to ``path`` as JSON Lines; return how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for task in tasks:
+            count += 1
+            yield task
+
+    srsly.write_jsonl(path, counted())
+    return count

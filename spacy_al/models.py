@@ -1,0 +1,528 @@
+"""Text-classification models: build or load a pipeline, train it online, serve it.
+
+Three pieces, one concept (the model in the loop):
+
+* ``build_textcat`` makes a pipeline from ``blank:LANG`` or any installed pipeline
+  (name or path) with a ``textcat`` or ``textcat_multilabel`` component;
+* ``TextcatModel`` wraps the pipeline: predict probabilities, and update with a
+  *masked* loss, so that partial answers ("not SPORTS") train only what they say;
+* ``Updater`` owns the training model (one thread trains it), keeps a serving
+  snapshot that is swapped under a lock after each update (scoring never waits for
+  training), stamps a model version, and checkpoints to disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import spacy
+import srsly
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
+from thinc.api import Adam, Model, Optimizer
+
+from spacy_al.errors import Errors
+from spacy_al.targets import TextcatTarget
+
+ARCHITECTURES = ("bow", "ensemble")
+DEFAULT_LEARN_RATE = {"bow": 0.01, "ensemble": 0.002}
+
+
+def _bow_config(*, exclusive: bool, ngram_size: int = 1) -> dict:
+    return {
+        "@architectures": "spacy.TextCatBOW.v3",
+        "exclusive_classes": exclusive,
+        "ngram_size": ngram_size,
+        "no_output_layer": False,
+        "length": 262144,
+    }
+
+
+def _ensemble_config(*, exclusive: bool) -> dict:
+    return {
+        "@architectures": "spacy.TextCatEnsemble.v2",
+        "tok2vec": {
+            "@architectures": "spacy.Tok2Vec.v2",
+            "embed": {
+                "@architectures": "spacy.MultiHashEmbed.v2",
+                "width": 64,
+                "rows": [2000, 2000, 500, 1000, 500],
+                "attrs": ["NORM", "LOWER", "PREFIX", "SUFFIX", "SHAPE"],
+                "include_static_vectors": False,
+            },
+            "encode": {
+                "@architectures": "spacy.MaxoutWindowEncoder.v2",
+                "width": 64,
+                "window_size": 1,
+                "maxout_pieces": 3,
+                "depth": 2,
+            },
+        },
+        "linear_model": _bow_config(exclusive=exclusive),
+    }
+
+
+def architecture_config(architecture: str, *, exclusive: bool) -> dict:
+    """The thinc model config for a named architecture (``bow`` or ``ensemble``)."""
+    if architecture == "bow":
+        return _bow_config(exclusive=exclusive)
+    if architecture == "ensemble":
+        return _ensemble_config(exclusive=exclusive)
+    raise ValueError(
+        Errors.E301.format(architecture=architecture, valid=list(ARCHITECTURES))
+    )
+
+
+def load_base(base: str) -> Language:
+    """``blank:LANG`` or an installed pipeline's package name or path."""
+    if base.startswith("blank:"):
+        lang = base.split(":", 1)[1]
+        try:
+            return spacy.blank(lang)
+        except Exception as e:  # spaCy raises ImportError or ValueError here
+            raise ValueError(Errors.E302.format(base=base, err=e)) from e
+    try:
+        return spacy.load(base)
+    except OSError as e:
+        raise ValueError(Errors.E303.format(base=base)) from e
+
+
+def build_textcat(
+    labels: Sequence[str],
+    *,
+    exclusive: bool = True,
+    base: str = "blank:en",
+    architecture: str = "bow",
+    component: str | None = None,
+) -> Language:
+    """A pipeline with an initialized text classifier over ``labels``.
+
+    The classifier is added to the base pipeline under ``component`` (default
+    ``textcat`` or ``textcat_multilabel``). If the base already has a component of
+    that name, it is used as it is and must know every label.
+    """
+    labels = list(dict.fromkeys(labels))
+    if not labels:
+        raise ValueError(Errors.E304)
+    if exclusive and len(labels) < 2:
+        raise ValueError(Errors.E305.format(labels=labels))
+    factory = "textcat" if exclusive else "textcat_multilabel"
+    name = component or factory
+    nlp = load_base(base)
+    if name in nlp.pipe_names:
+        existing = nlp.get_pipe(name)
+        missing = [label for label in labels if label not in existing.labels]
+        if missing:
+            raise ValueError(
+                Errors.E306.format(
+                    name=name, missing=missing, labels=list(existing.labels)
+                )
+            )
+        return nlp
+    model = architecture_config(architecture, exclusive=exclusive)
+    textcat = nlp.add_pipe(factory, name=name, config={"model": model})
+    for label in labels:
+        textcat.add_label(label)
+    # Shapes only: one tiny example per label lets thinc infer the output width.
+    examples = [
+        Example.from_dict(nlp.make_doc(label), {"cats": {x: float(x == label) for x in labels}})
+        for label in labels
+    ]
+    textcat.initialize(lambda: examples, nlp=nlp, labels=labels)
+    return nlp
+
+
+@dataclass
+class UpdateStats:
+    version: int
+    loss: float
+    n_new: int
+    n_replayed: int
+    seconds: float
+    retrained: bool = False
+
+
+class TextcatModel:
+    """A pipeline plus the name of its text classifier."""
+
+    def __init__(
+        self,
+        nlp: Language,
+        *,
+        component: str | None = None,
+        thinc_model: Model | None = None,
+    ) -> None:
+        if component is None:
+            names = [
+                name
+                for name, pipe in nlp.pipeline
+                if isinstance(pipe, (TextCategorizer, MultiLabel_TextCategorizer))
+            ]
+            if not names:
+                raise ValueError(Errors.E307.format(pipes=nlp.pipe_names))
+            component = names[-1]
+        self.nlp = nlp
+        self.component = component
+        pipe = nlp.get_pipe(component)
+        self.labels: tuple[str, ...] = tuple(pipe.labels)
+        self.exclusive = not isinstance(pipe, MultiLabel_TextCategorizer)
+        # The weights: the pipe's own model, or a snapshot's private copy of it.
+        self.thinc_model: Model = pipe.model if thinc_model is None else thinc_model
+        self._label_index = {label: i for i, label in enumerate(self.labels)}
+
+    def snapshot(self) -> TextcatModel:
+        """A copy of the weights (about 2 ms for bow) sharing the tokenizer."""
+        return TextcatModel(
+            self.nlp, component=self.component, thinc_model=copy.deepcopy(self.thinc_model)
+        )
+
+    def make_docs(self, texts: Iterable[str]) -> list[Doc]:
+        return [self.nlp.make_doc(text) for text in texts]
+
+    def predict(self, docs: Sequence[Doc], *, batch_size: int = 512) -> np.ndarray:
+        """Probabilities, shape (n_docs, n_labels), columns in ``self.labels`` order."""
+        model = self.thinc_model
+        out = np.zeros((len(docs), len(self.labels)), dtype="f")
+        for i in range(0, len(docs), batch_size):
+            batch = docs[i : i + batch_size]
+            # As TextCategorizer.predict: a batch of empty docs scores all zeros.
+            if any(len(doc) for doc in batch):
+                out[i : i + len(batch)] = model.ops.to_numpy(model.predict(batch))
+        return out
+
+    def predict_texts(self, texts: Iterable[str]) -> np.ndarray:
+        return self.predict(self.make_docs(texts))
+
+    def truths(self, targets: Sequence[TextcatTarget]) -> tuple[np.ndarray, np.ndarray]:
+        """Target values and a mask of the known ones, shape (n, n_labels) each."""
+        truths = np.zeros((len(targets), len(self.labels)), dtype="f")
+        known = np.zeros_like(truths)
+        for i, target in enumerate(targets):
+            for label, value in target.cats.items():
+                j = self._label_index.get(label)
+                if j is None:
+                    raise ValueError(
+                        Errors.E402.format(
+                            label=label,
+                            labels=list(self.labels),
+                            where=f"the target for '{target.text[:40]}'",
+                        )
+                    )
+                truths[i, j] = value
+                known[i, j] = 1.0
+        return truths, known
+
+    def update(
+        self,
+        docs: Sequence[Doc],
+        targets: Sequence[TextcatTarget],
+        *,
+        sgd: Optimizer,
+        drop: float = 0.0,
+    ) -> float:
+        """One gradient step with the squared error masked to the known labels.
+
+        This is spaCy's own textcat loss (``scores - truths``), but with the mask that
+        spaCy applies only for multilabel models applied to exclusive ones too: a
+        reject of one label among three trains that label towards 0 and leaves the
+        others alone, where spaCy would train them all towards 0.
+        """
+        model = self.thinc_model
+        truths, known = self.truths(targets)
+        if drop:
+            model.set_dropout_rate(drop)
+        scores, backprop = model.begin_update(list(docs))
+        if drop:
+            model.set_dropout_rate(0.0)
+        ops = model.ops
+        d_scores = (scores - ops.asarray(truths)) * ops.asarray(known)
+        backprop(d_scores)
+        model.finish_update(sgd)
+        return float((ops.to_numpy(d_scores) ** 2).sum() / max(known.sum(), 1.0))
+
+    def reset(self) -> TextcatModel:
+        """A fresh, untrained model with the same pipeline config and labels."""
+        nlp = copy.deepcopy(self.nlp)
+        pipe = nlp.get_pipe(self.component)
+        examples = [
+            Example.from_dict(
+                nlp.make_doc(label), {"cats": {x: float(x == label) for x in self.labels}}
+            )
+            for label in self.labels
+        ]
+        pipe.initialize(lambda: examples, nlp=nlp, labels=list(self.labels))
+        return TextcatModel(nlp, component=self.component)
+
+
+class Updater:
+    """Trains one model online and serves snapshots of it.
+
+    After each batch of answers: ``update_steps`` gradient steps, each on the new
+    targets plus ``replay`` earlier ones drawn at random (so that the model doesn't
+    forget what it learnt first), then a new snapshot is made off the lock and
+    swapped in under it, and the version goes up by one. Every ``retrain_every``
+    updates (0: never) the model is instead retrained from scratch on everything
+    known, for ``retrain_epochs`` epochs, which undoes the drift of many small
+    online steps.
+
+    The updater is not itself thread-safe for training: one thread (the loop's
+    trainer) calls ``update``; any number of threads call ``serving``.
+    """
+
+    def __init__(
+        self,
+        model: TextcatModel,
+        *,
+        learn_rate: float = 0.01,
+        update_steps: int = 3,
+        replay: int = 30,
+        retrain_every: int = 0,
+        retrain_epochs: int = 10,
+        batch_size: int = 32,
+        drop: float = 0.0,
+        seed: int = 0,
+        version: int = 0,
+        snapshots: bool = True,
+    ) -> None:
+        self.model = model
+        self.learn_rate = learn_rate
+        self.update_steps = update_steps
+        self.replay = replay
+        self.retrain_every = retrain_every
+        self.retrain_epochs = retrain_epochs
+        self.batch_size = batch_size
+        self.drop = drop
+        self.snapshots = snapshots
+        self.optimizer = Adam(learn_rate)
+        self._rng = random.Random(seed)
+        self._targets: dict[int, TextcatTarget] = {}
+        self._docs: dict[int, Doc] = {}
+        self._lock = threading.Lock()
+        self._version = version
+        self._n_updates = 0
+        self._serving = model.snapshot() if snapshots else model
+        self.history: list[UpdateStats] = []
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.model.labels
+
+    @property
+    def n_targets(self) -> int:
+        return len(self._targets)
+
+    def serving(self) -> tuple[TextcatModel, int]:
+        """The current serving model and its version; safe from any thread."""
+        with self._lock:
+            return self._serving, self._version
+
+    def _doc(self, target: TextcatTarget) -> Doc:
+        doc = self._docs.get(target.input_hash)
+        if doc is None or doc.text != target.text:
+            doc = self.model.nlp.make_doc(target.text)
+            self._docs[target.input_hash] = doc
+        return doc
+
+    def _step(self, targets: Sequence[TextcatTarget]) -> float:
+        loss = 0.0
+        for i in range(0, len(targets), self.batch_size):
+            batch = targets[i : i + self.batch_size]
+            docs = [self._doc(t) for t in batch]
+            loss += self.model.update(docs, batch, sgd=self.optimizer, drop=self.drop)
+        return loss
+
+    def add_targets(self, targets: Iterable[TextcatTarget]) -> list[TextcatTarget]:
+        """Remember targets for replay (newest wins per input); return the new ones."""
+        new = []
+        for target in targets:
+            self._targets[target.input_hash] = target
+            new.append(target)
+        return new
+
+    def update(self, targets: Sequence[TextcatTarget]) -> UpdateStats:
+        """Learn from newly answered targets; swap in a new serving snapshot."""
+        start = time.perf_counter()
+        new = self.add_targets(targets)
+        self._n_updates += 1
+        retrain = bool(self.retrain_every) and self._n_updates % self.retrain_every == 0
+        if retrain:
+            loss, n_replayed = self._retrain(), len(self._targets)
+        else:
+            new_keys = {t.input_hash for t in new}
+            old = [t for k, t in self._targets.items() if k not in new_keys]
+            loss = 0.0
+            n_replayed = 0
+            for _ in range(self.update_steps):
+                replayed = self._rng.sample(old, min(self.replay, len(old)))
+                batch = list(new) + replayed
+                self._rng.shuffle(batch)
+                loss += self._step(batch)
+                n_replayed += len(replayed)
+        self._publish()
+        stats = UpdateStats(
+            version=self.version,
+            loss=loss,
+            n_new=len(new),
+            n_replayed=n_replayed,
+            seconds=time.perf_counter() - start,
+            retrained=retrain,
+        )
+        self.history.append(stats)
+        return stats
+
+    def retrain(self, targets: Iterable[TextcatTarget] = ()) -> UpdateStats:
+        """Train a fresh model on everything known (plus ``targets``) and serve it."""
+        start = time.perf_counter()
+        self.add_targets(targets)
+        loss = self._retrain()
+        self._publish()
+        stats = UpdateStats(
+            self.version, loss, 0, len(self._targets), time.perf_counter() - start, True
+        )
+        self.history.append(stats)
+        return stats
+
+    def _retrain(self) -> float:
+        self.model = self.model.reset()
+        self._docs.clear()
+        self.optimizer = Adam(self.learn_rate)
+        everything = list(self._targets.values())
+        loss = 0.0
+        for _ in range(self.retrain_epochs):
+            self._rng.shuffle(everything)
+            loss = self._step(everything)
+        return loss
+
+    def _publish(self) -> None:
+        snapshot = self.model.snapshot() if self.snapshots else self.model
+        with self._lock:
+            self._serving = snapshot
+            self._version += 1
+
+    def save(self, path: str | Path) -> Path:
+        """Checkpoint the training model and the version, atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        self.model.nlp.to_disk(tmp / "model")
+        srsly.write_json(
+            tmp / "state.json",
+            {
+                "version": self.version,
+                "component": self.model.component,
+                "labels": list(self.model.labels),
+                "n_targets": self.n_targets,
+            },
+        )
+        old = path.with_name(path.name + ".old")
+        if path.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            path.rename(old)
+        tmp.rename(path)
+        if old.exists():
+            shutil.rmtree(old)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs) -> Updater:
+        """Resume from a checkpoint written by ``save``; the version continues."""
+        path = Path(path)
+        state_path = path / "state.json"
+        if not state_path.exists():
+            raise ValueError(Errors.E308.format(path=path))
+        state = srsly.read_json(state_path)
+        nlp = spacy.load(path / "model")
+        model = TextcatModel(nlp, component=state["component"])
+        return cls(model, version=int(state["version"]), **kwargs)
+
+
+
+
+class Committee:
+    """K updaters trained on bootstrap resamples of the same answers.
+
+    Each member sees every new target a Poisson(1)-distributed number of times (the
+    online form of bootstrapping), so members differ by data, not only by seed:
+    ``bow`` members start from zero weights, so seeds alone would give near-identical
+    members. ``serving`` returns the members' snapshots as a list.
+    """
+
+    def __init__(self, members: Sequence[Updater], *, seed: int = 0) -> None:
+        if len(members) < 2:
+            raise ValueError(Errors.E309.format(n=len(members)))
+        self.members = list(members)
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._version = max(m.version for m in members)
+
+    @classmethod
+    def build(
+        cls, model: TextcatModel, *, size: int = 3, seed: int = 0, **updater_kwargs
+    ) -> Committee:
+        members = [
+            Updater(model.reset(), seed=seed + i, **updater_kwargs) for i in range(size)
+        ]
+        return cls(members, seed=seed)
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.members[0].labels
+
+    @property
+    def model(self) -> TextcatModel:
+        return self.members[0].model
+
+    @property
+    def n_targets(self) -> int:
+        return self.members[0].n_targets
+
+    def serving(self) -> tuple[list[TextcatModel], int]:
+        with self._lock:
+            return [m.serving()[0] for m in self.members], self._version
+
+    def update(self, targets: Sequence[TextcatTarget]) -> UpdateStats:
+        start = time.perf_counter()
+        losses = []
+        for member in self.members:
+            counts = self._rng.poisson(1.0, size=len(targets))
+            resampled = [t for t, c in zip(targets, counts) for _ in range(c)]
+            losses.append(member.update(resampled).loss)
+        with self._lock:
+            self._version += 1
+            version = self._version
+        return UpdateStats(
+            version, float(np.mean(losses)), len(targets), 0, time.perf_counter() - start
+        )
+
+    def retrain(self, targets: Iterable[TextcatTarget] = ()) -> UpdateStats:
+        targets = list(targets)
+        start = time.perf_counter()
+        for member in self.members:
+            member.retrain(targets)
+        with self._lock:
+            self._version += 1
+            version = self._version
+        return UpdateStats(version, 0.0, 0, 0, time.perf_counter() - start, True)

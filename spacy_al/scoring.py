@@ -1,0 +1,117 @@
+"""Score documents with the serving model: probabilities and one uncertainty each.
+
+A scorer takes what an updater serves (one model, or a committee's list of models)
+and a batch of Docs, and returns the probabilities (columns = labels) and a
+document-level informativeness score (higher = more informative), using the
+measures in ``spacy_al.uncertainty``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from spacy.tokens import Doc
+
+from spacy_al import uncertainty
+from spacy_al.errors import Errors
+from spacy_al.models import TextcatModel
+
+#: Measures of a single model (the names of ``uncertainty.get_measure``).
+SINGLE_MEASURES = ("least_confidence", "margin", "entropy")
+
+
+@dataclass
+class Scores:
+    probs: np.ndarray  # (n, n_labels)
+    scores: np.ndarray  # (n,) higher = more informative
+
+
+class Scorer(Protocol):
+    measure: str
+
+    def __call__(self, served: object, docs: Sequence[Doc]) -> Scores: ...
+
+
+class ModelScorer:
+    """Least confidence, margin or entropy of one model's probabilities."""
+
+    def __init__(self, measure: str = "margin", *, multilabel: bool = False) -> None:
+        self.measure = measure
+        self._measure = uncertainty.get_measure(measure, multilabel=multilabel)
+
+    def __call__(self, served: TextcatModel, docs: Sequence[Doc]) -> Scores:
+        probs = served.predict(docs)
+        return Scores(probs, self._measure(probs) if len(docs) else np.zeros(0))
+
+
+class CommitteeScorer:
+    """Disagreement of a committee: vote entropy, consensus entropy or max KL.
+
+    The committee's members are served as a list of models; the probabilities
+    reported are the committee's mean.
+    """
+
+    def __init__(self, measure: str = "vote_entropy") -> None:
+        if measure not in uncertainty.COMMITTEE_MEASURES:
+            raise ValueError(
+                Errors.E403.format(
+                    measure=measure, valid=list(uncertainty.COMMITTEE_MEASURES)
+                )
+            )
+        self.measure = measure
+        self._measure = uncertainty.COMMITTEE_MEASURES[measure]
+
+    def __call__(self, served: Sequence[TextcatModel], docs: Sequence[Doc]) -> Scores:
+        member_probs = np.stack([model.predict(docs) for model in served])
+        if not len(docs):
+            return Scores(member_probs.mean(0), np.zeros(0))
+        return Scores(member_probs.mean(0), self._measure(member_probs))
+
+
+class BALDScorer:
+    """BALD from Monte-Carlo dropout: ``n_samples`` stochastic forward passes.
+
+    Only architectures with dropout give samples that differ (``ensemble``; the
+    ``bow`` architecture has no dropout nodes, so its BALD is 0 everywhere, and
+    this scorer refuses it). The passes run on a private copy of the weights, so
+    that the served model is never put into dropout mode under another reader.
+    """
+
+    measure = "bald"
+
+    def __init__(self, *, n_samples: int = 10, dropout: float = 0.2) -> None:
+        self.n_samples = n_samples
+        self.dropout = dropout
+
+    def __call__(self, served: TextcatModel, docs: Sequence[Doc]) -> Scores:
+        model = copy.deepcopy(served.thinc_model)
+        if not any(node.attrs.get("dropout_rate") is not None for node in model.walk()):
+            raise ValueError(Errors.E404)
+        model.set_dropout_rate(self.dropout)
+        docs = list(docs)
+        if not docs:
+            return Scores(np.zeros((0, len(served.labels))), np.zeros(0))
+        samples = np.stack(
+            [model.ops.to_numpy(model(docs, is_train=True)[0]) for _ in range(self.n_samples)]
+        )
+        if not served.exclusive:
+            # Independent sigmoids: treat each label as its own binary distribution.
+            samples = np.stack([samples, 1.0 - samples], axis=-1)
+            n_samples, n, n_labels, _ = samples.shape
+            flat = samples.transpose(0, 1, 2, 3).reshape(n_samples, n * n_labels, 2)
+            per_label = uncertainty.bald(flat).reshape(n, n_labels)
+            return Scores(samples[..., 0].mean(0), per_label.mean(1))
+        return Scores(samples.mean(0), uncertainty.bald(samples))
+
+
+def make_scorer(measure: str, *, multilabel: bool = False) -> Scorer:
+    """The scorer for a measure name (single model, committee, or ``bald``)."""
+    if measure == "bald":
+        return BALDScorer()
+    if measure in uncertainty.COMMITTEE_MEASURES:
+        return CommitteeScorer(measure)
+    return ModelScorer(measure, multilabel=multilabel)

@@ -1,0 +1,807 @@
+"""The answer database: every answer is committed before it is acknowledged.
+
+SQLAlchemy Core over an SQLite file by default (WAL journal, busy timeout, foreign
+keys) or any SQLAlchemy URL, such as PostgreSQL's. A dataset holds answers, one row
+per (dataset, task, annotator): answering a task again replaces the earlier answer
+with a new row (a new, higher id), so readers polling with ``since_id`` see edits.
+Writers to one dataset take turns, so its ids are committed in increasing order and
+``since_id`` polling misses nothing.
+Answers read back as Prodigy-style tasks with ``answer``, ``_input_hash``,
+``_task_hash``, ``_annotator_id``, ``_session_id``, ``_timestamp`` and more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from spacy_al.corpus import set_hashes
+from spacy_al.errors import Errors, SpacyALError
+
+DEFAULT_DB = "spacy_al.db"
+DB_ENV_VAR = "SPACY_AL_DB"
+ANSWERS: tuple[str, ...] = ("accept", "reject", "ignore")
+MAX_NAME_LENGTH = 255
+BUSY_TIMEOUT_MS = 30_000
+WRITE_ATTEMPTS = 5
+RETRY_WAIT = 0.05  # seconds; a retry waits up to this times the attempt number
+# SQLSTATEs of a transaction that lost a race: serialization failure, deadlock.
+_CONFLICT_STATES = ("40001", "40P01")
+# Keys that are columns and set on every answer read back; never kept in ``content``.
+ANSWER_KEYS: tuple[str, ...] = (
+    "answer",
+    "_input_hash",
+    "_task_hash",
+    "_annotator_id",
+    "_session_id",
+    "_timestamp",
+    "_model_version",
+    "_id",
+)
+_HASH_MIN, _HASH_MAX = -(2**63), 2**63 - 1
+_WRITE_OPTION = "spacy_al_write"
+
+T = TypeVar("T")
+
+
+class AnswerError(SpacyALError, ValueError):
+    """An answer is malformed. In a batch, nothing of the batch was written.
+
+    ``field`` names the key at fault (None if the answer isn't a dict); ``index`` is
+    the answer's position in the batch (None when validated alone).
+    """
+
+    def __init__(
+        self, message: str, *, field: str | None = None, index: int | None = None
+    ) -> None:
+        self.field = field
+        self.index = index
+        super().__init__(message)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite stores it naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY, so ids are BIGINT elsewhere.
+_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData()
+
+datasets_table = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(MAX_NAME_LENGTH), nullable=False, unique=True),
+    sa.Column("created", UTCDateTime(), nullable=False),
+    sa.Column("meta", sa.JSON(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+answers_table = sa.Table(
+    "answers",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "dataset_id",
+        _Id,
+        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("input_hash", sa.BigInteger(), nullable=False),
+    sa.Column("task_hash", sa.BigInteger(), nullable=False),
+    sa.Column("annotator", sa.String(MAX_NAME_LENGTH), nullable=False),
+    sa.Column("answer", sa.String(16), nullable=False),
+    sa.Column("label", sa.Text(), nullable=True),
+    sa.Column("accept", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("model_version", sa.BigInteger(), nullable=True),
+    sa.Column("created", UTCDateTime(), nullable=False),
+    sa.Column("content", sa.JSON(), nullable=False),
+    sa.UniqueConstraint(
+        "dataset_id", "task_hash", "annotator", name="uq_answers_dataset_task_annotator"
+    ),
+    sa.CheckConstraint(
+        "answer IN ('accept', 'reject', 'ignore')", name="ck_answers_answer"
+    ),
+    sa.Index("ix_answers_dataset_input", "dataset_id", "input_hash"),
+    sa.Index("ix_answers_dataset_annotator", "dataset_id", "annotator"),
+    # Ids only grow, never reused after a delete, so since_id readers miss nothing.
+    sqlite_autoincrement=True,
+)
+
+
+# --- JSON and validation -----------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, allow_nan=False)
+
+
+def _snippet(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
+        msg = Errors.E103.format(
+            what=what, max=MAX_NAME_LENGTH, snippet=_snippet(value)
+        )
+        raise ValueError(msg)
+    return value
+
+
+def _check_answer_values(answers: str | Iterable[str] | None) -> list[str] | None:
+    if answers is None:
+        return None
+    values = [answers] if isinstance(answers, str) else list(answers)
+    for value in values:
+        if value not in ANSWERS:
+            raise ValueError(Errors.E112.format(snippet=_snippet(value)))
+    return values
+
+
+def validate_answer(answer: Any) -> dict[str, Any]:
+    """Check one answer and return a copy with both hashes set.
+
+    An answer is a task dict with a non-empty ``text`` (or an ``_input_hash``), an
+    ``answer`` of accept, reject or ignore, an optional string ``label`` and an
+    optional ``accept`` list; every value must be storable as JSON. Raises
+    :class:`AnswerError` naming the field at fault.
+    """
+    if not isinstance(answer, dict):
+        msg = Errors.E104.format(kind=type(answer).__name__, snippet=_snippet(answer))
+        raise AnswerError(msg)
+    text = answer.get("text")
+    if ("_input_hash" not in answer or "text" in answer) and not (
+        isinstance(text, str) and text.strip()
+    ):
+        raise AnswerError(Errors.E105.format(snippet=_snippet(text)), field="text")
+    if answer.get("answer") not in ANSWERS:
+        msg = Errors.E106.format(snippet=_snippet(answer.get("answer")))
+        raise AnswerError(msg, field="answer")
+    label = answer.get("label")
+    if label is not None and not isinstance(label, str):
+        msg = Errors.E107.format(kind=type(label).__name__, snippet=_snippet(label))
+        raise AnswerError(msg, field="label")
+    accept = answer.get("accept")
+    if accept is not None and not (
+        isinstance(accept, list)
+        and all(isinstance(v, str) or _is_int(v) for v in accept)
+    ):
+        raise AnswerError(Errors.E108.format(snippet=_snippet(accept)), field="accept")
+    for key in ("_input_hash", "_task_hash"):
+        if key in answer and not (
+            _is_int(answer[key]) and _HASH_MIN <= answer[key] <= _HASH_MAX
+        ):
+            msg = Errors.E109.format(field=key, snippet=_snippet(answer[key]))
+            raise AnswerError(msg, field=key)
+    for key, value in answer.items():
+        try:
+            _dumps(value)
+        except (TypeError, ValueError) as e:
+            msg = Errors.E110.format(field=key, err=e)
+            raise AnswerError(msg, field=key) from e
+    return set_hashes(answer)
+
+
+# --- URLs and engines ----------------------------------------------------------
+
+
+def default_db() -> str:
+    """The database to use when none is given: ``$SPACY_AL_DB`` or ``spacy_al.db``."""
+    return os.environ.get(DB_ENV_VAR) or DEFAULT_DB
+
+
+def _to_url(url: str | Path) -> URL:
+    text = str(url)
+    if text == ":memory:":
+        return URL.create("sqlite")
+    if "://" not in text:
+        return URL.create("sqlite", database=str(Path(text).expanduser()))
+    try:
+        return make_url(text)
+    except ArgumentError as e:
+        raise ValueError(Errors.E101.format(url=text, err=e)) from e
+
+
+def _is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (see _on_sqlite_begin), so disable the driver's own.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front, so a transaction never has to upgrade a
+    # read lock (which fails at once in WAL mode instead of waiting).
+    write = conn.get_execution_options().get(_WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _create_engine(url: URL) -> Engine:
+    kwargs: dict[str, Any] = {"json_serializer": _dumps}
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite:
+        kwargs["connect_args"] = {"check_same_thread": False}
+        if _is_memory(url):
+            kwargs["poolclass"] = StaticPool
+        elif url.database and not url.database.startswith("file:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError) as e:
+        shown = url.render_as_string(hide_password=True)
+        raise ValueError(Errors.E101.format(url=shown, err=e)) from e
+    if sqlite:
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _is_conflict(error: DBAPIError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return state in _CONFLICT_STATES
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- the store -----------------------------------------------------------------
+
+
+class Store:
+    """The answer database, safe to share between threads.
+
+    ``url`` is an SQLite file path (parent folders are created), ``":memory:"``, or
+    any SQLAlchemy URL (``sqlite:///answers.db``,
+    ``postgresql+psycopg://user@host/dbname``). Tables are created if missing.
+    """
+
+    def __init__(self, url: str | Path = DEFAULT_DB) -> None:
+        self._url = _to_url(url)
+        self.url = self._url.render_as_string(hide_password=True)
+        self._engine = _create_engine(self._url)
+        # One shared in-memory connection: transactions take turns.
+        self._lock: AbstractContextManager[Any] = (
+            threading.RLock() if _is_memory(self._url) else nullcontext()
+        )
+        try:
+            with self._transaction(write=True) as conn:
+                metadata.create_all(conn)
+        except sa.exc.OperationalError as e:
+            self._engine.dispose()
+            raise ValueError(Errors.E101.format(url=self.url, err=e.orig)) from e
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        with self._lock, self._engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def _write(self, work: Callable[[Connection], T], *, n: int, dataset: str) -> T:
+        """Run ``work`` in one write transaction, retried on a conflicting write.
+
+        Conflicts (a concurrent insert of the same key, a deadlock, a serialization
+        failure) roll the whole transaction back, so a retry starts clean.
+        """
+        attempt = 1
+        while True:
+            try:
+                with self._transaction(write=True) as conn:
+                    return work(conn)
+            except DBAPIError as e:
+                if not _is_conflict(e):
+                    raise
+                if attempt >= WRITE_ATTEMPTS:
+                    msg = Errors.E114.format(
+                        n=n, dataset=dataset, attempts=attempt, err=e.orig
+                    )
+                    raise RuntimeError(msg) from e
+                time.sleep(random.uniform(0, RETRY_WAIT * attempt))
+                attempt += 1
+
+    # --- datasets ----------------------------------------------------------
+
+    def _find_dataset(self, conn: Connection, name: str) -> int | None:
+        query = sa.select(datasets_table.c.id).where(datasets_table.c.name == name)
+        if conn.get_execution_options().get(_WRITE_OPTION, False):
+            # Writers to one dataset take turns (SELECT ... FOR UPDATE where the
+            # database has row locks; SQLite's BEGIN IMMEDIATE already serializes).
+            query = query.with_for_update()
+        return conn.execute(query).scalar_one_or_none()
+
+    def _dataset_id(self, conn: Connection, name: str) -> int:
+        found = self._find_dataset(conn, name)
+        if found is None:
+            names = conn.execute(
+                sa.select(datasets_table.c.name).order_by(datasets_table.c.name)
+            ).scalars()
+            available = ", ".join(repr(n) for n in names) or "none yet"
+            raise ValueError(
+                Errors.E102.format(name=name, url=self.url, available=available)
+            )
+        return found
+
+    def _ensure_dataset(
+        self, conn: Connection, name: str, meta: dict[str, Any] | None = None
+    ) -> int:
+        found = self._find_dataset(conn, name)
+        if found is not None:
+            return found
+        values = {"name": name, "created": _now(), "meta": meta or {}}
+        result = conn.execute(datasets_table.insert().values(**values))
+        return int(result.inserted_primary_key[0])
+
+    def create_dataset(self, name: str, *, meta: dict[str, Any] | None = None) -> int:
+        """Create dataset ``name`` if it doesn't exist; return its id.
+
+        ``meta`` is stored with a new dataset; an existing dataset keeps its own.
+        """
+        _check_name(name, "dataset")
+        if meta is not None:
+            if not isinstance(meta, dict):
+                err = f"a {type(meta).__name__}"
+                raise ValueError(Errors.E115.format(snippet=_snippet(meta), err=err))
+            try:
+                _dumps(meta)
+            except (TypeError, ValueError) as e:
+                msg = Errors.E115.format(snippet=_snippet(meta), err=e)
+                raise ValueError(msg) from e
+        return self._write(
+            lambda conn: self._ensure_dataset(conn, name, meta), n=0, dataset=name
+        )
+
+    def has_dataset(self, name: str) -> bool:
+        """Whether dataset ``name`` exists."""
+        with self._transaction(write=False) as conn:
+            return self._find_dataset(conn, name) is not None
+
+    def datasets(self) -> list[str]:
+        """The names of all datasets, sorted."""
+        query = sa.select(datasets_table.c.name).order_by(datasets_table.c.name)
+        with self._transaction(write=False) as conn:
+            return list(conn.execute(query).scalars())
+
+    def dataset_meta(self, name: str) -> dict[str, Any]:
+        """The meta dict dataset ``name`` was created with."""
+        with self._transaction(write=False) as conn:
+            dataset_id = self._dataset_id(conn, name)
+            query = sa.select(datasets_table.c.meta).where(
+                datasets_table.c.id == dataset_id
+            )
+            return dict(conn.execute(query).scalar_one())
+
+    def dataset_counts(self) -> dict[str, int]:
+        """Each dataset's number of answers, by dataset name (sorted)."""
+        a, d = answers_table, datasets_table
+        query = (
+            sa.select(d.c.name, sa.func.count(a.c.id))
+            .select_from(d.outerjoin(a, a.c.dataset_id == d.c.id))
+            .group_by(d.c.name)
+            .order_by(d.c.name)
+        )
+        with self._transaction(write=False) as conn:
+            return {name: count for name, count in conn.execute(query)}
+
+    def drop_dataset(self, name: str) -> int:
+        """Delete dataset ``name`` and its answers; return how many answers."""
+
+        def drop(conn: Connection) -> int:
+            dataset_id = self._dataset_id(conn, name)
+            a = answers_table
+            removed = conn.execute(a.delete().where(a.c.dataset_id == dataset_id))
+            conn.execute(
+                datasets_table.delete().where(datasets_table.c.id == dataset_id)
+            )
+            return int(removed.rowcount)
+
+        return self._write(drop, n=0, dataset=name)
+
+    # --- writing answers ---------------------------------------------------
+
+    def add_answers(
+        self,
+        dataset: str,
+        answers: Sequence[dict[str, Any]],
+        *,
+        annotator: str,
+        model_version: int | None = None,
+    ) -> list[int]:
+        """Store a batch of answers in one transaction; return their ids.
+
+        Every answer is validated first (see :func:`validate_answer`): one bad answer
+        raises :class:`AnswerError` naming its position and field, and nothing of the
+        batch is written. The dataset is created if missing. An answer to a task that
+        ``annotator`` already answered in this dataset replaces the earlier one; within
+        the batch, the last answer to a task wins (and its id is returned for both).
+        """
+        _check_name(dataset, "dataset")
+        _check_name(annotator, "annotator")
+        if model_version is not None and not _is_int(model_version):
+            raise ValueError(Errors.E111.format(snippet=_snippet(model_version)))
+        created = _now()
+        rows: list[dict[str, Any]] = []
+        for i, answer in enumerate(answers):
+            try:
+                task = validate_answer(answer)
+            except AnswerError as e:
+                msg = Errors.E117.format(i=i, dataset=dataset, err=e)
+                raise AnswerError(msg, field=e.field, index=i) from e
+            rows.append(
+                {
+                    "input_hash": task["_input_hash"],
+                    "task_hash": task["_task_hash"],
+                    "annotator": annotator,
+                    "answer": task["answer"],
+                    "label": task.get("label"),
+                    "accept": task.get("accept"),
+                    "model_version": model_version,
+                    "created": created,
+                    "content": {k: v for k, v in task.items() if k not in ANSWER_KEYS},
+                }
+            )
+        last = {row["task_hash"]: i for i, row in enumerate(rows)}
+        unique = sorted(last.values())
+
+        def write(conn: Connection) -> list[int]:
+            dataset_id = self._ensure_dataset(conn, dataset)
+            return self._replace_rows(conn, dataset_id, [rows[i] for i in unique])
+
+        ids = self._write(write, n=len(unique), dataset=dataset)
+        id_of = dict(zip(unique, ids, strict=True))
+        return [id_of[last[row["task_hash"]]] for row in rows]
+
+    def _replace_rows(
+        self, conn: Connection, dataset_id: int, rows: list[dict[str, Any]]
+    ) -> list[int]:
+        if not rows:
+            return []
+        a = answers_table
+        conn.execute(
+            a.delete().where(
+                a.c.dataset_id == sa.bindparam("b_dataset_id"),
+                a.c.task_hash == sa.bindparam("b_task_hash"),
+                a.c.annotator == sa.bindparam("b_annotator"),
+            ),
+            [
+                {
+                    "b_dataset_id": dataset_id,
+                    "b_task_hash": row["task_hash"],
+                    "b_annotator": row["annotator"],
+                }
+                # One lock order for every writer makes deadlocks rarer.
+                for row in sorted(rows, key=lambda row: row["task_hash"])
+            ],
+        )
+        params = [{**row, "dataset_id": dataset_id} for row in rows]
+        if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+            insert = a.insert().returning(a.c.id, sort_by_parameter_order=True)
+            return [int(i) for i in conn.execute(insert, params).scalars()]
+        return [
+            int(conn.execute(a.insert(), [p]).inserted_primary_key[0]) for p in params
+        ]
+
+    def remove_answer(self, dataset: str, *, task_hash: int, annotator: str) -> bool:
+        """Delete ``annotator``'s answer to task ``task_hash`` (undo).
+
+        Returns whether there was such an answer.
+        """
+
+        def remove(conn: Connection) -> bool:
+            dataset_id = self._dataset_id(conn, dataset)
+            a = answers_table
+            result = conn.execute(
+                a.delete().where(
+                    a.c.dataset_id == dataset_id,
+                    a.c.task_hash == task_hash,
+                    a.c.annotator == annotator,
+                )
+            )
+            return result.rowcount > 0
+
+        return self._write(remove, n=1, dataset=dataset)
+
+    # --- reading answers ---------------------------------------------------
+
+    def _answers_query(
+        self,
+        dataset_id: int,
+        *,
+        annotator: str | None,
+        since_id: int | None,
+        answers: list[str] | None,
+    ) -> sa.Select[Any]:
+        a = answers_table
+        query = (
+            sa.select(
+                a.c.id,
+                a.c.input_hash,
+                a.c.task_hash,
+                a.c.annotator,
+                a.c.answer,
+                a.c.model_version,
+                a.c.created,
+                a.c.content,
+            )
+            .where(a.c.dataset_id == dataset_id)
+            .order_by(a.c.id)
+        )
+        if annotator is not None:
+            query = query.where(a.c.annotator == annotator)
+        if since_id is not None:
+            query = query.where(a.c.id > since_id)
+        if answers is not None:
+            query = query.where(a.c.answer.in_(answers))
+        return query
+
+    def _read_answers(
+        self,
+        dataset: str,
+        *,
+        annotator: str | None,
+        since_id: int | None,
+        answers: list[str] | None,
+        limit: int | None,
+    ) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as conn:
+            dataset_id = self._dataset_id(conn, dataset)
+            query = self._answers_query(
+                dataset_id, annotator=annotator, since_id=since_id, answers=answers
+            )
+            if limit is not None:
+                query = query.limit(limit)
+            rows = conn.execute(query).all()
+        return [
+            {
+                **row.content,
+                "answer": row.answer,
+                "_input_hash": row.input_hash,
+                "_task_hash": row.task_hash,
+                "_annotator_id": row.annotator,
+                "_session_id": f"{dataset}-{row.annotator}",
+                "_timestamp": int(row.created.timestamp()),
+                "_model_version": row.model_version,
+                "_id": row.id,
+            }
+            for row in rows
+        ]
+
+    def get_answers(
+        self,
+        dataset: str,
+        *,
+        annotator: str | None = None,
+        since_id: int | None = None,
+        answers: str | Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The answers in ``dataset`` as tasks, in id order.
+
+        Each is the task as answered plus ``answer``, ``_input_hash``, ``_task_hash``,
+        ``_annotator_id``, ``_session_id`` (``"{dataset}-{annotator}"``),
+        ``_timestamp`` (unix seconds), ``_model_version`` and ``_id`` (its row id).
+        Filter by ``annotator``, by ids greater than ``since_id``, and by ``answers``
+        (e.g. ``["accept"]``). Raises ValueError for an unknown dataset.
+        """
+        if since_id is not None and not _is_int(since_id):
+            raise ValueError(Errors.E116.format(snippet=_snippet(since_id)))
+        return self._read_answers(
+            dataset,
+            annotator=annotator,
+            since_id=since_id,
+            answers=_check_answer_values(answers),
+            limit=None,
+        )
+
+    def iter_answers(
+        self,
+        dataset: str,
+        *,
+        batch_size: int = 1000,
+        annotator: str | None = None,
+        answers: str | Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream the answers of ``dataset`` as :meth:`get_answers` gives them.
+
+        Reads ``batch_size`` answers per query, so a large dataset is never held in
+        memory at once, and no transaction stays open between batches. Arguments and
+        the dataset are checked at the call, not at the first answer.
+        """
+        if not _is_int(batch_size) or batch_size < 1:
+            msg = Errors.E113.format(name="batch_size", snippet=_snippet(batch_size))
+            raise ValueError(msg)
+        values = _check_answer_values(answers)
+        with self._transaction(write=False) as conn:
+            self._dataset_id(conn, dataset)
+        return self._pages(
+            dataset, batch_size=batch_size, annotator=annotator, answers=values
+        )
+
+    def _pages(
+        self,
+        dataset: str,
+        *,
+        batch_size: int,
+        annotator: str | None,
+        answers: list[str] | None,
+    ) -> Iterator[dict[str, Any]]:
+        last_id: int | None = None
+        while True:
+            page = self._read_answers(
+                dataset,
+                annotator=annotator,
+                since_id=last_id,
+                answers=answers,
+                limit=batch_size,
+            )
+            yield from page
+            if len(page) < batch_size:
+                return
+            last_id = page[-1]["_id"]
+
+    def _scalar_set(
+        self, dataset: str, column: sa.ColumnElement[Any], annotator: str | None
+    ) -> set[int]:
+        a = answers_table
+        with self._transaction(write=False) as conn:
+            dataset_id = self._dataset_id(conn, dataset)
+            query = sa.select(column).distinct().where(a.c.dataset_id == dataset_id)
+            if annotator is not None:
+                query = query.where(a.c.annotator == annotator)
+            return set(conn.execute(query).scalars())
+
+    def answered_input_hashes(
+        self, dataset: str, *, annotator: str | None = None
+    ) -> set[int]:
+        """Input hashes answered in ``dataset`` (by ``annotator``, if given)."""
+        return self._scalar_set(dataset, answers_table.c.input_hash, annotator)
+
+    def answered_task_hashes(
+        self, dataset: str, *, annotator: str | None = None
+    ) -> set[int]:
+        """Task hashes answered in ``dataset`` (by ``annotator``, if given)."""
+        return self._scalar_set(dataset, answers_table.c.task_hash, annotator)
+
+    def count_answers(self, dataset: str, *, annotator: str | None = None) -> int:
+        """How many answers ``dataset`` holds (by ``annotator``, if given)."""
+        a = answers_table
+        with self._transaction(write=False) as conn:
+            dataset_id = self._dataset_id(conn, dataset)
+            query = sa.select(sa.func.count(a.c.id)).where(a.c.dataset_id == dataset_id)
+            if annotator is not None:
+                query = query.where(a.c.annotator == annotator)
+            return int(conn.execute(query).scalar_one())
+
+    def stats(self, dataset: str) -> dict[str, Any]:
+        """A summary of ``dataset``.
+
+        Keys: ``dataset``, ``created`` (unix seconds), ``total``, ``answers`` (count
+        per answer value), ``annotators`` (count per annotator), ``labels`` (per
+        ``label``: count per answer value), ``choices`` (how often each label or
+        option id was in an accepted answer's ``accept`` list), and
+        ``first_timestamp`` / ``last_timestamp`` (unix seconds, None when empty).
+        """
+        a, d = answers_table, datasets_table
+        with self._transaction(write=False) as conn:
+            dataset_id = self._dataset_id(conn, dataset)
+            mine = a.c.dataset_id == dataset_id
+            created = conn.execute(
+                sa.select(d.c.created).where(d.c.id == dataset_id)
+            ).scalar_one()
+            by_answer = conn.execute(
+                sa.select(a.c.answer, sa.func.count(a.c.id))
+                .where(mine)
+                .group_by(a.c.answer)
+            ).all()
+            by_annotator = conn.execute(
+                sa.select(a.c.annotator, sa.func.count(a.c.id))
+                .where(mine)
+                .group_by(a.c.annotator)
+                .order_by(a.c.annotator)
+            ).all()
+            by_label = conn.execute(
+                sa.select(a.c.label, a.c.answer, sa.func.count(a.c.id))
+                .where(mine, a.c.label.is_not(None))
+                .group_by(a.c.label, a.c.answer)
+                .order_by(a.c.label)
+            ).all()
+            first, last = conn.execute(
+                sa.select(sa.func.min(a.c.created), sa.func.max(a.c.created)).where(
+                    mine
+                )
+            ).one()
+            accepted = conn.execute(
+                sa.select(a.c.accept).where(
+                    mine, a.c.answer == "accept", a.c.accept.is_not(None)
+                )
+            ).scalars()
+            choices: dict[str, int] = {}
+            for chosen in accepted:
+                for value in chosen:
+                    choices[str(value)] = choices.get(str(value), 0) + 1
+        counts = {value: 0 for value in ANSWERS}
+        counts.update({value: n for value, n in by_answer})
+        labels: dict[str, dict[str, int]] = {}
+        for label, value, n in by_label:
+            labels.setdefault(label, {v: 0 for v in ANSWERS})[value] = n
+        return {
+            "dataset": dataset,
+            "created": int(created.timestamp()),
+            "total": sum(counts.values()),
+            "answers": counts,
+            "annotators": {name: n for name, n in by_annotator},
+            "labels": labels,
+            "choices": dict(sorted(choices.items())),
+            "first_timestamp": _timestamp(first),
+            "last_timestamp": _timestamp(last),
+        }
+
+
+def _timestamp(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp())

@@ -1,0 +1,516 @@
+"""Query strategies: which examples to ask a person about next.
+
+Strategies live in ``spacy_al.registry.strategies`` under versioned names
+(``spacy_al.top_k.v1``). What is registered is a factory: it takes keyword
+options and returns the callable. There are two kinds of callable:
+
+* a pool ``Strategy`` sees all scored ``Candidates`` at once and returns ``n``
+  unique indices into them, most informative first;
+* a ``StreamSorter`` sees an iterable of ``(score, task)`` pairs, possibly
+  endless, and lazily yields the tasks worth asking about, in stream order, in
+  bounded memory.
+
+A factory declares its kind by its return annotation (``-> Strategy`` or
+``-> StreamSorter``); ``is_stream_sorter`` reads it. Strategies never compute
+scores: the loop scores candidates with a measure from ``spacy_al.uncertainty``.
+The CLI's short names pick a strategy and the measure the loop should use:
+
+    short name              strategy                        measure
+    random                  spacy_al.random.v1              none (unused)
+    sequential              spacy_al.sequential.v1          none (source order)
+    least_confidence        spacy_al.top_k.v1               least_confidence
+    margin, uncertain, top_k  spacy_al.top_k.v1             margin
+    entropy                 spacy_al.top_k.v1               entropy
+    diverse                 spacy_al.diverse.v1             margin
+    balanced                spacy_al.class_balanced.v1      margin
+    cost                    spacy_al.cost_aware.v1          margin
+    stream, ema             spacy_al.prefer_uncertain.v1    margin
+
+A full registered name implies no measure (the caller chooses).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+from scipy import sparse
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import normalize
+
+from . import registry
+from .errors import Errors
+
+
+@dataclass(eq=False)
+class Candidates:
+    """The scored examples a pool strategy chooses from, one row each.
+
+    ``scores`` come from an uncertainty measure (higher = more informative).
+    The other fields are optional and needed only by the strategies that use
+    them: ``probs`` and ``label_counts`` (labelled examples per label so far) by
+    class_balanced, ``vectors`` (dense or scipy.sparse) by diverse, ``costs``
+    (e.g. tokens, > 0) by cost_aware. ``multilabel`` says whether the columns
+    of ``probs`` are independent sigmoids rather than one distribution.
+    """
+
+    scores: np.ndarray
+    probs: np.ndarray | None = None
+    labels: tuple[str, ...] = ()
+    vectors: np.ndarray | sparse.spmatrix | sparse.sparray | None = None
+    costs: np.ndarray | None = None
+    label_counts: np.ndarray | None = None
+    multilabel: bool = False
+
+    def __post_init__(self) -> None:
+        self.scores = np.asarray(self.scores, dtype=np.float64)
+        if self.scores.ndim != 1:
+            raise ValueError(
+                Errors.E210.format(
+                    field="scores", expected="(m,)", shape=self.scores.shape
+                )
+            )
+        m = len(self.scores)
+        bad = ~np.isfinite(self.scores)
+        if bad.any():
+            raise ValueError(Errors.E211.format(n_bad=int(bad.sum()), m=m))
+        self.labels = tuple(self.labels)
+        if self.probs is not None:
+            self.probs = np.asarray(self.probs, dtype=np.float64)
+            shape = self.probs.shape
+            if len(shape) != 2 or shape[0] != m or shape[1] < 1:
+                raise ValueError(
+                    Errors.E210.format(
+                        field="probs",
+                        expected=f"({m}, n_labels)",
+                        shape=self.probs.shape,
+                    )
+                )
+            if self.labels and len(self.labels) != self.probs.shape[1]:
+                raise ValueError(
+                    Errors.E212.format(
+                        n_labels=len(self.labels),
+                        labels=self.labels,
+                        n_cols=self.probs.shape[1],
+                    )
+                )
+        if self.vectors is not None:
+            if sparse.issparse(self.vectors):
+                self.vectors = self.vectors.tocsr()
+                finite = np.isfinite(self.vectors.data).all()
+            else:
+                self.vectors = np.asarray(self.vectors)
+                finite = np.isfinite(self.vectors).all()
+            if self.vectors.ndim != 2 or self.vectors.shape[0] != m:
+                raise ValueError(
+                    Errors.E210.format(
+                        field="vectors", expected=f"({m}, d)", shape=self.vectors.shape
+                    )
+                )
+            if not finite:
+                raise ValueError(Errors.E213)
+        if self.costs is not None:
+            self.costs = np.asarray(self.costs, dtype=np.float64)
+            if self.costs.shape != (m,):
+                raise ValueError(
+                    Errors.E210.format(
+                        field="costs", expected=f"({m},)", shape=self.costs.shape
+                    )
+                )
+            bad = ~(np.isfinite(self.costs) & (self.costs > 0))
+            if bad.any():
+                raise ValueError(
+                    Errors.E214.format(
+                        n_bad=int(bad.sum()), m=m, example=self.costs[bad][0]
+                    )
+                )
+        if self.label_counts is not None:
+            self.label_counts = np.asarray(self.label_counts, dtype=np.float64)
+            n_labels = (
+                self.probs.shape[1] if self.probs is not None else len(self.labels)
+            )
+            if self.label_counts.ndim != 1 or (
+                n_labels and self.label_counts.shape[0] != n_labels
+            ):
+                raise ValueError(
+                    Errors.E210.format(
+                        field="label_counts",
+                        expected=f"({n_labels or 'n_labels'},)",
+                        shape=self.label_counts.shape,
+                    )
+                )
+            if not (np.isfinite(self.label_counts) & (self.label_counts >= 0)).all():
+                raise ValueError(Errors.E215.format(values=self.label_counts.tolist()))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class Strategy(Protocol):
+    """Chooses ``n`` unique indices into the candidates, most informative first."""
+
+    def __call__(
+        self, candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray: ...
+
+
+class StreamSorter(Protocol):
+    """Lazily yields the tasks worth asking about from ``(score, task)`` pairs."""
+
+    def __call__(self, stream: Iterable[tuple[float, Any]], /) -> Iterator[Any]: ...
+
+
+# --- helpers -------------------------------------------------------------
+
+
+def _check_n(n: int, size: int) -> None:
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+        raise ValueError(Errors.E216.format(n=n))
+    if n > size:
+        raise ValueError(Errors.E217.format(n=n, size=size))
+
+
+def _check_option(strategy: str, option: str, value: Any, ok: bool, must: str) -> None:
+    if not ok:
+        raise ValueError(
+            Errors.E218.format(
+                option=option, value=value, strategy=strategy, requirement=must
+            )
+        )
+
+
+def _require(candidates: Candidates, field: str, strategy: str) -> Any:
+    value = getattr(candidates, field)
+    if value is None:
+        raise ValueError(Errors.E219.format(strategy=strategy, field=field))
+    return value
+
+
+def _nonnegative_scores(candidates: Candidates, strategy: str) -> np.ndarray:
+    scores = candidates.scores
+    negative = scores < 0
+    if negative.any():
+        raise ValueError(
+            Errors.E220.format(
+                strategy=strategy,
+                n_bad=int(negative.sum()),
+                minimum=float(scores.min()),
+            )
+        )
+    return scores
+
+
+def _descending(primary: np.ndarray, secondary: np.ndarray | None = None) -> np.ndarray:
+    """Indices by ``primary`` descending, then ``secondary`` descending, then index."""
+    keys = [-primary] if secondary is None else [-secondary, -primary]
+    return np.lexsort(keys)
+
+
+# --- pool strategies -----------------------------------------------------
+
+
+@registry.strategies("spacy_al.random.v1")
+def random_sampling() -> Strategy:
+    """Uniform sample without replacement; ignores scores. The baseline."""
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        return rng.choice(len(candidates), size=n, replace=False)
+
+    return select
+
+
+@registry.strategies("spacy_al.sequential.v1")
+def sequential() -> Strategy:
+    """The first ``n`` candidates in pool order; ignores scores (``textcat.manual``)."""
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        return np.arange(n)
+
+    return select
+
+
+@registry.strategies("spacy_al.top_k.v1")
+def top_k() -> Strategy:
+    """The ``n`` highest scores. Ties go to the lower index, so it is deterministic."""
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        return _descending(candidates.scores)[:n]
+
+    return select
+
+
+@registry.strategies("spacy_al.diverse.v1")
+def diverse(*, candidate_factor: int = 10) -> Strategy:
+    """Uncertain and unlike each other: the best of each cluster among the top.
+
+    Takes the ``n * candidate_factor`` highest-scoring candidates, clusters their
+    L2-normalized vectors (dense or sparse) with k-means into ``n`` clusters, and
+    returns the highest-scoring member of each cluster, ordered by score. When
+    there are fewer distinct vectors than ``n``, the rest are filled by score.
+    Needs ``Candidates.vectors``.
+    """
+    name = "spacy_al.diverse.v1"
+    _check_option(
+        name,
+        "candidate_factor",
+        candidate_factor,
+        isinstance(candidate_factor, numbers.Integral) and candidate_factor >= 1,
+        "an integer >= 1",
+    )
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        vectors = _require(candidates, "vectors", name)
+        # `top` is ordered by score, so a position in it is a rank.
+        top = _descending(candidates.scores)[: n * candidate_factor]
+        if n <= 1 or n == len(top):
+            return top[:n]
+        kmeans = KMeans(
+            n_clusters=n, n_init=3, random_state=int(rng.integers(2**31 - 1))
+        )
+        with warnings.catch_warnings():
+            # Fewer distinct vectors than clusters: handled below.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clusters = kmeans.fit_predict(normalize(vectors[top]))
+        _, best = np.unique(clusters, return_index=True)
+        if len(best) < n:
+            rest = np.setdiff1d(np.arange(len(top)), best)[: n - len(best)]
+            best = np.concatenate([best, rest])
+        return top[np.sort(best)]
+
+    return select
+
+
+def class_balance_weights(
+    probs: np.ndarray,
+    label_counts: np.ndarray,
+    *,
+    alpha: float = 1.0,
+    multilabel: bool = False,
+) -> np.ndarray:
+    """Per-candidate weight favouring candidates predicted as rare labels.
+
+    A label's weight is its smoothed frequency among the labelled examples,
+    ``(count + 1) / sum(count + 1)``, to the power ``-alpha``. A candidate gets
+    the weight of its predicted label: the argmax (the rarest of tied top
+    labels) when exclusive; when multilabel, the rarest label with p >= 0.5, or
+    the most probable label when none reaches 0.5.
+    """
+    smoothed = np.asarray(label_counts, dtype=np.float64) + 1.0
+    label_weight = (smoothed / smoothed.sum()) ** -alpha
+    probs = np.asarray(probs, dtype=np.float64)
+    predicted = probs >= probs.max(axis=1, keepdims=True)
+    if multilabel:
+        positive = probs >= 0.5
+        predicted = np.where(positive.any(axis=1, keepdims=True), positive, predicted)
+    return np.where(predicted, label_weight, 0.0).max(axis=1)
+
+
+@registry.strategies("spacy_al.class_balanced.v1")
+def class_balanced(*, alpha: float = 1.0) -> Strategy:
+    """Uncertain candidates predicted as rare labels first, against cold start.
+
+    Ranks by score times ``class_balance_weights`` (``alpha`` = 0 is top_k;
+    larger favours rare labels more), then by weight, then by index. Needs
+    ``Candidates.probs`` and ``Candidates.label_counts`` and scores >= 0.
+    """
+    name = "spacy_al.class_balanced.v1"
+    _check_option(
+        name,
+        "alpha",
+        alpha,
+        isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha >= 0,
+        "a finite number >= 0",
+    )
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        probs = _require(candidates, "probs", name)
+        counts = _require(candidates, "label_counts", name)
+        scores = _nonnegative_scores(candidates, name)
+        weights = class_balance_weights(
+            probs, counts, alpha=alpha, multilabel=candidates.multilabel
+        )
+        return _descending(scores * weights, weights)[:n]
+
+    return select
+
+
+@registry.strategies("spacy_al.cost_aware.v1")
+def cost_aware(*, power: float = 1.0) -> Strategy:
+    """Information per unit of annotation effort: ranks by score / cost**power.
+
+    Costs default to 1 when ``Candidates.costs`` is None; ties go to the cheaper
+    candidate, then the lower index. ``power`` = 0 is top_k. Needs scores >= 0.
+    """
+    name = "spacy_al.cost_aware.v1"
+    _check_option(
+        name,
+        "power",
+        power,
+        isinstance(power, numbers.Real) and math.isfinite(power) and power >= 0,
+        "a finite number >= 0",
+    )
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        scores = _nonnegative_scores(candidates, name)
+        if candidates.costs is None:
+            return _descending(scores)[:n]
+        costs = candidates.costs
+        return _descending(scores / costs**power, -costs)[:n]
+
+    return select
+
+
+# --- stream sorters ------------------------------------------------------
+
+
+@registry.strategies("spacy_al.prefer_uncertain.v1")
+def prefer_uncertain(*, alpha: float = 0.1, warmup: int = 10) -> StreamSorter:
+    """Yield tasks scoring at least the moving average of the scores before them.
+
+    The average is exponential (weight ``alpha`` on the newest score), as in
+    Prodigy's ``prefer_uncertain(algorithm="ema")``, so the bar follows the
+    model as it changes. The first ``warmup`` tasks are always yielded. Lazy and
+    in constant memory; on a stream whose scores only ever fall it yields
+    nothing after the warmup, so rescore rather than feed a stale stream.
+    """
+    name = "spacy_al.prefer_uncertain.v1"
+    _check_option(
+        name,
+        "alpha",
+        alpha,
+        isinstance(alpha, numbers.Real) and 0 < alpha <= 1,
+        "a number in (0, 1]",
+    )
+    _check_option(
+        name,
+        "warmup",
+        warmup,
+        isinstance(warmup, numbers.Integral) and warmup >= 0,
+        "an integer >= 0",
+    )
+
+    def sort(stream: Iterable[tuple[float, Any]], /) -> Iterator[Any]:
+        average: float | None = None
+        for i, (score, task) in enumerate(stream):
+            score = float(score)
+            if not math.isfinite(score):
+                raise ValueError(Errors.E221.format(score=score, position=i))
+            if average is None:
+                average = score
+            if i < warmup or score >= average:
+                yield task
+            average += alpha * (score - average)
+
+    return sort
+
+
+# --- lookup --------------------------------------------------------------
+
+
+class Alias(NamedTuple):
+    """What a short name stands for: a registered strategy and a measure."""
+
+    strategy: str
+    measure: str | None
+
+
+ALIASES: Mapping[str, Alias] = {
+    "random": Alias("spacy_al.random.v1", None),
+    "sequential": Alias("spacy_al.sequential.v1", None),
+    "least_confidence": Alias("spacy_al.top_k.v1", "least_confidence"),
+    "margin": Alias("spacy_al.top_k.v1", "margin"),
+    "uncertain": Alias("spacy_al.top_k.v1", "margin"),
+    "top_k": Alias("spacy_al.top_k.v1", "margin"),
+    "entropy": Alias("spacy_al.top_k.v1", "entropy"),
+    "diverse": Alias("spacy_al.diverse.v1", "margin"),
+    "balanced": Alias("spacy_al.class_balanced.v1", "margin"),
+    "cost": Alias("spacy_al.cost_aware.v1", "margin"),
+    "stream": Alias("spacy_al.prefer_uncertain.v1", "margin"),
+    "ema": Alias("spacy_al.prefer_uncertain.v1", "margin"),
+}
+
+
+def resolve(name: str) -> Alias:
+    """The registered strategy and implied measure for a short or full name."""
+    if name in ALIASES:
+        return ALIASES[name]
+    if name in registry.strategies:
+        return Alias(name, None)
+    raise ValueError(
+        Errors.E222.format(
+            name=name,
+            aliases=", ".join(ALIASES),
+            names=", ".join(sorted(registry.strategies.get_all())),
+        )
+    )
+
+
+def is_stream_sorter(strategy: str | Callable[..., Any]) -> bool:
+    """Whether a name or factory gives a ``StreamSorter`` (by its annotation)."""
+    factory = (
+        registry.strategies.get(resolve(strategy).strategy)
+        if isinstance(strategy, str)
+        else strategy
+    )
+    try:
+        returns = inspect.signature(factory, eval_str=True).return_annotation
+    except (NameError, TypeError, ValueError):
+        return False
+    return returns is StreamSorter
+
+
+def _build(name: str, config: Mapping[str, Any]) -> Any:
+    full = resolve(name).strategy
+    factory = registry.strategies.get(full)
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(config) - set(params))
+        if unknown:
+            raise ValueError(
+                Errors.E223.format(
+                    options=", ".join(unknown),
+                    name=full,
+                    valid=", ".join(params) or "no options",
+                )
+            )
+    return factory(**config)
+
+
+def get_strategy(name: str, **config: Any) -> Strategy:
+    """Build the pool strategy ``name`` (short or full) with keyword options."""
+    if is_stream_sorter(name):
+        raise ValueError(Errors.E224.format(name=name))
+    return _build(name, config)
+
+
+def get_stream_sorter(name: str = "stream", **config: Any) -> StreamSorter:
+    """Build the stream sorter ``name`` (short or full) with keyword options."""
+    if not is_stream_sorter(name):
+        sorters = [n for n in registry.strategies.get_all() if is_stream_sorter(n)]
+        raise ValueError(Errors.E225.format(name=name, sorters=", ".join(sorters)))
+    return _build(name, config)
