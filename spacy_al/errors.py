@@ -149,6 +149,19 @@ class Errors(metaclass=ErrorsWithCodes):
 
     # --- E6xx feed and app -----------------------------------------------
     # (feed.py adds its messages here)
+    E601 = "An annotator name must be 1 to {max} printable characters, got {snippet}. Open the app as http://HOST:PORT/?session=NAME with a short name such as 'alice'."
+    E602 = "'{name}' isn't one of the annotators allowed on this server ({allowed}). Open the link printed for you when the server started (it holds your name and token), or ask whoever started it to add you with --annotators."
+    E603 = "The answer is for an example that isn't in this server's pool (input hash {input_hash}). Answer a task that Feed.next_task returned, unchanged except for 'answer' and 'accept'."
+    E604 = "'answer' must be 'accept', 'reject' or 'ignore', got {snippet}. Set the answer the annotator gave."
+    E605 = "'accept' must be a list of labels from {labels}, got {snippet}. Choose among the labels the recipe was started with (--label)."
+    E606 = "{name} must be {requirement}, got {value!r}."
+    E607 = "Can't find the labelling app (app.py); looked in: {places}. Reinstall spacy_al (pip install --force-reinstall spacy-al), or run it from a source checkout."
+    E608 = "The labelling app needs its recipe in the environment variable {var}, which is missing or isn't valid JSON ({err}). Start the app with python -m spacy_al RECIPE ... (for example python -m spacy_al demo), not with streamlit run app.py."
+    E609 = "Unknown recipe '{name}'. Available recipes: {names}. For a recipe in your own file, pass -F path/to/recipe.py."
+    E610 = "The recipe '{name}' returned {kind}, not a components dict with a 'view_id', so there is nothing to label in the app. Only interactive recipes (textcat.teach, textcat.correct, textcat.manual, ...) start the app."
+    E611 = "Can't listen on {host}:{port}: {err}. Stop whatever uses the port, or pass another --port (and a --host this machine has)."
+    E612 = "The labelling server stopped with exit code {code} before it was ready at {url}. Its output above says why."
+    E613 = "The view '{view_id}' has no renderer in the labelling app; it has renderers for: {views}. Use a recipe whose view the app knows, or add a render function for this view to app.py."
     pass
 
 

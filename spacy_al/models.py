@@ -29,7 +29,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
-from thinc.api import Adam, Model, Optimizer
+from thinc.api import Adam, Model, Optimizer, set_dropout_rate
 
 from spacy_al.errors import Errors
 from spacy_al.targets import TextcatTarget
@@ -240,10 +240,10 @@ class TextcatModel:
         model = self.thinc_model
         truths, known = self.truths(targets)
         if drop:
-            model.set_dropout_rate(drop)
+            set_dropout_rate(model, drop)
         scores, backprop = model.begin_update(list(docs))
         if drop:
-            model.set_dropout_rate(0.0)
+            set_dropout_rate(model, 0.0)
         ops = model.ops
         d_scores = (scores - ops.asarray(truths)) * ops.asarray(known)
         backprop(d_scores)

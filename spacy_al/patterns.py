@@ -72,7 +72,10 @@ class PatternMatcher:
     def match(self, doc: Doc) -> list[str]:
         """The labels whose patterns match ``doc``, in first-match order."""
         found: dict[str, None] = {}
-        for match_id, _, _ in list(self.phrases(doc)) + list(self.tokens(doc)):
+        matches = list(self.phrases(doc)) if len(self.phrases) else []
+        if len(self.tokens):
+            matches += self.tokens(doc)
+        for match_id, _, _ in matches:
             found[self.nlp.vocab.strings[match_id].split("\t", 1)[0]] = None
         for label, regex in self.regexes:
             if regex.search(doc.text):

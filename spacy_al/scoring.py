@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 from spacy.tokens import Doc
+from thinc.api import set_dropout_rate
 
 from spacy_al import uncertainty
 from spacy_al.errors import Errors
@@ -91,7 +92,7 @@ class BALDScorer:
         model = copy.deepcopy(served.thinc_model)
         if not any(node.attrs.get("dropout_rate") is not None for node in model.walk()):
             raise ValueError(Errors.E404)
-        model.set_dropout_rate(self.dropout)
+        set_dropout_rate(model, self.dropout)
         docs = list(docs)
         if not docs:
             return Scores(np.zeros((0, len(served.labels))), np.zeros(0))

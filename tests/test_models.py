@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+
+from spacy_al.models import Committee, TextcatModel, Updater, build_textcat
+from spacy_al.scoring import BALDScorer
+from spacy_al.targets import TextcatTarget
+
+LABELS = ["SPORTS", "POLITICS", "TECH"]
+TRAIN = [
+    ("The striker scored twice in the final", "SPORTS"),
+    ("A late goal won the cup for the visitors", "SPORTS"),
+    ("Parliament passed the budget after a long debate", "POLITICS"),
+    ("The senator resigned over the election scandal", "POLITICS"),
+    ("The new phone ships with a faster chip", "TECH"),
+    ("Developers released a patch for the browser bug", "TECH"),
+]
+
+
+def gold(text, label, i):
+    return TextcatTarget(text, i, {x: float(x == label) for x in LABELS}, {}, True)
+
+
+@pytest.fixture
+def targets():
+    return [gold(text, label, i) for i, (text, label) in enumerate(TRAIN)]
+
+
+def test_models_updater_overfits_and_survives_save_and_reload(targets, tmp_path):
+    updater = Updater(TextcatModel(build_textcat(LABELS)), seed=0)
+    losses = [updater.update(targets).loss for _ in range(30)]
+    assert losses[-1] < losses[0] / 5
+    served, version = updater.serving()
+    assert version == 30
+    probs = served.predict_texts([text for text, _ in TRAIN])
+    predicted = [served.labels[i] for i in probs.argmax(1)]
+    assert predicted == [label for _, label in TRAIN]
+    updater.save(tmp_path / "ckpt")
+    resumed = Updater.load(tmp_path / "ckpt")
+    assert resumed.version == 30
+    again = resumed.serving()[0].predict_texts([text for text, _ in TRAIN])
+    np.testing.assert_allclose(again, probs, atol=1e-6)
+    # The version continues after a restart.
+    assert resumed.update(targets[:2]).version == 31
+
+
+def test_models_reject_trains_only_the_rejected_label():
+    model = TextcatModel(build_textcat(LABELS))
+    updater = Updater(model, seed=0, replay=0)
+    text = "An article about something"
+    reject = TextcatTarget(text, 1, {"SPORTS": 0.0}, {}, False)
+    before = model.predict_texts([text])[0]
+    for _ in range(20):
+        updater.update([reject])
+    after = updater.serving()[0].predict_texts([text])[0]
+    assert after[0] < before[0] / 2  # "not SPORTS" was learnt
+    # ... and it didn't invent a gold label: the other two stay balanced.
+    assert abs(after[1] - after[2]) < 0.1
+
+
+def test_models_serving_snapshot_is_not_changed_by_training(targets):
+    updater = Updater(TextcatModel(build_textcat(LABELS)), seed=0)
+    updater.update(targets)
+    old, old_version = updater.serving()
+    before = old.predict_texts(["The striker scored"])
+    for _ in range(10):
+        updater.update(targets)
+    np.testing.assert_array_equal(old.predict_texts(["The striker scored"]), before)
+    new, version = updater.serving()
+    assert version == old_version + 10
+    assert not np.allclose(new.predict_texts(["The striker scored"]), before)
+
+
+def test_models_retrain_from_scratch_learns_everything(targets):
+    updater = Updater(TextcatModel(build_textcat(LABELS)), retrain_epochs=20)
+    stats = updater.retrain(targets)
+    assert stats.retrained and updater.version == 1
+    probs = updater.serving()[0].predict_texts([t.text for t in targets])
+    assert [LABELS[i] for i in probs.argmax(1)] == [label for _, label in TRAIN]
+
+
+def test_models_committee_members_differ_by_bootstrap(targets):
+    committee = Committee.build(TextcatModel(build_textcat(LABELS)), size=3, seed=1)
+    for _ in range(3):
+        committee.update(targets)
+    members, version = committee.serving()
+    assert version == 3 and len(members) == 3
+    probs = np.stack([m.predict_texts(["A chip for the cup final"]) for m in members])
+    assert np.ptp(probs[:, 0, :], axis=0).max() > 1e-4
+
+
+def test_models_bald_needs_dropout(targets):
+    bow = TextcatModel(build_textcat(LABELS))
+    docs = bow.make_docs(["The striker scored"])
+    with pytest.raises(ValueError, match="E404"):
+        BALDScorer()(bow, docs)
+    ensemble = TextcatModel(build_textcat(LABELS, architecture="ensemble"))
+    updater = Updater(ensemble, learn_rate=0.002)
+    for _ in range(3):
+        updater.update(targets)
+    scores = BALDScorer(n_samples=8)(updater.serving()[0], docs)
+    assert scores.scores.shape == (1,) and scores.scores[0] > 0
+    np.testing.assert_allclose(scores.probs.sum(1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs,code",
+    [
+        ({"labels": ["ONLY"], "exclusive": True}, "E305"),
+        ({"labels": LABELS, "architecture": "transformer"}, "E301"),
+        ({"labels": LABELS, "base": "no_such_pipeline_xyz"}, "E303"),
+        ({"labels": []}, "E304"),
+    ],
+)
+def test_models_build_errors_say_what_to_do(kwargs, code):
+    with pytest.raises(ValueError, match=code):
+        build_textcat(**kwargs)
+
+
+def test_models_single_label_multilabel_works():
+    model = TextcatModel(build_textcat(["SPAM"], exclusive=False))
+    assert model.labels == ("SPAM",) and not model.exclusive
+    assert model.predict_texts(["win a prize"]).shape == (1, 1)
