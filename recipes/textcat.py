@@ -39,13 +39,18 @@ Labels = Annotated[str, typer.Option("--label", "-l", help="Comma-separated labe
 Db = Annotated[
     str,
     typer.Option(
-        "--db", envvar="SPACY_AL_DB", help="Database: an SQLite file or a SQLAlchemy URL"
+        "--db",
+        envvar="SPACY_AL_DB",
+        help="Database: an SQLite file or a SQLAlchemy URL",
     ),
 ]
 Base = Annotated[
-    str, typer.Option("--base", help="blank:LANG, or an installed pipeline's name or path")
+    str,
+    typer.Option("--base", help="blank:LANG, or an installed pipeline's name or path"),
 ]
-Arch = Annotated[str, typer.Option("--arch", help=f"Architecture: {', '.join(ARCHITECTURES)}")]
+Arch = Annotated[
+    str, typer.Option("--arch", help=f"Architecture: {', '.join(ARCHITECTURES)}")
+]
 Multilabel = Annotated[
     bool, typer.Option("--multilabel", help="Labels are not mutually exclusive")
 ]
@@ -57,7 +62,9 @@ Strategy = Annotated[
         "vote_entropy, bald, or STRATEGY:MEASURE",
     ),
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", help="Answers per model update")]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", help="Answers per model update")
+]
 Patterns = Annotated[
     Path | None, typer.Option("--patterns", help="JSONL patterns for the cold start")
 ]
@@ -66,7 +73,8 @@ Eval = Annotated[
     typer.Option("--eval", help="Labelled JSONL for the live learning curve"),
 ]
 SkipInvalid = Annotated[
-    bool, typer.Option("--skip-invalid", help="Skip malformed source lines (and count them)")
+    bool,
+    typer.Option("--skip-invalid", help="Skip malformed source lines (and count them)"),
 ]
 Host = Annotated[str, typer.Option("--host", help="Address the app listens on")]
 Port = Annotated[int, typer.Option("--port", help="Port the app listens on")]
@@ -111,7 +119,12 @@ def build_components(
     store = Store(db)
     store.create_dataset(
         dataset,
-        meta={"labels": labels, "view_id": view_id, "exclusive": not multilabel, "task": "textcat"},
+        meta={
+            "labels": labels,
+            "view_id": view_id,
+            "exclusive": not multilabel,
+            "task": "textcat",
+        },
     )
     # 2. The pool: every text of the source, minus what this dataset has answered.
     source_reader = Source(source, skip_invalid=skip_invalid)
@@ -123,14 +136,18 @@ def build_components(
     learn_rate = DEFAULT_LEARN_RATE.get(arch, 0.01)
     if spec.uses_committee:
         model = TextcatModel(
-            build_textcat(labels, exclusive=not multilabel, base=base, architecture=arch)
+            build_textcat(
+                labels, exclusive=not multilabel, base=base, architecture=arch
+            )
         )
         updater = Committee.build(model, size=committee_size, learn_rate=learn_rate)
     elif (ckpt / "state.json").exists():
         updater = Updater.load(ckpt, learn_rate=learn_rate)
     else:
         model = TextcatModel(
-            build_textcat(labels, exclusive=not multilabel, base=base, architecture=arch)
+            build_textcat(
+                labels, exclusive=not multilabel, base=base, architecture=arch
+            )
         )
         updater = Updater(model, learn_rate=learn_rate)
     # 4. Earlier answers of this dataset: remembered for replay, and, when there was
@@ -145,7 +162,9 @@ def build_components(
         else:
             for member in getattr(updater, "members", [updater]):
                 member.add_targets(targets)
-    matcher = PatternMatcher.from_file(updater.model.nlp, patterns) if patterns else None
+    matcher = (
+        PatternMatcher.from_file(updater.model.nlp, patterns) if patterns else None
+    )
     # 5. The loop: scores the pool, picks questions, stores answers, learns.
     loop = ActiveLoop(
         pool,
@@ -219,7 +238,12 @@ def teach(
         patterns=patterns,
         eval_path=eval_path,
         skip_invalid=skip_invalid,
-        settings={"host": host, "port": port, "annotators": annotators, "overlap": overlap},
+        settings={
+            "host": host,
+            "port": port,
+            "annotators": annotators,
+            "overlap": overlap,
+        },
     )
     _report(components)
     return components
@@ -262,7 +286,10 @@ def correct(
         eval_path=eval_path,
         skip_invalid=skip_invalid,
         settings={
-            "host": host, "port": port, "annotators": annotators, "overlap": overlap,
+            "host": host,
+            "port": port,
+            "annotators": annotators,
+            "overlap": overlap,
             "preselect": True,
         },
     )
@@ -295,7 +322,10 @@ def manual(
         skip_invalid=skip_invalid,
         window=None,
         settings={
-            "host": host, "port": port, "annotators": annotators, "overlap": overlap,
+            "host": host,
+            "port": port,
+            "annotators": annotators,
+            "overlap": overlap,
             "preselect": False,
         },
     )

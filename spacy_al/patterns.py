@@ -28,7 +28,9 @@ from spacy_al.errors import Errors, SourceError
 class PatternMatcher:
     """Match phrase, token and regex patterns; report the labels each doc matches."""
 
-    def __init__(self, nlp: Language, patterns: Iterable[dict], *, source: str = "") -> None:
+    def __init__(
+        self, nlp: Language, patterns: Iterable[dict], *, source: str = ""
+    ) -> None:
         self.nlp = nlp
         self.phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.tokens = Matcher(nlp.vocab)
@@ -41,7 +43,9 @@ class PatternMatcher:
     def _add(self, entry: dict, *, source: str, line: int) -> None:
         label = entry.get("label")
         if not isinstance(label, str) or not label:
-            raise SourceError(Errors.E405, path=source or None, line=line, field="label")
+            raise SourceError(
+                Errors.E405, path=source or None, line=line, field="label"
+            )
         if label not in self.labels:
             self.labels.append(label)
         key = f"{label}\t{line}"
@@ -50,7 +54,10 @@ class PatternMatcher:
                 self.regexes.append((label, re.compile(entry["regex"])))
             except (re.error, TypeError) as e:
                 raise SourceError(
-                    Errors.E406.format(err=e), path=source or None, line=line, field="regex"
+                    Errors.E406.format(err=e),
+                    path=source or None,
+                    line=line,
+                    field="regex",
                 ) from e
         elif isinstance(entry.get("pattern"), str):
             self.phrases.add(key, [self.nlp.make_doc(entry["pattern"])])
@@ -59,10 +66,15 @@ class PatternMatcher:
                 self.tokens.add(key, [entry["pattern"]])
             except ValueError as e:
                 raise SourceError(
-                    Errors.E407.format(err=e), path=source or None, line=line, field="pattern"
+                    Errors.E407.format(err=e),
+                    path=source or None,
+                    line=line,
+                    field="pattern",
                 ) from e
         else:
-            raise SourceError(Errors.E405, path=source or None, line=line, field="pattern")
+            raise SourceError(
+                Errors.E405, path=source or None, line=line, field="pattern"
+            )
         self.n_patterns += 1
 
     @classmethod

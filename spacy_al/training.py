@@ -26,7 +26,9 @@ class TrainResult:
     model: TextcatModel
     best_score: float
     best_epoch: int
-    history: list[tuple[int, float, float]] = field(default_factory=list)  # epoch, loss, score
+    history: list[tuple[int, float, float]] = field(
+        default_factory=list
+    )  # epoch, loss, score
 
 
 def train_textcat(

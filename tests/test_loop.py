@@ -7,8 +7,16 @@ from spacy_al.patterns import PatternMatcher
 from spacy_al.store import Store
 
 LABELS = ["ham", "spam"]
-HAM = [f"see you at {h} tonight, bring the {x}" for h in range(6, 12) for x in ("keys", "cake", "book")]
-SPAM = [f"WIN a {p} prize now, call 0800{n}" for p in ("cash", "car", "trip") for n in range(100, 106)]
+HAM = [
+    f"see you at {h} tonight, bring the {x}"
+    for h in range(6, 12)
+    for x in ("keys", "cake", "book")
+]
+SPAM = [
+    f"WIN a {p} prize now, call 0800{n}"
+    for p in ("cash", "car", "trip")
+    for n in range(100, 106)
+]
 
 
 def gold(text):
@@ -27,10 +35,17 @@ def make_loop(store=None, strategy="margin", **kwargs):
     spec = StrategySpec.parse(strategy)
     model = TextcatModel(build_textcat(LABELS))
     updater = (
-        Committee.build(model, size=3) if spec.uses_committee else Updater(model, seed=0)
+        Committee.build(model, size=3)
+        if spec.uses_committee
+        else Updater(model, seed=0)
     )
     return ActiveLoop(
-        pool, updater, spec=spec, store=store, dataset="news" if store else None, **kwargs
+        pool,
+        updater,
+        spec=spec,
+        store=store,
+        dataset="news" if store else None,
+        **kwargs,
     )
 
 
@@ -42,7 +57,8 @@ def answer_all(tasks):
 
 
 @pytest.mark.parametrize(
-    "strategy", ["margin", "entropy", "random", "diverse", "balanced", "cost", "vote_entropy"]
+    "strategy",
+    ["margin", "entropy", "random", "diverse", "balanced", "cost", "vote_entropy"],
 )
 def test_loop_select_returns_unique_tasks_with_scores(strategy):
     loop = make_loop(strategy=strategy)
@@ -79,7 +95,9 @@ def test_loop_learns_after_a_batch_and_gets_better(store):
     assert version >= 6
     after = served.predict_texts(texts)
     truth = np.array([gold(t) == "spam" for t in texts])
-    assert ((after[:, 1] > 0.5) == truth).mean() > ((before[:, 1] > 0.5) == truth).mean()
+    assert ((after[:, 1] > 0.5) == truth).mean() > (
+        (before[:, 1] > 0.5) == truth
+    ).mean()
     assert ((after[:, 1] > 0.5) == truth).mean() == 1.0
 
 
@@ -91,7 +109,9 @@ def test_loop_undo_before_learning_serves_the_text_again(store):
     assert loop.undo(eg, annotator="alice")
     assert store.count_answers("news") == 0
     assert loop.pool.n_done == 0 and loop.n_pending == 0
-    assert task["_input_hash"] in {t["_input_hash"] for t in loop.select(len(loop.pool))}
+    assert task["_input_hash"] in {
+        t["_input_hash"] for t in loop.select(len(loop.pool))
+    }
 
 
 def test_loop_exclude_holds_back_examples():

@@ -2,15 +2,14 @@ import itertools
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import spacy
 import srsly
+from spacy_al.recipes.textcat import build_components
 from typer.testing import CliRunner
 
 from spacy_al.cli import build_app, load_builtin_recipes
-from spacy_al.recipes.textcat import build_components
 from spacy_al.store import Store
 
 runner = CliRunner()
@@ -26,7 +25,11 @@ def app():
 def sms_sample(corpora_dir, tmp_path):
     """200 SMS texts with their gold labels, as a source file."""
     path = tmp_path / "sms.jsonl"
-    records = list(itertools.islice(srsly.read_jsonl(corpora_dir / "sms_spam" / "train.jsonl"), 200))
+    records = list(
+        itertools.islice(
+            srsly.read_jsonl(corpora_dir / "sms_spam" / "train.jsonl"), 200
+        )
+    )
     srsly.write_jsonl(path, records)
     return path, {r["text"]: r["label"] for r in records}
 
@@ -50,7 +53,12 @@ def test_recipes_textcat_teach_stores_answers_and_resumes(sms_sample, tmp_path):
     source, gold = sms_sample
     db = str(tmp_path / "al.db")
     components = build_components(
-        "sms", source, labels=["ham", "spam"], view_id="classification", strategy="margin", db=db
+        "sms",
+        source,
+        labels=["ham", "spam"],
+        view_id="classification",
+        strategy="margin",
+        db=db,
     )
     assert components["view_id"] == "classification"
     label_with_oracle(components, gold, 40)
@@ -58,7 +66,12 @@ def test_recipes_textcat_teach_stores_answers_and_resumes(sms_sample, tmp_path):
     assert Store(db).count_answers("sms") == 40
     # A new session resumes: answered texts are left out, the model version continues.
     again = build_components(
-        "sms", source, labels=["ham", "spam"], view_id="classification", strategy="margin", db=db
+        "sms",
+        source,
+        labels=["ham", "spam"],
+        view_id="classification",
+        strategy="margin",
+        db=db,
     )
     loop = again["loop"]
     assert loop.pool.n_done == 40
@@ -68,11 +81,18 @@ def test_recipes_textcat_teach_stores_answers_and_resumes(sms_sample, tmp_path):
     assert not served & answered
 
 
-def test_recipes_textcat_train_and_data_to_spacy_train_with_spacy(app, sms_sample, tmp_path):
+def test_recipes_textcat_train_and_data_to_spacy_train_with_spacy(
+    app, sms_sample, tmp_path
+):
     source, gold = sms_sample
     db = str(tmp_path / "al.db")
     components = build_components(
-        "sms", source, labels=["ham", "spam"], view_id="classification", strategy="margin", db=db
+        "sms",
+        source,
+        labels=["ham", "spam"],
+        view_id="classification",
+        strategy="margin",
+        db=db,
     )
     label_with_oracle(components, gold, 120)
     # train: a pipeline that spacy.load reads and that predicts the labels.
@@ -84,19 +104,37 @@ def test_recipes_textcat_train_and_data_to_spacy_train_with_spacy(app, sms_sampl
     assert set(nlp("Call now to WIN a free prize").cats) == {"ham", "spam"}
     # data-to-spacy: DocBins and a config that `spacy train` runs unchanged.
     corpus = tmp_path / "corpus"
-    result = runner.invoke(app, ["data-to-spacy", str(corpus), "--textcat", "sms", "--db", db])
+    result = runner.invoke(
+        app, ["data-to-spacy", str(corpus), "--textcat", "sms", "--db", db]
+    )
     assert result.exit_code == 0, result.output
-    assert {p.name for p in corpus.iterdir()} == {"train.spacy", "dev.spacy", "config.cfg"}
+    assert {p.name for p in corpus.iterdir()} == {
+        "train.spacy",
+        "dev.spacy",
+        "config.cfg",
+    }
     trained = tmp_path / "trained"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "spacy", "train", str(corpus / "config.cfg"),
-            "--paths.train", str(corpus / "train.spacy"),
-            "--paths.dev", str(corpus / "dev.spacy"),
-            "--output", str(trained),
-            "--training.max_epochs", "1", "--training.max_steps", "30",
+            sys.executable,
+            "-m",
+            "spacy",
+            "train",
+            str(corpus / "config.cfg"),
+            "--paths.train",
+            str(corpus / "train.spacy"),
+            "--paths.dev",
+            str(corpus / "dev.spacy"),
+            "--output",
+            str(trained),
+            "--training.max_epochs",
+            "1",
+            "--training.max_steps",
+            "30",
         ],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     best = spacy.load(trained / "model-best")
@@ -110,14 +148,24 @@ def test_recipes_textcat_bad_source_names_file_and_line(app, tmp_path):
     db = str(tmp_path / "al.db")
     with pytest.raises(ValueError, match=r"bad.jsonl.*line 2.*'text'"):
         build_components(
-            "x", source, labels=["a", "b"], view_id="classification", strategy="margin", db=db
+            "x",
+            source,
+            labels=["a", "b"],
+            view_id="classification",
+            strategy="margin",
+            db=db,
         )
     # Nothing already stored is touched by a refused source.
     store = Store(db)
     assert store.count_answers("x") == 0
     components = build_components(
-        "x", source, labels=["a", "b"], view_id="classification", strategy="margin",
-        db=db, skip_invalid=True,
+        "x",
+        source,
+        labels=["a", "b"],
+        view_id="classification",
+        strategy="margin",
+        db=db,
+        skip_invalid=True,
     )
     assert len(components["loop"].pool) == 1 and components["source"]["skipped"] == 1
 
@@ -125,15 +173,35 @@ def test_recipes_textcat_bad_source_names_file_and_line(app, tmp_path):
 def test_recipes_textcat_simulate_writes_results_and_plot(app, corpora_dir, tmp_path):
     train = tmp_path / "train.jsonl"
     test = tmp_path / "test.jsonl"
-    srsly.write_jsonl(train, itertools.islice(srsly.read_jsonl(corpora_dir / "trec6" / "train.jsonl"), 400))
-    srsly.write_jsonl(test, itertools.islice(srsly.read_jsonl(corpora_dir / "trec6" / "test.jsonl"), 150))
+    srsly.write_jsonl(
+        train,
+        itertools.islice(srsly.read_jsonl(corpora_dir / "trec6" / "train.jsonl"), 400),
+    )
+    srsly.write_jsonl(
+        test,
+        itertools.islice(srsly.read_jsonl(corpora_dir / "trec6" / "test.jsonl"), 150),
+    )
     out = tmp_path / "sim"
     result = runner.invoke(
         app,
         [
-            "simulate", "textcat", str(train), "--eval", str(test),
-            "--strategies", "margin,random", "--seed-size", "20", "--batch-size", "20",
-            "--budget", "100", "--seeds", "2", "--output", str(out),
+            "simulate",
+            "textcat",
+            str(train),
+            "--eval",
+            str(test),
+            "--strategies",
+            "margin,random",
+            "--seed-size",
+            "20",
+            "--batch-size",
+            "20",
+            "--budget",
+            "100",
+            "--seeds",
+            "2",
+            "--output",
+            str(out),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -150,6 +218,16 @@ def test_recipes_textcat_simulate_writes_results_and_plot(app, corpora_dir, tmp_
 def test_recipes_textcat_help_lists_every_recipe_in_one_line(app):
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("textcat.teach", "textcat.correct", "textcat.manual", "train", "data-to-spacy",
-                 "simulate", "db-in", "db-out", "stats", "drop"):
+    for name in (
+        "textcat.teach",
+        "textcat.correct",
+        "textcat.manual",
+        "train",
+        "data-to-spacy",
+        "simulate",
+        "db-in",
+        "db-out",
+        "stats",
+        "drop",
+    ):
         assert name in result.output

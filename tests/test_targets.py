@@ -58,7 +58,12 @@ def test_targets_multilabel_binary_answers_are_partial():
 
 
 def test_targets_ignore_says_nothing():
-    assert answers_to_textcat_targets([answer("a", "TECH", "ignore")], LABELS3, exclusive=True) == []
+    assert (
+        answers_to_textcat_targets(
+            [answer("a", "TECH", "ignore")], LABELS3, exclusive=True
+        )
+        == []
+    )
 
 
 def test_targets_unknown_label_is_a_clear_error():
@@ -69,7 +74,9 @@ def test_targets_unknown_label_is_a_clear_error():
 @pytest.mark.parametrize("exclusive,kept", [(True, 1), (False, 2)])
 def test_targets_export_leaves_out_partial_exclusive_targets(exclusive, kept):
     targets = answers_to_textcat_targets(
-        [answer("a", "TECH"), answer("b", "SPORTS", "reject")], LABELS3, exclusive=exclusive
+        [answer("a", "TECH"), answer("b", "SPORTS", "reject")],
+        LABELS3,
+        exclusive=exclusive,
     )
     out, dropped = gold_cats_for_export(targets, exclusive=exclusive)
     assert len(out) == kept and dropped == 2 - kept
