@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     files, rest = split_recipe_files(argv)
     load_builtin_recipes()
     for path in files:
-        load_recipe_file(path)
+        try:
+            load_recipe_file(path)
+        except (FileNotFoundError, ImportError) as e:
+            raise SystemExit(str(e)) from e
     app = build_app()
     app(args=rest, prog_name="python -m spacy_al")
