@@ -15,6 +15,7 @@ murmurhash values of canonical JSON, so they are the same in every process and r
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -42,6 +43,9 @@ SUFFIXES: dict[str, str] = {
     ".spacy": "spacy",
 }
 MAX_SKIPPED_ERRORS = 10
+CSV_FIELD_LIMIT = 2**31 - 1  # characters in one CSV cell
+MAX_DEPTH = 100  # levels of lists and objects in a record
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON tools (ujson) read and write
 
 # What a loader yields: (1-based line, raw record) or (line, the error on that line).
 _Raw = tuple[int, "dict[str, Any] | SourceError"]
@@ -113,8 +117,73 @@ def _is_number(value: Any) -> bool:
 
 
 def _snippet(value: Any, width: int = 60) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a huge int, or nested too deep
+        text = f"<{_kind(value)} too large to show>"
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _printable(text: str) -> str:
+    """``text`` with half surrogate pairs escaped, so a message can be printed."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why a value can't be a JSON value of valid Unicode, or None if it can."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            char = value[e.start]
+            return f"the string has half a surrogate pair ({char!r} at {e.start}), which isn't valid Unicode"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"the number {value} isn't finite"
+    if _is_int(value) and not _INT_MIN <= value <= _INT_MAX:
+        return f"the integer {_snippet(value)} is outside the 64-bit range"
+    if value is None or isinstance(value, bool | int | list | tuple | dict):
+        return None
+    return f"{_kind(value)} isn't a JSON value"
+
+
+def _check_values(record: dict[str, Any], fail: Any) -> None:
+    """Refuse a record any of whose keys or values can't be stored as JSON."""
+    # (top-level field, where in the record, value), depth first, in order.
+    stack: list[tuple[str | None, str, Any, int]] = [(None, "", record, 0)]
+    while stack:
+        field, where, value, depth = stack.pop()
+        why = _unstorable(value)
+        if why is None and depth > MAX_DEPTH:
+            why = f"it is nested more than {MAX_DEPTH} levels deep"
+        children: list[tuple[Any, Any]] = []
+        if why is None and isinstance(value, dict):
+            for key, child in value.items():
+                if isinstance(key, str):
+                    why = _unstorable(key)
+                else:
+                    why = f"the key {_snippet(key)} isn't a string"
+                if why is not None:
+                    field, where = _inside(field, where, key)
+                    break
+                children.append((key, child))
+        elif why is None and isinstance(value, list | tuple):
+            children = list(enumerate(value))
+        if why is not None:
+            shown = where if len(where) <= 80 else where[:77] + "..."
+            msg = Errors.E760.format(where=shown, why=why)
+            raise fail(msg, field)
+        stack.extend(
+            (*_inside(field, where, key), child, depth + 1)
+            for key, child in reversed(children)
+        )
+
+
+def _inside(field: str | None, where: str, key: Any) -> tuple[str, str]:
+    if field is None:  # a top-level key names the field
+        name = _printable(key) if isinstance(key, str) else _snippet(key)
+        return name, name
+    return field, f"{where}[{_snippet(key)}]"
 
 
 def _kind(value: Any) -> str:
@@ -173,7 +242,8 @@ def validate_task(
             raise fail(Errors.E012.format(snippet=_snippet(cats)), "cats")
         for label, value in cats.items():
             if not 0.0 <= value <= 1.0:
-                raise fail(Errors.E013.format(label=label, value=value), "cats")
+                msg = Errors.E013.format(label=_printable(label), value=_snippet(value))
+                raise fail(msg, "cats")
     if "spans" in record:
         _check_spans(record["spans"], len(text), fail)
     if "answer" in record and record["answer"] not in ANSWERS:
@@ -186,16 +256,33 @@ def validate_task(
         raise fail(Errors.E017.format(kind=_kind(meta), snippet=_snippet(meta)), "meta")
     if "cost" in meta:
         cost = meta["cost"]
-        if not (_is_number(cost) and math.isfinite(cost) and cost > 0):
+        if not (_is_number(cost) and cost > 0 and _is_finite(cost)):
             raise fail(Errors.E018.format(snippet=_snippet(cost)), "meta.cost")
     for attr in (INPUT_HASH_ATTR, TASK_HASH_ATTR):
         if attr in record and not _is_int(record[attr]):
             raise fail(
                 Errors.E019.format(field=attr, snippet=_snippet(record[attr])), attr
             )
+    _check_nul_label(record, fail)
+    _check_values(record, fail)
     task = dict(record)
     task["meta"] = dict(meta)
     return set_hashes(task)
+
+
+def _is_finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _check_nul_label(record: dict[str, Any], fail: Any) -> None:
+    # The answer database keeps 'label' in a text column, which can't hold NUL
+    # on PostgreSQL; refuse it here rather than when the answer is saved.
+    label = record.get("label")
+    if isinstance(label, str) and "\x00" in label:
+        raise fail(Errors.E761.format(field="label", snippet=_snippet(label)), "label")
 
 
 def _check_spans(spans: Any, n_chars: int, fail: Any) -> None:
@@ -262,8 +349,10 @@ def _read_jsonl(path: Path) -> Iterator[_Raw]:
             if not line.strip():
                 continue
             try:
-                record = srsly.json_loads(line)
-            except ValueError as e:
+                # The standard library parses numbers exactly (ujson rounds some
+                # floats) and takes any integer, which validation then checks.
+                record = json.loads(line, parse_constant=_no_constant)
+            except (ValueError, RecursionError) as e:
                 msg = Errors.E005.format(err=e, snippet=_snippet(line))
                 yield i, SourceError(msg, path=str(path), line=i)
                 continue
@@ -272,6 +361,10 @@ def _read_jsonl(path: Path) -> Iterator[_Raw]:
                 yield i, SourceError(msg, path=str(path), line=i)
                 continue
             yield i, record
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} isn't a JSON number")
 
 
 def _read_txt(path: Path) -> Iterator[_Raw]:
@@ -289,16 +382,30 @@ def _read_csv(
     bad: dict[int, SourceError] = {}
 
     def decoded(file: BinaryIO) -> Iterator[str]:
-        # csv.reader needs strings; remember bad lines and check each row against them.
-        for i, line in _lines(file, str(path)):
-            if isinstance(line, SourceError):
-                bad[i] = line
-                line = ""
-            yield line + "\n"
+        # csv.reader needs strings; remember bad lines and check each row against
+        # them. A bad line is still decoded (with U+FFFD) so that its quotes count.
+        for i, raw in enumerate(file, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad[i] = SourceError(Errors.E004.format(err=e), path=str(path), line=i)
+                line = raw.decode("utf-8", "replace")
+            if i == 1:
+                line = line.removeprefix("\ufeff")
+            yield line.rstrip("\r\n") + "\n"
 
+    def parse_error(e: csv.Error, line: int) -> SourceError:
+        return SourceError(Errors.E762.format(err=e), path=str(path), line=line)
+
+    # Texts as long as a JSONL line may hold: lift the csv module's 128 KB cell
+    # limit (a process-wide setting, only ever raised).
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open("rb") as file:
         reader = csv.reader(decoded(file))
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as e:
+            raise parse_error(e, 1) from e
         if header is None:
             return
         if 1 in bad:
@@ -319,7 +426,15 @@ def _read_csv(
         text_i = columns.index(text_column)
         label_i = columns.index(label_column) if label_column in columns else None
         last = reader.line_num
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                first, last = last + 1, reader.line_num
+                yield first, parse_error(e, first)
+                continue
             first, last = last + 1, reader.line_num
             errors = [bad[i] for i in range(first, last + 1) if i in bad]
             if errors:

@@ -153,8 +153,38 @@ def _dumps(value: Any) -> str:
 
 
 def _snippet(value: Any, width: int = 60) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a huge int, or nested too deep
+        text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _unstorable_text(value: str) -> str | None:
+    """Why a string can't go into a text column on every backend, or None."""
+    if "\x00" in value:
+        return "it contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"{value[e.start]!r} at {e.start} is half a surrogate pair"
+    return None
+
+
+def _field_name(key: Any) -> str:
+    if isinstance(key, str):
+        return key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _snippet(key)
+
+
+def _check_json(value: Any) -> None:
+    """Raise TypeError or ValueError unless ``value`` is storable as UTF-8 JSON."""
+    try:
+        json.dumps(
+            value, default=_json_default, allow_nan=False, ensure_ascii=False
+        ).encode("utf-8")
+    except RecursionError as e:
+        raise ValueError("it is nested too deeply") from e
 
 
 def _is_int(value: Any) -> bool:
@@ -167,6 +197,11 @@ def _check_name(value: Any, what: str) -> str:
             what=what, max=MAX_NAME_LENGTH, snippet=_snippet(value)
         )
         raise ValueError(msg)
+    why = _unstorable_text(value)
+    if why is not None:
+        raise ValueError(
+            Errors.E763.format(what=what, snippet=_snippet(value), why=why)
+        )
     return value
 
 
@@ -203,6 +238,11 @@ def validate_answer(answer: Any) -> dict[str, Any]:
     if label is not None and not isinstance(label, str):
         msg = Errors.E107.format(kind=type(label).__name__, snippet=_snippet(label))
         raise AnswerError(msg, field="label")
+    why = None if label is None else _unstorable_text(label)
+    if why is not None:
+        raise AnswerError(
+            Errors.E764.format(snippet=_snippet(label), why=why), field="label"
+        )
     accept = answer.get("accept")
     if accept is not None and not (
         isinstance(accept, list)
@@ -216,8 +256,11 @@ def validate_answer(answer: Any) -> dict[str, Any]:
             msg = Errors.E109.format(field=key, snippet=_snippet(answer[key]))
             raise AnswerError(msg, field=key)
     for key, value in answer.items():
+        if not isinstance(key, str) or _field_name(key) != key:
+            field = _field_name(key)
+            raise AnswerError(Errors.E765.format(field=field), field=field)
         try:
-            _dumps(value)
+            _check_json(value)
         except (TypeError, ValueError) as e:
             msg = Errors.E110.format(field=key, err=e)
             raise AnswerError(msg, field=key) from e
@@ -370,6 +413,8 @@ class Store:
     # --- datasets ----------------------------------------------------------
 
     def _find_dataset(self, conn: Connection, name: str) -> int | None:
+        if not isinstance(name, str) or _unstorable_text(name) is not None:
+            return None  # can't have been stored, and can't be looked up
         query = sa.select(datasets_table.c.id).where(datasets_table.c.name == name)
         if conn.get_execution_options().get(_WRITE_OPTION, False):
             # Writers to one dataset take turns (SELECT ... FOR UPDATE where the
@@ -561,7 +606,7 @@ class Store:
                 a.delete().where(
                     a.c.dataset_id == dataset_id,
                     a.c.task_hash == task_hash,
-                    a.c.annotator == annotator,
+                    _is_annotator(annotator),
                 )
             )
             return result.rowcount > 0
@@ -594,7 +639,7 @@ class Store:
             .order_by(a.c.id)
         )
         if annotator is not None:
-            query = query.where(a.c.annotator == annotator)
+            query = query.where(_is_annotator(annotator))
         if since_id is not None:
             query = query.where(a.c.id > since_id)
         if answers is not None:
@@ -713,7 +758,7 @@ class Store:
             dataset_id = self._dataset_id(conn, dataset)
             query = sa.select(column).distinct().where(a.c.dataset_id == dataset_id)
             if annotator is not None:
-                query = query.where(a.c.annotator == annotator)
+                query = query.where(_is_annotator(annotator))
             return set(conn.execute(query).scalars())
 
     def answered_input_hashes(
@@ -735,7 +780,7 @@ class Store:
             dataset_id = self._dataset_id(conn, dataset)
             query = sa.select(sa.func.count(a.c.id)).where(a.c.dataset_id == dataset_id)
             if annotator is not None:
-                query = query.where(a.c.annotator == annotator)
+                query = query.where(_is_annotator(annotator))
             return int(conn.execute(query).scalar_one())
 
     def stats(self, dataset: str) -> dict[str, Any]:
@@ -801,6 +846,12 @@ class Store:
             "first_timestamp": _timestamp(first),
             "last_timestamp": _timestamp(last),
         }
+
+
+def _is_annotator(name: str) -> sa.ColumnElement[bool]:
+    if not isinstance(name, str) or _unstorable_text(name) is not None:
+        return sa.false()  # no such annotator can have been stored
+    return answers_table.c.annotator == name
 
 
 def _timestamp(value: datetime | None) -> int | None:

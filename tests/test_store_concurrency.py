@@ -1,0 +1,144 @@
+"""Concurrent writers in separate processes, on SQLite and (when configured) PostgreSQL.
+
+Each process opens its own Store, as several servers or annotators' sessions would.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from spacy_al.store import Store, metadata
+
+POSTGRES_URL = os.environ.get("SPACY_AL_TEST_POSTGRES_URL")
+BACKENDS: list[Any] = ["sqlite"]
+if POSTGRES_URL:
+    BACKENDS.append(
+        pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres")
+    )
+N_WORKERS = 4
+N_OWN = 30  # answers each worker gives to texts of its own
+N_SHARED = 8  # texts every worker answers, under its own name and as "team"
+CTX = multiprocessing.get_context("spawn")
+
+
+def _reset_postgres(url: str) -> None:
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: an SQLite file, or PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'answers.db'}"
+        return
+    _reset_postgres(request.param)
+    yield request.param
+    _reset_postgres(request.param)
+
+
+def _annotate(url: str, worker: int, start: Any, results: Any) -> None:
+    """One annotator's session: own texts in small batches, shared texts, edits."""
+    acknowledged: list[int] = []
+    with Store(url) as db:
+        start.wait()
+        i = 0
+        while i < N_OWN:
+            size = 1 + (i + worker) % 3
+            batch = [
+                {"text": f"own {worker}-{j}", "label": "X", "answer": "accept"}
+                for j in range(i, min(i + size, N_OWN))
+            ]
+            acknowledged += db.add_answers("d", batch, annotator=f"w{worker}")
+            i += size
+        for j in range(N_SHARED):
+            shared = {"text": f"shared {j}", "label": "X"}
+            answer = ("accept", "reject")[(worker + j) % 2]
+            acknowledged += db.add_answers(
+                "d", [{**shared, "answer": answer}], annotator=f"w{worker}"
+            )
+            # Everyone edits the team's answer to the same task at once.
+            db.add_answers("d", [{**shared, "answer": answer}], annotator="team")
+        # A dataset nobody has created yet, created by all workers at once.
+        db.create_dataset("race", meta={"by": worker})
+        db.add_answers(
+            "race", [{"text": "r", "answer": "accept"}], annotator=f"w{worker}"
+        )
+    results.put((worker, acknowledged))
+
+
+def _poll(url: str, expected: int, start: Any, results: Any) -> None:
+    """A reader following the dataset with since_id, as the trainer does."""
+    seen: list[int] = []
+    deadline = time.monotonic() + 120
+    with Store(url) as db:
+        db.create_dataset("d")
+        start.wait()
+        last: int | None = None
+        while time.monotonic() < deadline:
+            page = db.get_answers("d", since_id=last, annotator=None)
+            mine = [a["_id"] for a in page if a["_annotator_id"] != "team"]
+            seen += mine
+            if page:
+                last = page[-1]["_id"]
+            if len(set(seen)) >= expected:
+                break
+            time.sleep(0.005)
+    results.put(("poller", seen))
+
+
+def test_store_concurrency_processes_lose_nothing(store_url: str) -> None:
+    expected = N_WORKERS * (N_OWN + N_SHARED)
+    with Store(store_url) as db:
+        db.create_dataset("d")
+    start = CTX.Barrier(N_WORKERS + 1)
+    results = CTX.Queue()
+    processes = [
+        CTX.Process(target=_annotate, args=(store_url, w, start, results))
+        for w in range(N_WORKERS)
+    ]
+    processes.append(
+        CTX.Process(target=_poll, args=(store_url, expected, start, results))
+    )
+    for process in processes:
+        process.start()
+    got = dict(results.get(timeout=180) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+    with Store(store_url) as db:
+        answers = db.get_answers("d")
+        race = db.get_answers("race")
+        assert db.datasets() == ["d", "race"]
+    acknowledged = [i for w in range(N_WORKERS) for i in got[w]]
+    stored = {a["_id"]: a for a in answers if a["_annotator_id"] != "team"}
+    # Every acknowledged answer is stored, once; nothing else is.
+    assert len(acknowledged) == len(set(acknowledged)) == expected
+    assert set(acknowledged) == set(stored)
+    per_annotator = Counter(a["_annotator_id"] for a in answers)
+    assert per_annotator == {
+        **{f"w{w}": N_OWN + N_SHARED for w in range(N_WORKERS)},
+        "team": N_SHARED,
+    }
+    # One row per (task, annotator), even for the team's concurrent edits.
+    keys = [(a["_task_hash"], a["_annotator_id"]) for a in answers]
+    assert len(keys) == len(set(keys))
+    # The poller saw every answer exactly once, in increasing id order.
+    seen = got["poller"]
+    assert seen == sorted(seen) and len(seen) == len(set(seen))
+    assert set(seen) == set(stored)
+    # The dataset all workers created at once exists once, with every answer.
+    assert sorted(a["_annotator_id"] for a in race) == [
+        f"w{w}" for w in range(N_WORKERS)
+    ]
