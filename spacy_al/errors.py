@@ -122,6 +122,22 @@ class Errors(metaclass=ErrorsWithCodes):
 
     # --- E5xx spans and NER ----------------------------------------------
     # (spans.py and ner_scores.py add their messages here)
+    E530 = "Unknown entity label '{label}' in {where}. The model's labels are {labels}. Answers must use the labels the recipe was started with (they are fixed while the model is shared): restart the recipe with --label covering it, or correct the answer."
+    E531 = "Unknown NER measure '{measure}' in the strategy '{name}'. NER measures: {measures}. Use e.g. --strategy mnlp, token-entropy, entity, random, or STRATEGY:MEASURE such as diverse:mnlp."
+    E532 = "The pipeline has no entity recognizer (its components: {pipes}). Build one with spacy_al.ner_models.build_ner, or pass a pipeline with a 'ner' or 'beam_ner' component."
+    E533 = "Unknown NER architecture '{factory}'. Choose one of {valid}: 'beam_ner' (beam search, calibrated entity probabilities, the default) or 'ner' (greedy, cheaper, scored by per-step entropy)."
+    E534 = "beam_width must be an integer >= 1, got {beam_width!r}. Use 4 to 8 for beam scores, or 1 for the greedy fallback (per-step entropy)."
+    E535 = "No entity labels given. Pass them with --label, e.g. --label PERSON,ORG, or give a patterns file whose labels should be used."
+    E536 = "The base pipeline's component '{name}' is a {cls}, not an entity recognizer. Pass --component with the name of a 'ner' or 'beam_ner' component, or a new name to add one."
+    E537 = "Record {i} of {what} has no 'spans': simulate ner replays gold entities as the annotator, so every record needs a 'spans' list (empty when the text has no entity). Remove such records or add their spans."
+    E538 = "Unknown NER loop mode '{mode}'. Choose one of {valid}: 'teach' (accept/reject single entities), 'correct' (fix the model's analysis) or 'manual' (mark spans from scratch)."
+    E539 = "The patterns file's labels {unknown} aren't among the labels {labels}. Add them to --label, or remove those patterns: the label set is fixed when the model starts."
+    E540 = "An entity pattern needs a non-empty string 'label' and a 'pattern': a phrase string or a list of token attribute dicts (as for spaCy's EntityRuler), got {snippet}. Fix or remove this line of the patterns file."
+    E541 = "The entity pattern is invalid: {err}. See https://spacy.io/usage/rule-based-matching#entityruler for the pattern format."
+    E542 = "The answer on input {input_hash} has the answer {answer!r}. An NER answer must be 'accept', 'reject' or 'ignore'."
+    E543 = "The checkpoint at {path} holds a {saved} model, but a {wanted} model was asked for. Use a separate dataset (each dataset has its own checkpoint), or delete the checkpoint to start afresh."
+    E544 = "'{option}' must be {requirement}, got {value!r}."
+    E545 = "The checkpoint of dataset '{dataset}' at {path} was trained with the labels {saved}, but --label asks for {labels}. The label set of a model is fixed: use the same labels, or annotate into a new dataset (or delete the checkpoint to start a new model from the stored answers)."
     E501 = "UTF-16 offset {offset} falls between the two halves of a surrogate pair (the character {char!r} at code point offset {index}), so it names no character boundary in the text. Browsers count astral characters such as emoji as two code units; send offsets that point before or after the whole character."
     E502 = "UTF-16 offset {offset} is outside the text, which is {length} UTF-16 code units long ({n_chars} characters). Check that the offset was computed on the same text."
     E503 = "Span {i} is malformed: {span!r}. Each span must be a dict with integer 'start' and 'end' (character offsets into 'text', end exclusive) and a string 'label'."
@@ -162,6 +178,37 @@ class Errors(metaclass=ErrorsWithCodes):
     E611 = "Can't listen on {host}:{port}: {err}. Stop whatever uses the port, or pass another --port (and a --host this machine has)."
     E612 = "The labelling server stopped with exit code {code} before it was ready at {url}. Its output above says why."
     E613 = "The view '{view_id}' has no renderer in the labelling app; it has renderers for: {views}. Use a recipe whose view the app knows, or add a render function for this view to app.py."
+
+    # --- E7xx benchmarks ---------------------------------------------------
+    E700 = "Unknown peer '{name}'. Choose among: {names}."
+    E701 = "The peer '{name}' needs the Python package '{module}', which can't be imported ({err}). Install the benchmark extras with pip install -e .[bench] (or pip install {pip_name}), or leave the peer out of --peers."
+    E702 = "Example {i} of {what} has {n} gold labels ({gold}); the peers are single-label classifiers and need exactly one per example. Benchmark multi-label data with python -m spacy_al simulate instead."
+    E703 = "Example {i} of {what} has the gold label '{label}', which isn't one of the labels {labels}. Pass every label that occurs in the data."
+    E704 = "seed_indices must be one or more distinct integers in [0, {n}) (positions in the pool of {n} texts), got {snippet}. Use spacy_al.peers.seed_indices(n_pool, seed_size, seed), the seed set simulate uses."
+    E705 = "{name} must be an integer of at least 1, got {value!r}."
+    E706 = "{what} has {n_texts} texts but {n_gold} gold label lists; pass one list of gold labels per text, in the same order."
+    E707 = "Unknown benchmark '{what}'. Choose one of: {whats} (e.g. python -m spacy_al bench labels --corpus DIR)."
+    E708 = "Can't find {path}. --corpus must be a directory holding train.jsonl (the pool) and test.jsonl (the evaluation set), as in ../shared/corpora/sms_spam."
+    E709 = "Nothing to benchmark: --strategies names no spacy_al strategy. Pass at least one, e.g. --strategies margin,random."
+    E710 = "Unknown task '{task}' for bench labels. Choose one of: {tasks}."
+    E711 = "bench {what} needs --corpus DIR: a directory holding train.jsonl and test.jsonl, e.g. python -m spacy_al bench {what} --corpus ../shared/corpora/sms_spam."
+
+    # --- E75x agreement, stopping, durability
+    E750 = "Answer {i} can't be used for agreement: it has no '{field}' ({snippet}). Agreement works on answers read from the store (Store.get_answers), which carry '_input_hash' and '_annotator_id'; set both on answers from elsewhere."
+    E751 = "No rated answers by the annotator '{name}'. The annotators with accept or reject answers are: {names}. Check the name ('_annotator_id' of the answers)."
+    E752 = "Unknown consensus reference '{reference}'. Choose one of {references}: 'others' compares each annotator with the majority of the other annotators, 'all' with the majority of everyone."
+    E753 = "{what} needs a count table, a 2-D array of non-negative whole numbers with one row per example and one column per category (how many annotators chose it), got {snippet}. Build one from answers with spacy_al.agreement.rating_table(answers).counts."
+    E754 = "Cohen's kappa compares two raters on the same items, but got {n_first} ratings from the first and {n_second} from the second. Pass both raters' ratings of the same items, in the same order."
+    E755 = "'{name}' must be {requirement}, got {value!r}."
+    E756 = "Predictions must be a non-empty array of whole-number label ids: 1-D with one label id per example, or 2-D with one row of 0/1 label flags per example (multilabel). Got shape {shape} and dtype {dtype}. Pass the argmax of the model's scores on the stop set."
+    E757 = "The predictions cover {n} examples, but the previous model's covered {n_prev}. Stabilizing predictions compares successive models on one fixed stop set: predict on the same examples, in the same order, every time."
+    E758 = "Can't restore the stopping signal from the saved state ({err}). Pass a dict written by StabilizingPredictions.to_dict, or start a new signal."
+    E760 = "The value at {where} can't be stored: {why}. Records must hold JSON values (strings of valid Unicode, finite numbers, lists and objects with string keys). Fix the record, or use --skip-invalid to skip such lines."
+    E761 = "'{field}' contains a NUL character: {snippet}. A label can't contain NUL (the answer database can't store it): remove the character, or use --skip-invalid to skip such lines."
+    E762 = "The CSV row can't be parsed ({err}). Check its quotes and line ends: lines must end with \\n or \\r\\n (a lone \\r, as in old Mac files, ends no line). Fix the row, or use --skip-invalid to skip such lines."
+    E763 = "A {what} name can't be stored: {why} ({snippet}). Names are kept in text columns, which can't hold NUL or half surrogate pairs on every database; pick a name without them, such as 'news_cats' or 'alice'."
+    E764 = "'label' can't be stored: {why} ({snippet}). The label is kept in a text column, which can't hold NUL or half surrogate pairs on every database; use the label as the recipe gave it."
+    E765 = "The key '{field}' of the answer can't be stored: answer keys must be strings of valid Unicode (no half surrogate pairs). Rename or remove the key."
     pass
 
 
