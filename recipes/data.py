@@ -1,30 +1,50 @@
 """data-to-spacy: export annotated datasets as corpora that ``spacy train`` takes.
 
-    python -m spacy_al data-to-spacy ./corpus --textcat news
+    python -m spacy_al data-to-spacy ./corpus --textcat news --ner news_ents
     python -m spacy train ./corpus/config.cfg --paths.train ./corpus/train.spacy \\
         --paths.dev ./corpus/dev.spacy
 
 Writes ``train.spacy`` and ``dev.spacy`` (DocBin) and a ``config.cfg`` made by
-spaCy's own ``init config`` for the right component, so the command above runs
-unchanged.
+spaCy's own ``init config`` for the right components, so the command above runs
+unchanged. Answers on the same text are merged into one Doc (its ``cats`` and its
+entities). NER annotations are written the way spaCy's ner expects them:
+
+* gold answers (ner.correct, ner.manual): the entities, every other token
+  outside (O);
+* binary answers (ner.teach): accepted entities, every other token *missing*
+  (the ner's loss ignores it), and rejected spans in
+  ``doc.spans["incorrect_spans"]``, the ``incorrect_spans_key`` the exported
+  config gives the ner, so it learns what an entity is *not*.
+
+dev.spacy holds a share of the texts whose every annotation is gold.
 """
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from spacy.cli.init_config import init_config
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from wasabi import msg
 
 from spacy_al.models import load_base
+from spacy_al.ner_models import INCORRECT_SPANS_KEY
+from spacy_al.ner_targets import NERTarget, reference_doc
 from spacy_al.registry import recipe
+from spacy_al.spans import make_ner_doc
 from spacy_al.store import Store
 from spacy_al.targets import TextcatTarget, gold_cats_for_export
 
-from .train import DEFAULT_DB, load_textcat_targets, split_targets
+from .train import (
+    DEFAULT_DB,
+    dataset_names,
+    load_ner_targets,
+    load_textcat_targets,
+)
 
 
 def write_docbin(nlp, targets: list[TextcatTarget], path: Path) -> int:
@@ -38,14 +58,79 @@ def write_docbin(nlp, targets: list[TextcatTarget], path: Path) -> int:
     return len(targets)
 
 
+@dataclass
+class Record:
+    """Everything known about one text: its categories and/or its entities."""
+
+    text: str
+    cats: TextcatTarget | None = None
+    ents: NERTarget | None = None
+
+    @property
+    def is_gold(self) -> bool:
+        return all(t.is_gold for t in (self.cats, self.ents) if t is not None)
+
+    def doc(self, nlp) -> Doc:
+        if self.ents is not None:
+            doc, _ = reference_doc(
+                nlp, self.ents, incorrect_spans_key=INCORRECT_SPANS_KEY
+            )
+        else:
+            doc = make_ner_doc(nlp, {"text": self.text}, missing=True)
+        if self.cats is not None:
+            doc.cats = dict(self.cats.cats)
+        return doc
+
+
+def merge_records(
+    cats: list[TextcatTarget], ents: list[NERTarget]
+) -> dict[int, Record]:
+    """One record per input hash, in first-seen order."""
+    records: dict[int, Record] = {}
+    for target in cats:
+        records.setdefault(target.input_hash, Record(target.text)).cats = target
+    for target in ents:
+        records.setdefault(target.input_hash, Record(target.text)).ents = target
+    return records
+
+
+def split_records(
+    records: list[Record], *, eval_split: float, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """Hold out a share of the all-gold records for dev; the rest train."""
+    gold = [r for r in records if r.is_gold]
+    random.Random(seed).shuffle(gold)
+    n_eval = int(round(len(gold) * eval_split))
+    held = {id(r) for r in gold[:n_eval]}
+    return [r for r in records if id(r) not in held], gold[:n_eval]
+
+
+def write_records(nlp, records: list[Record], path: Path) -> int:
+    db = DocBin(store_user_data=False)
+    for record in records:
+        db.add(record.doc(nlp))
+    db.to_disk(path)
+    return len(records)
+
+
 @recipe("data-to-spacy")
 def data_to_spacy(
-    output: Annotated[Path, typer.Argument(help="Directory for train.spacy, dev.spacy, config.cfg")],
-    textcat: Annotated[
-        str, typer.Option("--textcat", help="Comma-separated datasets for textcat")
+    output: Annotated[
+        Path, typer.Argument(help="Directory for train.spacy, dev.spacy, config.cfg")
     ],
-    db: Annotated[str, typer.Option("--db", envvar="SPACY_AL_DB", help="Database")] = DEFAULT_DB,
-    lang: Annotated[str, typer.Option("--lang", help="Language of the pipeline")] = "en",
+    textcat: Annotated[
+        str | None,
+        typer.Option("--textcat", help="Comma-separated datasets for textcat"),
+    ] = None,
+    ner: Annotated[
+        str | None, typer.Option("--ner", help="Comma-separated datasets for ner")
+    ] = None,
+    db: Annotated[
+        str, typer.Option("--db", envvar="SPACY_AL_DB", help="Database")
+    ] = DEFAULT_DB,
+    lang: Annotated[
+        str, typer.Option("--lang", help="Language of the pipeline")
+    ] = "en",
     multilabel: Annotated[
         bool | None,
         typer.Option("--multilabel/--exclusive", help="Override the datasets' setting"),
@@ -54,35 +139,79 @@ def data_to_spacy(
         float, typer.Option("--eval-split", help="Share of gold answers for dev.spacy")
     ] = 0.2,
     optimize: Annotated[
-        str, typer.Option("--optimize", help="efficiency or accuracy (spaCy's init config)")
+        str,
+        typer.Option("--optimize", help="efficiency or accuracy (spaCy's init config)"),
     ] = "efficiency",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Export datasets as train.spacy, dev.spacy and config.cfg for spacy train."""
     store = Store(db)
-    names = [name.strip() for name in textcat.split(",") if name.strip()]
-    targets, labels, exclusive = load_textcat_targets(store, names, multilabel=multilabel)
-    # spaCy's exclusive textcat can't learn "not X" alone: those answers are left out.
-    targets, dropped = gold_cats_for_export(targets, exclusive=exclusive)
-    if dropped:
-        msg.warn(
-            f"Left out {dropped} partial answer(s) (a reject of one of {len(labels)} "
-            f"exclusive labels): spaCy's exclusive textcat would read the other labels "
-            f"as false. Use --multilabel, or correct them in textcat.correct."
+    textcat_names, ner_names = dataset_names(textcat), dataset_names(ner)
+    if not textcat_names and not ner_names:
+        msg.fail(
+            "Name the datasets to export: --textcat NAMES and/or --ner NAMES.", exits=1
         )
-    if not targets:
-        msg.fail(f"No exportable answers in {names}.", exits=1)
-    train_targets, dev_targets = split_targets(targets, eval_split=eval_split, seed=seed)
-    if not dev_targets:
-        msg.fail("No gold answers for dev.spacy: lower --eval-split or add answers.", exits=1)
+    pipeline: list[str] = []
+    cat_targets: list[TextcatTarget] = []
+    ent_targets: list[NERTarget] = []
+    exclusive = True
+    if textcat_names:
+        cat_targets, labels, exclusive = load_textcat_targets(
+            store, textcat_names, multilabel=multilabel
+        )
+        # spaCy's exclusive textcat can't learn "not X" alone: those are left out.
+        cat_targets, dropped = gold_cats_for_export(cat_targets, exclusive=exclusive)
+        if dropped:
+            msg.warn(
+                f"Left out {dropped} partial answer(s) (a reject of one of {len(labels)} "
+                f"exclusive labels): spaCy's exclusive textcat would read the other labels "
+                f"as false. Use --multilabel, or correct them in textcat.correct."
+            )
+        pipeline.append("textcat" if exclusive else "textcat_multilabel")
+    if ner_names:
+        ent_targets, _ = load_ner_targets(store, ner_names)
+        pipeline.append("ner")
+    records = list(merge_records(cat_targets, ent_targets).values())
+    if not records:
+        msg.fail(f"No exportable answers in {textcat_names + ner_names}.", exits=1)
+    if textcat_names and ner_names and exclusive:
+        n_no_cats = sum(1 for r in records if r.cats is None)
+        if n_no_cats:
+            msg.warn(
+                f"{n_no_cats} text(s) have entities but no category: spaCy's exclusive "
+                f"textcat has no missing values and reads them as 'no category'. "
+                f"Label them in textcat.correct, or use --multilabel."
+            )
+    train_records, dev_records = split_records(
+        records, eval_split=eval_split, seed=seed
+    )
+    if not dev_records and not textcat_names:
+        # Only binary NER answers: dev holds some of them; spaCy's scorer skips the
+        # tokens whose annotation is missing.
+        random.Random(seed).shuffle(records)
+        n_dev = int(round(len(records) * eval_split))
+        train_records, dev_records = records[n_dev:], records[:n_dev]
+        if dev_records:
+            msg.warn(
+                "No gold answers for dev.spacy: it holds binary (ner.teach) answers, "
+                "so its scores judge only the entities that were asked about."
+            )
+    if not dev_records:
+        msg.fail(
+            "No gold answers for dev.spacy: lower --eval-split or add answers.", exits=1
+        )
     output.mkdir(parents=True, exist_ok=True)
     nlp = load_base(f"blank:{lang}")
-    n_train = write_docbin(nlp, train_targets, output / "train.spacy")
-    n_dev = write_docbin(nlp, dev_targets, output / "dev.spacy")
-    component = "textcat" if exclusive else "textcat_multilabel"
-    config = init_config(lang=lang, pipeline=[component], optimize=optimize, gpu=False)
+    n_train = write_records(nlp, train_records, output / "train.spacy")
+    n_dev = write_records(nlp, dev_records, output / "dev.spacy")
+    config = init_config(lang=lang, pipeline=pipeline, optimize=optimize, gpu=False)
+    if "ner" in pipeline:
+        # Rejected spans (ner.teach) train the ner through this span group.
+        config["components"]["ner"]["incorrect_spans_key"] = INCORRECT_SPANS_KEY
     config.to_disk(output / "config.cfg")
-    msg.good(f"Wrote {n_train} training and {n_dev} dev docs to {output} ({component})")
+    msg.good(
+        f"Wrote {n_train} training and {n_dev} dev docs to {output} ({', '.join(pipeline)})"
+    )
     msg.text(
         f"python -m spacy train {output / 'config.cfg'} --paths.train "
         f"{output / 'train.spacy'} --paths.dev {output / 'dev.spacy'}"

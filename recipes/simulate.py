@@ -8,6 +8,16 @@ Every strategy starts from the same random seed set (one per seed), asks its
 questions through the same loop the labelling app uses, and is scored on EVAL
 after every batch. The run also trains a model on all of TRAIN to convergence, the
 full-data score. Writes DIR/results.json and DIR/curve.png.
+
+    python -m spacy_al simulate ner TRAIN.jsonl --eval TEST.jsonl \\
+        --strategies mnlp,token-entropy,random --seed-size 20 --batch-size 20 \\
+        --budget 600 --seeds 2 --output DIR
+
+For NER the records need gold ``spans`` (and optionally ``tokens``); the metric
+is entity F1, and the cost is also counted in tokens: ``tokens_to_target`` per
+seed, as a fraction of the pool's tokens, and a learning curve over tokens.
+``--oracle correct`` answers as in ner.correct (the gold analysis of each chosen
+text), ``--oracle binary`` as in ner.teach (accept or reject one entity).
 """
 
 from __future__ import annotations
@@ -25,56 +35,121 @@ from spacy_al.errors import SourceError
 from spacy_al.registry import recipe
 from spacy_al.simulate import SimulationConfig, plot_curves, simulate
 
-TASKS = ("textcat",)
+TASKS = ("textcat", "ner")
+DEFAULT_ARCH = {"textcat": "bow", "ner": "beam_ner"}
 
 
 def print_table(results: dict) -> None:
     """The per-strategy summary a person reads first."""
-    header = ["strategy", "labels to target (per seed)", "median", "÷ random", "AUC", "final"]
+    header = [
+        "strategy",
+        "labels to target (per seed)",
+        "median",
+        "÷ random",
+        "AUC",
+        "final",
+    ]
+    ner = results["task"] == "ner"
+    if ner:
+        header[1:1] = ["tokens to target (per seed)", "share of pool"]
     rows = []
     for name, entry in results["strategies"].items():
         ratio = entry.get("ratio_to_random")
-        rows.append(
-            [
-                name,
-                ", ".join("-" if n is None else str(n) for n in entry["labels_to_target"]),
-                "-" if entry["labels_to_target_median"] is None else f"{entry['labels_to_target_median']:.0f}",
-                "-" if ratio is None else f"{ratio:.2f}",
-                f"{entry['auc']:.3f}",
-                f"{entry['final_score']:.3f}",
+        row = [
+            name,
+            ", ".join("-" if n is None else str(n) for n in entry["labels_to_target"]),
+            "-"
+            if entry["labels_to_target_median"] is None
+            else f"{entry['labels_to_target_median']:.0f}",
+            "-" if ratio is None else f"{ratio:.2f}",
+            f"{entry['auc']:.3f}",
+            f"{entry['final_score']:.3f}",
+        ]
+        if ner:
+            share = entry["tokens_to_target_fraction"]
+            row[1:1] = [
+                ", ".join(
+                    "-" if n is None else str(n) for n in entry["tokens_to_target"]
+                ),
+                "-" if share is None else f"{share:.1%}",
             ]
-        )
+        rows.append(row)
     msg.table(rows, header=header, divider=True)
 
 
 @recipe("simulate")
 def simulate_cli(
-    task: Annotated[str, typer.Argument(help="textcat")],
-    train: Annotated[Path, typer.Argument(help="Labelled JSONL: the pool (and its gold labels)")],
-    eval_path: Annotated[Path, typer.Option("--eval", help="Labelled JSONL to score on")],
+    task: Annotated[str, typer.Argument(help="textcat or ner")],
+    train: Annotated[
+        Path, typer.Argument(help="Labelled JSONL: the pool (and its gold labels)")
+    ],
+    eval_path: Annotated[
+        Path, typer.Option("--eval", help="Labelled JSONL to score on")
+    ],
     strategies: Annotated[
-        str, typer.Option("--strategies", help="Comma-separated, e.g. margin,entropy,random")
+        str,
+        typer.Option(
+            "--strategies", help="Comma-separated, e.g. margin,entropy,random"
+        ),
     ] = "margin,random",
     seed_size: Annotated[int, typer.Option("--seed-size")] = 20,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 10,
-    budget: Annotated[int, typer.Option("--budget", help="Labels per run, seed set included")] = 1000,
+    budget: Annotated[
+        int, typer.Option("--budget", help="Labels per run, seed set included")
+    ] = 1000,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per strategy")] = 5,
-    target: Annotated[float, typer.Option("--target", help="Share of the full-data score")] = 0.95,
+    target: Annotated[
+        float, typer.Option("--target", help="Share of the full-data score")
+    ] = 0.95,
     positive_label: Annotated[
-        str | None, typer.Option("--positive-label", help="Score this label's F1 (binary)")
+        str | None,
+        typer.Option("--positive-label", help="Score this label's F1 (binary)"),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", help="Directory for the results")] = Path(
-        "simulation"
-    ),
-    arch: Annotated[str, typer.Option("--arch")] = "bow",
+    output: Annotated[
+        Path, typer.Option("--output", help="Directory for the results")
+    ] = Path("simulation"),
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="textcat: bow, ensemble; ner: beam_ner, ner"),
+    ] = None,
     base: Annotated[str, typer.Option("--base")] = "blank:en",
     multilabel: Annotated[bool, typer.Option("--multilabel")] = False,
     oracle: Annotated[
-        str, typer.Option("--oracle", help="correct (a reject names the right label) or binary")
+        str,
+        typer.Option(
+            "--oracle", help="correct (a reject names the right label) or binary"
+        ),
     ] = "correct",
     patterns: Annotated[Path | None, typer.Option("--patterns")] = None,
-    window: Annotated[int | None, typer.Option("--window", help="Score a random window")] = None,
-    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Runs in parallel processes")] = 1,
+    window: Annotated[
+        int | None, typer.Option("--window", help="Score a random window")
+    ] = None,
+    n_jobs: Annotated[
+        int, typer.Option("--n-jobs", help="Runs in parallel processes")
+    ] = 1,
+    beam_width: Annotated[
+        int, typer.Option("--beam-width", help="NER: beam width (1: greedy scores)")
+    ] = 4,
+    drop: Annotated[
+        float | None, typer.Option("--drop", help="Dropout in updates")
+    ] = None,
+    update_steps: Annotated[
+        int, typer.Option("--update-steps", help="Gradient steps per batch of answers")
+    ] = 3,
+    replay: Annotated[
+        int, typer.Option("--replay", help="Earlier answers replayed in each step")
+    ] = 30,
+    retrain_every: Annotated[
+        int,
+        typer.Option("--retrain-every", help="Retrain from scratch every N batches"),
+    ] = 0,
+    max_epochs: Annotated[
+        int,
+        typer.Option("--max-epochs", help="Epochs of the full-data reference at most"),
+    ] = 30,
+    patience: Annotated[
+        int, typer.Option("--patience", help="Full-data reference: epochs without gain")
+    ] = 4,
 ) -> None:
     """Replay gold labels as the annotator: labels each strategy needs vs random."""
     if task not in TASKS:
@@ -94,17 +169,28 @@ def simulate_cli(
         seeds=seeds,
         target=target,
         positive_label=positive_label,
-        architecture=arch,
+        architecture=arch or DEFAULT_ARCH[task],
         base=base,
         multilabel=multilabel,
         oracle=oracle,
         patterns=str(patterns) if patterns else None,
         window=window,
         n_jobs=n_jobs,
+        task=task,
+        beam_width=beam_width,
+        drop=(0.1 if task == "ner" else 0.0) if drop is None else drop,
+        update_steps=update_steps,
+        replay=replay,
+        retrain_every=retrain_every,
+        max_epochs=max_epochs,
+        patience=patience,
     )
     runs = len(config.strategies) * seeds
     rounds_per_run = max(1, (budget - seed_size) // batch_size + 1)
-    with tqdm(total=runs if n_jobs > 1 else runs * rounds_per_run, desc="simulate") as bar:
+    with tqdm(
+        total=runs if n_jobs > 1 else runs * rounds_per_run, desc="simulate"
+    ) as bar:
+
         def on_round(strategy: str, seed: int, n: int, score: float) -> None:
             bar.set_postfix_str(f"{strategy} seed {seed}: {n} labels, {score:.3f}")
             bar.update(1)
@@ -115,17 +201,24 @@ def simulate_cli(
 
         try:
             results = simulate(
-                train_records, eval_records, config, on_round=on_round, on_job_done=on_job_done
+                train_records,
+                eval_records,
+                config,
+                on_round=on_round,
+                on_job_done=on_job_done,
             )
         except ValueError as e:
             msg.fail(str(e), exits=1)
     output.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output / "results.json", results)
     plot_curves(results, str(output / "curve.png"))
+    pool = f"pool {results['pool_size']}"
+    if "pool_tokens" in results:
+        pool += f" texts ({results['pool_tokens']} tokens)"
     msg.info(
         f"Full-data {results['metric']}: {results['full_data_score']:.3f}; target "
         f"{results['target']:.0%} of it = {results['target_score']:.3f}; "
-        f"pool {results['pool_size']}, eval {results['eval_size']}"
+        f"{pool}, eval {results['eval_size']}"
     )
     print_table(results)
     msg.good(

@@ -1,12 +1,16 @@
 """train: train a spaCy pipeline from annotated datasets and save it.
 
     python -m spacy_al train ./model --textcat news
+    python -m spacy_al train ./model --ner tweets_teach,tweets_gold
+    python -m spacy_al train ./model --textcat news --ner news_ents
 
 Reads every answer of the datasets from the database, turns them into training
-targets (binary answers become partial targets, choices become gold), holds out
-a share of the gold targets for evaluation, trains with early stopping on them,
-prints the scores per epoch, and saves the best pipeline to OUTPUT, loadable with
-``spacy.load(OUTPUT)``.
+targets (binary answers become partial targets, choices and manual NER answers
+become gold), holds out a share of the gold targets for evaluation, trains with
+early stopping on them, prints the scores per epoch, and saves the best pipeline
+to OUTPUT, loadable with ``spacy.load(OUTPUT)``. With ``--textcat`` and ``--ner``
+together, one pipeline gets both components (each has its own weights; they are
+trained one after the other, each on its own datasets).
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ import typer
 from wasabi import msg
 
 from spacy_al.metrics import textcat_score
-from spacy_al.models import ARCHITECTURES, DEFAULT_LEARN_RATE, TextcatModel, build_textcat
+from spacy_al.models import (
+    ARCHITECTURES,
+    DEFAULT_LEARN_RATE,
+    TextcatModel,
+    build_textcat,
+    load_base,
+)
+from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+from spacy_al.ner_models import FACTORIES, NERModel, build_ner, train_ner
+from spacy_al.ner_targets import NERTarget, answers_to_ner_targets, reference_doc
 from spacy_al.registry import recipe
 from spacy_al.store import Store
 from spacy_al.targets import TextcatTarget, answers_to_textcat_targets
@@ -54,9 +67,28 @@ def load_textcat_targets(
     return targets, labels, exclusive
 
 
+def load_ner_targets(
+    store: Store, datasets: list[str]
+) -> tuple[list[NERTarget], list[str]]:
+    """NER targets and entity labels for the named datasets (merged per input)."""
+    answers: list[dict] = []
+    labels: list[str] = []
+    for name in datasets:
+        labels.extend(store.dataset_meta(name).get("labels") or [])
+        answers.extend(store.get_answers(name))
+    for eg in answers:
+        labels.extend(span["label"] for span in eg.get("spans") or [])
+    labels = list(dict.fromkeys(labels))
+    return answers_to_ner_targets(answers, labels), labels
+
+
+def dataset_names(value: str | None) -> list[str]:
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+
 def split_targets(
-    targets: list[TextcatTarget], *, eval_split: float, seed: int = 0
-) -> tuple[list[TextcatTarget], list[TextcatTarget]]:
+    targets: list, *, eval_split: float, seed: int = 0
+) -> tuple[list, list]:
     """Hold out a share of the *gold* targets; partial ones always train."""
     gold = [t for t in targets if t.is_gold]
     random.Random(seed).shuffle(gold)
@@ -69,13 +101,25 @@ def split_targets(
 def train(
     output: Annotated[Path, typer.Argument(help="Directory to save the pipeline to")],
     textcat: Annotated[
-        str, typer.Option("--textcat", help="Comma-separated datasets for textcat")
-    ],
-    db: Annotated[str, typer.Option("--db", envvar="SPACY_AL_DB", help="Database")] = DEFAULT_DB,
-    base: Annotated[str, typer.Option("--base", help="blank:LANG or a pipeline")] = "blank:en",
+        str | None,
+        typer.Option("--textcat", help="Comma-separated datasets for textcat"),
+    ] = None,
+    ner: Annotated[
+        str | None, typer.Option("--ner", help="Comma-separated datasets for ner")
+    ] = None,
+    db: Annotated[
+        str, typer.Option("--db", envvar="SPACY_AL_DB", help="Database")
+    ] = DEFAULT_DB,
+    base: Annotated[
+        str, typer.Option("--base", help="blank:LANG or a pipeline")
+    ] = "blank:en",
     arch: Annotated[
         str, typer.Option("--arch", help=f"Architecture: {', '.join(ARCHITECTURES)}")
     ] = "bow",
+    ner_arch: Annotated[
+        str,
+        typer.Option("--ner-arch", help=f"Entity recognizer: {', '.join(FACTORIES)}"),
+    ] = "beam_ner",
     multilabel: Annotated[
         bool | None,
         typer.Option("--multilabel/--exclusive", help="Override the datasets' setting"),
@@ -89,13 +133,71 @@ def train(
     max_epochs: Annotated[int, typer.Option("--max-epochs")] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Train a text classifier on annotated datasets and save the pipeline."""
+    """Train a text classifier and/or an entity recognizer and save the pipeline."""
     store = Store(db)
-    names = [name.strip() for name in textcat.split(",") if name.strip()]
-    targets, labels, exclusive = load_textcat_targets(store, names, multilabel=multilabel)
+    textcat_names, ner_names = dataset_names(textcat), dataset_names(ner)
+    if not textcat_names and not ner_names:
+        msg.fail(
+            "Name the datasets to train on: --textcat NAMES and/or --ner NAMES.",
+            exits=1,
+        )
+    nlp = load_base(base)
+    if textcat_names:
+        nlp = _train_textcat(
+            store,
+            textcat_names,
+            base=base,
+            arch=arch,
+            multilabel=multilabel,
+            eval_split=eval_split,
+            positive_label=positive_label,
+            max_epochs=max_epochs,
+            seed=seed,
+        )
+    if ner_names:
+        nlp = _train_ner(
+            nlp,
+            store,
+            ner_names,
+            factory=ner_arch,
+            eval_split=eval_split,
+            max_epochs=max_epochs,
+            seed=seed,
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(output)
+    msg.good(f"Saved the pipeline ({', '.join(nlp.pipe_names)}) to {output}")
+
+
+def _epoch_printer(metric: str):
+    msg.row(["epoch", "loss", metric], widths=(6, 10, 10))
+
+    def on_epoch(epoch: int, loss: float, score: float) -> None:
+        msg.row([epoch, f"{loss:.3f}", f"{score:.3f}"], widths=(6, 10, 10))
+
+    return on_epoch
+
+
+def _train_textcat(
+    store: Store,
+    names: list[str],
+    *,
+    base: str,
+    arch: str,
+    multilabel: bool | None,
+    eval_split: float,
+    positive_label: str | None,
+    max_epochs: int,
+    seed: int,
+):
+    targets, labels, exclusive = load_textcat_targets(
+        store, names, multilabel=multilabel
+    )
     if not targets:
         msg.fail(f"No usable answers in {names}: label some examples first.", exits=1)
-    train_targets, eval_targets = split_targets(targets, eval_split=eval_split, seed=seed)
+    train_targets, eval_targets = split_targets(
+        targets, eval_split=eval_split, seed=seed
+    )
     if not eval_targets:
         msg.fail(
             f"No gold answers to evaluate on ({len(targets)} targets, all partial or "
@@ -103,28 +205,26 @@ def train(
             exits=1,
         )
     msg.info(
-        f"{len(train_targets)} training targets ({sum(not t.is_gold for t in train_targets)} "
-        f"partial), {len(eval_targets)} held out; labels {labels}; "
-        f"{'exclusive' if exclusive else 'multilabel'}"
+        f"textcat: {len(train_targets)} training targets "
+        f"({sum(not t.is_gold for t in train_targets)} partial), {len(eval_targets)} "
+        f"held out; labels {labels}; {'exclusive' if exclusive else 'multilabel'}"
     )
-    model = TextcatModel(build_textcat(labels, exclusive=exclusive, base=base, architecture=arch))
+    model = TextcatModel(
+        build_textcat(labels, exclusive=exclusive, base=base, architecture=arch)
+    )
     eval_docs = model.make_docs(t.text for t in eval_targets)
     eval_gold = [[x for x, v in t.cats.items() if v >= 0.5] for t in eval_targets]
 
     def evaluate(m: TextcatModel) -> float:
         return textcat_score(
-            m.predict(eval_docs), eval_gold, labels, exclusive=exclusive,
+            m.predict(eval_docs),
+            eval_gold,
+            labels,
+            exclusive=exclusive,
             positive_label=positive_label,
         )
 
     metric = f"F1 ({positive_label})" if positive_label else "macro F1"
-    rows: list[tuple] = []
-
-    def on_epoch(epoch: int, loss: float, score: float) -> None:
-        rows.append((epoch, round(loss, 3), round(score, 3)))
-        msg.row([epoch, f"{loss:.3f}", f"{score:.3f}"], widths=(6, 10, 10))
-
-    msg.row(["epoch", "loss", metric], widths=(6, 10, 10))
     result = train_textcat(
         model,
         train_targets,
@@ -132,11 +232,71 @@ def train(
         max_epochs=max_epochs,
         learn_rate=DEFAULT_LEARN_RATE.get(arch, 0.01),
         seed=seed,
-        on_epoch=on_epoch,
+        on_epoch=_epoch_printer(metric),
     )
-    output.mkdir(parents=True, exist_ok=True)
-    result.model.nlp.to_disk(output)
-    msg.good(
-        f"Best {metric} {result.best_score:.3f} (epoch {result.best_epoch}); "
-        f"saved to {output}"
+    msg.good(f"Best {metric} {result.best_score:.3f} (epoch {result.best_epoch})")
+    return result.model.nlp
+
+
+def _train_ner(
+    nlp,
+    store: Store,
+    names: list[str],
+    *,
+    factory: str,
+    eval_split: float,
+    max_epochs: int,
+    seed: int,
+):
+    targets, labels = load_ner_targets(store, names)
+    if not targets:
+        msg.fail(
+            f"No usable NER answers in {names}: annotate some texts first.", exits=1
+        )
+    if not labels:
+        msg.fail(f"No entity label in {names}: accept some entities first.", exits=1)
+    train_targets, eval_targets = split_targets(
+        targets, eval_split=eval_split, seed=seed
     )
+    if not eval_targets:
+        # Only binary answers: hold out some of them. spaCy's scorer skips the
+        # tokens nobody answered about, so the F1 counts only what was said.
+        train_targets, eval_targets = _split_any(
+            targets, eval_split=eval_split, seed=seed
+        )
+        msg.warn(
+            "No gold (ner.correct / ner.manual) answers to evaluate on: the scores "
+            "below are on held-out binary answers, which judge only the entities "
+            "that were asked about."
+        )
+    if not eval_targets:
+        msg.fail(f"Too few NER answers ({len(targets)}) to hold any out.", exits=1)
+    msg.info(
+        f"ner: {len(train_targets)} training targets "
+        f"({sum(not t.is_gold for t in train_targets)} partial, "
+        f"{sum(len(t.rejected) for t in train_targets)} rejected spans), "
+        f"{len(eval_targets)} held out; labels {labels}"
+    )
+    nlp = build_ner(labels, base=nlp, factory=factory, seed=seed)
+    model = NERModel(nlp)
+    eval_docs = [
+        reference_doc(nlp, t, incorrect_spans_key=None)[0] for t in eval_targets
+    ]
+    result = train_ner(
+        model,
+        train_targets,
+        lambda m: float(m.evaluate(eval_docs)["ents_f"]),
+        max_epochs=max_epochs,
+        learn_rate=NER_LEARN_RATE,
+        seed=seed,
+        on_epoch=_epoch_printer("entity F1"),
+    )
+    msg.good(f"Best entity F1 {result.best_score:.3f} (epoch {result.best_epoch})")
+    return result.model.nlp
+
+
+def _split_any(targets: list, *, eval_split: float, seed: int) -> tuple[list, list]:
+    order = list(targets)
+    random.Random(seed).shuffle(order)
+    n_eval = int(round(len(order) * eval_split))
+    return order[n_eval:], order[:n_eval]

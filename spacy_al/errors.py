@@ -136,7 +136,6 @@ class Errors(metaclass=ErrorsWithCodes):
     E541 = "The entity pattern is invalid: {err}. See https://spacy.io/usage/rule-based-matching#entityruler for the pattern format."
     E542 = "The answer on input {input_hash} has the answer {answer!r}. An NER answer must be 'accept', 'reject' or 'ignore'."
     E543 = "The checkpoint at {path} holds a {saved} model, but a {wanted} model was asked for. Use a separate dataset (each dataset has its own checkpoint), or delete the checkpoint to start afresh."
-    E544 = "'{option}' must be {requirement}, got {value!r}."
     E545 = "The checkpoint of dataset '{dataset}' at {path} was trained with the labels {saved}, but --label asks for {labels}. The label set of a model is fixed: use the same labels, or annotate into a new dataset (or delete the checkpoint to start a new model from the stored answers)."
     E501 = "UTF-16 offset {offset} falls between the two halves of a surrogate pair (the character {char!r} at code point offset {index}), so it names no character boundary in the text. Browsers count astral characters such as emoji as two code units; send offsets that point before or after the whole character."
     E502 = "UTF-16 offset {offset} is outside the text, which is {length} UTF-16 code units long ({n_chars} characters). Check that the offset was computed on the same text."

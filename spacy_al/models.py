@@ -18,7 +18,7 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +26,9 @@ import numpy as np
 import spacy
 import srsly
 from spacy.language import Language
+from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from spacy.tokens import Doc
 from spacy.training import Example
-from spacy.pipeline import MultiLabel_TextCategorizer, TextCategorizer
 from thinc.api import Adam, Model, Optimizer, set_dropout_rate
 
 from spacy_al.errors import Errors
@@ -135,7 +135,9 @@ def build_textcat(
         textcat.add_label(label)
     # Shapes only: one tiny example per label lets thinc infer the output width.
     examples = [
-        Example.from_dict(nlp.make_doc(label), {"cats": {x: float(x == label) for x in labels}})
+        Example.from_dict(
+            nlp.make_doc(label), {"cats": {x: float(x == label) for x in labels}}
+        )
         for label in labels
     ]
     textcat.initialize(lambda: examples, nlp=nlp, labels=labels)
@@ -154,6 +156,8 @@ class UpdateStats:
 
 class TextcatModel:
     """A pipeline plus the name of its text classifier."""
+
+    task = "textcat"
 
     def __init__(
         self,
@@ -183,7 +187,9 @@ class TextcatModel:
     def snapshot(self) -> TextcatModel:
         """A copy of the weights (about 2 ms for bow) sharing the tokenizer."""
         return TextcatModel(
-            self.nlp, component=self.component, thinc_model=copy.deepcopy(self.thinc_model)
+            self.nlp,
+            component=self.component,
+            thinc_model=copy.deepcopy(self.thinc_model),
         )
 
     def make_docs(self, texts: Iterable[str]) -> list[Doc]:
@@ -256,7 +262,8 @@ class TextcatModel:
         pipe = nlp.get_pipe(self.component)
         examples = [
             Example.from_dict(
-                nlp.make_doc(label), {"cats": {x: float(x == label) for x in self.labels}}
+                nlp.make_doc(label),
+                {"cats": {x: float(x == label) for x in self.labels}},
             )
             for label in self.labels
         ]
@@ -274,6 +281,11 @@ class Updater:
     updates (0: never) the model is instead retrained from scratch on everything
     known, for ``retrain_epochs`` epochs, which undoes the drift of many small
     online steps.
+
+    With ``use_averages`` (and ``snapshots``) the snapshot holds the optimizer's
+    moving average of the weights instead of the last step's (as ``spacy train``
+    evaluates); the NER recipes use it, since single online steps make a ner's
+    predictions swing from one batch to the next.
 
     The updater is not itself thread-safe for training: one thread (the loop's
     trainer) calls ``update``; any number of threads call ``serving``.
@@ -293,8 +305,10 @@ class Updater:
         seed: int = 0,
         version: int = 0,
         snapshots: bool = True,
+        use_averages: bool = False,
     ) -> None:
         self.model = model
+        self.use_averages = use_averages
         self.learn_rate = learn_rate
         self.update_steps = update_steps
         self.replay = replay
@@ -334,7 +348,13 @@ class Updater:
     def _doc(self, target: TextcatTarget) -> Doc:
         doc = self._docs.get(target.input_hash)
         if doc is None or doc.text != target.text:
-            doc = self.model.nlp.make_doc(target.text)
+            # A model may tokenize its targets itself (NER: the answer's tokens).
+            make = getattr(self.model, "target_doc", None)
+            doc = (
+                make(target)
+                if make is not None
+                else self.model.nlp.make_doc(target.text)
+            )
             self._docs[target.input_hash] = doc
         return doc
 
@@ -409,7 +429,13 @@ class Updater:
         return loss
 
     def _publish(self) -> None:
-        snapshot = self.model.snapshot() if self.snapshots else self.model
+        if self.snapshots and self.use_averages and self.optimizer.averages:
+            # Serve the optimizer's moving average of the weights, as spacy train
+            # evaluates: far steadier than the last step's weights (NER).
+            with self.model.nlp.use_params(self.optimizer.averages):
+                snapshot = self.model.snapshot()
+        else:
+            snapshot = self.model.snapshot() if self.snapshots else self.model
         with self._lock:
             self._serving = snapshot
             self._version += 1
@@ -426,9 +452,11 @@ class Updater:
             tmp / "state.json",
             {
                 "version": self.version,
+                "task": getattr(self.model, "task", "textcat"),
                 "component": self.model.component,
                 "labels": list(self.model.labels),
                 "n_targets": self.n_targets,
+                **getattr(self.model, "checkpoint_state", dict)(),
             },
         )
         old = path.with_name(path.name + ".old")
@@ -442,18 +470,32 @@ class Updater:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs) -> Updater:
-        """Resume from a checkpoint written by ``save``; the version continues."""
+    def load(
+        cls, path: str | Path, *, model_class: type | None = None, **kwargs
+    ) -> Updater:
+        """Resume from a checkpoint written by ``save``; the version continues.
+
+        ``model_class`` is the model type to rebuild (``TextcatModel`` by default,
+        or e.g. ``spacy_al.ner_models.NERModel``); it must match what was saved.
+        A class with a ``from_checkpoint(nlp, state)`` constructor gets the saved
+        state (e.g. the NER scoring beam width).
+        """
         path = Path(path)
         state_path = path / "state.json"
         if not state_path.exists():
             raise ValueError(Errors.E308.format(path=path))
         state = srsly.read_json(state_path)
+        model_class = model_class or TextcatModel
+        saved = state.get("task", "textcat")
+        wanted = getattr(model_class, "task", "textcat")
+        if saved != wanted:
+            raise ValueError(Errors.E543.format(path=path, saved=saved, wanted=wanted))
         nlp = spacy.load(path / "model")
-        model = TextcatModel(nlp, component=state["component"])
+        if hasattr(model_class, "from_checkpoint"):
+            model = model_class.from_checkpoint(nlp, state)
+        else:
+            model = model_class(nlp, component=state["component"])
         return cls(model, version=int(state["version"]), **kwargs)
-
-
 
 
 class Committee:
@@ -508,13 +550,19 @@ class Committee:
         losses = []
         for member in self.members:
             counts = self._rng.poisson(1.0, size=len(targets))
-            resampled = [t for t, c in zip(targets, counts) for _ in range(c)]
+            resampled = [
+                t for t, c in zip(targets, counts, strict=True) for _ in range(c)
+            ]
             losses.append(member.update(resampled).loss)
         with self._lock:
             self._version += 1
             version = self._version
         return UpdateStats(
-            version, float(np.mean(losses)), len(targets), 0, time.perf_counter() - start
+            version,
+            float(np.mean(losses)),
+            len(targets),
+            0,
+            time.perf_counter() - start,
         )
 
     def retrain(self, targets: Iterable[TextcatTarget] = ()) -> UpdateStats:

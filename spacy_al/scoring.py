@@ -20,9 +20,13 @@ from thinc.api import set_dropout_rate
 from spacy_al import uncertainty
 from spacy_al.errors import Errors
 from spacy_al.models import TextcatModel
+from spacy_al.ner_scores import MEASURES as _NER_SCORE_MEASURES
+from spacy_al.ner_scores import DocNERScores, doc_scores
 
 #: Measures of a single model (the names of ``uncertainty.get_measure``).
 SINGLE_MEASURES = ("least_confidence", "margin", "entropy")
+#: NER document measures: those of ``spacy_al.ner_scores``, plus ``entity``.
+NER_MEASURES = (*_NER_SCORE_MEASURES, "entity")
 
 
 @dataclass
@@ -97,7 +101,10 @@ class BALDScorer:
         if not docs:
             return Scores(np.zeros((0, len(served.labels))), np.zeros(0))
         samples = np.stack(
-            [model.ops.to_numpy(model(docs, is_train=True)[0]) for _ in range(self.n_samples)]
+            [
+                model.ops.to_numpy(model(docs, is_train=True)[0])
+                for _ in range(self.n_samples)
+            ]
         )
         if not served.exclusive:
             # Independent sigmoids: treat each label as its own binary distribution.
@@ -116,3 +123,37 @@ def make_scorer(measure: str, *, multilabel: bool = False) -> Scorer:
     if measure in uncertainty.COMMITTEE_MEASURES:
         return CommitteeScorer(measure)
     return ModelScorer(measure, multilabel=multilabel)
+
+
+# --- NER ---------------------------------------------------------------------
+
+
+def entity_uncertainty(scores: DocNERScores) -> float:
+    """How unsure the model is of the doc's most uncertain candidate entity.
+
+    ``1 - 2 |p - 0.5|`` for the candidate whose probability is closest to 0.5:
+    1 for a coin flip, 0 for a doc with no candidate or only certain ones. This
+    is what ``ner.teach`` asks about: that one entity, accept or reject.
+    """
+    if not scores.entities:
+        return 0.0
+    return max(1.0 - 2.0 * abs(p - 0.5) for *_, p in scores.entities)
+
+
+def ner_doc_scores(scores: Sequence[DocNERScores], measure: str) -> np.ndarray:
+    """One uncertainty per doc (higher = more informative), by NER measure name."""
+    if measure == "entity":
+        return np.array([entity_uncertainty(s) for s in scores], dtype=float)
+    return doc_scores(scores, measure)
+
+
+def label_presence(scores: Sequence[DocNERScores], labels: Sequence[str]) -> np.ndarray:
+    """Per doc and label, the highest probability of a token being in such an
+    entity: shape (n_docs, n_labels), columns in ``labels`` order (for the
+    class-balanced strategy)."""
+    out = np.zeros((len(scores), len(labels)))
+    for i, s in enumerate(scores):
+        if s.n_tokens:
+            columns = [s.labels.index(label) for label in labels]
+            out[i] = s.token_marginals[:, columns].max(axis=0)
+    return out

@@ -10,7 +10,6 @@ full-data score, which the target is a fraction of.
 
 from __future__ import annotations
 
-
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -28,13 +27,24 @@ from spacy_al.models import (
     TextcatModel,
     Updater,
     build_textcat,
+    load_base,
 )
+from spacy_al.ner_loop import NERLoop
+from spacy_al.ner_loop import oracle_answer as oracle_ner_answer
+from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+from spacy_al.ner_models import NERModel, build_ner, gold_docs, train_ner
+from spacy_al.ner_patterns import EntityPatterns
+from spacy_al.ner_targets import NERTarget
 from spacy_al.patterns import PatternMatcher
+from spacy_al.spans import make_ner_doc
 from spacy_al.targets import TextcatTarget
 from spacy_al.training import train_textcat
 
 #: Called after every evaluated round: strategy, seed, labels so far, score.
 Progress = Callable[[str, int, int, float], None]
+
+#: One point of an NER learning curve: texts annotated, tokens annotated, score.
+NERPoint = tuple[int, int, float]
 
 
 @dataclass
@@ -59,6 +69,11 @@ class SimulationConfig:
     patterns: str | None = None
     n_jobs: int = 1
     labels: tuple[str, ...] = field(default_factory=tuple)
+    task: str = "textcat"  # or "ner"
+    beam_width: int = 4  # NER: beam for training (beam_ner) and scoring; 1 = greedy
+    drop: float = 0.0  # dropout in every update
+    max_epochs: int = 30  # the full-data reference's training
+    patience: int = 4
 
 
 @dataclass
@@ -74,7 +89,9 @@ def gold_set(records: Sequence[dict], *, what: str) -> GoldSet:
         labels = gold_labels(record)
         if labels is None:
             raise ValueError(Errors.E411.format(what=what, i=i))
-        task = set_hashes({"text": record["text"], "meta": dict(record.get("meta") or {})})
+        task = set_hashes(
+            {"text": record["text"], "meta": dict(record.get("meta") or {})}
+        )
         if task["_input_hash"] in seen:
             continue
         seen.add(task["_input_hash"])
@@ -104,14 +121,18 @@ def seed_answer(task: dict, gold: list[str]) -> dict:
     return {**task, "accept": list(gold), "answer": "accept"}
 
 
-def labels_to_target(curve: Sequence[tuple[int, float]], target_score: float) -> int | None:
+def labels_to_target(
+    curve: Sequence[tuple[int, float]], target_score: float
+) -> int | None:
     for n, score in curve:
         if score >= target_score:
             return int(n)
     return None
 
 
-def _evaluate(model: TextcatModel, eval_docs, eval_set: GoldSet, config, labels) -> float:
+def _evaluate(
+    model: TextcatModel, eval_docs, eval_set: GoldSet, config, labels
+) -> float:
     return textcat_score(
         model.predict(eval_docs),
         eval_set.gold,
@@ -123,7 +144,10 @@ def _evaluate(model: TextcatModel, eval_docs, eval_set: GoldSet, config, labels)
 
 def _new_updater(config: SimulationConfig, labels, spec: StrategySpec, seed: int):
     nlp = build_textcat(
-        labels, exclusive=not config.multilabel, base=config.base, architecture=config.architecture
+        labels,
+        exclusive=not config.multilabel,
+        base=config.base,
+        architecture=config.architecture,
     )
     model = TextcatModel(nlp)
     kwargs = dict(
@@ -131,6 +155,7 @@ def _new_updater(config: SimulationConfig, labels, spec: StrategySpec, seed: int
         update_steps=config.update_steps,
         replay=config.replay,
         retrain_every=config.retrain_every,
+        drop=config.drop,
         snapshots=False,  # one thread: serve the training model itself
     )
     if spec.uses_committee:
@@ -152,10 +177,12 @@ def run_one(
     updater = _new_updater(config, labels, spec, seed)
     model = updater.model
     patterns = (
-        PatternMatcher.from_file(model.nlp, config.patterns) if config.patterns else None
+        PatternMatcher.from_file(model.nlp, config.patterns)
+        if config.patterns
+        else None
     )
     pool = Pool(train.tasks)
-    gold = {t["_input_hash"]: g for t, g in zip(train.tasks, train.gold)}
+    gold = {t["_input_hash"]: g for t, g in zip(train.tasks, train.gold, strict=True)}
     loop = ActiveLoop(
         pool,
         updater,
@@ -173,16 +200,24 @@ def run_one(
         if isinstance(served, list):  # a committee: score the mean of its members
             probs = np.mean([m.predict(eval_docs) for m in served], axis=0)
             return textcat_score(
-                probs, eval_set.gold, labels, exclusive=exclusive,
+                probs,
+                eval_set.gold,
+                labels,
+                exclusive=exclusive,
                 positive_label=config.positive_label,
             )
         return _evaluate(served, eval_docs, eval_set, config, labels)
 
     # The seed set: the same random examples for every strategy with this seed.
     rng = np.random.default_rng(seed)
-    seed_idx = rng.choice(len(pool), size=min(config.seed_size, len(pool)), replace=False)
+    seed_idx = rng.choice(
+        len(pool), size=min(config.seed_size, len(pool)), replace=False
+    )
     loop.answer(
-        [seed_answer(pool.tasks[i], gold[pool.tasks[i]["_input_hash"]]) for i in seed_idx],
+        [
+            seed_answer(pool.tasks[i], gold[pool.tasks[i]["_input_hash"]])
+            for i in seed_idx
+        ],
         annotator="oracle",
     )
     loop.learn()
@@ -197,7 +232,9 @@ def run_one(
             break
         loop.answer(
             [
-                oracle_answer(t, gold[t["_input_hash"]], exclusive=exclusive, mode=config.oracle)
+                oracle_answer(
+                    t, gold[t["_input_hash"]], exclusive=exclusive, mode=config.oracle
+                )
                 for t in tasks
             ],
             annotator="oracle",
@@ -221,16 +258,23 @@ def full_data_score(
 
     def target(i: int) -> TextcatTarget:
         t, g = train.tasks[i], train.gold[i]
-        return TextcatTarget(t["text"], t["_input_hash"], {x: float(x in g) for x in labels}, {}, True)
+        return TextcatTarget(
+            t["text"], t["_input_hash"], {x: float(x in g) for x in labels}, {}, True
+        )
 
-    nlp = build_textcat(labels, exclusive=exclusive, base=config.base, architecture=config.architecture)
+    nlp = build_textcat(
+        labels, exclusive=exclusive, base=config.base, architecture=config.architecture
+    )
     model = TextcatModel(nlp)
     dev_docs = model.make_docs(train.tasks[i]["text"] for i in order[:n_dev])
     dev_gold = [train.gold[i] for i in order[:n_dev]]
 
     def dev_score(m: TextcatModel) -> float:
         return textcat_score(
-            m.predict(dev_docs), dev_gold, labels, exclusive=exclusive,
+            m.predict(dev_docs),
+            dev_gold,
+            labels,
+            exclusive=exclusive,
             positive_label=config.positive_label,
         )
 
@@ -238,6 +282,8 @@ def full_data_score(
         model,
         [target(i) for i in order[n_dev:]],
         dev_score,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
         learn_rate=config.learn_rate or DEFAULT_LEARN_RATE[config.architecture],
         seed=seed,
     )
@@ -256,7 +302,8 @@ def _median_curve(curves: Sequence[Sequence[tuple[int, float]]]) -> list[list[fl
 
 def _run_job(args):
     train, eval_set, config, strategy, seed = args
-    return strategy, seed, run_one(train, eval_set, config, strategy, seed)
+    run = run_one_ner if config.task == "ner" else run_one
+    return strategy, seed, run(train, eval_set, config, strategy, seed)
 
 
 def simulate(
@@ -268,6 +315,14 @@ def simulate(
     on_job_done: Callable[[str, int], None] | None = None,
 ) -> dict:
     """Run every strategy from every seed; return the results (see module doc)."""
+    if config.task == "ner":
+        return simulate_ner(
+            train_records,
+            eval_records,
+            config,
+            on_round=on_round,
+            on_job_done=on_job_done,
+        )
     start = time.perf_counter()
     train = gold_set(train_records, what="TRAIN")
     eval_set = gold_set(eval_records, what="EVAL")
@@ -282,7 +337,9 @@ def simulate(
         for seed in range(config.seeds)
         for strategy in config.strategies
     ]
-    curves: dict[str, dict[int, list[tuple[int, float]]]] = {s: {} for s in config.strategies}
+    curves: dict[str, dict[int, list[tuple[int, float]]]] = {
+        s: {} for s in config.strategies
+    }
     if config.n_jobs > 1:
         with ProcessPoolExecutor(max_workers=config.n_jobs) as pool:
             for strategy, seed, curve in pool.map(_run_job, jobs):
@@ -297,7 +354,9 @@ def simulate(
                 on_job_done(strategy, seed)
     results: dict = {
         "task": "textcat_multilabel" if config.multilabel else "textcat",
-        "metric": f"f1 ({config.positive_label})" if config.positive_label else "macro f1",
+        "metric": f"f1 ({config.positive_label})"
+        if config.positive_label
+        else "macro f1",
         "labels": list(config.labels),
         "full_data_score": full,
         "full_data_training": full_info,
@@ -314,14 +373,16 @@ def simulate(
         done = [r for r in reached if r is not None]
         results["strategies"][strategy] = {
             "labels_to_target": reached,
-            "labels_to_target_median": float(np.median(done)) if len(done) == len(reached) else None,
+            "labels_to_target_median": float(np.median(done))
+            if len(done) == len(reached)
+            else None,
             "auc": float(np.mean([np.mean([s for _, s in c]) for c in runs])),
             "final_score": float(np.median([c[-1][1] for c in runs])),
             "curve": _median_curve(runs),
         }
     if "random" in results["strategies"]:
         base = results["strategies"]["random"]["labels_to_target_median"]
-        for name, entry in results["strategies"].items():
+        for entry in results["strategies"].values():
             mine = entry["labels_to_target_median"]
             entry["ratio_to_random"] = (
                 mine / base if mine is not None and base not in (None, 0) else None
@@ -337,21 +398,343 @@ def plot_curves(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, entry in results["strategies"].items():
-        xs = [p[0] for p in entry["curve"]]
-        ys = [p[1] for p in entry["curve"]]
-        ax.plot(xs, ys, label=name)
-    ax.axhline(results["full_data_score"], color="black", linestyle=":", label="all data")
-    ax.axhline(results["target_score"], color="grey", linestyle="--",
-               label=f"{results['target']:.0%} of all data")
-    ax.set_xlabel("labels")
-    ax.set_ylabel(results["metric"])
-    ax.set_title(f"{results['task']}: median of {results['config']['seeds']} seeds")
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
+    panels = [("curve", "labels")]
+    if any("token_curve" in e for e in results["strategies"].values()):
+        panels.append(("token_curve", "tokens annotated"))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(8 * len(panels), 5), squeeze=False
+    )
+    for ax, (key, xlabel) in zip(axes[0], panels, strict=True):
+        for name, entry in results["strategies"].items():
+            xs = [p[0] for p in entry[key]]
+            ys = [p[1] for p in entry[key]]
+            ax.plot(xs, ys, label=name)
+        ax.axhline(
+            results["full_data_score"], color="black", linestyle=":", label="all data"
+        )
+        ax.axhline(
+            results["target_score"],
+            color="grey",
+            linestyle="--",
+            label=f"{results['target']:.0%} of all data",
+        )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(results["metric"])
+        ax.set_title(f"{results['task']}: median of {results['config']['seeds']} seeds")
+        ax.legend(loc="lower right")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+# --- NER -----------------------------------------------------------------------
+
+
+@dataclass
+class NERGoldSet:
+    """Pool tasks (text, tokens, meta; no spans) and their gold spans."""
+
+    tasks: list[dict]
+    spans: list[list[dict]]
+
+
+def ner_gold_set(records: Sequence[dict], *, what: str) -> NERGoldSet:
+    """Records with gold ``spans``, deduplicated by input hash (first one wins)."""
+    tasks, spans, seen = [], [], set()
+    for i, record in enumerate(records, start=1):
+        if not isinstance(record.get("spans"), list) or record.get("answer") in (
+            "reject",
+            "ignore",
+        ):
+            raise ValueError(Errors.E537.format(what=what, i=i))
+        task = {"text": record["text"], "meta": dict(record.get("meta") or {})}
+        if record.get("tokens"):
+            task["tokens"] = list(record["tokens"])
+        task = set_hashes(task)
+        if task["_input_hash"] in seen:
+            continue
+        seen.add(task["_input_hash"])
+        tasks.append(task)
+        spans.append(
+            [
+                {"start": s["start"], "end": s["end"], "label": s["label"]}
+                for s in record["spans"]
+            ]
+        )
+    return NERGoldSet(tasks, spans)
+
+
+def _ner_labels(*sets: NERGoldSet) -> tuple[str, ...]:
+    return tuple(sorted({s["label"] for g in sets for doc in g.spans for s in doc}))
+
+
+def _ner_model(config: SimulationConfig, seed: int) -> NERModel:
+    nlp = build_ner(
+        config.labels,
+        base=config.base,
+        factory=config.architecture,
+        beam_width=max(config.beam_width, 2),
+        seed=seed,
+    )
+    return NERModel(nlp, beam_width=config.beam_width)
+
+
+def _ner_gold_docs(
+    model: NERModel, gold: NERGoldSet, rows: Sequence[int] | None = None
+):
+    rows = range(len(gold.tasks)) if rows is None else rows
+    return gold_docs(
+        model.nlp,
+        ({**gold.tasks[i], "spans": gold.spans[i]} for i in rows),
+        labels=model.labels,
+    )
+
+
+def _gold_target(task: dict, spans: list[dict]) -> NERTarget:
+    return NERTarget(
+        task["text"], task["_input_hash"], list(spans), [], task.get("tokens"), {}, True
+    )
+
+
+def run_one_ner(
+    train: NERGoldSet,
+    eval_set: NERGoldSet,
+    config: SimulationConfig,
+    strategy: str,
+    seed: int,
+    on_round: Progress | None = None,
+) -> list[NERPoint]:
+    """One NER learning curve, in texts and tokens annotated, to the budget.
+
+    The oracle answers as ``ner.correct`` would be answered (``oracle="correct"``:
+    the gold analysis of each chosen text) or as ``ner.teach`` (``"binary"``:
+    accept or reject the one suggested entity). A text costs all its tokens
+    either way: the annotator reads it.
+    """
+    mode = "teach" if config.oracle == "binary" else "correct"
+    spec = StrategySpec.parse(strategy, task="ner")
+    model = _ner_model(config, seed)
+    updater = Updater(
+        model,
+        learn_rate=config.learn_rate or NER_LEARN_RATE,
+        update_steps=config.update_steps,
+        replay=config.replay,
+        retrain_every=config.retrain_every,
+        drop=config.drop,
+        seed=seed,
+        use_averages=True,  # serve (and score) the averaged weights
+    )
+    patterns = (
+        EntityPatterns.from_file(model.nlp, config.patterns, labels=model.labels)
+        if config.patterns
+        else None
+    )
+    pool = Pool(train.tasks)
+    gold = {t["_input_hash"]: g for t, g in zip(train.tasks, train.spans, strict=True)}
+    loop = NERLoop(
+        pool,
+        updater,
+        spec=spec,
+        mode=mode,
+        batch_size=config.batch_size,
+        window=config.window,
+        patterns=patterns,
+        seed=seed,
+    )
+    eval_docs = _ner_gold_docs(model, eval_set)
+    n_tokens = {
+        t["_input_hash"]: len(d)
+        for t, d in zip(pool.tasks, loop.docs(range(len(pool))), strict=True)
+    }
+    annotated = 0
+
+    def evaluate() -> float:
+        served, _ = updater.serving()
+        return float(served.evaluate(eval_docs)["ents_f"])
+
+    def point() -> NERPoint:
+        return (pool.n_done, annotated, evaluate())
+
+    # The seed set: the same random texts for every strategy with this seed,
+    # annotated in full (as in ner.manual): the model needs entities to suggest.
+    rng = np.random.default_rng(seed)
+    seed_idx = rng.choice(
+        len(pool), size=min(config.seed_size, len(pool)), replace=False
+    )
+    seed_answers = [
+        oracle_ner_answer(
+            {**pool.tasks[i], "_view_id": "ner_manual"},
+            gold[pool.tasks[i]["_input_hash"]],
+            mode="manual",
+        )
+        for i in seed_idx
+    ]
+    loop.answer(seed_answers, annotator="oracle")
+    annotated += sum(n_tokens[eg["_input_hash"]] for eg in seed_answers)
+    loop.learn()
+    updater.retrain()
+    curve = [point()]
+    if on_round is not None:
+        on_round(strategy, seed, curve[-1][0], curve[-1][2])
+    while pool.n_done < config.budget and pool.n_done < len(pool):
+        n = min(config.batch_size, config.budget - pool.n_done)
+        tasks = loop.select(n)
+        if not tasks:
+            break
+        answers = [
+            oracle_ner_answer(t, gold[t["_input_hash"]], mode=mode) for t in tasks
+        ]
+        loop.answer(answers, annotator="oracle")
+        annotated += sum(n_tokens[t["_input_hash"]] for t in tasks)
+        loop.learn()
+        curve.append(point())
+        if on_round is not None:
+            on_round(strategy, seed, curve[-1][0], curve[-1][2])
+    return curve
+
+
+def full_data_score_ner(
+    train: NERGoldSet, eval_set: NERGoldSet, config: SimulationConfig, *, seed: int = 0
+) -> tuple[float, dict]:
+    """Train on all of TRAIN (early stopping on a 10% dev slice); entity F1 on EVAL."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train.tasks))
+    n_dev = max(1, len(order) // 10)
+    model = _ner_model(config, seed)
+    dev_docs = _ner_gold_docs(model, train, order[:n_dev])
+    targets = [_gold_target(train.tasks[i], train.spans[i]) for i in order[n_dev:]]
+    result = train_ner(
+        model,
+        targets,
+        lambda m: float(m.evaluate(dev_docs)["ents_f"]),
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        learn_rate=config.learn_rate or NER_LEARN_RATE,
+        drop=config.drop,
+        seed=seed,
+    )
+    score = float(result.model.evaluate(_ner_gold_docs(model, eval_set))["ents_f"])
+    return score, {
+        "best_epoch": result.best_epoch,
+        "dev_score": result.best_score,
+        "epochs": len(result.history),
+    }
+
+
+def _first_reaching(curve: Sequence[NERPoint], target_score: float) -> NERPoint | None:
+    for point in curve:
+        if point[2] >= target_score:
+            return point
+    return None
+
+
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.median(values))
+
+
+def simulate_ner(
+    train_records: Sequence[dict],
+    eval_records: Sequence[dict],
+    config: SimulationConfig,
+    *,
+    on_round: Progress | None = None,
+    on_job_done: Callable[[str, int], None] | None = None,
+) -> dict:
+    """``simulate`` for NER: entity F1, with the cost in texts and in tokens.
+
+    The results have the textcat shape (``labels_to_target`` counts texts) plus,
+    per strategy, ``tokens_to_target`` per seed, its median, that median as a
+    fraction of the pool's tokens, and ``token_curve`` (median F1 over tokens).
+    """
+    start = time.perf_counter()
+    train = ner_gold_set(train_records, what="TRAIN")
+    eval_set = ner_gold_set(eval_records, what="EVAL")
+    if not config.labels:
+        config.labels = _ner_labels(train, eval_set)
+    full, full_info = full_data_score_ner(train, eval_set, config)
+    target_score = config.target * full
+    jobs = [
+        (train, eval_set, config, strategy, seed)
+        for seed in range(config.seeds)
+        for strategy in config.strategies
+    ]
+    curves: dict[str, dict[int, list[NERPoint]]] = {s: {} for s in config.strategies}
+    if config.n_jobs > 1:
+        with ProcessPoolExecutor(max_workers=config.n_jobs) as pool:
+            for strategy, seed, curve in pool.map(_run_job, jobs):
+                curves[strategy][seed] = curve
+                if on_job_done is not None:
+                    on_job_done(strategy, seed)
+    else:
+        for job in jobs:
+            _, _, _, strategy, seed = job
+            curves[strategy][seed] = run_one_ner(*job, on_round=on_round)
+            if on_job_done is not None:
+                on_job_done(strategy, seed)
+    nlp = load_base(config.base)
+    pool_tokens = sum(
+        len(make_ner_doc(nlp, {**task, "spans": []}, missing=True))
+        for task in train.tasks
+    )
+    results: dict = {
+        "task": "ner",
+        "metric": "entity f1",
+        "labels": list(config.labels),
+        "full_data_score": full,
+        "full_data_training": full_info,
+        "target": config.target,
+        "target_score": target_score,
+        "pool_size": len(train.tasks),
+        "pool_tokens": pool_tokens,
+        "eval_size": len(eval_set.tasks),
+        "config": {k: v for k, v in asdict(config).items() if k != "labels"},
+        "strategies": {},
+    }
+    for strategy in config.strategies:
+        runs = [curves[strategy][seed] for seed in range(config.seeds)]
+        reached = [_first_reaching(c, target_score) for c in runs]
+        texts = [None if r is None else r[0] for r in reached]
+        tokens = [None if r is None else r[1] for r in reached]
+        median_tokens = _median_or_none(tokens)
+        results["strategies"][strategy] = {
+            "labels_to_target": texts,
+            "labels_to_target_median": _median_or_none(texts),
+            "tokens_to_target": tokens,
+            "tokens_to_target_median": median_tokens,
+            "tokens_to_target_fraction": (
+                None if median_tokens is None else median_tokens / pool_tokens
+            ),
+            "auc": float(np.mean([np.mean([p[2] for p in c]) for c in runs])),
+            "final_score": float(np.median([c[-1][2] for c in runs])),
+            "best_score": float(np.median([max(p[2] for p in c) for c in runs])),
+            "final_tokens": float(np.median([c[-1][1] for c in runs])),
+            "curve": _median_curve([[(p[0], p[2]) for p in c] for c in runs]),
+            "token_curve": _median_token_curve(runs),
+        }
+    if "random" in results["strategies"]:
+        base = results["strategies"]["random"]
+        for entry in results["strategies"].values():
+            for key, ratio in (
+                ("labels_to_target_median", "ratio_to_random"),
+                ("tokens_to_target_median", "token_ratio_to_random"),
+            ):
+                mine, theirs = entry[key], base[key]
+                entry[ratio] = mine / theirs if mine is not None and theirs else None
+    results["wall_time_seconds"] = time.perf_counter() - start
+    return results
+
+
+def _median_token_curve(runs: Sequence[Sequence[NERPoint]]) -> list[list[float]]:
+    """Median score and tokens per round (rounds line up across seeds)."""
+    out = []
+    for points in zip(*runs, strict=False):  # a run may end early
+        out.append(
+            [
+                float(np.median([p[1] for p in points])),
+                float(np.median([p[2] for p in points])),
+            ]
+        )
+    return out
