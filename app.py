@@ -1,0 +1,538 @@
+"""The labelling app: widgets and callbacks over the shared feed, nothing else.
+
+Started by ``python -m spacy_al RECIPE ...`` (spacy_al/server.py), which passes the
+recipe's name and arguments in the environment. All sessions of the server share
+one :class:`spacy_al.feed.Feed` (``st.cache_resource``): it decides what each
+annotator sees, commits their answers and trains the model in the background.
+This file only renders a task and calls the feed.
+
+Each view is one render function, registered in ``VIEWS`` under the recipe's
+``view_id``; a new view (NER, say) is a new function and one line in ``VIEWS``.
+
+Safety: texts, labels and annotator names are user data. They are never passed to
+st.markdown or to any element that renders Markdown (button labels, captions,
+toasts): they go through ``html.escape`` into ``st.html`` (which Streamlit also
+sanitizes), or into ``st.dataframe``; button labels get :func:`md_escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from collections.abc import Callable
+
+import altair as alt
+import streamlit as st
+
+from spacy_al import server
+from spacy_al.errors import Errors
+from spacy_al.feed import Feed, check_annotator
+
+REFRESH_SECONDS = 2.0  # how often the sidebar polls progress and the curve
+WAIT_SECONDS = 3.0  # how long a page waits for the selector when nothing is queued
+SHORTCUTS = {"accept": "A", "reject": "X", "ignore": "Space", "undo": "Backspace"}
+FLASH = {
+    "undone": "Took back your last answer: here it is again.",
+    "not_undone": "Nothing to undo: the model has already learnt from your answers.",
+    "duplicate": "That example was already answered.",
+}
+CSS = """
+<style>
+.sal-head {font-size: 0.9rem; color: #6b7280; margin-bottom: 0.25rem;}
+.sal-card {border: 1px solid #d1d5db; border-radius: 0.6rem; padding: 1.1rem 1.3rem;
+  background: #fff;}
+.sal-label {display: inline-block; font-weight: 700; font-size: 0.95rem;
+  letter-spacing: 0.02em; color: #fff; background: #2563eb; border-radius: 0.4rem;
+  padding: 0.15rem 0.6rem; margin-bottom: 0.7rem;}
+.sal-text {font-size: 1.3rem; line-height: 1.55; white-space: pre-wrap;
+  overflow-wrap: anywhere; color: #111827;}
+.sal-meta {font-size: 0.85rem; color: #6b7280; margin-top: 0.8rem;}
+.sal-you {font-size: 0.9rem; color: #374151;}
+.sal-hint {font-size: 0.9rem; color: #374151; margin: 0.3rem 0 0 0;}
+.sal-alert {border-radius: 0.5rem; padding: 0.75rem 1rem; white-space: pre-wrap;}
+.sal-error {background: #fee2e2; color: #7f1d1d;}
+.sal-info {background: #e0f2fe; color: #0c4a6e;}
+.sal-success {background: #dcfce7; color: #14532d;}
+</style>
+"""
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=^@\"'])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` for an element that renders Markdown, shown literally."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def alert(text: str, kind: str = "info") -> None:
+    """A message box whose text is shown literally (it may quote user input)."""
+    st.html(f'<div class="sal-alert sal-{kind}">{esc(text)}</div>')
+
+
+# --- the shared feed -----------------------------------------------------------
+
+
+@st.cache_resource(
+    show_spinner="Loading the texts and the model…",
+    on_release=lambda feed: feed.close(),
+)
+def get_feed(recipe: str, args: str, tokens: str, files: str) -> Feed:
+    """One feed per server process and recipe configuration."""
+    return server.build_feed(
+        recipe,
+        json.loads(args),
+        tokens=json.loads(tokens),
+        recipe_files=json.loads(files),
+    )
+
+
+def load_feed() -> Feed:
+    try:
+        recipe, kwargs, tokens, files = server.read_app_env(os.environ)
+    except ValueError as e:
+        alert(str(e), "error")
+        st.stop()
+    try:
+        return get_feed(
+            recipe,
+            json.dumps(kwargs, sort_keys=True),
+            json.dumps(tokens),
+            json.dumps(files),
+        )
+    except (ValueError, FileNotFoundError, ImportError) as e:  # the recipe's message
+        alert(f"Can't start {recipe}: {e}", "error")
+        st.stop()
+
+
+# --- who is labelling ------------------------------------------------------------
+
+
+def _start_session() -> None:
+    name = st.session_state.get("name_input", "").strip()
+    if name:
+        st.query_params["session"] = name
+    token = st.session_state.get("token_input", "")
+    if token:
+        st.session_state["token"] = token
+
+
+def annotator(feed: Feed) -> str:
+    """The annotator of this session (``?session=NAME``), asked for if missing."""
+    name = st.query_params.get("session", "")
+    token = st.query_params.get("token") or st.session_state.get("token")
+    problem = None
+    if name:
+        try:
+            name = check_annotator(name)
+        except ValueError as e:
+            problem, name = str(e), ""
+    if name and feed.check_token(name, token):
+        return name
+    if name and token:
+        problem = (
+            "This name and access token don't match. Use the link printed for you."
+        )
+    header(feed)
+    if problem:
+        alert(problem, "error")
+    with st.form("who"):
+        st.text_input("Your name", value=name, key="name_input", max_chars=64)
+        if feed.restricted:
+            st.text_input("Access token", type="password", key="token_input")
+        st.form_submit_button("Start labelling", on_click=_start_session)
+    st.stop()
+
+
+# --- callbacks -----------------------------------------------------------------
+
+
+def _answer(
+    feed: Feed,
+    who: str,
+    task: dict,
+    answer: str,
+    accept: list[str] | None = None,
+    chosen_key: str | None = None,
+) -> None:
+    """Commit an answer; ``chosen_key`` names the session-state list of chosen labels
+    (read at click time, so the latest toggles count)."""
+    if chosen_key is not None:
+        accept = list(st.session_state.get(chosen_key, []))
+    eg = dict(task)
+    eg["answer"] = answer
+    if accept is not None:
+        eg["accept"] = list(accept)
+    else:
+        eg.pop("accept", None)
+    if feed.answer(who, eg) is None:
+        st.session_state["flash"] = "duplicate"
+
+
+def _correct(
+    feed: Feed,
+    who: str,
+    task: dict,
+    labels: list[str] | None = None,
+    chosen_key: str | None = None,
+) -> None:
+    """Reject the suggested label and give the right one(s) in the same answer."""
+    if chosen_key is not None:
+        labels = list(st.session_state.get(chosen_key, []))
+    if feed.exclusive and labels == [task.get("label")]:
+        _answer(feed, who, task, "accept")
+    else:
+        _answer(feed, who, task, "reject", labels or [])
+
+
+def _undo(feed: Feed, who: str) -> None:
+    st.session_state["flash"] = "undone" if feed.undo(who) else "not_undone"
+
+
+def _toggle(key: str, label: str) -> None:
+    chosen = st.session_state[key]
+    st.session_state[key] = (
+        [x for x in chosen if x != label] if label in chosen else [*chosen, label]
+    )
+
+
+# --- pieces of every view ------------------------------------------------------------
+
+
+def header(feed: Feed, who: str | None = None) -> None:
+    parts = [feed.dataset or "", feed.view_id]
+    if who:
+        parts.append(f"annotator: {who}")
+    st.html(CSS + f'<div class="sal-head">spacy_al · {esc(" · ".join(parts))}</div>')
+
+
+def card(task: dict, *, label: str | None, version: int) -> None:
+    """The text (and the suggested label), with the model's score and version."""
+    meta = task.get("meta") or {}
+    facts = []
+    if label is not None and "score" in meta:
+        facts.append(f"model's score for {label}: {meta['score']:.2f}")
+    elif "scores" in meta:
+        best = max(meta["scores"], key=meta["scores"].get)
+        facts.append(f"model's best guess: {best} ({meta['scores'][best]:.2f})")
+    elif "score" in meta and task.get("label"):
+        facts.append(f"model's best guess: {task['label']} ({meta['score']:.2f})")
+    if "uncertainty" in meta:
+        facts.append(f"uncertainty {meta['uncertainty']:.2f}")
+    asked = task.get("_model_version")
+    facts.append(
+        f"model v{version}"
+        + (
+            f" (chose this at v{asked})"
+            if asked is not None and asked != version
+            else ""
+        )
+    )
+    source_meta = {
+        k: v
+        for k, v in meta.items()
+        if k not in ("score", "scores", "uncertainty", "strategy", "pattern")
+    }
+    if source_meta:
+        facts.append(", ".join(f"{k}: {v}" for k, v in source_meta.items()))
+    chip = f'<div class="sal-label">{esc(label)}</div>' if label is not None else ""
+    st.html(
+        f'<div class="sal-card">{chip}<div class="sal-text">{esc(task["text"])}</div>'
+        f'<div class="sal-meta">{esc(" · ".join(facts))}</div></div>'
+    )
+
+
+def label_buttons(
+    labels: tuple[str, ...],
+    *,
+    on_click: Callable,
+    args: Callable[[str], tuple],
+    chosen: list[str] = (),
+) -> None:
+    """One button per label, with the number keys 1-9 as shortcuts."""
+    columns = st.columns(min(len(labels), 4))
+    for i, label in enumerate(labels):
+        with columns[i % len(columns)]:
+            st.button(
+                md_escape(label),
+                key=f"label-{i}",
+                shortcut=str(i + 1) if i < 9 else None,
+                type="primary" if label in chosen else "secondary",
+                on_click=on_click,
+                args=args(label),
+                width="stretch",
+            )
+
+
+def answer_buttons(
+    feed: Feed,
+    who: str,
+    task: dict,
+    *,
+    reject: bool,
+    can_undo: bool,
+    accept: list[str] | None = None,
+    chosen_key: str | None = None,
+) -> None:
+    """Accept (A), reject (X, if asked for), ignore (Space) and undo (Backspace)."""
+    names = (
+        ["accept", "reject", "ignore", "undo"]
+        if reject
+        else ["accept", "ignore", "undo"]
+    )
+    for name, column in zip(names, st.columns(len(names)), strict=True):
+        with column:
+            if name == "undo":
+                st.button(
+                    "Undo",
+                    key="undo",
+                    shortcut=SHORTCUTS["undo"],
+                    on_click=_undo,
+                    args=(feed, who),
+                    disabled=not can_undo,
+                    width="stretch",
+                )
+                continue
+            st.button(
+                name.capitalize(),
+                key=name,
+                shortcut=SHORTCUTS[name],
+                type="primary" if name == "accept" else "secondary",
+                on_click=_answer,
+                args=(feed, who, task, name)
+                + ((accept, chosen_key) if name == "accept" else ()),
+                width="stretch",
+            )
+
+
+# --- the views -----------------------------------------------------------------
+
+
+def render_classification(feed: Feed, who: str, task: dict, stats: dict) -> None:
+    """Binary: is the suggested label right? Accept, reject (and correct), ignore."""
+    card(task, label=task.get("label"), version=stats["version"])
+    answer_buttons(feed, who, task, reject=True, can_undo=stats["you"]["can_undo"])
+    if feed.exclusive:
+        st.html(
+            '<p class="sal-hint">Wrong label? Pick the right one to reject and correct in one step:</p>'
+        )
+        label_buttons(
+            feed.labels,
+            on_click=_correct,
+            args=lambda label: (feed, who, task, [label]),
+        )
+        return
+    key = _selection(task, [])
+    st.html(
+        '<p class="sal-hint">Wrong label? Choose the right ones, then reject and correct (Enter):</p>'
+    )
+    label_buttons(
+        feed.labels,
+        on_click=_toggle,
+        args=lambda label: (key, label),
+        chosen=st.session_state[key],
+    )
+    st.button(
+        "Reject and correct",
+        key="correct",
+        shortcut="Enter",
+        on_click=_correct,
+        args=(feed, who, task, None, key),
+    )
+
+
+def render_choice(feed: Feed, who: str, task: dict, stats: dict) -> None:
+    """Choose the label(s) of the text; the model's prediction is pre-selected
+    when the recipe asks for it (textcat.correct)."""
+    card(task, label=None, version=stats["version"])
+    can_undo = stats["you"]["can_undo"]
+    if feed.exclusive:
+        preselected = list(task.get("accept") or []) if feed.preselect else []
+        st.html(
+            '<p class="sal-hint">Choose the label (its number key answers at once)'
+            + (", or accept the model's choice" if preselected else "")
+            + ":</p>"
+        )
+        label_buttons(
+            feed.labels,
+            on_click=_answer,
+            args=lambda label: (feed, who, task, "accept", [label]),
+            chosen=preselected,
+        )
+        if preselected:
+            answer_buttons(
+                feed, who, task, accept=preselected, reject=False, can_undo=can_undo
+            )
+        else:
+            _ignore_undo(feed, who, task, can_undo)
+        return
+    key = _selection(task, list(task.get("accept") or []) if feed.preselect else [])
+    st.html(
+        '<p class="sal-hint">Choose every label that applies (number keys), then accept:</p>'
+    )
+    label_buttons(
+        feed.labels,
+        on_click=_toggle,
+        args=lambda label: (key, label),
+        chosen=st.session_state[key],
+    )
+    answer_buttons(feed, who, task, reject=False, can_undo=can_undo, chosen_key=key)
+
+
+def _ignore_undo(feed: Feed, who: str, task: dict, can_undo: bool) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.button(
+            "Ignore",
+            key="ignore",
+            shortcut=SHORTCUTS["ignore"],
+            on_click=_answer,
+            args=(feed, who, task, "ignore"),
+            width="stretch",
+        )
+    with right:
+        st.button(
+            "Undo",
+            key="undo",
+            shortcut=SHORTCUTS["undo"],
+            on_click=_undo,
+            args=(feed, who),
+            disabled=not can_undo,
+            width="stretch",
+        )
+
+
+def _selection(task: dict, initial: list[str]) -> str:
+    """The session-state key of the labels chosen for ``task`` (one task at a time)."""
+    key = "chosen"
+    if st.session_state.get("chosen_for") != task["_task_hash"]:
+        st.session_state["chosen_for"] = task["_task_hash"]
+        st.session_state[key] = initial
+    return key
+
+
+VIEWS: dict[str, Callable[[Feed, str, dict, dict], None]] = {
+    "classification": render_classification,
+    "choice": render_choice,
+}
+
+
+# --- the sidebar -------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def curve_spec(points: tuple[tuple[int, int, float], ...], kind: str) -> dict:
+    """The learning curve as a Vega-Lite spec, made with altair once per curve
+    (altair's validation takes ~60 ms: too slow for every rerun of every session)."""
+    title = (
+        "Macro F1 on the eval set"
+        if kind == "eval"
+        else "Macro F1 on new answers, before learning them"
+    )
+    values = [{"answers": a, "version": v, "score": f} for a, v, f in points]
+    right = max(10, max(a for a, _, _ in points))
+    chart = (
+        alt.Chart(alt.Data(values=values), title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "answers:Q",
+                title="answers",
+                scale=alt.Scale(domain=[0, right]),
+                axis=alt.Axis(format="d"),
+            ),
+            y=alt.Y("score:Q", title="macro F1", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["answers:Q", "version:Q", "score:Q"],
+        )
+        .properties(height=220)
+    )
+    return chart.to_dict()
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def sidebar(feed: Feed, who: str) -> None:
+    """Progress, per-annotator counts, model version and the learning curve."""
+    feed.touch(who)
+    stats = feed.stats(who)
+    total = max(stats["total"], 1)
+    st.progress(
+        min(stats["done"] / total, 1.0),
+        text=f"{stats['done']} / {stats['total']} examples answered",
+    )
+    st.metric(
+        "Model version", stats["version"], help="Goes up after every batch of answers"
+    )
+    st.html(
+        f'<div class="sal-you">Waiting for the next update: {stats["pending"]} / {stats["batch_size"]} answers'
+        + (" · training…" if stats["training"] else "")
+        + "</div>"
+    )
+    if stats["annotators"]:
+        st.dataframe(
+            [
+                {"annotator": name, "answers": n}
+                for name, n in stats["annotators"].items()
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+    if stats["curve"]:
+        points = tuple((p["answers"], p["version"], p["score"]) for p in stats["curve"])
+        st.vega_lite_chart(
+            spec=curve_spec(points, stats["curve_kind"]), width="stretch"
+        )
+    elif stats["curve_kind"] is not None:
+        st.html(
+            '<div class="sal-you">The learning curve starts after the first update.</div>'
+        )
+    if stats["error"]:
+        alert(stats["error"], "error")
+    if st.session_state.get("waiting") and feed.has_task(who):
+        st.rerun()  # something to label now: show it
+
+
+# --- the page ------------------------------------------------------------------
+
+
+def main() -> None:
+    st.set_page_config(page_title="spacy_al", layout="centered")
+    feed = load_feed()
+    who = annotator(feed)
+    header(feed, who)
+    flash = st.session_state.pop("flash", None)
+    if flash:
+        st.toast(FLASH[flash])
+    task = feed.next_task(who, timeout=WAIT_SECONDS)
+    stats = feed.stats(who)
+    st.session_state["waiting"] = task is None
+    with st.sidebar:
+        sidebar(feed, who)
+    if task is None:
+        if stats["you"]["finished"]:
+            alert(
+                f"No more examples for you: you answered {stats['you']['answers']}. Thank you!",
+                "success",
+            )
+        else:
+            alert(
+                "Waiting for examples (others may be holding the last ones, or the model is choosing)…",
+                "info",
+            )
+        return
+    render = VIEWS.get(feed.view_id)
+    if render is None:
+        alert(Errors.E613.format(view_id=feed.view_id, views=", ".join(VIEWS)), "error")
+        return
+    render(feed, who, task, stats)
+    st.html(
+        f'<div class="sal-you">You answered <span class="sal-count">'
+        f"{stats['you']['answers']}</span> examples.</div>"
+    )
+
+
+main()

@@ -1,0 +1,205 @@
+"""Screenshots of every view of the labelling app, from real servers and Chromium.
+
+    python scripts/screenshots.py [OUT_DIR]          # default: ./screenshots
+
+Starts ``python -m spacy_al`` servers (demo = textcat.teach, textcat.correct,
+textcat.manual --multilabel) on free ports with throwaway databases, and saves one
+PNG per view. Needs Debian's chromium (/usr/bin/chromium) and the ``playwright``
+package (pip install playwright; never ``playwright install``). The helpers here
+(serve, open_page, answer_with_key) are reused by scripts/roundtrip.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpora" / "support.jsonl"
+LABELS = "BILLING,SHIPPING,TECHNICAL,ACCOUNT"
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(args: list[str], *, log: Path | None = None) -> Iterator[str]:
+    """Run ``python -m spacy_al ARGS --port P`` until the block ends; yield its URL.
+
+    The CLI is stopped with SIGINT, as Ctrl+C would, and stops its server itself.
+    """
+    port = free_port()
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spacy_al", *args, "--port", str(port)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}: {args}")
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready after 90 s: {args}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if log:
+            out.close()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+
+
+def open_page(browser, url: str, name: str, *, height: int = 1100):
+    """A new context with ``?session=name``, once the first example is shown."""
+    context = browser.new_context(viewport={"width": 1200, "height": height})
+    page = context.new_page()
+    page.goto(f"{url}/?session={name}", timeout=90_000)
+    page.locator(".sal-text").wait_for(timeout=90_000)
+    page.wait_for_selector(IDLE)
+    # The buttons' code loads lazily: wait until they are drawn and their key
+    # bindings are in place (React binds them right after the next frames).
+    page.get_by_role("button", name="Ignore").wait_for(timeout=60_000)
+    page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )
+    return page
+
+
+def shown(page) -> tuple[str, int]:
+    """The example's text and the annotator's answer count, as displayed."""
+    return page.locator(".sal-text").inner_text(), int(
+        page.locator(".sal-count").inner_text()
+    )
+
+
+def answer_with_key(page, key: str) -> float:
+    """Press ``key``; wait until the next example is shown. Returns the seconds."""
+    _, count = shown(page)
+    page.locator(".sal-head").first.click()  # focus the app, not a widget
+    start = time.perf_counter()
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "n => document.querySelector('.sal-count')?.textContent === n",
+        arg=str(count + 1),
+        timeout=60_000,
+    )
+    seconds = time.perf_counter() - start
+    page.wait_for_selector(IDLE)
+    return seconds
+
+
+def toggle(page, key: str, n_chosen: int) -> None:
+    """Press a label's number key; wait until ``n_chosen`` labels are chosen."""
+    chosen = '.stButton [data-testid="stBaseButton-primary"]'
+    page.locator(".sal-head").first.click()
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length === n + 1",  # + Accept
+        arg=[chosen, n_chosen],
+        timeout=30_000,
+    )
+    page.wait_for_selector(IDLE)
+
+
+def main(out_dir: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="spacy_al_shots_"))
+    views = {
+        "classification_teach": ["demo", "--db", str(tmp / "demo.db")],
+        "choice_correct": [
+            "textcat.correct", "shots", str(CORPUS), "--label", LABELS,
+            "--db", str(tmp / "correct.db"),
+        ],
+        "choice_manual_multilabel": [
+            "textcat.manual", "shots", str(CORPUS), "--label", LABELS,
+            "--multilabel", "--db", str(tmp / "manual.db"),
+        ],
+    }  # fmt: skip
+    with sync_playwright() as p:
+        browser = launch(p)
+        for name, args in views.items():
+            with serve(args, log=tmp / f"{name}.log") as url:
+                page = open_page(browser, url, "alice")
+                if name == "classification_teach":
+                    # Answer a batch and a half so the model version and curve move.
+                    for key in [
+                        "a",
+                        "x",
+                        "Space",
+                        "2",
+                        "x",
+                        "a",
+                        "3",
+                        "x",
+                        "a",
+                        "x",
+                        "x",
+                        "1",
+                    ]:
+                        answer_with_key(page, key)
+                    page.wait_for_timeout(3000)  # the sidebar polls every 2 s
+                if name == "choice_manual_multilabel":
+                    for n_chosen, key in enumerate(["2", "4"], start=1):
+                        toggle(page, key, n_chosen)
+                page.screenshot(path=out_dir / f"{name}.png")
+                if name == "classification_teach":
+                    prompt = browser.new_page(viewport={"width": 1200, "height": 700})
+                    prompt.goto(url)
+                    prompt.get_by_text("Your name").wait_for()
+                    prompt.wait_for_selector(IDLE)
+                    prompt.screenshot(path=out_dir / "name_prompt.png")
+                page.context.close()
+        browser.close()
+    for png in sorted(out_dir.glob("*.png")):
+        print(png)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("screenshots"))

@@ -1,0 +1,308 @@
+"""The Streamlit app, driven by AppTest: every view, undo, several sessions at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import srsly
+import streamlit as st
+from spacy_al.recipes.demo import LABELS, corpus_path
+from streamlit.testing.v1 import AppTest
+
+from spacy_al import server
+from spacy_al.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+SUPPORT = corpus_path("support.jsonl")
+EVAL = corpus_path("support_eval.jsonl")
+LABEL_LIST = LABELS.split(",")
+DATASET = "app_test"
+WAIT = 30.0
+
+
+@pytest.fixture(autouse=True)
+def fresh_feed():
+    """Each test gets its own shared feed (and its threads are stopped after)."""
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def serve(monkeypatch, db_url):
+    """Configure the app as ``python -m spacy_al RECIPE ...`` would."""
+
+    def configure(
+        recipe: str = "textcat.teach",
+        tokens: dict | None = None,
+        batch_size: int | None = 4,
+        **kwargs,
+    ) -> str:
+        args = {"dataset": DATASET, "source": SUPPORT, "label": LABELS, "db": db_url}
+        if batch_size is not None:  # textcat.manual has no --batch-size
+            args["batch_size"] = batch_size
+        args.update(kwargs)
+        env = server.app_env(recipe, args, tokens=tokens, base={})
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return db_url
+
+    return configure
+
+
+def session(name: str | None, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=WAIT)
+    if name is not None:
+        at.query_params["session"] = name
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def shown_text(at: AppTest) -> str:
+    """The example's text, as the card shows it (HTML-escaped)."""
+    for element in at.get("html"):
+        body = element.proto.body
+        if 'class="sal-text"' in body:
+            return body.split('class="sal-text">', 1)[1].split("</div>", 1)[0]
+    raise AssertionError("no example shown")
+
+
+def html_bodies(at: AppTest) -> str:
+    return "\n".join(element.proto.body for element in at.get("html"))
+
+
+def answers(db_url: str) -> list[dict]:
+    with Store(db_url) as store:
+        return store.get_answers(DATASET) if store.has_dataset(DATASET) else []
+
+
+def model_version(at: AppTest) -> int:
+    return int(at.metric[0].value)
+
+
+def wait_for_version(at: AppTest, version: int) -> bool:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if model_version(at.run()) >= version:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_app_asks_for_a_name_without_session(serve):
+    serve()
+    at = session(None)
+    assert "accept" not in [b.key for b in at.button]
+    assert [t.label for t in at.text_input] == ["Your name"]
+    at.text_input(key="name_input").input("alice")
+    at.button[0].click().run()
+    assert at.query_params["session"] == "alice"
+    assert at.button(key="accept").label == "Accept"
+
+
+@pytest.mark.parametrize(
+    "key,value", [("accept", "accept"), ("reject", "reject"), ("ignore", "ignore")]
+)
+def test_app_classification_answer_moves_on(serve, key, value):
+    db_url = serve()
+    at = session("alice")
+    first = shown_text(at)
+    assert "model v0" in html_bodies(at) and "model&#x27;s score for" in html_bodies(at)
+    at.button(key=key).click().run()
+    assert shown_text(at) != first
+    stored = answers(db_url)
+    assert [(eg["answer"], eg["_annotator_id"]) for eg in stored] == [(value, "alice")]
+    assert stored[0]["label"] in LABEL_LIST and "accept" not in stored[0]
+    assert '<span class="sal-count">1</span>' in html_bodies(at)
+
+
+def test_app_reject_and_correct_in_one_step(serve):
+    db_url = serve()
+    at = session("alice")
+    suggested = html_bodies(at).split('class="sal-label">', 1)[1].split("<")[0]
+    other = next(i for i, label in enumerate(LABEL_LIST) if label != suggested)
+    at.button(key=f"label-{other}").click().run()
+    [eg] = answers(db_url)
+    assert (eg["answer"], eg["label"], eg["accept"]) == (
+        "reject",
+        suggested,
+        [LABEL_LIST[other]],
+    )
+
+
+def test_app_undo_shows_the_example_again(serve):
+    db_url = serve()
+    at = session("alice")
+    first = shown_text(at)
+    at.button(key="accept").click().run()
+    assert not at.button(key="undo").disabled
+    at.button(key="undo").click().run()
+    assert shown_text(at) == first
+    assert answers(db_url) == []
+    assert [t.proto.body for t in at.toast] == [
+        "Took back your last answer: here it is again."
+    ]
+    assert at.button(key="undo").disabled
+
+
+def test_app_choice_view_preselects_the_prediction(serve):
+    db_url = serve("textcat.correct")
+    at = session("alice")
+    chosen = [
+        b.label
+        for b in at.button
+        if b.key.startswith("label-") and b.proto.type == "primary"
+    ]
+    assert len(chosen) == 1 and "model&#x27;s best guess" in html_bodies(at)
+    at.button(key="accept").click().run()
+    at.button(key=f"label-{LABEL_LIST.index('BILLING')}").click().run()
+    stored = answers(db_url)
+    assert [(eg["answer"], eg["accept"]) for eg in stored] == [
+        ("accept", chosen),
+        ("accept", ["BILLING"]),
+    ]
+
+
+def test_app_choice_view_multilabel_toggles(serve):
+    db_url = serve("textcat.manual", multilabel=True, batch_size=None)
+    at = session("alice")
+    assert all(
+        b.proto.type == "secondary" for b in at.button if b.key.startswith("label-")
+    )
+    at.button(key="label-0").click().run()
+    at.button(key="label-2").click().run()
+    at.button(key="label-0").click().run()
+    at.button(key="label-3").click().run()
+    at.button(key="accept").click().run()
+    [eg] = answers(db_url)
+    assert eg["answer"] == "accept" and eg["accept"] == [LABEL_LIST[2], LABEL_LIST[3]]
+    assert all(
+        b.proto.type == "secondary" for b in at.button if b.key.startswith("label-")
+    )
+
+
+def test_app_two_sessions_share_progress_and_model(serve):
+    db_url = serve()
+    alice, bob = session("alice"), session("bob")
+    assert shown_text(alice) != shown_text(bob)
+    for _ in range(2):
+        alice.button(key="accept").click().run()
+        bob.button(key="reject").click().run()
+    assert wait_for_version(alice, 1)
+    assert "4 / 322 examples answered" in bob.run().get("progress")[0].proto.text
+    counts = bob.dataframe[0].value
+    assert dict(zip(counts["annotator"], counts["answers"], strict=True)) == {
+        "alice": 2,
+        "bob": 2,
+    }
+    assert len({eg["_input_hash"] for eg in answers(db_url)}) == 4
+
+
+def test_app_three_sessions_never_get_the_same_example(serve):
+    db_url = serve()
+    people = {name: session(name) for name in ("alice", "bob", "carol")}
+    seen: list[str] = []
+    for _ in range(5):
+        for at in people.values():
+            seen.append(shown_text(at))
+            at.button(key="ignore").click().run()
+    assert len(seen) == len(set(seen)) == 15
+    stored = answers(db_url)
+    assert len({eg["_input_hash"] for eg in stored}) == 15
+    assert {eg["_annotator_id"] for eg in stored} == set(people)
+
+
+def test_app_model_version_moves_after_a_batch(serve):
+    serve(eval_path=EVAL)
+    at = session("alice")
+    assert model_version(at) == 0
+    for _ in range(4):
+        at.button(key="reject").click().run()
+    assert wait_for_version(at, 1)
+    assert at.get("vega_lite_chart"), "the learning curve is drawn"
+
+
+def test_app_renders_user_text_and_labels_inert(serve, tmp_path):
+    payload = (
+        "**bold** <script>window.pwned=1</script> <img src=x onerror=alert(1)> "
+        ":red[red] [link](http://example.com)"
+    )
+    source = tmp_path / "evil.jsonl"
+    srsly.write_jsonl(source, [{"text": payload}, {"text": payload + " again"}])
+    serve(source=source, label="*A*,:red[B]")
+    at = session("<b>mallory</b>")
+    assert shown_text(at).startswith(
+        "**bold** &lt;script&gt;window.pwned=1&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt;"
+    )
+    bodies = html_bodies(at)
+    assert (
+        "<script>" not in bodies and "<img" not in bodies and "<b>mallory" not in bodies
+    )
+    assert "annotator: &lt;b&gt;mallory&lt;/b&gt;" in bodies
+    assert all(payload not in m.value for m in at.markdown)
+    assert [b.label for b in at.button if b.key.startswith("label-")] == [
+        r"\*A\*",
+        r"\:red\[B\]",
+    ]
+
+
+def test_app_restricted_server_asks_for_the_token(serve):
+    tokens = {"alice": "s3cret-token"}
+    serve(tokens=tokens)
+    at = session("alice")
+    assert [t.label for t in at.text_input] == ["Your name", "Access token"]
+    wrong = session("alice", token="nope")
+    assert "don&#x27;t match" in html_bodies(wrong)
+    assert "accept" not in [b.key for b in wrong.button]
+    right = session("alice", token="s3cret-token")
+    assert right.button(key="accept").label == "Accept"
+
+
+def test_app_without_recipe_explains_how_to_start(monkeypatch):
+    monkeypatch.delenv(server.ENV_RECIPE, raising=False)
+    at = session("alice")
+    assert "E608" in html_bodies(at) and "python -m spacy_al demo" in html_bodies(at)
+
+
+def test_app_shows_why_the_recipe_failed(serve, tmp_path):
+    serve(source=tmp_path / "missing.jsonl")
+    at = session("alice")
+    assert "Can&#x27;t start textcat.teach: [E001]" in html_bodies(at)
+    assert not at.exception
+
+
+def test_app_env_round_trip_restores_paths(tmp_path):
+    env = server.app_env(
+        "textcat.teach",
+        {"source": tmp_path / "x.jsonl", "port": 9},
+        tokens={"a": "t"},
+        base={},
+    )
+    recipe, kwargs, tokens, files = server.read_app_env(env)
+    assert (recipe, tokens, files) == ("textcat.teach", {"a": "t"}, [])
+    assert json.loads(env[server.ENV_ARGS]) == {
+        "source": str(tmp_path / "x.jsonl"),
+        "port": 9,
+    }
+    from spacy_al.recipes.textcat import teach
+
+    restored = server.restore_paths(teach, kwargs)
+    assert restored == {"source": tmp_path / "x.jsonl", "port": 9}
+
+
+def test_app_session_urls_hold_each_token():
+    urls = server.session_urls("0.0.0.0", 8600, tokens={"alice": "t1", "bob": "t/2"})
+    assert urls == {
+        "alice": "http://localhost:8600/?session=alice&token=t1",
+        "bob": "http://localhost:8600/?session=bob&token=t%2F2",
+    }
+    assert server.session_urls("127.0.0.1", 8501) == {"": "http://127.0.0.1:8501/"}
+
+
+def test_app_is_found_in_the_checkout():
+    assert server.app_path().read_text().startswith('"""The labelling app')

@@ -1,0 +1,265 @@
+"""The whole product in a real browser: ``python -m spacy_al demo`` and Chromium.
+
+Needs Debian's chromium at /usr/bin/chromium and the ``playwright`` package
+(``apt-get install chromium chromium-driver``; ``pip install playwright``; never
+``playwright install``). Skipped when either is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import srsly
+from spacy_al.recipes.demo import LABELS
+
+from spacy_al.store import Store
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="playwright not installed",
+    ),
+]
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+LABEL_LIST = LABELS.split(",")
+# Keyboard only: accept, reject, ignore, and reject → correct with the number keys.
+KEYS = ["a", "x", "Space", "1", "a", "2", "x", "3", "Space", "4"] * 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spacy_al", *args, "--port", str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return process, url
+        except OSError:
+            time.sleep(0.2)
+    stop(process)
+    pytest.fail(f"server didn't start: {log.read_text()[-2000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Ctrl+C for the CLI, which stops its Streamlit server; force if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the module is skipped then
+    PlaywrightTimeout = TimeoutError
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """``python -m spacy_al demo`` on a free port with a fresh SQLite file."""
+    tmp = tmp_path_factory.mktemp("demo")
+    db = str(tmp / "demo.db")
+    process, url = start(["demo", "--db", db], tmp / "server.log")
+    yield url, db
+    stop(process)
+    assert process.returncode == 0, (tmp / "server.log").read_text()[-2000:]
+
+
+def open_page(browser, url: str, name: str):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/?session={name}", timeout=60_000)
+    page.locator(".sal-text").wait_for(timeout=60_000)
+    page.wait_for_selector(IDLE)
+    # The buttons' code loads lazily: wait until they are drawn and their key
+    # bindings are in place (React binds them right after the next frames).
+    page.get_by_role("button", name="Ignore").wait_for(timeout=60_000)
+    page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )
+    return page
+
+
+def shown(page) -> tuple[str, str, int]:
+    """(text, suggested label, answer count) as the page shows them."""
+    return (
+        page.locator(".sal-text").inner_text(),
+        page.locator(".sal-label").inner_text(),
+        int(page.locator(".sal-count").inner_text()),
+    )
+
+
+def count_answers(db: str, dataset: str) -> int:
+    with Store(db) as store:
+        return store.count_answers(dataset) if store.has_dataset(dataset) else 0
+
+
+def press(page, key: str, *, db: str, dataset: str) -> None:
+    """Press ``key`` with the app focused; wait until the next example is shown.
+
+    Streamlit's frontend now and then drops the first key press after a page load
+    (a click never is). A dropped press stores nothing, so when neither the page
+    nor the database moved after a few seconds, the key is pressed again.
+    """
+    count = shown(page)[2]
+    before = count_answers(db, dataset)
+    for _ in range(3):
+        page.locator(".sal-head").first.click()  # focus the app, not a widget
+        page.keyboard.press(key)
+        try:
+            page.wait_for_function(
+                "n => document.querySelector('.sal-count')?.textContent === n",
+                arg=str(count + 1),
+                timeout=3_000,
+            )
+            break
+        except PlaywrightTimeout:
+            if count_answers(db, dataset) > before:  # stored: only the page is slow
+                page.wait_for_function(
+                    "n => document.querySelector('.sal-count')?.textContent === n",
+                    arg=str(count + 1),
+                    timeout=30_000,
+                )
+                break
+    else:
+        pytest.fail(f"pressing {key!r} three times stored nothing")
+    page.wait_for_selector(IDLE)
+
+
+def expected(key: str, label: str) -> tuple[str, list[str] | None]:
+    """The answer a key stands for, given the suggested label."""
+    if key == "a":
+        return "accept", None
+    if key == "x":
+        return "reject", None
+    if key == "Space":
+        return "ignore", None
+    chosen = LABEL_LIST[int(key) - 1]
+    return ("accept", None) if chosen == label else ("reject", [chosen])
+
+
+def test_browser_keyboard_answers_are_stored_and_annotators_get_different_examples(
+    browser, demo
+):
+    url, db = demo
+    alice = open_page(browser, url, "alice")
+    asked: dict[str, tuple[str, list[str] | None]] = {}
+    for key in KEYS:
+        text, label, _ = shown(alice)
+        asked[text] = expected(key, label)
+        press(alice, key, db=db, dataset="support_demo")
+    with Store(db) as store:
+        stored = store.get_answers("support_demo")
+    assert len(stored) == len(asked) == 20
+    assert {eg["text"]: (eg["answer"], eg.get("accept")) for eg in stored} == asked
+    assert {eg["_annotator_id"] for eg in stored} == {"alice"}
+    # The model learnt from the batches meanwhile; the sidebar shows its version.
+    alice.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=stMetricValue]')"
+        "?.textContent) >= 1",
+        timeout=30_000,
+    )
+    held_by_alice = shown(alice)[0]
+    bob = open_page(browser, url, "bob")
+    seen_by_bob = []
+    for key in ["a", "x", "Space"]:
+        seen_by_bob.append(shown(bob)[0])
+        press(bob, key, db=db, dataset="support_demo")
+    assert not set(seen_by_bob) & (set(asked) | {held_by_alice})
+    assert len(set(seen_by_bob)) == 3
+    # Reloading re-serves alice's outstanding example.
+    alice.reload()
+    alice.locator(".sal-text").wait_for()
+    alice.wait_for_selector(IDLE)
+    assert shown(alice)[0] == held_by_alice
+    with Store(db) as store:
+        assert store.count_answers("support_demo") == 23
+
+
+def test_browser_renders_payloads_inert(browser, tmp_path):
+    payload = (
+        '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> '
+        "**bold** [link](https://example.com) :red[red]"
+    )
+    source = tmp_path / "evil.jsonl"
+    srsly.write_jsonl(source, [{"text": f"{payload} #{i}"} for i in range(3)])
+    args = ["textcat.teach", "evil", str(source), "--label", "*A*,:red[B]"]
+    process, url = start([*args, "--db", str(tmp_path / "evil.db")], tmp_path / "log")
+    try:
+        dialogs: list[str] = []
+        page = open_page(browser, url, "<b>mallory</b>")
+        page.on(
+            "dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss())
+        )
+        page.wait_for_timeout(500)
+        text = page.locator(".sal-text").inner_text()
+        assert text.startswith(payload)
+        assert page.evaluate("window.pwned") is None and not dialogs
+        assert (
+            page.locator(".sal-card img, .sal-card script, .sal-card strong").count()
+            == 0
+        )
+        assert (
+            page.locator(".sal-head").inner_text().endswith("annotator: <b>mallory</b>")
+        )
+        buttons = [
+            page.get_by_role("button", name=label).count()
+            for label in ["*A*", ":red[B]"]
+        ]
+        assert buttons == [1, 1]
+        press(page, "x", db=str(tmp_path / "evil.db"), dataset="evil")
+        assert page.evaluate("window.pwned") is None and not dialogs
+    finally:
+        stop(process)
