@@ -382,7 +382,7 @@ class ActiveLoop(BaseLoop):
         """Answers that say each label is true, so far (learnt or pending)."""
         counts = np.zeros(len(self.labels), dtype=np.int64)
         index = {label: i for i, label in enumerate(self.labels)}
-        for target in self._targets.values():
+        for target in list(self._targets.values()):  # answers may arrive meanwhile
             for label, value in target.cats.items():
                 if value >= 0.5:
                     counts[index[label]] += 1
@@ -458,7 +458,10 @@ class ActiveLoop(BaseLoop):
         from_pattern = label is not None
         if label is None:
             if self.exclusive:
-                label = self.labels[int(np.argmax(probs))]
+                # Ties (an untrained model scores every label alike) go to a random
+                # one of the tied labels, not always to the first label.
+                tied = np.flatnonzero(probs >= probs.max() - 1e-6)
+                label = self.labels[int(self.rng.choice(tied))]
             else:  # the label the model is least sure of
                 label = self.labels[int(np.argmin(np.abs(probs - 0.5)))]
         meta = dict(source.get("meta") or {})

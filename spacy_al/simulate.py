@@ -10,6 +10,7 @@ full-data score, which the target is a fraction of.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -370,12 +371,9 @@ def simulate(
     for strategy in config.strategies:
         runs = [curves[strategy][seed] for seed in range(config.seeds)]
         reached = [labels_to_target(c, target_score) for c in runs]
-        done = [r for r in reached if r is not None]
         results["strategies"][strategy] = {
             "labels_to_target": reached,
-            "labels_to_target_median": float(np.median(done))
-            if len(done) == len(reached)
-            else None,
+            "labels_to_target_median": _median_or_none(reached),
             "auc": float(np.mean([np.mean([s for _, s in c]) for c in runs])),
             "final_score": float(np.median([c[-1][1] for c in runs])),
             "curve": _median_curve(runs),
@@ -630,9 +628,15 @@ def _first_reaching(curve: Sequence[NERPoint], target_score: float) -> NERPoint 
 
 
 def _median_or_none(values: Sequence[float | None]) -> float | None:
-    if not values or any(v is None for v in values):
+    """The median, counting a run that never reached the target as infinitely long.
+
+    So the median is known while fewer than half the runs missed the target, and
+    None (not reached within the budget) otherwise.
+    """
+    if not values:
         return None
-    return float(np.median(values))
+    median = float(np.median([math.inf if v is None else v for v in values]))
+    return None if math.isinf(median) else median
 
 
 def simulate_ner(
