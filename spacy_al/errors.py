@@ -164,6 +164,9 @@ class Errors(metaclass=ErrorsWithCodes):
 
     # --- E6xx feed and app -----------------------------------------------
     # (feed.py adds its messages here)
+    E614 = "An NER answer needs 'text' (a string) and 'spans' (a list of {{'start', 'end', 'label'}} dicts, character offsets), got spans {snippet}. Answer the task Feed.next_task returned, editing only 'spans' and 'answer'."
+    E615 = "The answer's spans don't fit its text or labels: {err}"
+    E616 = "An answer in the 'ner' view (ner.teach) is about exactly the one suggested span, got {n} spans. Send the task back unchanged except for 'answer'; use ner.correct to edit spans."
     E601 = "An annotator name must be 1 to {max} printable characters, got {snippet}. Open the app as http://HOST:PORT/?session=NAME with a short name such as 'alice'."
     E602 = "'{name}' isn't one of the annotators allowed on this server ({allowed}). Open the link printed for you when the server started (it holds your name and token), or ask whoever started it to add you with --annotators."
     E603 = "The answer is for an example that isn't in this server's pool (input hash {input_hash}). Answer a task that Feed.next_task returned, unchanged except for 'answer' and 'accept'."

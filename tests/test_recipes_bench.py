@@ -1,0 +1,155 @@
+import dataclasses
+import itertools
+import json
+
+import pytest
+import srsly
+from spacy_al.recipes.bench import median_labels, summarize
+from typer.testing import CliRunner
+
+from spacy_al import peers
+from spacy_al.cli import build_app, load_builtin_recipes
+from spacy_al.peers import PEERS, available_peers, seed_indices
+from spacy_al.simulate import gold_set
+
+runner = CliRunner()
+STRATEGIES = ["margin", "random"]
+MISSING = "modal-margin"  # made unavailable in the run below
+
+
+@pytest.fixture(scope="module")
+def app():
+    load_builtin_recipes()
+    return build_app()
+
+
+@pytest.fixture(scope="module")
+def sms_dir(corpora_dir, tmp_path_factory):
+    """A small SMS spam corpus directory: 300 train and 150 test records."""
+    path = tmp_path_factory.mktemp("sms")
+    for name, n in (("train", 300), ("test", 150)):
+        records = itertools.islice(
+            srsly.read_jsonl(corpora_dir / "sms_spam" / f"{name}.jsonl"), n
+        )
+        srsly.write_jsonl(path / f"{name}.jsonl", records)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bench_run(app, sms_dir, tmp_path_factory):
+    """One `bench labels` run, with one peer's package made missing."""
+    out = tmp_path_factory.mktemp("bench")
+    with pytest.MonkeyPatch.context() as mp:
+        missing = dataclasses.replace(
+            PEERS[MISSING], module="no_such_module_for_spacy_al"
+        )
+        mp.setitem(peers.PEERS, MISSING, missing)
+        result = runner.invoke(
+            app,
+            [
+                "bench",
+                "labels",
+                "--corpus",
+                str(sms_dir),
+                "--strategies",
+                ",".join(STRATEGIES),
+                "--seeds",
+                "2",
+                "--seed-size",
+                "20",
+                "--batch-size",
+                "10",
+                "--budget",
+                "50",
+                "--positive-label",
+                "spam",
+                "--output",
+                str(out),
+            ],
+        )
+    return result, out
+
+
+def test_recipes_bench_labels_prints_a_row_per_system(bench_run):
+    result, _ = bench_run
+    assert result.exit_code == 0, result.output
+    for name in STRATEGIES:
+        assert f"{name} (spacy_al)" in result.output
+    for name in PEERS:
+        assert name in result.output
+    assert "labels to 95% own" in result.output
+    assert "AUC" in result.output
+
+
+def test_recipes_bench_labels_results_have_every_system(bench_run, sms_dir):
+    result, out = bench_run
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    requested = set(STRATEGIES) | set(PEERS)
+    ran = {n for n, r in available_peers().items() if r is None} - {MISSING}
+    assert set(results["systems"]) == set(STRATEGIES) | ran
+    assert set(results["systems"]) | set(results["skipped"]) == requested
+    assert "[E701]" in results["skipped"][MISSING]
+    for entry in results["systems"].values():
+        assert [n for n, _ in entry["curve"]] == [20, 30, 40, 50]
+        assert len(entry["curves"]) == 2
+        assert 0.0 <= entry["auc"] <= 1.0
+    best = max(e["full_data_score"] for e in results["systems"].values())
+    assert results["common_score"] == pytest.approx(0.95 * best)
+    # the seed sets are simulate's: the same positions for every system
+    pool = gold_set(list(srsly.read_jsonl(sms_dir / "train.jsonl")), what="TRAIN")
+    assert results["seed_indices"]["1"] == list(seed_indices(len(pool.tasks), 20, 1))
+
+
+def test_recipes_bench_labels_writes_one_plot(bench_run):
+    result, out = bench_run
+    assert result.exit_code == 0, result.output
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"Skipped {MISSING}" in result.output
+
+
+def test_recipes_bench_unknown_benchmark_names_the_known_ones(app, sms_dir):
+    result = runner.invoke(app, ["bench", "sped", "--corpus", str(sms_dir)])
+    assert result.exit_code == 1
+    assert "E707" in result.output and "labels" in result.output
+
+
+def test_recipes_bench_labels_without_the_corpus_files_fails_clearly(app, tmp_path):
+    result = runner.invoke(app, ["bench", "labels", "--corpus", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "E708" in result.output and "train.jsonl" in result.output
+
+
+def test_recipes_bench_labels_unknown_peer_fails_before_running(app, sms_dir):
+    result = runner.invoke(
+        app, ["bench", "labels", "--corpus", str(sms_dir), "--peers", "prodigy"]
+    )
+    assert result.exit_code == 1
+    assert "E700" in result.output
+
+
+@pytest.mark.parametrize(
+    "values,median",
+    [
+        ([100, 200, 300], 200.0),
+        ([100, None, 300], 300.0),
+        ([100, None, None], None),
+        ([None], None),
+        ([], None),
+    ],
+)
+def test_recipes_bench_median_counts_a_miss_as_more_than_the_budget(values, median):
+    assert median_labels(values) == median
+
+
+def test_recipes_bench_summarize_scores_own_and_common_targets():
+    curves = {
+        0: [(20, 0.2), (30, 0.6), (40, 0.9)],
+        1: [(20, 0.3), (30, 0.5), (40, 0.7)],
+    }
+    row = summarize(curves, full=0.8, target=0.5, common=0.85)
+    assert row["labels_to_target"] == [30, 30]  # 0.5 * 0.8 = 0.4
+    assert row["labels_to_common"] == [40, None]
+    assert row["labels_to_common_median"] is None
+    assert row["auc"] == pytest.approx((0.5667 + 0.5) / 2, abs=1e-3)
+    assert row["curve"] == [[20, 0.25], [30, 0.55], [40, 0.8]]
