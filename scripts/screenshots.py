@@ -1,10 +1,11 @@
 """Screenshots of every view of the labelling app, from real servers and Chromium.
 
-    python scripts/screenshots.py [OUT_DIR]          # default: ./screenshots
+    python scripts/screenshots.py [OUT_DIR [VIEW ...]]   # default: ./screenshots, all
 
 Starts ``python -m spacy_al`` servers (demo = textcat.teach, textcat.correct,
-textcat.manual --multilabel) on free ports with throwaway databases, and saves one
-PNG per view. Needs Debian's chromium (/usr/bin/chromium) and the ``playwright``
+textcat.manual --multilabel, ner.teach, ner.correct on a few texts written to a
+temporary file) on free ports with throwaway databases, and saves one PNG per
+view (only the VIEWs named, e.g. ``ner_teach ner_correct``, if any). Needs Debian's chromium (/usr/bin/chromium) and the ``playwright``
 package (pip install playwright; never ``playwright install``). The helpers here
 (serve, open_page, answer_with_key) are reused by scripts/roundtrip.py.
 """
@@ -12,6 +13,7 @@ package (pip install playwright; never ``playwright install``). The helpers here
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -94,12 +96,15 @@ def launch(playwright):
     )
 
 
-def open_page(browser, url: str, name: str, *, height: int = 1100):
-    """A new context with ``?session=name``, once the first example is shown."""
+def open_page(
+    browser, url: str, name: str, *, height: int = 1100, ready: str = ".sal-text"
+):
+    """A new context with ``?session=name``, once the first example (``ready``,
+    ".sal-ents" for the NER views) is shown."""
     context = browser.new_context(viewport={"width": 1200, "height": height})
     page = context.new_page()
     page.goto(f"{url}/?session={name}", timeout=90_000)
-    page.locator(".sal-text").wait_for(timeout=90_000)
+    page.locator(ready).first.wait_for(timeout=90_000)
     page.wait_for_selector(IDLE)
     # The buttons' code loads lazily: wait until they are drawn and their key
     # bindings are in place (React binds them right after the next frames).
@@ -146,11 +151,30 @@ def toggle(page, key: str, n_chosen: int) -> None:
     page.wait_for_selector(IDLE)
 
 
-def main(out_dir: Path) -> None:
+NER_TEXTS = [
+    "Tim Cook met Sundar Pichai at the Apple offices in Cupertino on Monday.",
+    "Angela Merkel visited Siemens in Munich with Olaf Scholz.",
+    "Satya Nadella said Microsoft will open a lab in Nairobi.",
+    "The <script>alert(1)</script> team at Acme Corp hired Jane Doe.",
+    "Lionel Messi signed for Inter Miami after leaving Paris Saint-Germain.",
+    "Jeff Bezos founded Amazon in Seattle; Andy Jassy now runs it.",
+    "Greta Thunberg spoke to the United Nations in New York.",
+    "Elon Musk moved Tesla's headquarters from Palo Alto to Austin.",
+]
+
+
+def main(out_dir: Path, only: list[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="spacy_al_shots_"))
+    ner_source = tmp / "ner.jsonl"
+    ner_source.write_text(
+        "".join(
+            json.dumps({"text": t, "meta": {"n": i}}) + "\n"
+            for i, t in enumerate(NER_TEXTS)
+        )
+    )
     views = {
         "classification_teach": ["demo", "--db", str(tmp / "demo.db")],
         "choice_correct": [
@@ -161,12 +185,23 @@ def main(out_dir: Path) -> None:
             "textcat.manual", "shots", str(CORPUS), "--label", LABELS,
             "--multilabel", "--db", str(tmp / "manual.db"),
         ],
+        "ner_teach": [
+            "ner.teach", "shots", str(ner_source), "--label", "PERSON,ORG,GPE",
+            "--db", str(tmp / "ner_teach.db"),
+        ],
+        "ner_correct": [
+            "ner.correct", "shots", str(ner_source), "--label", "PERSON,ORG,GPE",
+            "--db", str(tmp / "ner_correct.db"),
+        ],
     }  # fmt: skip
+    if only:
+        views = {k: v for k, v in views.items() if k in only}
     with sync_playwright() as p:
         browser = launch(p)
         for name, args in views.items():
             with serve(args, log=tmp / f"{name}.log") as url:
-                page = open_page(browser, url, "alice")
+                ready = ".sal-ents" if name.startswith("ner") else ".sal-text"
+                page = open_page(browser, url, "alice", ready=ready)
                 if name == "classification_teach":
                     # Answer a batch and a half so the model version and curve move.
                     for key in [
@@ -188,6 +223,12 @@ def main(out_dir: Path) -> None:
                 if name == "choice_manual_multilabel":
                     for n_chosen, key in enumerate(["2", "4"], start=1):
                         toggle(page, key, n_chosen)
+                if name == "ner_correct":
+                    # Select two tokens, as an annotator marking an entity would.
+                    pills = page.locator('[data-testid="stButtonGroup"]').nth(1)
+                    for i in (0, 1):
+                        pills.locator("button").nth(i).click()
+                        page.wait_for_selector(IDLE)
                 page.screenshot(path=out_dir / f"{name}.png")
                 if name == "classification_teach":
                     prompt = browser.new_page(viewport={"width": 1200, "height": 700})
@@ -202,4 +243,7 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("screenshots"))
+    main(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path("screenshots"),
+        sys.argv[2:] or None,
+    )

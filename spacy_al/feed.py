@@ -16,7 +16,8 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
   trainer thread takes each full batch (``loop.pop_targets``), updates the model
   outside the locks, checkpoints it, and adds a point to the learning curve: on the
   eval file when there is one, else on the newest gold answers, each scored by the
-  model that was serving *before* it learnt from them (test, then train).
+  model that was serving *before* it learnt from them (test, then train): macro
+  F1 for text classification, entity F1 (spaCy's scorer) for NER.
 """
 
 from __future__ import annotations
@@ -33,11 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spacy.scorer import get_ner_prf
+from spacy.training import Example
 
 from spacy_al.corpus import ANSWERS, Source, gold_labels, set_hashes
-from spacy_al.errors import Errors
+from spacy_al.errors import Errors, SourceError
 from spacy_al.loop import ActiveLoop
 from spacy_al.metrics import predicted_labels, textcat_score
+from spacy_al.ner_loop import NERLoop
+from spacy_al.ner_models import gold_docs
+from spacy_al.ner_targets import reference_doc
+from spacy_al.spans import validate_spans
 from spacy_al.targets import TextcatTarget
 
 MAX_ANNOTATOR_LENGTH = 64
@@ -134,7 +141,9 @@ class Feed:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.checkpoint_seconds = checkpoint_seconds
         self.eval_path = Path(eval_path) if eval_path else None
-        self.preselect = preselect
+        # NER tasks carry the model's analysis in their spans already.
+        self.ner = isinstance(loop, NERLoop)
+        self.preselect = preselect and not self.ner
         self._tokens = (
             {check_annotator(k): v for k, v in tokens.items()} if tokens else None
         )
@@ -163,15 +172,17 @@ class Feed:
         self._last_update: dict[str, Any] | None = None
         self._error: str | None = None
         self._curve: list[dict[str, Any]] = []
-        # The learning curve (macro F1) is for text classification; another loop
-        # (NER) serves and learns the same way, without a curve for now.
-        self._curves = isinstance(loop, ActiveLoop)
+        # The learning curve: macro F1 (text classification) or entity F1 (NER);
+        # another loop serves and learns the same way, without a curve.
+        self._curves = isinstance(loop, (ActiveLoop, NERLoop))
         self._curve_kind: str | None = (
             ("eval" if self.eval_path else "progressive") if self._curves else None
         )
-        self._recent: deque[tuple[np.ndarray, list[str]]] = deque(maxlen=curve_window)
+        # (probabilities, gold labels) per answer; for NER, Examples (predicted, gold)
+        self._recent: deque[Any] = deque(maxlen=curve_window)
         self._learnt: set[int] = set()
-        self._eval_docs: tuple[list, list[list[str]]] | None = None
+        # (docs, gold labels); for NER, (gold docs, None)
+        self._eval_docs: tuple[list, list[list[str]] | None] | None = None
         self._unsaved = 0
         self._last_save = clock()
         self._stop = False
@@ -424,6 +435,8 @@ class Feed:
             raise ValueError(
                 Errors.E605.format(labels=list(self.labels), snippet=repr(accept)[:60])
             )
+        if self.ner:
+            self._check_spans(eg)
         with self._lock:
             if who in self._answered_by.get(key, ()) or (who, key) in self._answering:
                 return None
@@ -451,6 +464,24 @@ class Feed:
             self._n_answers += 1
             self._cond.notify_all()  # the trainer may have a full batch now
         return ids[0] if ids else None
+
+    def _check_spans(self, eg: dict) -> None:
+        spans = eg.get("spans")
+        if spans is None:
+            spans = []
+        if not isinstance(spans, list) or not isinstance(eg.get("text"), str):
+            raise ValueError(Errors.E614.format(snippet=repr(spans)[:60]))
+        try:
+            validate_spans(
+                eg["text"],
+                spans,
+                labels=self.labels,
+                allow_overlap=self.view_id != "ner_manual",
+            )
+        except SourceError as e:
+            raise ValueError(Errors.E615.format(err=e)) from e
+        if self.view_id == "ner" and len(spans) != 1:
+            raise ValueError(Errors.E616.format(n=len(spans)))
 
     def _drop_lease(self, key: int, who: str) -> None:
         holders = self._leases.get(key)
@@ -507,7 +538,7 @@ class Feed:
         (answers waiting for the next update), ``batch_size``, ``updates``,
         ``training``, ``last_update``, ``curve`` (points with ``answers``,
         ``version``, ``score``), ``curve_kind`` ("eval", "progressive", or None
-        when the loop has no curve),
+        when the loop has no curve), ``curve_metric`` ("macro F1" or "entity F1"),
         ``error`` (the last background error, or None), ``finished`` and, for
         an ``annotator``, ``you`` ({"answers", "can_undo", "finished"}).
         """
@@ -529,6 +560,7 @@ class Feed:
                 "last_update": self._last_update,
                 "curve": list(self._curve),
                 "curve_kind": self._curve_kind,
+                "curve_metric": "entity F1" if self.ner else "macro F1",
                 "error": self._error,
                 "finished": self._cand_version >= 0
                 and self._exhausted
@@ -682,9 +714,11 @@ class Feed:
             self._add_progressive_point()
         self._save_checkpoint()
 
-    def _read_eval(self) -> tuple[list, list[list[str]]] | None:
+    def _read_eval(self) -> tuple[list, list[list[str]] | None] | None:
         if self.eval_path is None or not self._curves:
             return None
+        if self.ner:
+            return self._read_ner_eval()
         texts: list[str] = []
         gold: list[list[str]] = []
         for task in Source(self.eval_path):
@@ -698,11 +732,31 @@ class Feed:
         model = served[0] if isinstance(served, list) else served
         return model.make_docs(texts), gold
 
+    def _read_ner_eval(self) -> tuple[list, None] | None:
+        """Gold Docs of the eval file's complete annotations: records with
+        ``spans`` and no answer, or answered "accept" in a manual view."""
+        tasks = [
+            task
+            for task in Source(self.eval_path)
+            if isinstance(task.get("spans"), list)
+            and task.get("answer", "accept") == "accept"
+            and task.get("_view_id", "ner_manual") not in ("ner", "ner_teach")
+        ]
+        if not tasks:
+            return None
+        served, _ = self.loop.updater.serving()
+        return gold_docs(served.nlp, tasks, labels=self.labels), None
+
     def _add_eval_point(self) -> None:
         if not self._eval_docs:
             return
         docs, gold = self._eval_docs
         served, version = self.loop.updater.serving()
+        if self.ner:
+            score = served.evaluate(docs)["ents_f"]
+            if score is not None:
+                self._add_point(version, float(score))
+            return
         models = served if isinstance(served, list) else [served]
         probs = np.mean([model.predict(docs) for model in models], axis=0)
         score = textcat_score(probs, gold, self.labels, exclusive=self.exclusive)
@@ -712,6 +766,16 @@ class Feed:
         new = [t for t in targets if t.is_gold and t.input_hash not in self._learnt]
         if not new:
             return
+        if self.ner:  # entities predicted by the serving model vs. the gold spans
+            served, _ = self.loop.updater.serving()
+            gold = [
+                reference_doc(served.nlp, t, incorrect_spans_key=None)[0] for t in new
+            ]
+            predicted = served.annotate(gold)
+            self._recent.extend(
+                Example(p, g) for p, g in zip(predicted, gold, strict=True)
+            )
+            return
         probs = self._predict([t.text for t in new])
         for row, target in zip(probs, new, strict=True):
             gold = [label for label, value in target.cats.items() if value >= 0.5]
@@ -719,6 +783,11 @@ class Feed:
 
     def _add_progressive_point(self) -> None:
         if len(self._recent) < MIN_CURVE_EXAMPLES:
+            return
+        if self.ner:
+            score = get_ner_prf(list(self._recent))["ents_f"]
+            if score is not None:
+                self._add_point(self.loop.version, float(score))
             return
         probs = np.vstack([row for row, _ in self._recent])
         gold = [labels for _, labels in self._recent]

@@ -306,3 +306,119 @@ def test_app_session_urls_hold_each_token():
 
 def test_app_is_found_in_the_checkout():
     assert server.app_path().read_text().startswith('"""The labelling app')
+
+
+# --- NER ---------------------------------------------------------------------------
+
+NER_LABELS = "PERSON,ORG"
+
+
+@pytest.fixture
+def ner_source(tmp_path) -> Path:
+    names = ("Alice Smith", "Bob Jones", "Carol White", "Dan Brown")
+    orgs = ("Acme", "Globex", "Initech", "Umbrella")
+    path = tmp_path / "ner.jsonl"
+    srsly.write_jsonl(
+        path,
+        [
+            {"text": f"{names[i % 4]} joined {orgs[(i // 4) % 4]} in week {i}."}
+            for i in range(12)
+        ],
+    )
+    return path
+
+
+@pytest.mark.parametrize("key", ["accept", "reject"])
+def test_app_ner_teach_stores_the_answer_with_its_span(serve, ner_source, key):
+    db_url = serve("ner.teach", source=str(ner_source), label=NER_LABELS)
+    at = session("alice")
+    body = html_bodies(at)
+    assert 'class="entities"' in body and "model&#x27;s probability for" in body
+    assert body.count("<mark") == 1  # the one suggested entity
+    at.button(key=key).click().run()
+    [stored] = answers(db_url)
+    assert stored["answer"] == key and stored["_view_id"] == "ner"
+    [span] = stored["spans"]
+    assert span["label"] in NER_LABELS.split(",")
+    assert stored["text"][span["start"] : span["end"]].strip()
+    assert f"{span['label']}</span>" in body
+
+
+def test_app_ner_manual_add_remove_and_accept_gold_spans(serve, ner_source):
+    db_url = serve("ner.manual", source=str(ner_source), label=NER_LABELS)
+    at = session("alice")
+    assert at.session_state["ner_spans"] == []
+    text = "Alice Smith joined Acme in week 0."  # ner.manual serves in source order
+    assert "Alice Smith" in html_bodies(at)
+    at.segmented_control(key="ner_label").set_value("PERSON")
+    at.pills(key="ner_tokens_0").select(0).select(1).run()
+    at.button(key="add_span").click().run()
+    assert at.pills(key="ner_tokens_0").value == []
+    at.segmented_control(key="ner_label").set_value("ORG")
+    at.pills(key="ner_tokens_0").select(3).run()
+    at.button(key="add_span").click().run()
+    # a wrong span, overlapping "Acme": replaces it, then is removed
+    at.pills(key="ner_tokens_0").select(3).select(4).run()
+    at.button(key="add_span").click().run()
+    assert [s["token_end"] for s in at.session_state["ner_spans"]] == [1, 4]
+    at.pills(key="ner_remove").select(1).run()
+    at.button(key="remove_spans").click().run()
+    assert len(at.session_state["ner_spans"]) == 1
+    at.pills(key="ner_tokens_0").select(3).run()
+    at.button(key="add_span").click().run()
+    at.button(key="accept").click().run()
+    [stored] = answers(db_url)
+    assert stored["text"] == text and stored["answer"] == "accept"
+    assert [
+        (text[s["start"] : s["end"]], s["label"], s["token_start"], s["token_end"])
+        for s in stored["spans"]
+    ] == [("Alice Smith", "PERSON", 0, 1), ("Acme", "ORG", 3, 3)]
+    assert at.session_state["ner_spans"] == []  # the next text starts clean
+
+
+def test_app_ner_manual_undo_serves_the_text_again(serve, ner_source):
+    db_url = serve("ner.manual", source=str(ner_source), label=NER_LABELS)
+    at = session("alice")
+    first = at.session_state["ner_for"]
+    at.button(key="ignore").click().run()
+    assert at.session_state["ner_for"] != first and len(answers(db_url)) == 1
+    at.button(key="undo").click().run()
+    assert at.session_state["ner_for"] == first and answers(db_url) == []
+
+
+def test_app_ner_correct_prefills_the_model_analysis(serve, ner_source):
+    db_url = serve("ner.correct", source=str(ner_source), label=NER_LABELS)
+    at = session("alice")
+    task_spans = at.session_state["ner_spans"]
+    assert "Most uncertain tokens" in html_bodies(at) or all(
+        s["label"] in NER_LABELS for s in task_spans
+    )
+    at.button(key="accept").click().run()
+    [stored] = answers(db_url)
+    assert stored["_view_id"] == "ner_manual"
+    assert [(s["start"], s["end"], s["label"]) for s in stored["spans"]] == [
+        (s["start"], s["end"], s["label"]) for s in task_spans
+    ]
+
+
+def test_app_ner_manual_pages_long_texts_and_renders_them_inert(serve, tmp_path):
+    words = [f"w{i}" for i in range(100)]
+    words[90:92] = ["<img", "src=x onerror=alert(1)>"]
+    text = " ".join(words)
+    source = tmp_path / "long.jsonl"
+    srsly.write_jsonl(source, [{"text": text}])
+    db_url = serve("ner.manual", source=str(source), label=NER_LABELS)
+    at = session("alice")
+    body = html_bodies(at)
+    assert "<img" not in body and "&lt;img" in body
+    assert at.pills(key="ner_tokens_0").options[-1] == "w79"
+    at.selectbox(key="ner_page").select(80).run()
+    tokens = at.pills(key="ner_tokens_80")
+    first = [o.replace("\\", "") for o in tokens.options].index("<")
+    at.segmented_control(key="ner_label").set_value("ORG")
+    tokens.select(80 + first).select(80 + first + 1).run()
+    at.button(key="add_span").click().run()
+    at.button(key="accept").click().run()
+    [stored] = answers(db_url)
+    [span] = stored["spans"]
+    assert text[span["start"] : span["end"]] == "<img" and span["label"] == "ORG"

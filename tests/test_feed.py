@@ -12,6 +12,8 @@ import srsly
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy_al.recipes.demo import LABELS, corpus_path
+from spacy_al.recipes.ner import correct as ner_correct
+from spacy_al.recipes.ner import teach as ner_teach
 from spacy_al.recipes.textcat import correct, teach
 
 from spacy_al.feed import Feed, check_annotator, make_tokens, parse_annotators
@@ -463,3 +465,131 @@ def test_feed_serving_invariants_hold_for_any_order(
         assert len(rows) == sum(len(keys) for keys in answered.values())
     finally:
         feed.close()
+
+
+# --- NER ---------------------------------------------------------------------------
+
+NER_LABELS = "PERSON,ORG"
+NER_NAMES = ("Alice Smith", "Bob Jones", "Carol White", "Dan Brown")
+NER_ORGS = ("Acme", "Globex", "Initech", "Umbrella")
+
+
+def ner_gold(text: str) -> list[dict]:
+    """The gold entities of a text of :func:`ner_source` (character offsets)."""
+    spans = []
+    for names, label in ((NER_NAMES, "PERSON"), (NER_ORGS, "ORG")):
+        for name in names:
+            start = text.find(name)
+            if start >= 0:
+                spans.append({"start": start, "end": start + len(name), "label": label})
+    return sorted(spans, key=lambda s: s["start"])
+
+
+@pytest.fixture
+def ner_source(tmp_path) -> Path:
+    path = tmp_path / "ner.jsonl"
+    rows = [
+        {"text": f"{NER_NAMES[i % 4]} joined {NER_ORGS[(i // 4) % 4]} in week {i}."}
+        for i in range(24)
+    ]
+    srsly.write_jsonl(path, rows)
+    return path
+
+
+@pytest.fixture
+def make_ner_feed(db_url):
+    feeds: list[Feed] = []
+
+    def make(source: Path, recipe=ner_correct, **kwargs) -> Feed:
+        comps = recipe(
+            dataset="feed_ner",
+            source=source,
+            label=NER_LABELS,
+            db=db_url,
+            batch_size=4,
+            **kwargs,
+        )
+        feed = Feed.from_components(comps)
+        feeds.append(feed)
+        return feed
+
+    yield make
+    for feed in feeds:
+        feed.close()
+
+
+def test_feed_ner_correct_without_eval_learns(make_ner_feed, ner_source, db_url):
+    feed = make_ner_feed(ner_source)
+    assert feed.view_id == "ner_manual" and not feed.preselect
+    for _ in range(12):
+        task = feed.next_task("alice")
+        feed.answer(
+            "alice", {**task, "spans": ner_gold(task["text"]), "answer": "accept"}
+        )
+    # 12 answers: three batches of 4, learnt in one to three updates
+    assert wait_for(lambda: feed.stats()["pending"] == 0 and feed.stats()["curve"])
+    stats = feed.stats()
+    assert stats["error"] is None and stats["curve_kind"] == "progressive"
+    assert stats["version"] >= 1 and stats["last_update"]["examples"] >= 4
+    assert stats["curve_metric"] == "entity F1"
+    assert all(0.0 <= p["score"] <= 1.0 for p in feed.stats()["curve"])
+    with Store(db_url) as store:
+        stored = store.get_answers("feed_ner")
+    assert [s["label"] for s in stored[0]["spans"]] == [
+        s["label"] for s in ner_gold(stored[0]["text"])
+    ]
+
+
+def test_feed_ner_curve_on_an_eval_file(make_ner_feed, ner_source, tmp_path):
+    eval_path = tmp_path / "ner_eval.jsonl"
+    texts = ["Bob Jones joined Initech in week 99.", "Carol White left Acme."]
+    srsly.write_jsonl(eval_path, [{"text": t, "spans": ner_gold(t)} for t in texts])
+    feed = make_ner_feed(ner_source, eval_path=eval_path)
+    assert wait_for(lambda: len(feed.stats()["curve"]) == 1)
+    for _ in range(4):
+        task = feed.next_task("alice")
+        feed.answer(
+            "alice", {**task, "spans": ner_gold(task["text"]), "answer": "accept"}
+        )
+    assert wait_for(lambda: len(feed.stats()["curve"]) == 2)
+    stats = feed.stats()
+    assert stats["curve_kind"] == "eval" and stats["error"] is None
+    assert [p["version"] for p in stats["curve"]] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "spans,code",
+    [
+        ([{"start": 0, "end": 3, "label": "PLACE"}], "E615"),
+        ([{"start": 0, "end": 500, "label": "PERSON"}], "E615"),
+        (
+            [
+                {"start": 0, "end": 5, "label": "PERSON"},
+                {"start": 2, "end": 8, "label": "ORG"},
+            ],
+            "E615",
+        ),
+        ("Alice", "E614"),
+    ],
+)
+def test_feed_ner_rejects_bad_spans_and_stores_nothing(
+    make_ner_feed, ner_source, db_url, spans, code
+):
+    feed = make_ner_feed(ner_source)
+    task = feed.next_task("alice")
+    with pytest.raises(ValueError, match=code):
+        feed.answer("alice", {**task, "spans": spans, "answer": "accept"})
+    with Store(db_url) as store:
+        assert store.get_answers("feed_ner") == []
+
+
+def test_feed_ner_teach_answer_is_about_one_span(make_ner_feed, ner_source, db_url):
+    feed = make_ner_feed(ner_source, recipe=ner_teach)
+    task = feed.next_task("alice")
+    assert feed.view_id == "ner" and len(task["spans"]) == 1
+    with pytest.raises(ValueError, match="E616"):
+        feed.answer("alice", {**task, "spans": [], "answer": "accept"})
+    feed.answer("alice", {**task, "answer": "reject"})
+    with Store(db_url) as store:
+        [stored] = store.get_answers("feed_ner")
+    assert stored["answer"] == "reject" and stored["spans"] == task["spans"]
