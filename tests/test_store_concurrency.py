@@ -32,6 +32,14 @@ CTX = multiprocessing.get_context("spawn")
 
 def _reset_postgres(url: str) -> None:
     engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        # Connections other tests left open would hold locks that block the reset.
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
     metadata.drop_all(engine)
     engine.dispose()
 
@@ -48,6 +56,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _annotate(url: str, worker: int, start: Any, results: Any) -> None:
+    """One annotator's session; an error is reported so the test fails at once."""
+    try:
+        _annotate_session(url, worker, start, results)
+    except Exception as e:
+        results.put(("error", f"worker {worker}: {type(e).__name__}: {e}"))
+        raise
+
+
+def _annotate_session(url: str, worker: int, start: Any, results: Any) -> None:
     """One annotator's session: own texts in small batches, shared texts, edits."""
     acknowledged: list[int] = []
     with Store(url) as db:
@@ -78,6 +95,14 @@ def _annotate(url: str, worker: int, start: Any, results: Any) -> None:
 
 
 def _poll(url: str, expected: int, start: Any, results: Any) -> None:
+    try:
+        _follow(url, expected, start, results)
+    except Exception as e:
+        results.put(("error", f"poller: {type(e).__name__}: {e}"))
+        raise
+
+
+def _follow(url: str, expected: int, start: Any, results: Any) -> None:
     """A reader following the dataset with since_id, as the trainer does."""
     seen: list[int] = []
     deadline = time.monotonic() + 120
@@ -104,15 +129,21 @@ def test_store_concurrency_processes_lose_nothing(store_url: str) -> None:
     start = CTX.Barrier(N_WORKERS + 1)
     results = CTX.Queue()
     processes = [
-        CTX.Process(target=_annotate, args=(store_url, w, start, results))
+        CTX.Process(target=_annotate, args=(store_url, w, start, results), daemon=True)
         for w in range(N_WORKERS)
     ]
     processes.append(
-        CTX.Process(target=_poll, args=(store_url, expected, start, results))
+        CTX.Process(
+            target=_poll, args=(store_url, expected, start, results), daemon=True
+        )
     )
     for process in processes:
         process.start()
-    got = dict(results.get(timeout=180) for _ in processes)
+    got = {}
+    for _ in processes:
+        key, value = results.get(timeout=120)
+        assert key != "error", value
+        got[key] = value
     for process in processes:
         process.join(timeout=60)
     assert [p.exitcode for p in processes] == [0] * len(processes)
