@@ -30,10 +30,22 @@ For every system the table shows, with medians over seeds:
 A seed that never reaches a score counts as more than the budget, so the median
 is '>budget' when half the seeds or more never get there. Writes DIR/results.json
 (every per-seed curve too) and DIR/curves.png (median curves of every system).
+
+    python -m spacy_al bench speed --corpus DIR [--pools 10000,100000] \\
+        [--answers 500] [--annotators 5] [--big-pools 100000,1000000] \\
+        [--update-batches 20] [--scoring-docs 20000] [--ner-corpus DIR] [--output DIR]
+
+``bench speed``: how fast is a session on pools made of DIR/train.jsonl's texts
+(``spacy_al.bench_speed``): answer -> next example in the Feed while the model
+learns; a batch -> the updated model serving (textcat bow and ensemble, NER beam
+4 on --ner-corpus); scoring throughput against raw ``nlp.pipe``; peak RSS and
+time to the first question for big pools, each in a fresh process. Prints a
+table per section beside the project's targets; writes DIR/results.json.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -46,6 +58,7 @@ import srsly
 import typer
 from wasabi import msg
 
+from spacy_al import bench_speed
 from spacy_al.corpus import Source
 from spacy_al.errors import Errors, SourceError
 from spacy_al.loop import StrategySpec
@@ -66,7 +79,7 @@ from spacy_al.simulate import (
 )
 
 #: The benchmarks ``bench WHAT`` knows; each has a ``bench_<what>`` function.
-BENCHMARKS = ("labels",)
+BENCHMARKS = ("labels", "speed")
 TASKS = ("textcat", "ner")
 DEFAULT_STRATEGIES = {"textcat": "margin,balanced,random", "ner": "mnlp,random"}
 DEFAULT_ARCH = {"textcat": "bow", "ner": "beam_ner"}
@@ -483,6 +496,256 @@ def plot_bench(results: dict, path: str | Path, *, title: str = "") -> None:
     plt.close(fig)
 
 
+# --- bench speed ---------------------------------------------------------------
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in _split(value)]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 1 for n in sizes):
+        msg.fail(Errors.E723.format(value=value), exits=1)
+    return sizes
+
+
+def _think(value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in _split(value))
+    except ValueError:
+        low, high = -1.0, -1.0
+    if not 0 <= low <= high:
+        msg.fail(Errors.E724.format(value=value), exits=1)
+    return low, high
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / 1024**2:.0f} MB"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_speed(
+    corpus: Path,
+    *,
+    pools: Sequence[int],
+    answers: int,
+    annotators: int,
+    big_pools: Sequence[int],
+    ner_corpus: Path | None,
+    output: Path,
+    update_batches: int = 20,
+    scoring_docs: int = 20_000,
+    think: tuple[float, float] = (0.0, 0.05),
+) -> dict:
+    """Run every bench speed measurement, print a table per section, write JSON."""
+    start = time.perf_counter()
+    train = Path(corpus) / "train.jsonl"
+    if not train.is_file():
+        msg.fail(Errors.E722.format(path=train), exits=1)
+    ner_corpus = ner_corpus or Path(corpus).parent / "wnut17"
+    ner_train = Path(ner_corpus) / "train.jsonl"
+    try:
+        records = bench_speed.read_labelled(train)
+    except (SourceError, ValueError) as e:
+        msg.fail(str(e), exits=1)
+    raw_records = list(srsly.read_jsonl(train))
+    targets = bench_speed.TARGETS
+    results: dict[str, Any] = {
+        "benchmark": "speed",
+        "corpus": str(corpus),
+        "machine": bench_speed.machine_info(),
+        "targets": targets,
+        "load_average": {},
+    }
+    msg.info(
+        f"bench speed on {corpus} ({len(records)} labelled texts), "
+        f"load average {_load()}"
+    )
+
+    # 1. answer -> next example
+    msg.divider("1. answer -> next example (server side, Feed, updater running)")
+    msg.text(
+        f"{annotators} annotator threads, each reading {think[0]:g}-{think[1]:g} s "
+        "before answering"
+    )
+    rows = []
+    results["next_example"] = []
+    for size in pools:
+        try:
+            r = bench_speed.measure_next_example(
+                records,
+                pool_size=size,
+                answers=answers,
+                annotators=annotators,
+                think=think,
+            )
+        except ValueError as e:
+            msg.fail(str(e), exits=1)
+        results["next_example"].append(r)
+        q = r["answer_then_next"]
+        rows.append(
+            [
+                f"{r['pool_size']:,}",
+                q["n"],
+                _ms(q["p50"]),
+                _ms(q["p95"]),
+                _ms(r["answer"]["p95"]),
+                _ms(r["next_task"]["p95"]),
+                r["model_updates"],
+                f"<= {_ms(targets['next_example_p95_seconds'])}",
+                _verdict(q["p95"] <= targets["next_example_p95_seconds"]),
+            ]
+        )
+    results["load_average"]["next_example"] = list(os.getloadavg())
+    msg.table(
+        rows,
+        header=[
+            "pool",
+            "answers",
+            "p50",
+            "p95",
+            "answer p95",
+            "next_task p95",
+            "updates",
+            "target p95",
+            "",
+        ],
+        divider=True,
+    )
+
+    # 2. batch -> updated model serving
+    msg.divider("2. batch answered -> updated model serving (Updater.update)")
+    rows = []
+    results["update"] = []
+    jobs: list[tuple[str, list[dict]]] = [
+        ("bow", raw_records),
+        ("ensemble", raw_records),
+    ]
+    if ner_train.is_file():
+        jobs.append(("ner", list(srsly.read_jsonl(ner_train))))
+    else:
+        msg.warn(f"No NER update figures: {Errors.E722.format(path=ner_train)}")
+    for model, recs in jobs:
+        try:
+            r = bench_speed.measure_update(recs, model=model, batches=update_batches)
+        except ValueError as e:
+            msg.fail(str(e), exits=1)
+        results["update"].append(r)
+        limit = targets[
+            "update_ner_p95_seconds" if model == "ner" else "update_textcat_p95_seconds"
+        ]
+        name = "ner (beam_ner, width 4)" if model == "ner" else f"textcat {model}"
+        rows.append(
+            [
+                name,
+                r["seconds"]["n"],
+                _ms(r["seconds"]["p50"]),
+                _ms(r["seconds"]["p95"]),
+                _ms(r["seconds"]["max"]),
+                f"<= {limit:g} s",
+                _verdict(r["seconds"]["p95"] <= limit),
+            ]
+        )
+    results["load_average"]["update"] = list(os.getloadavg())
+    msg.table(
+        rows,
+        header=["model", "batches", "p50", "p95", "max", "target p95", ""],
+        divider=True,
+    )
+
+    # 3. scoring throughput
+    msg.divider("3. uncertainty scoring vs raw nlp.pipe (textcat bow, median of 3)")
+    try:
+        r = bench_speed.measure_scoring(records, n_docs=scoring_docs)
+    except ValueError as e:
+        msg.fail(str(e), exits=1)
+    results["scoring"] = r
+    results["load_average"]["scoring"] = list(os.getloadavg())
+    dps = r["docs_per_second"]
+    limit = targets["scoring_ratio"]
+    msg.table(
+        [
+            ["raw nlp.pipe", f"{dps['raw']:,.0f}", "1.00x", "", ""],
+            [
+                "scoring (tokenize + margin)",
+                f"{dps['scoring']:,.0f}",
+                f"{r['ratio']:.2f}x",
+                f">= {limit}x",
+                _verdict(r["ratio"] >= limit),
+            ],
+            [
+                "scoring, Docs cached",
+                f"{dps['scoring_pretokenized']:,.0f}",
+                f"{r['ratio_pretokenized']:.2f}x",
+                "",
+                "",
+            ],
+        ],
+        header=["path", "docs/s", "ratio", "target", ""],
+        divider=True,
+    )
+
+    # 4. peak memory and time to the first question, one fresh process per pool
+    msg.divider("4. peak RSS and time to the first question (fresh process each)")
+    rows = []
+    results["startup"] = []
+    for size in big_pools:
+        try:
+            r = bench_speed.measure_startup_subprocess(records, pool_size=size)
+        except RuntimeError as e:
+            msg.warn(str(e))
+            results["startup"].append({"pool_size": size, "error": str(e)})
+            continue
+        results["startup"].append(r)
+        mem_ok = r["peak_rss_bytes"] <= targets["startup_peak_rss_bytes"]
+        time_ok = r["first_question_seconds"] <= targets["first_question_seconds"]
+        rows.append(
+            [
+                f"{r['pool_size']:,}",
+                _mb(r["peak_rss_bytes"]),
+                _mb(r["peak_rss_before_bytes"]),
+                f"{r['session_build_seconds']:.1f} s",
+                f"{r['first_question_seconds']:.1f} s",
+                f"<= {_mb(targets['startup_peak_rss_bytes'])}, "
+                f"<= {targets['first_question_seconds']:g} s",
+                f"memory {_verdict(mem_ok)}, time {_verdict(time_ok)}",
+            ]
+        )
+    results["load_average"]["startup"] = list(os.getloadavg())
+    msg.table(
+        rows,
+        header=[
+            "pool",
+            "peak RSS",
+            "of which at start",
+            "session built",
+            "first question",
+            "target",
+            "",
+        ],
+        divider=True,
+    )
+    results["wall_time_seconds"] = time.perf_counter() - start
+    output.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(output / "results.json", results)
+    msg.good(
+        f"Wrote {output / 'results.json'} ({results['wall_time_seconds']:.0f} s; "
+        f"load average now {_load()})"
+    )
+    return results
+
+
 # --- the command ---------------------------------------------------------------
 
 
@@ -492,7 +755,7 @@ def _split(names: str) -> list[str]:
 
 @recipe("bench")
 def bench_cli(
-    what: Annotated[str, typer.Argument(help="What to measure: labels")],
+    what: Annotated[str, typer.Argument(help="What to measure: labels or speed")],
     corpus: Annotated[
         Path | None,
         typer.Option("--corpus", help="Directory with train.jsonl and test.jsonl"),
@@ -524,15 +787,65 @@ def bench_cli(
         str | None, typer.Option("--positive-label", help="Score this label's F1")
     ] = None,
     output: Annotated[
-        Path, typer.Option("--output", help="Directory for the results")
-    ] = Path("bench_labels"),
+        Path | None,
+        typer.Option(
+            "--output", help="Directory for the results (default: bench_WHAT)"
+        ),
+    ] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", help="Processes in parallel")] = 1,
+    pools: Annotated[
+        str, typer.Option("--pools", help="speed: pool sizes for answer -> next")
+    ] = "10000,100000",
+    answers: Annotated[
+        int, typer.Option("--answers", help="speed: answers per pool size")
+    ] = 500,
+    annotators: Annotated[
+        int, typer.Option("--annotators", help="speed: annotator threads")
+    ] = 5,
+    big_pools: Annotated[
+        str,
+        typer.Option("--big-pools", help="speed: pool sizes for memory and start-up"),
+    ] = "100000,1000000",
+    think: Annotated[
+        str,
+        typer.Option("--think", help="speed: MIN,MAX seconds an annotator reads"),
+    ] = "0,0.05",
+    update_batches: Annotated[
+        int, typer.Option("--update-batches", help="speed: batches learnt per model")
+    ] = 20,
+    scoring_docs: Annotated[
+        int, typer.Option("--scoring-docs", help="speed: texts scored per repeat")
+    ] = 20_000,
+    ner_corpus: Annotated[
+        Path | None,
+        typer.Option(
+            "--ner-corpus",
+            help="speed: a corpus with gold spans for the NER update figures "
+            "(default: wnut17 beside --corpus, if there)",
+        ),
+    ] = None,
 ) -> None:
-    """Benchmarks: bench labels compares label savings with small-text and modAL."""
+    """Benchmarks: bench labels compares label savings with small-text and modAL;
+    bench speed measures latency, update time, scoring throughput and memory."""
     if what not in BENCHMARKS:
         msg.fail(Errors.E707.format(what=what, whats=", ".join(BENCHMARKS)), exits=1)
     if corpus is None:
         msg.fail(Errors.E711.format(what=what), exits=1)
+    output = output or Path(f"bench_{what}")
+    if what == "speed":
+        run_speed(
+            corpus,
+            pools=_sizes(pools),
+            answers=answers,
+            annotators=annotators,
+            big_pools=_sizes(big_pools),
+            ner_corpus=ner_corpus,
+            output=output,
+            update_batches=update_batches,
+            scoring_docs=scoring_docs,
+            think=_think(think),
+        )
+        return
     # bench labels: read the corpus, run every system, write and print the results.
     try:
         train_records, eval_records = read_corpus(corpus)

@@ -1,0 +1,527 @@
+"""Speed and memory of a labelling session, measured on a real corpus.
+
+Each ``measure_*`` function runs one measurement and returns its figures as a
+dict (seconds, bytes, ratios); ``bench speed`` (``recipes/bench.py``) prints
+them. Pools bigger than the corpus repeat its texts with a numbered suffix
+(``replicate_texts``), so every text stays distinct in the pool.
+
+* ``measure_next_example``: answer → next example, server side, in the
+  :class:`~spacy_al.feed.Feed` the app uses, driven by several annotator threads
+  while the selector re-scores and the trainer learns in the background.
+* ``measure_update``: a batch of answers → the updated model serving, as
+  ``Updater.update`` (the gradient steps with replay, then the new snapshot swapped
+  in: the trainer thread's work between a batch's last answer and the version bump).
+* ``measure_scoring``: uncertainty scoring (tokenization included) against raw
+  ``nlp.pipe`` on the same texts.
+* ``measure_startup`` / ``measure_startup_subprocess``: time to the first question
+  and peak RSS for one pool size, the latter in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import spacy
+import srsly
+
+from spacy_al.corpus import Source, gold_labels
+from spacy_al.errors import Errors
+
+#: The targets the project set itself (seconds, ratios, bytes).
+TARGETS = {
+    "next_example_p95_seconds": 0.050,
+    "update_textcat_p95_seconds": 2.0,
+    "update_ner_p95_seconds": 15.0,
+    "scoring_ratio": 0.9,
+    "startup_peak_rss_bytes": 2 * 1024**3,
+    "first_question_seconds": 5.0,
+}
+
+
+# --- inputs --------------------------------------------------------------------
+
+
+def read_labelled(path: str | Path) -> list[tuple[str, list[str]]]:
+    """(text, gold labels) of every record of a JSONL corpus with a gold label."""
+    out = []
+    for task in Source(Path(path)):
+        labels = gold_labels(task)
+        if labels:
+            out.append((task["text"], labels))
+    if not out:
+        raise ValueError(Errors.E712.format(path=path))
+    return out
+
+
+def replicate_texts(texts: Sequence[str], n: int) -> list[str]:
+    """``n`` distinct texts: ``texts`` (deduplicated) then copies suffixed `` #k``."""
+    base = list(dict.fromkeys(texts))
+    if not base or n < 1:
+        raise ValueError(Errors.E713.format(n_texts=len(base), n=n))
+    return [
+        base[i] if i < len(base) else f"{base[i % len(base)]} #{i // len(base)}"
+        for i in range(n)
+    ]
+
+
+def write_pool(path: str | Path, texts: Sequence[str]) -> Path:
+    """Write ``texts`` as a JSONL source of ``{"text": ...}`` records."""
+    path = Path(path)
+    srsly.write_jsonl(path, ({"text": text} for text in texts))
+    return path
+
+
+def quantiles(values: Sequence[float]) -> dict[str, float]:
+    """n, p50, p95 (nearest rank), max and mean of some durations."""
+    if not values:
+        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "max": float("nan")}
+    ordered = sorted(values)
+    p95 = ordered[max(int(np.ceil(0.95 * len(ordered))) - 1, 0)]
+    return {
+        "n": len(ordered),
+        "p50": float(statistics.median(ordered)),
+        "p95": float(p95),
+        "max": float(ordered[-1]),
+        "mean": float(statistics.fmean(ordered)),
+    }
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (VmHWM; getrusage where no /proc)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, RAM, CPU model, load average and versions of the running machine."""
+    cpu = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = 0
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = int(line.split()[1]) * 1024
+    return {
+        "nproc": os.cpu_count(),
+        "ram_bytes": ram,
+        "cpu": cpu or platform.processor(),
+        "python": platform.python_version(),
+        "spacy": spacy.__version__,
+        "platform": platform.platform(),
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def _labels_of(records: Sequence[tuple[str, list[str]]]) -> list[str]:
+    return sorted({label for _, labels in records for label in labels})
+
+
+def _textcat_components(
+    pool_path: Path, db: Path, labels: list[str], *, arch: str = "bow"
+) -> dict:
+    # The recipe's own assembly: what the app serves (window 20k, margin).
+    from spacy_al.recipes.textcat import build_components
+
+    return build_components(
+        "bench",
+        pool_path,
+        labels=labels,
+        view_id="classification",
+        strategy="margin",
+        db=f"sqlite:///{db}",
+        arch=arch,
+    )
+
+
+# --- 1. answer → next example ----------------------------------------------------
+
+
+def measure_next_example(
+    records: Sequence[tuple[str, list[str]]],
+    *,
+    pool_size: int,
+    answers: int = 500,
+    annotators: int = 5,
+    think: tuple[float, float] = (0.0, 0.05),
+    workdir: str | Path | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Answer → next example in the shared Feed, several annotators at once.
+
+    ``records`` are (text, gold labels); a pool of ``pool_size`` texts is made of
+    them and served by ``textcat.teach``'s components. Each of ``annotators``
+    threads loops: ``next_task``, think ``think`` seconds (uniform), ``answer``
+    with the gold label (accept if the suggested label is right, else reject),
+    until ``answers`` answers are in. Returns quantiles of ``answer``, of
+    ``next_task`` and of both together (the server side of one click), the model
+    versions and updates seen, and the time to build the session.
+    """
+    if answers < 1 or annotators < 1:
+        raise ValueError(Errors.E714.format(answers=answers, annotators=annotators))
+    from spacy_al.feed import Feed
+
+    texts = replicate_texts([t for t, _ in records], pool_size)
+    gold = {}
+    for text, labels in records:
+        gold.setdefault(text, labels)
+    base = list(dict.fromkeys(t for t, _ in records))
+    gold_of = {t: gold[base[i % len(base)]] for i, t in enumerate(texts)}
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_speed_") as tmp:
+        pool_path = write_pool(Path(tmp) / "pool.jsonl", texts)
+        start = time.perf_counter()
+        components = _textcat_components(
+            pool_path, Path(tmp) / "bench.db", _labels_of(records)
+        )
+        feed = Feed.from_components(components, checkpoint=None)
+        built = time.perf_counter() - start
+        try:
+            start = time.perf_counter()
+            first = feed.next_task("warmup", timeout=timeout)
+            first_seconds = time.perf_counter() - start
+            if first is None:
+                raise RuntimeError(Errors.E715.format(timeout=timeout))
+            feed.answer("warmup", _gold_answer(first, gold_of))
+            waits: list[float] = []
+            commits: list[float] = []
+            clicks: list[float] = []
+            lock = threading.Lock()
+            left = [answers]
+            versions: set[int] = set()
+
+            def annotate(who: str) -> None:
+                rng = random.Random(who)
+                task = feed.next_task(who, timeout=timeout)
+                while task is not None:
+                    with lock:
+                        if left[0] <= 0:
+                            return
+                        left[0] -= 1
+                    time.sleep(rng.uniform(*think))  # the person reads
+                    t0 = time.perf_counter()
+                    feed.answer(who, _gold_answer(task, gold_of))
+                    t1 = time.perf_counter()
+                    task = feed.next_task(who, timeout=timeout)
+                    t2 = time.perf_counter()
+                    with lock:
+                        commits.append(t1 - t0)
+                        waits.append(t2 - t1)
+                        clicks.append(t2 - t0)
+                        if task is not None:
+                            versions.add(int(task.get("_model_version", -1)))
+
+            threads = [
+                threading.Thread(target=annotate, args=(f"annotator{i}",))
+                for i in range(annotators)
+            ]
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - start
+            stats = feed.stats()
+        finally:
+            feed.close()
+    return {
+        "pool_size": len(texts),
+        "annotators": annotators,
+        "think_seconds": list(think),
+        "answer_then_next": quantiles(clicks),
+        "answer": quantiles(commits),
+        "next_task": quantiles(waits),
+        "answers": stats["answers"],
+        "model_updates": stats["updates"],
+        "final_version": stats["version"],
+        "versions_served": len(versions),
+        "error": stats["error"],
+        "session_build_seconds": built,
+        "first_question_seconds": first_seconds,
+        "wall_seconds": wall,
+    }
+
+
+def _gold_answer(task: dict, gold_of: dict[str, list[str]]) -> dict:
+    right = task["label"] in gold_of.get(task["text"], ())
+    return {**task, "answer": "accept" if right else "reject"}
+
+
+# --- 2. batch → updated model ----------------------------------------------------
+
+
+def measure_update(
+    records: Sequence[dict],
+    *,
+    model: str,
+    batches: int = 20,
+    batch_size: int = 10,
+) -> dict[str, Any]:
+    """Time of ``Updater.update`` per batch: the steps, the snapshot, the swap.
+
+    ``model`` is ``bow`` or ``ensemble`` (textcat; ``records`` carry a gold label)
+    or ``ner`` (``beam_ner``, beam width 4, as ``ner.teach``; ``records`` carry
+    gold ``spans``). The updater is set up as the recipes set it up; each of
+    ``batches`` batches of ``batch_size`` gold answers is learnt in turn (so the
+    replay of earlier answers grows as in a session), and the version the updater
+    serves is checked to have gone up after each.
+    """
+    if batches < 1 or batch_size < 1:
+        raise ValueError(Errors.E716.format(batches=batches, batch_size=batch_size))
+    updater, targets = _updater_and_targets(records, model, batches * batch_size)
+    if len(targets) < batches * batch_size:
+        raise ValueError(
+            Errors.E717.format(n=len(targets), need=batches * batch_size, model=model)
+        )
+    seconds = []
+    for b in range(batches):
+        batch = targets[b * batch_size : (b + 1) * batch_size]
+        _, before = updater.serving()
+        start = time.perf_counter()
+        updater.update(batch)
+        _, after = updater.serving()
+        seconds.append(time.perf_counter() - start)
+        if after != before + 1:
+            raise RuntimeError(Errors.E718.format(before=before, after=after))
+    return {
+        "model": model,
+        "batch_size": batch_size,
+        "batches": batches,
+        "replay": updater.replay,
+        "update_steps": updater.update_steps,
+        "seconds": quantiles(seconds),
+        "first_batch_seconds": seconds[0],
+    }
+
+
+def _updater_and_targets(records: Sequence[dict], model: str, n: int) -> tuple:
+    from spacy_al.corpus import set_hashes
+    from spacy_al.models import (
+        DEFAULT_LEARN_RATE,
+        TextcatModel,
+        Updater,
+        build_textcat,
+    )
+
+    if model in ("bow", "ensemble"):
+        from spacy_al.targets import TextcatTarget
+
+        labelled = [(r["text"], gold_labels(r)) for r in records]
+        labelled = [(t, g) for t, g in labelled if g]
+        labels = _labels_of(labelled)
+        updater = Updater(
+            TextcatModel(build_textcat(labels, architecture=model)),
+            learn_rate=DEFAULT_LEARN_RATE.get(model, 0.01),
+        )
+        targets = [
+            TextcatTarget(
+                text=t,
+                input_hash=set_hashes({"text": t})["_input_hash"],
+                cats={label: float(label in g) for label in labels},
+                is_gold=True,
+            )
+            for t, g in labelled[:n]
+        ]
+        return updater, targets
+    if model == "ner":
+        from spacy_al.ner_models import DEFAULT_BEAM_WIDTH, NERModel, build_ner
+        from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+        from spacy_al.ner_targets import NERTarget
+
+        spanned = [r for r in records if isinstance(r.get("spans"), list)]
+        labels = sorted({s["label"] for r in spanned for s in r["spans"]})
+        if not labels:
+            raise ValueError(Errors.E717.format(n=0, need=n, model=model))
+        nlp = build_ner(labels, factory="beam_ner", beam_width=DEFAULT_BEAM_WIDTH)
+        updater = Updater(
+            NERModel(nlp, beam_width=DEFAULT_BEAM_WIDTH),
+            learn_rate=NER_LEARN_RATE,
+            drop=0.1,
+            use_averages=True,
+        )
+        targets = [
+            NERTarget(
+                text=r["text"],
+                input_hash=set_hashes({"text": r["text"]})["_input_hash"],
+                spans=[
+                    {"start": s["start"], "end": s["end"], "label": s["label"]}
+                    for s in r["spans"]
+                ],
+                tokens=r.get("tokens"),
+                is_gold=True,
+            )
+            for r in spanned[:n]
+        ]
+        return updater, targets
+    raise ValueError(Errors.E719.format(model=model))
+
+
+# --- 3. scoring throughput -----------------------------------------------------
+
+
+def measure_scoring(
+    records: Sequence[tuple[str, list[str]]],
+    *,
+    n_docs: int = 20_000,
+    repeats: int = 3,
+    measure: str = "margin",
+) -> dict[str, Any]:
+    """Uncertainty scoring vs raw ``nlp.pipe`` on the same texts (textcat bow).
+
+    Times (median of ``repeats``): ``nlp.pipe`` over the texts (tokenizer and
+    textcat, nothing else); the scoring path the loop runs, from texts
+    (``make_docs`` then the ``ModelScorer``); and the scorer alone on Docs
+    tokenized beforehand (the loop caches a pool's Docs up to 100k texts).
+    ``ratio`` is scoring throughput over raw throughput (higher is better).
+    """
+    if repeats < 1 or n_docs < 1:
+        raise ValueError(Errors.E720.format(repeats=repeats, n_docs=n_docs))
+    from spacy_al.models import TextcatModel, build_textcat
+    from spacy_al.scoring import ModelScorer
+
+    texts = replicate_texts([t for t, _ in records], n_docs)
+    nlp = build_textcat(_labels_of(records), architecture="bow")
+    model = TextcatModel(nlp)
+    scorer = ModelScorer(measure, multilabel=not model.exclusive)
+
+    def raw() -> None:
+        for _ in nlp.pipe(texts, batch_size=512):
+            pass
+
+    def scoring() -> None:
+        scorer(model, model.make_docs(texts))
+
+    docs = model.make_docs(texts)
+
+    def scoring_docs() -> None:
+        scorer(model, docs)
+
+    times = {name: [] for name in ("raw", "scoring", "scoring_pretokenized")}
+    for _ in range(repeats):  # interleaved, so load changes hit all alike
+        for name, fn in (
+            ("raw", raw),
+            ("scoring", scoring),
+            ("scoring_pretokenized", scoring_docs),
+        ):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    med = {name: float(statistics.median(v)) for name, v in times.items()}
+    return {
+        "n_docs": n_docs,
+        "repeats": repeats,
+        "measure": measure,
+        "seconds": med,
+        "docs_per_second": {name: n_docs / s for name, s in med.items()},
+        "ratio": med["raw"] / med["scoring"],
+        "ratio_pretokenized": med["raw"] / med["scoring_pretokenized"],
+    }
+
+
+# --- 4. time to first question and peak memory -------------------------------------
+
+
+def measure_startup(
+    pool_path: str | Path,
+    *,
+    labels: Sequence[str],
+    workdir: str | Path | None = None,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Read a pool, build ``textcat.teach``'s session and serve its first question.
+
+    Returns the seconds to build the session (read, hash and deduplicate the
+    source, open the store, build the model), to the first question (build plus
+    the first selection), and this process's peak RSS before and after. Run it
+    in a fresh process (``measure_startup_subprocess``) for a pool's own peak.
+    """
+    from spacy_al.feed import Feed
+
+    rss_before = peak_rss_bytes()
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_start_") as tmp:
+        start = time.perf_counter()
+        components = _textcat_components(
+            Path(pool_path), Path(tmp) / "bench.db", list(labels)
+        )
+        feed = Feed.from_components(components, checkpoint=None)
+        built = time.perf_counter() - start
+        try:
+            task = feed.next_task("first", timeout=timeout)
+            first = time.perf_counter() - start
+        finally:
+            feed.close()
+        pool_size = len(components["loop"].pool)
+    if task is None:
+        raise RuntimeError(Errors.E715.format(timeout=timeout))
+    return {
+        "pool_size": pool_size,
+        "session_build_seconds": built,
+        "first_question_seconds": first,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_rss_before_bytes": rss_before,
+    }
+
+
+def measure_startup_subprocess(
+    records: Sequence[tuple[str, list[str]]],
+    *,
+    pool_size: int,
+    workdir: str | Path | None = None,
+    timeout: float = 1800.0,
+) -> dict[str, Any]:
+    """``measure_startup`` for a pool of ``pool_size`` texts, in a fresh Python.
+
+    The pool file is written here first, so the child's peak RSS is the
+    session's alone (plus the interpreter and spaCy, reported as
+    ``peak_rss_before_bytes``).
+    """
+    texts = replicate_texts([t for t, _ in records], pool_size)
+    labels = _labels_of(records)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_pool_") as tmp:
+        pool_path = write_pool(Path(tmp) / "pool.jsonl", texts)
+        del texts
+        out_path = Path(tmp) / "result.json"
+        code = (
+            "import sys, srsly\n"
+            "from spacy_al.bench_speed import measure_startup\n"
+            "r = measure_startup(sys.argv[1], labels=sys.argv[2].split('\\x1f'),"
+            " workdir=sys.argv[3])\n"
+            "srsly.write_json(sys.argv[4], r)\n"
+        )
+        args = [sys.executable, "-c", code, str(pool_path), "\x1f".join(labels)]
+        args += [tmp, str(out_path)]
+        try:
+            done = subprocess.run(
+                args, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeError(
+                Errors.E721.format(pool_size=pool_size, err=f"timed out ({e})")
+            ) from e
+        if done.returncode != 0 or not out_path.exists():
+            err = (done.stderr or "").strip().splitlines()[-3:]
+            raise RuntimeError(
+                Errors.E721.format(pool_size=pool_size, err=" | ".join(err))
+            )
+        return dict(srsly.read_json(out_path))

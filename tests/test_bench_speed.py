@@ -1,0 +1,181 @@
+import itertools
+import json
+import math
+
+import pytest
+import srsly
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from spacy_al import bench_speed
+from spacy_al.cli import build_app, load_builtin_recipes
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def sms_records(corpora_dir):
+    """(text, gold labels) of the first 200 SMS spam training texts."""
+    return bench_speed.read_labelled(corpora_dir / "sms_spam" / "train.jsonl")[:200]
+
+
+@pytest.fixture(scope="module")
+def sms_raw(corpora_dir):
+    path = corpora_dir / "sms_spam" / "train.jsonl"
+    return list(itertools.islice(srsly.read_jsonl(path), 200))
+
+
+@pytest.fixture(scope="module")
+def wnut_raw(corpora_dir):
+    path = corpora_dir / "wnut17" / "train.jsonl"
+    return list(itertools.islice(srsly.read_jsonl(path), 100))
+
+
+def _well_formed(q: dict, n: int) -> bool:
+    return q["n"] == n and 0 <= q["p50"] <= q["p95"] <= q["max"]
+
+
+@given(
+    texts=st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=8),
+    n=st.integers(1, 40),
+)
+def test_bench_speed_replicate_texts_gives_n_distinct_texts(texts, n):
+    out = bench_speed.replicate_texts(texts, n)
+    assert len(out) == n
+    assert len(set(out)) == n
+    base = list(dict.fromkeys(texts))
+    assert out[: len(base)] == base[:n]
+
+
+@pytest.mark.parametrize("texts,n", [([], 5), (["a"], 0)])
+def test_bench_speed_replicate_texts_rejects_an_impossible_pool(texts, n):
+    with pytest.raises(ValueError, match="E713"):
+        bench_speed.replicate_texts(texts, n)
+
+
+@pytest.mark.parametrize(
+    "values,p50,p95,top",
+    [
+        ([1.0], 1.0, 1.0, 1.0),
+        ([float(i) for i in range(100, 0, -1)], 50.5, 95.0, 100.0),
+    ],
+)
+def test_bench_speed_quantiles_uses_nearest_rank(values, p50, p95, top):
+    q = bench_speed.quantiles(values)
+    assert (q["n"], q["p50"], q["p95"], q["max"]) == (len(values), p50, p95, top)
+
+
+def test_bench_speed_machine_info_reports_cores_memory_and_versions():
+    info = bench_speed.machine_info()
+    assert info["nproc"] >= 1
+    assert info["ram_bytes"] > 0
+    assert info["spacy"].startswith("3.")
+    assert len(info["load_average"]) == 3
+
+
+def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
+    r = bench_speed.measure_next_example(
+        sms_records,
+        pool_size=300,
+        answers=25,
+        annotators=3,
+        think=(0.0, 0.0),
+        workdir=tmp_path,
+    )
+    assert r["pool_size"] == 300
+    assert r["answers"] == 26  # the 25 measured, and the warm-up's
+    assert _well_formed(r["answer_then_next"], 25)
+    assert _well_formed(r["next_task"], 25)
+    assert r["model_updates"] >= 1 and r["final_version"] >= 1
+    assert r["error"] is None
+
+
+@pytest.mark.parametrize("model", ["bow", "ensemble", "ner"])
+def test_bench_speed_update_bumps_the_version_per_batch(model, sms_raw, wnut_raw):
+    records = wnut_raw if model == "ner" else sms_raw
+    r = bench_speed.measure_update(records, model=model, batches=2, batch_size=5)
+    assert r["model"] == model
+    assert _well_formed(r["seconds"], 2)
+
+
+def test_bench_speed_update_rejects_an_unknown_model(sms_raw):
+    with pytest.raises(ValueError, match="E719"):
+        bench_speed.measure_update(sms_raw, model="cnn", batches=1)
+
+
+def test_bench_speed_update_needs_enough_records(sms_raw):
+    with pytest.raises(ValueError, match="E717"):
+        bench_speed.measure_update(sms_raw[:5], model="bow", batches=2, batch_size=5)
+
+
+def test_bench_speed_scoring_ratio_is_raw_time_over_scoring_time(sms_records):
+    r = bench_speed.measure_scoring(sms_records, n_docs=300, repeats=1)
+    s = r["seconds"]
+    assert math.isclose(r["ratio"], s["raw"] / s["scoring"])
+    assert math.isclose(r["docs_per_second"]["raw"], 300 / s["raw"])
+    assert r["ratio_pretokenized"] > 0
+
+
+def test_bench_speed_startup_in_a_fresh_process_reports_peak_memory(sms_records):
+    r = bench_speed.measure_startup_subprocess(sms_records, pool_size=500)
+    assert r["pool_size"] == 500
+    assert r["peak_rss_bytes"] >= r["peak_rss_before_bytes"] > 0
+    assert 0 < r["session_build_seconds"] <= r["first_question_seconds"]
+
+
+def test_bench_speed_command_prints_every_section_and_writes_results(
+    corpora_dir, tmp_path
+):
+    corpus = tmp_path / "sms_spam"
+    corpus.mkdir()
+    srsly.write_jsonl(
+        corpus / "train.jsonl",
+        itertools.islice(
+            srsly.read_jsonl(corpora_dir / "sms_spam" / "train.jsonl"), 250
+        ),
+    )
+    load_builtin_recipes()
+    out = tmp_path / "out"
+    result = runner.invoke(
+        build_app(),
+        [
+            "bench",
+            "speed",
+            "--corpus",
+            str(corpus),
+            "--pools",
+            "300",
+            "--answers",
+            "10",
+            "--annotators",
+            "2",
+            "--big-pools",
+            "400",
+            "--update-batches",
+            "2",
+            "--scoring-docs",
+            "200",
+            "--ner-corpus",
+            str(corpora_dir / "wnut17"),
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for section in ("1. answer", "2. batch", "3. uncertainty", "4. peak RSS"):
+        assert section in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["update"]] == ["bow", "ensemble", "ner"]
+    assert results["startup"][0]["pool_size"] == 400
+    assert results["machine"]["nproc"] >= 1
+
+
+def test_bench_speed_command_rejects_bad_pool_sizes(corpora_dir):
+    load_builtin_recipes()
+    result = runner.invoke(
+        build_app(),
+        ["bench", "speed", "--corpus", str(corpora_dir / "sms_spam"), "--pools", "ten"],
+    )
+    assert result.exit_code == 1
+    assert "E723" in result.output
