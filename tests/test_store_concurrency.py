@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
+import types
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,7 +124,12 @@ def _follow(url: str, expected: int, start: Any, results: Any) -> None:
     results.put(("poller", seen))
 
 
-def test_store_concurrency_processes_lose_nothing(store_url: str) -> None:
+def test_store_concurrency_processes_lose_nothing(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spawned children re-run the parent's __main__ from its path; after Streamlit's
+    # AppTest that is app.py. A bare __main__ keeps the children to this module.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     expected = N_WORKERS * (N_OWN + N_SHARED)
     with Store(store_url) as db:
         db.create_dataset("d")
