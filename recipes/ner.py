@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from wasabi import msg
 
 from spacy_al.corpus import Source
 from spacy_al.errors import Errors
@@ -83,6 +82,8 @@ from .textcat import (
     SkipInvalid,
     SourceArg,
     checkpoint_dir,
+    report,
+    split_labels,
 )
 
 Labels = Annotated[
@@ -111,10 +112,6 @@ Patterns = Annotated[
     Path | None,
     typer.Option("--patterns", help="JSONL entity patterns (EntityRuler format)"),
 ]
-
-
-def _split(labels: str | None) -> list[str]:
-    return [label.strip() for label in (labels or "").split(",") if label.strip()]
 
 
 def build_ner_components(
@@ -273,7 +270,7 @@ def teach(
     components = build_ner_components(
         dataset,
         source,
-        labels=_split(label),
+        labels=split_labels(label),
         mode="teach",
         strategy=strategy,
         db=db,
@@ -292,7 +289,7 @@ def teach(
             "overlap": overlap,
         },
     )
-    _report(components)
+    report(components)
     return components
 
 
@@ -324,7 +321,7 @@ def correct(
     components = build_ner_components(
         dataset,
         source,
-        labels=_split(label),
+        labels=split_labels(label),
         mode="correct",
         strategy=strategy,
         db=db,
@@ -342,7 +339,7 @@ def correct(
             "overlap": overlap,
         },
     )
-    _report(components)
+    report(components)
     return components
 
 
@@ -369,7 +366,7 @@ def manual(
     components = build_ner_components(
         dataset,
         source,
-        labels=_split(label),
+        labels=split_labels(label),
         mode="manual",
         strategy="sequential",
         db=db,
@@ -385,17 +382,5 @@ def manual(
             "overlap": overlap,
         },
     )
-    _report(components)
+    report(components)
     return components
-
-
-def _report(components: dict) -> None:
-    src = components["source"]
-    loop = components["loop"]
-    msg.info(
-        f"{components['dataset']}: {len(loop.pool)} texts from {src['path']}, "
-        f"{loop.pool.n_done} already answered, labels {components['labels']} "
-        f"({components['view_id']})"
-    )
-    if src["skipped"]:
-        msg.warn(f"Skipped {src['skipped']} malformed line(s) of {src['path']}")

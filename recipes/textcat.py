@@ -195,8 +195,9 @@ def build_components(
     }
 
 
-def _split(labels: str) -> list[str]:
-    return [label.strip() for label in labels.split(",") if label.strip()]
+def split_labels(labels: str | None) -> list[str]:
+    """``"A, B,C"`` → ``["A", "B", "C"]``."""
+    return [label.strip() for label in (labels or "").split(",") if label.strip()]
 
 
 @recipe("textcat.teach")
@@ -227,7 +228,7 @@ def teach(
     components = build_components(
         dataset,
         source,
-        labels=_split(label),
+        labels=split_labels(label),
         view_id="classification",
         strategy=strategy,
         db=db,
@@ -245,7 +246,7 @@ def teach(
             "overlap": overlap,
         },
     )
-    _report(components)
+    report(components)
     return components
 
 
@@ -275,7 +276,7 @@ def correct(
     components = build_components(
         dataset,
         source,
-        labels=_split(label),
+        labels=split_labels(label),
         view_id="choice",
         strategy=strategy,
         db=db,
@@ -293,7 +294,7 @@ def correct(
             "preselect": True,
         },
     )
-    _report(components)
+    report(components)
     return components
 
 
@@ -314,7 +315,7 @@ def manual(
     components = build_components(
         dataset,
         source,
-        labels=_split(label),
+        labels=split_labels(label),
         view_id="choice",
         strategy="sequential",
         db=db,
@@ -329,16 +330,18 @@ def manual(
             "preselect": False,
         },
     )
-    _report(components)
+    report(components)
     return components
 
 
-def _report(components: dict) -> None:
+def report(components: dict) -> None:
+    """One line on what is about to be served, and a warning for skipped lines."""
     src = components["source"]
     loop = components["loop"]
     msg.info(
         f"{components['dataset']}: {len(loop.pool)} texts from {src['path']}, "
-        f"{loop.pool.n_done} already answered, labels {components['labels']}"
+        f"{loop.pool.n_done} already answered, labels {components['labels']} "
+        f"({components['view_id']})"
     )
     if src["skipped"]:
         msg.warn(f"Skipped {src['skipped']} malformed line(s) of {src['path']}")
