@@ -302,9 +302,49 @@ def _median_curve(curves: Sequence[Sequence[tuple[int, float]]]) -> list[list[fl
 
 
 def _run_job(args):
-    train, eval_set, config, strategy, seed = args
-    run = run_one_ner if config.task == "ner" else run_one
+    run, train, eval_set, config, strategy, seed = args
     return strategy, seed, run(train, eval_set, config, strategy, seed)
+
+
+def _run_jobs(
+    run: Callable[..., list],
+    train,
+    eval_set,
+    config: SimulationConfig,
+    on_round: Progress | None,
+    on_job_done: Callable[[str, int], None] | None,
+) -> dict[str, dict[int, list]]:
+    """Every (strategy, seed) curve of ``run``, in processes with ``n_jobs`` > 1."""
+    jobs = [
+        (run, train, eval_set, config, strategy, seed)
+        for seed in range(config.seeds)
+        for strategy in config.strategies
+    ]
+    curves: dict[str, dict[int, list]] = {s: {} for s in config.strategies}
+    if config.n_jobs > 1:
+        with ProcessPoolExecutor(max_workers=config.n_jobs) as pool:
+            for strategy, seed, curve in pool.map(_run_job, jobs):
+                curves[strategy][seed] = curve
+                if on_job_done is not None:
+                    on_job_done(strategy, seed)
+        return curves
+    for job in jobs:
+        _, *args, strategy, seed = job
+        curves[strategy][seed] = run(*args, strategy, seed, on_round=on_round)
+        if on_job_done is not None:
+            on_job_done(strategy, seed)
+    return curves
+
+
+def _add_ratios_to_random(strategies: dict, ratios: dict[str, str]) -> None:
+    """Each strategy's median cost as a share of random's (``None`` if unknown)."""
+    if "random" not in strategies:
+        return
+    base = strategies["random"]
+    for entry in strategies.values():
+        for key, ratio in ratios.items():
+            mine, theirs = entry[key], base[key]
+            entry[ratio] = mine / theirs if mine is not None and theirs else None
 
 
 def simulate(
@@ -333,26 +373,7 @@ def simulate(
         raise ValueError(Errors.E412)
     full, full_info = full_data_score(train, eval_set, config)
     target_score = config.target * full
-    jobs = [
-        (train, eval_set, config, strategy, seed)
-        for seed in range(config.seeds)
-        for strategy in config.strategies
-    ]
-    curves: dict[str, dict[int, list[tuple[int, float]]]] = {
-        s: {} for s in config.strategies
-    }
-    if config.n_jobs > 1:
-        with ProcessPoolExecutor(max_workers=config.n_jobs) as pool:
-            for strategy, seed, curve in pool.map(_run_job, jobs):
-                curves[strategy][seed] = curve
-                if on_job_done is not None:
-                    on_job_done(strategy, seed)
-    else:
-        for job in jobs:
-            _, _, _, strategy, seed = job
-            curves[strategy][seed] = run_one(*job, on_round=on_round)
-            if on_job_done is not None:
-                on_job_done(strategy, seed)
+    curves = _run_jobs(run_one, train, eval_set, config, on_round, on_job_done)
     results: dict = {
         "task": "textcat_multilabel" if config.multilabel else "textcat",
         "metric": f"f1 ({config.positive_label})"
@@ -378,13 +399,9 @@ def simulate(
             "final_score": float(np.median([c[-1][1] for c in runs])),
             "curve": _median_curve(runs),
         }
-    if "random" in results["strategies"]:
-        base = results["strategies"]["random"]["labels_to_target_median"]
-        for entry in results["strategies"].values():
-            mine = entry["labels_to_target_median"]
-            entry["ratio_to_random"] = (
-                mine / base if mine is not None and base not in (None, 0) else None
-            )
+    _add_ratios_to_random(
+        results["strategies"], {"labels_to_target_median": "ratio_to_random"}
+    )
     results["wall_time_seconds"] = time.perf_counter() - start
     return results
 
@@ -660,24 +677,7 @@ def simulate_ner(
         config.labels = _ner_labels(train, eval_set)
     full, full_info = full_data_score_ner(train, eval_set, config)
     target_score = config.target * full
-    jobs = [
-        (train, eval_set, config, strategy, seed)
-        for seed in range(config.seeds)
-        for strategy in config.strategies
-    ]
-    curves: dict[str, dict[int, list[NERPoint]]] = {s: {} for s in config.strategies}
-    if config.n_jobs > 1:
-        with ProcessPoolExecutor(max_workers=config.n_jobs) as pool:
-            for strategy, seed, curve in pool.map(_run_job, jobs):
-                curves[strategy][seed] = curve
-                if on_job_done is not None:
-                    on_job_done(strategy, seed)
-    else:
-        for job in jobs:
-            _, _, _, strategy, seed = job
-            curves[strategy][seed] = run_one_ner(*job, on_round=on_round)
-            if on_job_done is not None:
-                on_job_done(strategy, seed)
+    curves = _run_jobs(run_one_ner, train, eval_set, config, on_round, on_job_done)
     nlp = load_base(config.base)
     pool_tokens = sum(
         len(make_ner_doc(nlp, {**task, "spans": []}, missing=True))
@@ -718,15 +718,13 @@ def simulate_ner(
             "curve": _median_curve([[(p[0], p[2]) for p in c] for c in runs]),
             "token_curve": _median_token_curve(runs),
         }
-    if "random" in results["strategies"]:
-        base = results["strategies"]["random"]
-        for entry in results["strategies"].values():
-            for key, ratio in (
-                ("labels_to_target_median", "ratio_to_random"),
-                ("tokens_to_target_median", "token_ratio_to_random"),
-            ):
-                mine, theirs = entry[key], base[key]
-                entry[ratio] = mine / theirs if mine is not None and theirs else None
+    _add_ratios_to_random(
+        results["strategies"],
+        {
+            "labels_to_target_median": "ratio_to_random",
+            "tokens_to_target_median": "token_ratio_to_random",
+        },
+    )
     results["wall_time_seconds"] = time.perf_counter() - start
     return results
 
