@@ -161,7 +161,8 @@ def annotator(feed: Feed) -> str:
         problem = (
             "This name and access token don't match. Use the link printed for you."
         )
-    header(feed)
+    if not feed.restricted:  # a restricted server shows nothing before the token
+        header(feed)
     if problem:
         alert(problem, "error")
     with st.form("who"):
@@ -373,12 +374,27 @@ def render_choice(feed: Feed, who: str, task: dict, stats: dict) -> None:
     """Choose the label(s) of the text; the model's prediction is pre-selected
     when the recipe asks for it (textcat.correct)."""
     card(task, label=None, version=stats["version"])
+    preselected = list(task.get("accept") or []) if feed.preselect else []
+    choose_labels(feed, who, task, stats, preselected, chosen_by="the model")
+
+
+def choose_labels(
+    feed: Feed,
+    who: str,
+    task: dict,
+    stats: dict,
+    preselected: list[str],
+    *,
+    chosen_by: str,
+) -> None:
+    """The label buttons of a choice: one click (or number key) answers an
+    exclusive choice; several labels are toggled, then accepted. ``preselected``
+    labels were chosen by ``chosen_by`` (the model, the annotators' majority)."""
     can_undo = stats["you"]["can_undo"]
     if feed.exclusive:
-        preselected = list(task.get("accept") or []) if feed.preselect else []
         st.html(
             '<p class="sal-hint">Choose the label (its number key answers at once)'
-            + (", or accept the model's choice" if preselected else "")
+            + (f", or accept {esc(chosen_by)}'s choice" if preselected else "")
             + ":</p>"
         )
         label_buttons(
@@ -394,7 +410,7 @@ def render_choice(feed: Feed, who: str, task: dict, stats: dict) -> None:
         else:
             _ignore_undo(feed, who, task, can_undo)
         return
-    key = _selection(task, list(task.get("accept") or []) if feed.preselect else [])
+    key = _selection(task, preselected)
     st.html(
         '<p class="sal-hint">Choose every label that applies (number keys), then accept:</p>'
     )
@@ -673,11 +689,88 @@ def render_ner_manual(feed: Feed, who: str, task: dict, stats: dict) -> None:
         )
 
 
+# --- review (adjudication) and agreement ------------------------------------------
+
+
+def versions_html(task: dict, labels: tuple[str, ...]) -> str:
+    """Every annotator's answer on a review task, escaped: names, then their labels
+    (or, for NER, their entities drawn by displaCy)."""
+    rows = []
+    for version in task.get("versions") or []:
+        names = esc(", ".join(version.get("annotators") or []))
+        if "spans" in version:
+            verdict = "" if version["answer"] == "accept" else " (rejected)"
+            body = entities_html(task["text"], version["spans"], labels)
+            rows.append(
+                f'<div class="sal-meta"><b>{names}</b>{esc(verdict)}</div>{body}'
+            )
+        else:
+            rows.append(
+                f'<div class="sal-version"><b>{names}</b>: '
+                f"{esc(version.get('rating', ''))}</div>"
+            )
+    if task.get("ignored_by"):
+        rows.append(
+            f'<div class="sal-meta">ignored by {esc(", ".join(task["ignored_by"]))}</div>'
+        )
+    return "".join(rows)
+
+
+def render_review(feed: Feed, who: str, task: dict, stats: dict) -> None:
+    """review: an example the annotators disagree on, with each one's answer; the
+    reviewer's choice (or corrected entities) is stored as gold."""
+    kind = "Conflict" if task.get("conflict") else "Agreed"
+    n = sum(len(v.get("annotators") or []) for v in task.get("versions") or [])
+    if task.get("tokens") is not None:  # NER: the answers, then the span editor
+        st.html(
+            f'<div class="sal-card"><div class="sal-label">{esc(kind)}</div>'
+            f'<div class="sal-meta">{n} annotators</div>'
+            f"{versions_html(task, feed.labels)}</div>"
+        )
+        render_ner_manual(feed, who, task, stats)
+        return
+    st.html(
+        f'<div class="sal-card"><div class="sal-label">{esc(kind)}</div>'
+        f'<div class="sal-text">{esc(task["text"])}</div>'
+        f'<div class="sal-versions">{versions_html(task, feed.labels)}</div></div>'
+    )
+    choose_labels(
+        feed, who, task, stats, list(task.get("accept") or []), chosen_by="the majority"
+    )
+
+
+def agreement_block(stats: dict) -> None:
+    """With overlap >= 2: agreement with the consensus and the conflicts held."""
+    found = stats.get("agreement")
+    if not found or not found["n_shared"] or stats.get("overlap", 1) < 2:
+        return
+
+    def fmt(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    st.html(
+        '<div class="sal-you">Agreement: Fleiss κ '
+        f"{esc(fmt(found['fleiss_kappa']))} · Krippendorff α "
+        f"{esc(fmt(found['krippendorff_alpha']))} · {found['n_conflicts']} conflicts "
+        f"({found.get('held', 0)} waiting for review) · {found['n_agreed']} agreed</div>"
+    )
+    if found["annotators"]:
+        st.dataframe(
+            [
+                {"annotator": name, "kappa": a["kappa"], "n": a["n"]}
+                for name, a in found["annotators"].items()
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+
+
 VIEWS: dict[str, Callable[[Feed, str, dict, dict], None]] = {
     "classification": render_classification,
     "choice": render_choice,
     "ner": render_ner,
     "ner_manual": render_ner_manual,
+    "review": render_review,
 }
 
 
@@ -686,17 +779,22 @@ VIEWS: dict[str, Callable[[Feed, str, dict, dict], None]] = {
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def curve_spec(
-    points: tuple[tuple[int, int, float], ...], kind: str, metric: str = "macro F1"
+    points: tuple[tuple[int, int, float], ...],
+    kind: str,
+    metric: str = "macro F1",
+    right: int = 10,
 ) -> dict:
     """The learning curve as a Vega-Lite spec, made with altair once per curve
-    (altair's validation takes ~60 ms: too slow for every rerun of every session)."""
+    (altair's validation takes ~60 ms: too slow for every rerun of every session).
+    The x axis runs to ``right`` answers at least (to line up with the stability
+    chart)."""
     title = (
         f"{metric.capitalize()} on the eval set"
         if kind == "eval"
         else f"{metric.capitalize()} on new answers, before learning them"
     )
     values = [{"answers": a, "version": v, "score": f} for a, v, f in points]
-    right = max(10, max(a for a, _, _ in points))
+    right = max(right, 10, max(a for a, _, _ in points))
     chart = (
         alt.Chart(alt.Data(values=values), title=title)
         .mark_line(point=True)
@@ -715,24 +813,105 @@ def curve_spec(
     return chart.to_dict()
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def stability_spec(
+    points: tuple[tuple[int, int, float], ...], threshold: float, right: int = 10
+) -> dict:
+    """The stopping signal as a Vega-Lite spec: each update's kappa with the model
+    before it (on the stop set) over answers, and the threshold as a dashed rule."""
+    values = [{"answers": a, "version": v, "kappa": k} for a, v, k in points]
+    right = max(right, 10, max(a for a, _, _ in points))
+    low = min(0.0, min(k for _, _, k in points))
+    x = alt.X(
+        "answers:Q",
+        title="answers",
+        scale=alt.Scale(domain=[0, right]),
+        axis=alt.Axis(format="d"),
+    )
+    line = (
+        alt.Chart(alt.Data(values=values))
+        .mark_line(point=True, color="#7c3aed")
+        .encode(
+            x=x,
+            y=alt.Y("kappa:Q", title="kappa", scale=alt.Scale(domain=[low, 1])),
+            tooltip=["answers:Q", "version:Q", "kappa:Q"],
+        )
+    )
+    rule = (
+        alt.Chart(alt.Data(values=[{"threshold": threshold}]))
+        .mark_rule(strokeDash=[4, 4], color="#6b7280")
+        .encode(y="threshold:Q")
+    )
+    chart = alt.layer(line, rule, title="Prediction stability").properties(height=160)
+    return chart.to_dict()
+
+
+def stopping_signal(stopping: dict, right: int) -> None:
+    """Stabilizing predictions: the kappa chart and what it says (stop or not)."""
+    points = stopping["points"]
+    window, threshold = stopping["window"], stopping["threshold"]
+    if points:
+        st.vega_lite_chart(
+            spec=stability_spec(
+                tuple((p["answers"], p["version"], p["kappa"]) for p in points),
+                threshold,
+                right,
+            ),
+            width="stretch",
+        )
+    mean = stopping["mean_kappa"]
+    if stopping["should_stop"]:
+        alert(
+            "Predictions have stabilized — consider stopping (mean kappa "
+            f"{mean:.3f} ≥ {threshold:g} over the last {window} updates, "
+            f"on {stopping['stop_set_size']} examples).",
+            "success",
+        )
+    elif stopping["stopped_at"] is not None:
+        at = stopping["stopped_at"]
+        alert(
+            f"Predictions were stable at {at['answers']} answers (version "
+            f"{at['version']}) and have changed since: mean kappa {mean:.3f}.",
+            "info",
+        )
+    elif mean is not None:
+        st.html(
+            f'<div class="sal-you">Stopping signal: mean kappa {mean:.3f} over the '
+            f"last {window} updates (each model's predictions on "
+            f"{stopping['stop_set_size']} examples vs the one before); stop at "
+            f"≥ {threshold:g}.</div>"
+        )
+    elif stopping["stop_set_size"]:
+        st.html(
+            f'<div class="sal-you">Stopping signal: after {window + 1} updates '
+            f"(predictions on {stopping['stop_set_size']} examples).</div>"
+        )
+
+
 @st.fragment(run_every=REFRESH_SECONDS)
 def sidebar(feed: Feed, who: str) -> None:
-    """Progress, per-annotator counts, model version and the learning curve."""
+    """Progress, per-annotator counts, model version, the learning curve and the
+    stopping signal."""
     feed.touch(who)
     stats = feed.stats(who)
     total = max(stats["total"], 1)
+    review = stats["view_id"] == "review"  # nothing is trained while reviewing
     st.progress(
         min(stats["done"] / total, 1.0),
-        text=f"{stats['done']} / {stats['total']} examples answered",
+        text=f"{stats['done']} / {stats['total']} examples "
+        + ("reviewed" if review else "answered"),
     )
-    st.metric(
-        "Model version", stats["version"], help="Goes up after every batch of answers"
-    )
-    st.html(
-        f'<div class="sal-you">Waiting for the next update: {stats["pending"]} / {stats["batch_size"]} answers'
-        + (" · training…" if stats["training"] else "")
-        + "</div>"
-    )
+    if not review:
+        st.metric(
+            "Model version",
+            stats["version"],
+            help="Goes up after every batch of answers",
+        )
+        st.html(
+            f'<div class="sal-you">Waiting for the next update: {stats["pending"]} / {stats["batch_size"]} answers'
+            + (" · training…" if stats["training"] else "")
+            + "</div>"
+        )
     if stats["annotators"]:
         st.dataframe(
             [
@@ -742,11 +921,22 @@ def sidebar(feed: Feed, who: str) -> None:
             hide_index=True,
             width="stretch",
         )
+    agreement_block(stats)
+    stopping = stats.get("stopping")
+    # Both charts run to the same number of answers, so that they line up.
+    right = max(
+        [p["answers"] for p in stats["curve"]]
+        + [p["answers"] for p in (stopping or {}).get("points", [])]
+        + [10]
+    )
     if stats["curve"]:
         points = tuple((p["answers"], p["version"], p["score"]) for p in stats["curve"])
         st.vega_lite_chart(
             spec=curve_spec(
-                points, stats["curve_kind"], stats.get("curve_metric", "macro F1")
+                points,
+                stats["curve_kind"],
+                stats.get("curve_metric", "macro F1"),
+                right,
             ),
             width="stretch",
         )
@@ -754,6 +944,8 @@ def sidebar(feed: Feed, who: str) -> None:
         st.html(
             '<div class="sal-you">The learning curve starts after the first update.</div>'
         )
+    if stopping is not None:
+        stopping_signal(stopping, right)
     if stats["error"]:
         alert(stats["error"], "error")
     if st.session_state.get("waiting") and feed.has_task(who):

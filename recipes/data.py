@@ -7,7 +7,8 @@
 Writes ``train.spacy`` and ``dev.spacy`` (DocBin) and a ``config.cfg`` made by
 spaCy's own ``init config`` for the right components, so the command above runs
 unchanged. Answers on the same text are merged into one Doc (its ``cats`` and its
-entities). NER annotations are written the way spaCy's ner expects them:
+entities). As in ``train``, examples whose annotators disagree (``--overlap``) are
+left out until reviewed, and a reviewer's answer (``review``) is the one exported. NER annotations are written the way spaCy's ner expects them:
 
 * gold answers (ner.correct, ner.manual): the entities, every other token
   outside (O);

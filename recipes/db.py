@@ -3,7 +3,7 @@
     python -m spacy_al db-in news ./answers.jsonl --answer accept
     python -m spacy_al db-out news ./news_answers.jsonl
     python -m spacy_al stats            # every dataset and its number of answers
-    python -m spacy_al stats news       # one dataset in detail
+    python -m spacy_al stats news       # one dataset in detail (and its agreement)
     python -m spacy_al drop news --yes
 
 Every recipe takes ``--db``: an SQLite file or an SQLAlchemy URL such as
@@ -24,6 +24,8 @@ import srsly
 import typer
 from wasabi import msg
 
+from spacy_al.agreement import agreement_summary, consensus
+from spacy_al.consensus import review_answers, review_datasets
 from spacy_al.corpus import Source, write_jsonl
 from spacy_al.errors import Errors
 from spacy_al.registry import recipe
@@ -193,6 +195,7 @@ def db_stats(
             )
             return
         stats = store.stats(dataset)
+        team = team_agreement(store, dataset)
     msg.divider(f"Dataset '{dataset}'")
     overview = [
         ("Answers", stats["total"]),
@@ -219,6 +222,62 @@ def db_stats(
             list(stats["choices"].items()),
             header=("Chosen (accept)", "Answers"),
             aligns=("l", "r"),
+        )
+    if team is not None:
+        _print_agreement(team)
+
+
+def team_agreement(store: Store, dataset: str) -> dict[str, Any] | None:
+    """Agreement figures of a dataset several annotators answered, or None.
+
+    :func:`spacy_al.agreement.agreement_summary` (conflicts need the dataset's
+    overlap in answers, at least 2), plus ``dataset``, ``overlap``, ``reviewed`` (conflicts a
+    reviewer adjudicated) and ``review_datasets``.
+    """
+    answers = store.get_answers(dataset)
+    overlap = int(store.dataset_meta(dataset).get("overlap") or 1)
+    min_answers = max(overlap, 2)
+    summary = agreement_summary(answers, min_answers=min_answers)
+    if not summary["n_shared"]:
+        return None
+    _, conflicts = consensus(answers, min_answers=min_answers)
+    reviewed = {eg["_input_hash"] for eg in review_answers(store, dataset)}
+    summary["dataset"] = dataset
+    summary["overlap"] = overlap
+    summary["reviewed"] = len(reviewed & set(conflicts))
+    summary["review_datasets"] = review_datasets(store, dataset)
+    return summary
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _print_agreement(team: dict[str, Any]) -> None:
+    msg.divider(f"Agreement (overlap {team['overlap']})")
+    reviewers = ", ".join(team["review_datasets"])
+    rows = [
+        ("Examples answered by 2+ annotators", team["n_shared"]),
+        ("Agreed (majority)", team["n_agreed"]),
+        ("Conflicts (no majority)", team["n_conflicts"]),
+        (f"  reviewed{f' in {reviewers}' if reviewers else ''}", team["reviewed"]),
+        ("Fleiss' kappa", _figure(team["fleiss_kappa"])),
+        ("Krippendorff's alpha", _figure(team["krippendorff_alpha"])),
+    ]
+    msg.table(rows, aligns=("l", "r"))
+    msg.table(
+        [
+            (name, _figure(found["kappa"]), _figure(found["observed"]), found["n"])
+            for name, found in team["annotators"].items()
+        ],
+        header=("Annotator", "Kappa w/ consensus", "Observed", "Examples"),
+        aligns=("l", "r", "r", "r"),
+    )
+    if team["n_conflicts"] > team["reviewed"]:
+        msg.text(
+            f"{team['n_conflicts'] - team['reviewed']} conflict(s) aren't learnt until "
+            f"reviewed: python -m spacy_al review {team['dataset']}_review --input "
+            f"{team['dataset']}"
         )
 
 

@@ -51,10 +51,17 @@ from typing import Annotated
 
 import typer
 
+from spacy_al.consensus import Consensus, review_answers
 from spacy_al.corpus import Source
 from spacy_al.errors import Errors
 from spacy_al.loop import Pool, StrategySpec
-from spacy_al.models import Updater, load_base
+from spacy_al.models import (
+    Updater,
+    learn_stored_answers,
+    load_base,
+    load_checkpoint,
+    read_version_mark,
+)
 from spacy_al.ner_loop import NERLoop
 from spacy_al.ner_models import (
     DEFAULT_BEAM_WIDTH,
@@ -146,22 +153,31 @@ def build_ner_components(
     store = Store(db)
     store.create_dataset(
         dataset,
-        meta={"labels": labels, "view_id": view_id, "task": "ner", "mode": mode},
+        meta={
+            "labels": labels,
+            "view_id": view_id,
+            "task": "ner",
+            "mode": mode,
+            "overlap": int((settings or {}).get("overlap") or 1),
+        },
     )
     # 2. The pool: every text of the source, minus what this dataset has answered.
     source_reader = Source(source, skip_invalid=skip_invalid)
     answered = store.answered_input_hashes(dataset)
-    pool = Pool(source_reader, answered=answered)
+    #    After a second, a big source goes on being read in the background.
+    pool = Pool(source_reader, answered=answered, foreground_seconds=1.0)
     # 3. The model: from a checkpoint of an earlier session, or a new one.
     ckpt = checkpoint_dir(db, dataset)
-    if (ckpt / "state.json").exists():
-        updater = Updater.load(
-            ckpt,
-            model_class=NERModel,
-            learn_rate=DEFAULT_LEARN_RATE,
-            drop=0.1,
-            use_averages=True,
-        )
+    # (None when there is none, or none readable: load_checkpoint warns.)
+    updater = load_checkpoint(
+        ckpt,
+        model_class=NERModel,
+        learn_rate=DEFAULT_LEARN_RATE,
+        drop=0.1,
+        use_averages=True,
+    )
+    resumed = updater is not None
+    if updater is not None:
         if set(updater.labels) != set(labels):
             raise ValueError(
                 Errors.E545.format(
@@ -185,16 +201,21 @@ def build_ner_components(
             learn_rate=DEFAULT_LEARN_RATE,
             drop=0.1,
             use_averages=True,
+            # The version continues after the last one served, even unsaved.
+            version=read_version_mark(ckpt),
         )
     # 4. Earlier answers of this dataset: remembered for replay, and, when there was
     #    no checkpoint to resume, learnt from before the first question.
+    #    With --overlap N, only examples N annotators agree on (or a reviewer
+    #    adjudicated) are learnt; the others are held until they are.
+    consensus = Consensus(int((settings or {}).get("overlap") or 1))
     previous = store.get_answers(dataset) if answered else []
+    held = consensus.split([*previous, *review_answers(store, dataset)])
     if previous:
-        targets = answers_to_ner_targets(previous, updater.labels)
-        if updater.version == 0:
-            updater.retrain(targets)
-        else:
-            updater.add_targets(targets)
+        targets = answers_to_ner_targets(held.learn, updater.labels)
+        # Learnt now: all of them when there was no checkpoint, else those stored
+        # after it was written (a crash loses no answer; the version goes on).
+        learn_stored_answers(updater, targets, resumed=resumed, checkpoint=ckpt)
     # 5. Patterns: pre-highlighted in ner.manual, asked about first in ner.teach
     #    while a label has few accepted entities (the cold start).
     matcher = (
@@ -214,6 +235,8 @@ def build_ner_components(
         window=window,
         patterns=matcher,
     )
+    loop.consensus = consensus
+    loop.hold(held.held)
     return {
         "dataset": dataset,
         "view_id": view_id,

@@ -18,6 +18,14 @@ is entity F1, and the cost is also counted in tokens: ``tokens_to_target`` per
 seed, as a fraction of the pool's tokens, and a learning curve over tokens.
 ``--oracle correct`` answers as in ner.correct (the gold analysis of each chosen
 text), ``--oracle binary`` as in ner.teach (accept or reject one entity).
+
+Every run also follows the stopping signal the app shows (stabilizing
+predictions: Cohen's kappa between successive models' predictions on a fixed
+stop set of ``--stop-set-size`` pool examples; stop once the mean of the last
+``--stop-window`` kappas reaches ``--stop-threshold``). The table's "stop"
+columns say after how many labels it would have stopped (per seed, "-" if never
+within the budget) and the median score there, against the final score and the
+full-data score. For NER the kappa compares the BIO tags of the stop set's tokens.
 """
 
 from __future__ import annotations
@@ -34,6 +42,11 @@ from spacy_al.corpus import Source
 from spacy_al.errors import SourceError
 from spacy_al.registry import recipe
 from spacy_al.simulate import SimulationConfig, plot_curves, simulate
+from spacy_al.stopping import (
+    DEFAULT_STOP_SET_SIZE,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
+)
 
 TASKS = ("textcat", "ner")
 DEFAULT_ARCH = {"textcat": "bow", "ner": "beam_ner"}
@@ -48,6 +61,9 @@ def print_table(results: dict) -> None:
         "÷ random",
         "AUC",
         "final",
+        "stop (labels per seed)",
+        "score at stop",
+        "÷ full",
     ]
     ner = results["task"] == "ner"
     if ner:
@@ -64,6 +80,7 @@ def print_table(results: dict) -> None:
             "-" if ratio is None else f"{ratio:.2f}",
             f"{entry['auc']:.3f}",
             f"{entry['final_score']:.3f}",
+            *_stop_cells(entry.get("stop")),
         ]
         if ner:
             share = entry["tokens_to_target_fraction"]
@@ -75,6 +92,18 @@ def print_table(results: dict) -> None:
             ]
         rows.append(row)
     msg.table(rows, header=header, divider=True)
+
+
+def _stop_cells(stop: dict | None) -> list[str]:
+    """The stopping signal's columns: labels per seed, median score, share of full."""
+    if not stop:
+        return ["-", "-", "-"]
+    score, share = stop["score_median"], stop["score_share_of_full"]
+    return [
+        ", ".join("-" if n is None else str(n) for n in stop["labels"]),
+        "-" if score is None else f"{score:.3f}",
+        "-" if share is None else f"{share:.2f}",
+    ]
 
 
 @recipe("simulate")
@@ -150,6 +179,18 @@ def simulate_cli(
     patience: Annotated[
         int, typer.Option("--patience", help="Full-data reference: epochs without gain")
     ] = 4,
+    stop_window: Annotated[
+        int,
+        typer.Option("--stop-window", help="Stopping signal: kappas averaged"),
+    ] = DEFAULT_WINDOW,
+    stop_threshold: Annotated[
+        float,
+        typer.Option("--stop-threshold", help="Stopping signal: stop at mean kappa"),
+    ] = DEFAULT_THRESHOLD,
+    stop_set_size: Annotated[
+        int,
+        typer.Option("--stop-set-size", help="Stopping signal: pool examples"),
+    ] = DEFAULT_STOP_SET_SIZE,
 ) -> None:
     """Replay gold labels as the annotator: labels each strategy needs vs random."""
     if task not in TASKS:
@@ -184,6 +225,9 @@ def simulate_cli(
         retrain_every=retrain_every,
         max_epochs=max_epochs,
         patience=patience,
+        stop_window=stop_window,
+        stop_threshold=stop_threshold,
+        stop_set_size=stop_set_size,
     )
     runs = len(config.strategies) * seeds
     rounds_per_run = max(1, (budget - seed_size) // batch_size + 1)
@@ -221,6 +265,13 @@ def simulate_cli(
         f"{pool}, eval {results['eval_size']}"
     )
     print_table(results)
+    msg.text(
+        f"Stop: where stabilizing predictions said stop (mean kappa of the last "
+        f"{stop_window} updates >= {stop_threshold:g} on "
+        f"{min(stop_set_size, results['pool_size'])} pool "
+        "examples); score at stop: median over the seeds that stopped; ÷ full: "
+        "as a share of the full-data score."
+    )
     msg.good(
         f"Wrote {output / 'results.json'} and {output / 'curve.png'} "
         f"({results['wall_time_seconds']:.0f} s)"

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from wasabi import msg
 
+from spacy_al.consensus import Consensus, review_answers
 from spacy_al.corpus import Source
 from spacy_al.loop import ActiveLoop, Pool, StrategySpec
 from spacy_al.models import (
@@ -24,6 +25,9 @@ from spacy_al.models import (
     TextcatModel,
     Updater,
     build_textcat,
+    learn_stored_answers,
+    load_checkpoint,
+    read_version_mark,
 )
 from spacy_al.patterns import PatternMatcher
 from spacy_al.registry import recipe
@@ -124,12 +128,14 @@ def build_components(
             "view_id": view_id,
             "exclusive": not multilabel,
             "task": "textcat",
+            "overlap": int((settings or {}).get("overlap") or 1),
         },
     )
     # 2. The pool: every text of the source, minus what this dataset has answered.
     source_reader = Source(source, skip_invalid=skip_invalid)
     answered = store.answered_input_hashes(dataset)
-    pool = Pool(source_reader, answered=answered)
+    #    After a second, a big source goes on being read in the background.
+    pool = Pool(source_reader, answered=answered, foreground_seconds=1.0)
     # 3. The model: from a checkpoint of an earlier session, or a new one.
     spec = StrategySpec.parse(strategy)
     ckpt = checkpoint_dir(db, dataset)
@@ -140,28 +146,37 @@ def build_components(
                 labels, exclusive=not multilabel, base=base, architecture=arch
             )
         )
-        updater = Committee.build(model, size=committee_size, learn_rate=learn_rate)
-    elif (ckpt / "state.json").exists():
-        updater = Updater.load(ckpt, learn_rate=learn_rate)
-    else:
+        updater = Committee.build(
+            model,
+            size=committee_size,
+            learn_rate=learn_rate,
+            version=read_version_mark(ckpt),  # no checkpoint, but the version goes on
+        )
+    else:  # None when there is none, or none readable (with a warning)
+        updater = load_checkpoint(ckpt, learn_rate=learn_rate)
+    resumed = updater is not None
+    if updater is None:
         model = TextcatModel(
             build_textcat(
                 labels, exclusive=not multilabel, base=base, architecture=arch
             )
         )
-        updater = Updater(model, learn_rate=learn_rate)
+        # The version continues after the last one served, even without a save.
+        updater = Updater(model, learn_rate=learn_rate, version=read_version_mark(ckpt))
     # 4. Earlier answers of this dataset: remembered for replay, and, when there was
     #    no checkpoint to resume, learnt from before the first question.
+    #    With --overlap N, only examples N annotators agree on (or a reviewer
+    #    adjudicated) are learnt; the others are held until they are.
+    consensus = Consensus(int((settings or {}).get("overlap") or 1))
     previous = store.get_answers(dataset) if answered else []
+    held = consensus.split([*previous, *review_answers(store, dataset)])
     if previous:
         targets = answers_to_textcat_targets(
-            previous, updater.labels, exclusive=not multilabel
+            held.learn, updater.labels, exclusive=not multilabel
         )
-        if updater.version == 0:
-            updater.retrain(targets)
-        else:
-            for member in getattr(updater, "members", [updater]):
-                member.add_targets(targets)
+        # Learnt now: all of them when there was no checkpoint, else those stored
+        # after it was written (a crash loses no answer; the version goes on).
+        learn_stored_answers(updater, targets, resumed=resumed, checkpoint=ckpt)
     matcher = (
         PatternMatcher.from_file(updater.model.nlp, patterns) if patterns else None
     )
@@ -176,6 +191,8 @@ def build_components(
         window=window,
         patterns=matcher,
     )
+    loop.consensus = consensus
+    loop.hold(held.held)
     return {
         "dataset": dataset,
         "view_id": view_id,

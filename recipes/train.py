@@ -8,7 +8,9 @@ Reads every answer of the datasets from the database, turns them into training
 targets (binary answers become partial targets, choices and manual NER answers
 become gold), holds out a share of the gold targets for evaluation, trains with
 early stopping on them, prints the scores per epoch, and saves the best pipeline
-to OUTPUT, loadable with ``spacy.load(OUTPUT)``. With ``--textcat`` and ``--ner``
+to OUTPUT, loadable with ``spacy.load(OUTPUT)``. With ``--overlap`` datasets, only
+examples the annotators agree on are used, and a reviewer's answer (``review``)
+stands for its example. With ``--textcat`` and ``--ner``
 together, one pipeline gets both components (each has its own weights; they are
 trained one after the other, each on its own datasets).
 """
@@ -22,6 +24,7 @@ from typing import Annotated
 import typer
 from wasabi import msg
 
+from spacy_al.consensus import Consensus, is_review, review_answers, review_datasets
 from spacy_al.metrics import textcat_score
 from spacy_al.models import (
     ARCHITECTURES,
@@ -41,11 +44,52 @@ from spacy_al.training import train_textcat
 DEFAULT_DB = "spacy_al.db"
 
 
+def consensus_answers(store: Store, datasets: list[str]) -> list[dict]:
+    """The answers to train on and export: per dataset, those its consensus lets
+    the model learn (the ``overlap`` in its meta), reviewers' answers last.
+
+    Examples the annotators disagree on and examples with fewer answers than the
+    overlap are held back (a warning says how many); a reviewer's answer (the
+    ``review`` recipe) stands for its example. With overlap 1 and no reviews,
+    every answer.
+    """
+    learn: list[dict] = []
+    reviews: list[dict] = []
+    n_conflicts = n_waiting = n_reviewed = 0
+    reviewers: list[str] = []
+    for name in datasets:
+        overlap = int(store.dataset_meta(name).get("overlap") or 1)
+        reviewers.extend(review_datasets(store, name))
+        split = Consensus(overlap).split(
+            [*store.get_answers(name), *review_answers(store, name)]
+        )
+        learn.extend(eg for eg in split.learn if not is_review(eg))
+        reviews.extend(eg for eg in split.learn if is_review(eg))
+        n_conflicts += len(split.conflicts)
+        n_waiting += len(split.waiting)
+        n_reviewed += split.n_reviewed
+    if n_reviewed:
+        names = ", ".join(dict.fromkeys(reviewers)) or "the named datasets"
+        msg.info(f"Using the reviewer's answer on {n_reviewed} example(s) ({names})")
+    if n_conflicts:
+        msg.warn(
+            f"Left out {n_conflicts} example(s) the annotators disagree on. Adjudicate "
+            f"them with: python -m spacy_al review {datasets[0]}_review --input "
+            f"{','.join(datasets)}"
+        )
+    if n_waiting:
+        msg.warn(
+            f"Left out {n_waiting} example(s) with fewer answers than the overlap asks "
+            f"for (--overlap of the labelling recipe)."
+        )
+    return learn + reviews
+
+
 def load_textcat_targets(
     store: Store, datasets: list[str], *, multilabel: bool | None = None
 ) -> tuple[list[TextcatTarget], list[str], bool]:
-    """Targets, labels and exclusivity for the named datasets (merged per input)."""
-    answers: list[dict] = []
+    """Targets, labels and exclusivity for the named datasets (merged per input,
+    after consensus: see :func:`consensus_answers`)."""
     labels: list[str] = []
     exclusive_flags = set()
     for name in datasets:
@@ -53,7 +97,7 @@ def load_textcat_targets(
         labels.extend(meta.get("labels") or [])
         if "exclusive" in meta:
             exclusive_flags.add(bool(meta["exclusive"]))
-        answers.extend(store.get_answers(name))
+    answers = consensus_answers(store, datasets)
     for eg in answers:
         labels.extend(eg.get("accept") or [])
         if eg.get("label"):
@@ -70,12 +114,12 @@ def load_textcat_targets(
 def load_ner_targets(
     store: Store, datasets: list[str]
 ) -> tuple[list[NERTarget], list[str]]:
-    """NER targets and entity labels for the named datasets (merged per input)."""
-    answers: list[dict] = []
+    """NER targets and entity labels for the named datasets (merged per input,
+    after consensus: see :func:`consensus_answers`)."""
     labels: list[str] = []
     for name in datasets:
         labels.extend(store.dataset_meta(name).get("labels") or [])
-        answers.extend(store.get_answers(name))
+    answers = consensus_answers(store, datasets)
     for eg in answers:
         labels.extend(span["label"] for span in eg.get("spans") or [])
     labels = list(dict.fromkeys(labels))

@@ -163,6 +163,40 @@ NER_TEXTS = [
 ]
 
 
+def team_answers(db: Path) -> None:
+    """Two annotators' choices on the first texts of the corpus, for ``review``:
+    they agree on every third text and disagree on the others."""
+    from spacy_al.corpus import Source, set_hashes
+    from spacy_al.store import Store
+
+    labels = LABELS.split(",")
+    texts = [task["text"] for task, _ in zip(Source(CORPUS), range(6), strict=False)]
+    with Store(f"sqlite:///{db}") as store:
+        store.create_dataset(
+            "team",
+            meta={
+                "labels": labels,
+                "view_id": "choice",
+                "exclusive": True,
+                "task": "textcat",
+                "overlap": 2,
+            },
+        )
+        for who, shift in (("alice", 0), ("bob", 1)):
+            answers = [
+                set_hashes(
+                    {
+                        "text": text,
+                        "answer": "accept",
+                        "accept": [labels[(i + (shift if i % 3 else 0)) % 4]],
+                        "_view_id": "choice",
+                    }
+                )
+                for i, text in enumerate(texts)
+            ]
+            store.add_answers("team", answers, annotator=who)
+
+
 def main(out_dir: Path, only: list[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -193,7 +227,16 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
             "ner.correct", "shots", str(ner_source), "--label", "PERSON,ORG,GPE",
             "--db", str(tmp / "ner_correct.db"),
         ],
+        # The sidebar after several updates: learning curve and stopping signal.
+        "stopping_signal": [
+            "textcat.teach", "shots", str(CORPUS), "--label", LABELS,
+            "--batch-size", "4", "--eval", str(CORPUS.with_name("support_eval.jsonl")),
+            "--db", str(tmp / "stopping.db"),
+        ],
+        # A reviewer adjudicating alice's and bob's conflicting answers.
+        "review": ["review", "team_review", "--input", "team", "--db", str(tmp / "team.db")],
     }  # fmt: skip
+    team_answers(tmp / "team.db")
     if only:
         views = {k: v for k, v in views.items() if k in only}
     with sync_playwright() as p:
@@ -201,7 +244,8 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
         for name, args in views.items():
             with serve(args, log=tmp / f"{name}.log") as url:
                 ready = ".sal-ents" if name.startswith("ner") else ".sal-text"
-                page = open_page(browser, url, "alice", ready=ready)
+                height = 1500 if name == "stopping_signal" else 1100
+                page = open_page(browser, url, "alice", ready=ready, height=height)
                 if name == "classification_teach":
                     # Answer a batch and a half so the model version and curve move.
                     for key in [
@@ -220,6 +264,12 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
                     ]:
                         answer_with_key(page, key)
                     page.wait_for_timeout(3000)  # the sidebar polls every 2 s
+                if name == "stopping_signal":
+                    # Seven updates of four answers: six kappas, the last three
+                    # averaged against the threshold.
+                    for key in ["a", "x", "x", "a"] * 7:
+                        answer_with_key(page, key)
+                    page.wait_for_timeout(4000)  # the sidebar polls every 2 s
                 if name == "choice_manual_multilabel":
                     for n_chosen, key in enumerate(["2", "4"], start=1):
                         toggle(page, key, n_chosen)

@@ -6,7 +6,10 @@ an answer says about its input is a :class:`Rating`:
 * a choice answer (an ``accept`` list, accepted, or rejected with a correction) rates
   the input with the set of chosen labels or option ids (empty: "none of them");
 * a binary (teach) answer rates it with its ``label`` accepted or rejected;
-* ``ignore``, and a reject without a label or correction, say nothing.
+* ``ignore``, and a reject without a label or correction, say nothing;
+* an NER answer (``_view_id`` "ner" or "ner_manual") rates it with its entities as
+  ``"LABEL start:end"`` strings: the one span of a ``ner`` (teach) answer,
+  accepted or rejected, or the complete set of an accepted ``ner_manual`` answer.
 
 Each annotator's latest answer on an input counts (highest ``_id``, else the last
 one given). Two ratings agree only if they are equal, so binary answers about
@@ -75,11 +78,28 @@ class RatingTable:
 # --- ratings ---------------------------------------------------------------------
 
 
+NER_VIEWS: tuple[str, ...] = ("ner", "ner_manual")
+
+
+def span_key(span: dict[str, Any]) -> str:
+    """An entity as a category: ``"LABEL start:end"`` (character offsets)."""
+    return f"{span.get('label')} {span.get('start')}:{span.get('end')}"
+
+
 def rating(answer: dict[str, Any]) -> Rating | None:
     """The rating an answer gives its input, or None if it says nothing."""
     value = answer.get("answer")
     if value not in ("accept", "reject"):
         return None
+    spans = answer.get("spans")
+    if answer.get("_view_id") in NER_VIEWS and isinstance(spans, list):
+        keys = tuple(sorted({span_key(s) for s in spans if isinstance(s, dict)}))
+        if answer["_view_id"] == "ner":  # one entity, right or wrong
+            if not keys:
+                return None
+            return Rating(keys[:1], accept=value == "accept", binary=True)
+        # ner_manual: the accepted spans are every entity; a reject says nothing
+        return Rating(keys) if value == "accept" else None
     chosen = answer.get("accept")
     if isinstance(chosen, list) and (value == "accept" or chosen):
         return Rating(tuple(sorted({str(c) for c in chosen})))
@@ -116,6 +136,17 @@ def _latest(answers: Iterable[dict[str, Any]]) -> dict[int, dict[str, _Rated]]:
         }
         for input_hash, by in found.items()
     }
+
+
+def rated_answers(
+    answers: Iterable[dict[str, Any]],
+) -> dict[int, dict[str, tuple[dict[str, Any], Rating]]]:
+    """Each annotator's latest rated answer and its rating, per input.
+
+    ``{input_hash: {annotator: (answer, rating)}}``, annotators in the order of
+    those answers. Raises ValueError as :func:`ratings` does.
+    """
+    return _latest(answers)
 
 
 def ratings(answers: Iterable[dict[str, Any]]) -> dict[int, dict[str, Rating]]:
@@ -159,10 +190,15 @@ def consensus(
     Inputs with fewer ratings are in neither (still open): pass the overlap as
     ``min_answers`` to wait for every annotator.
     """
-    min_answers = _check_min_answers(min_answers)
+    return _consensus(_latest(answers), _check_min_answers(min_answers))
+
+
+def _consensus(
+    latest: dict[int, dict[str, _Rated]], min_answers: int
+) -> tuple[dict[int, Rating], dict[int, list[dict[str, Any]]]]:
     agreed: dict[int, Rating] = {}
     conflicts: dict[int, list[dict[str, Any]]] = {}
-    for input_hash, by in _latest(answers).items():
+    for input_hash, by in latest.items():
         if len(by) < min_answers:
             continue
         top = _majority([value for _, value in by.values()])
@@ -236,8 +272,14 @@ def consensus_agreement(
     if reference not in REFERENCES:
         refs = ", ".join(map(repr, REFERENCES))
         raise ValueError(Errors.E752.format(reference=reference, references=refs))
+    return _consensus_agreement(ratings(answers), reference)
+
+
+def _consensus_agreement(
+    table: dict[int, dict[str, Rating]], reference: str
+) -> dict[str, Agreement]:
     pairs: dict[str, tuple[list[Rating], list[Rating]]] = {}
-    for by in ratings(answers).values():
+    for by in table.values():
         for name, mine in by.items():
             mine_list, reference_list = pairs.setdefault(name, ([], []))
             others = [r for other, r in by.items() if other != name]
@@ -256,7 +298,10 @@ def consensus_agreement(
 
 def rating_table(answers: Iterable[dict[str, Any]]) -> RatingTable:
     """Count each input's ratings per category, for Fleiss' kappa or Krippendorff's alpha."""
-    table = ratings(answers)
+    return _rating_table(ratings(answers))
+
+
+def _rating_table(table: dict[int, dict[str, Rating]]) -> RatingTable:
     categories: dict[Rating, int] = {}
     for by in table.values():
         for value in by.values():
@@ -343,10 +388,14 @@ def agreement_summary(
     ``fleiss_kappa``, ``krippendorff_alpha`` and ``annotators``: per annotator their
     ``kappa`` with the majority of the others, ``observed`` agreement and ``n``.
     """
-    answers = list(answers)
-    agreed, conflicts = consensus(answers, min_answers=min_answers)
-    table = rating_table(answers)
-    per_annotator = consensus_agreement(answers, reference="others")
+    latest = _latest(answers)  # read once, for every figure below
+    agreed, conflicts = _consensus(latest, _check_min_answers(min_answers))
+    rated = {
+        key: {name: value for name, (_, value) in by.items()}
+        for key, by in latest.items()
+    }
+    table = _rating_table(rated)
+    per_annotator = _consensus_agreement(rated, "others")
     return {
         "n_examples": len(table.input_hashes),
         "n_annotators": len(per_annotator),

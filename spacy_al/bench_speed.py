@@ -15,6 +15,11 @@ them. Pools bigger than the corpus repeat its texts with a numbered suffix
   ``nlp.pipe`` on the same texts.
 * ``measure_startup`` / ``measure_startup_subprocess``: time to the first question
   and peak RSS for one pool size, the latter in a fresh interpreter.
+
+The session measured is built by the caller's ``build(pool_path, db_path,
+labels)`` (``bench speed`` passes ``textcat.teach``'s assembly, from
+``recipes/bench.py``), so this library module depends on no recipe. A fresh
+interpreter gets it as an importable ``"module:function"`` name.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -139,21 +145,23 @@ def _labels_of(records: Sequence[tuple[str, list[str]]]) -> list[str]:
     return sorted({label for _, labels in records for label in labels})
 
 
-def _textcat_components(
-    pool_path: Path, db: Path, labels: list[str], *, arch: str = "bow"
-) -> dict:
-    # The recipe's own assembly: what the app serves (window 20k, margin).
-    from spacy_al.recipes.textcat import build_components
+#: Builds a session's components (as a recipe returns them, for
+#: ``Feed.from_components``) from a pool file, a database file and the labels.
+SessionBuilder = Callable[[Path, Path, list[str]], dict]
 
-    return build_components(
-        "bench",
-        pool_path,
-        labels=labels,
-        view_id="classification",
-        strategy="margin",
-        db=f"sqlite:///{db}",
-        arch=arch,
-    )
+
+def resolve_builder(build: SessionBuilder | str) -> SessionBuilder:
+    """``build`` itself, or the function an importable ``"module:function"`` names."""
+    if callable(build):
+        return build
+    module, _, name = str(build).partition(":")
+    try:
+        func = getattr(import_module(module), name) if name else None
+    except (ImportError, AttributeError, ValueError):
+        func = None
+    if not callable(func):
+        raise ValueError(Errors.E800.format(name=build))
+    return func
 
 
 # --- 1. answer → next example ----------------------------------------------------
@@ -163,6 +171,7 @@ def measure_next_example(
     records: Sequence[tuple[str, list[str]]],
     *,
     pool_size: int,
+    build: SessionBuilder | str,
     answers: int = 500,
     annotators: int = 5,
     think: tuple[float, float] = (0.0, 0.05),
@@ -172,7 +181,7 @@ def measure_next_example(
     """Answer → next example in the shared Feed, several annotators at once.
 
     ``records`` are (text, gold labels); a pool of ``pool_size`` texts is made of
-    them and served by ``textcat.teach``'s components. Each of ``annotators``
+    them and served by the components ``build`` makes. Each of ``annotators``
     threads loops: ``next_task``, think ``think`` seconds (uniform), ``answer``
     with the gold label (accept if the suggested label is right, else reject),
     until ``answers`` answers are in. Returns quantiles of ``answer``, of
@@ -192,7 +201,7 @@ def measure_next_example(
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_speed_") as tmp:
         pool_path = write_pool(Path(tmp) / "pool.jsonl", texts)
         start = time.perf_counter()
-        components = _textcat_components(
+        components = resolve_builder(build)(
             pool_path, Path(tmp) / "bench.db", _labels_of(records)
         )
         feed = Feed.from_components(components, checkpoint=None)
@@ -391,14 +400,16 @@ def measure_scoring(
 
     Times (median of ``repeats``): ``nlp.pipe`` over the texts (tokenizer and
     textcat, nothing else); the scoring path the loop runs, from texts
-    (``make_docs`` then the ``ModelScorer``); and the scorer alone on Docs
+    (``score_stream``: tokenize and score a batch of 512 at a time); the same
+    with every Doc made first and then scored (the loop's path before
+    ``score_stream``, ``all_docs_first``); and the scorer alone on Docs
     tokenized beforehand (the loop caches a pool's Docs up to 100k texts).
     ``ratio`` is scoring throughput over raw throughput (higher is better).
     """
     if repeats < 1 or n_docs < 1:
         raise ValueError(Errors.E720.format(repeats=repeats, n_docs=n_docs))
     from spacy_al.models import TextcatModel, build_textcat
-    from spacy_al.scoring import ModelScorer
+    from spacy_al.scoring import ModelScorer, score_stream
 
     texts = replicate_texts([t for t, _ in records], n_docs)
     nlp = build_textcat(_labels_of(records), architecture="bow")
@@ -410,6 +421,9 @@ def measure_scoring(
             pass
 
     def scoring() -> None:
+        score_stream(scorer, model, (nlp.make_doc(text) for text in texts))
+
+    def scoring_all_first() -> None:
         scorer(model, model.make_docs(texts))
 
     docs = model.make_docs(texts)
@@ -417,13 +431,15 @@ def measure_scoring(
     def scoring_docs() -> None:
         scorer(model, docs)
 
-    times = {name: [] for name in ("raw", "scoring", "scoring_pretokenized")}
+    paths = (
+        ("raw", raw),
+        ("scoring", scoring),
+        ("scoring_all_docs_first", scoring_all_first),
+        ("scoring_pretokenized", scoring_docs),
+    )
+    times: dict[str, list[float]] = {name: [] for name, _ in paths}
     for _ in range(repeats):  # interleaved, so load changes hit all alike
-        for name, fn in (
-            ("raw", raw),
-            ("scoring", scoring),
-            ("scoring_pretokenized", scoring_docs),
-        ):
+        for name, fn in paths:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -435,6 +451,7 @@ def measure_scoring(
         "seconds": med,
         "docs_per_second": {name: n_docs / s for name, s in med.items()},
         "ratio": med["raw"] / med["scoring"],
+        "ratio_all_docs_first": med["raw"] / med["scoring_all_docs_first"],
         "ratio_pretokenized": med["raw"] / med["scoring_pretokenized"],
     }
 
@@ -446,38 +463,50 @@ def measure_startup(
     pool_path: str | Path,
     *,
     labels: Sequence[str],
+    build: SessionBuilder | str,
     workdir: str | Path | None = None,
     timeout: float = 600.0,
 ) -> dict[str, Any]:
-    """Read a pool, build ``textcat.teach``'s session and serve its first question.
+    """Read a pool, build the session (``build``) and serve its first question.
 
-    Returns the seconds to build the session (read, hash and deduplicate the
-    source, open the store, build the model), to the first question (build plus
-    the first selection), and this process's peak RSS before and after. Run it
-    in a fresh process (``measure_startup_subprocess``) for a pool's own peak.
+    Returns the seconds to build the session (open the store, build the model,
+    read, hash and deduplicate the source, or its first part when the pool goes
+    on reading in the background), to the first question (build plus the first
+    selection), to the whole pool read (``pool_read_seconds``; the same as the
+    build when the pool is read first), and this process's peak RSS before and
+    after, the whole pool read. Run it in a fresh process
+    (``measure_startup_subprocess``) for a pool's own peak.
     """
     from spacy_al.feed import Feed
 
     rss_before = peak_rss_bytes()
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_start_") as tmp:
         start = time.perf_counter()
-        components = _textcat_components(
+        components = resolve_builder(build)(
             Path(pool_path), Path(tmp) / "bench.db", list(labels)
         )
         feed = Feed.from_components(components, checkpoint=None)
         built = time.perf_counter() - start
+        pool = components["loop"].pool
         try:
             task = feed.next_task("first", timeout=timeout)
             first = time.perf_counter() - start
+            wait = getattr(pool, "wait", None)
+            if wait is not None and not wait(timeout):
+                raise RuntimeError(Errors.E801.format(timeout=timeout))
+            read = time.perf_counter() - start
+            if hasattr(pool, "check"):
+                pool.check()
         finally:
             feed.close()
-        pool_size = len(components["loop"].pool)
+        pool_size = len(pool)
     if task is None:
         raise RuntimeError(Errors.E715.format(timeout=timeout))
     return {
         "pool_size": pool_size,
         "session_build_seconds": built,
         "first_question_seconds": first,
+        "pool_read_seconds": read,
         "peak_rss_bytes": peak_rss_bytes(),
         "peak_rss_before_bytes": rss_before,
     }
@@ -487,15 +516,17 @@ def measure_startup_subprocess(
     records: Sequence[tuple[str, list[str]]],
     *,
     pool_size: int,
+    build: str,
     workdir: str | Path | None = None,
     timeout: float = 1800.0,
 ) -> dict[str, Any]:
     """``measure_startup`` for a pool of ``pool_size`` texts, in a fresh Python.
 
-    The pool file is written here first, so the child's peak RSS is the
-    session's alone (plus the interpreter and spaCy, reported as
-    ``peak_rss_before_bytes``).
+    ``build`` names the session builder as ``"module:function"``. The pool file
+    is written here first, so the child's peak RSS is the session's alone (plus
+    the interpreter and spaCy, reported as ``peak_rss_before_bytes``).
     """
+    resolve_builder(build)  # a bad name fails here, not in the child
     texts = replicate_texts([t for t, _ in records], pool_size)
     labels = _labels_of(records)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_pool_") as tmp:
@@ -506,11 +537,11 @@ def measure_startup_subprocess(
             "import sys, srsly\n"
             "from spacy_al.bench_speed import measure_startup\n"
             "r = measure_startup(sys.argv[1], labels=sys.argv[2].split('\\x1f'),"
-            " workdir=sys.argv[3])\n"
+            " workdir=sys.argv[3], build=sys.argv[5])\n"
             "srsly.write_json(sys.argv[4], r)\n"
         )
         args = [sys.executable, "-c", code, str(pool_path), "\x1f".join(labels)]
-        args += [tmp, str(out_path)]
+        args += [tmp, str(out_path), build]
         try:
             done = subprocess.run(
                 args, capture_output=True, text=True, timeout=timeout, check=False

@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import pkgutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +63,32 @@ def split_recipe_files(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return files, rest
 
 
-def build_app() -> typer.Typer:
-    """A typer app with one command per registered recipe."""
+def split_api_flag(argv: Sequence[str]) -> tuple[bool, list[str]]:
+    """Take ``--api`` out of the arguments; return (whether it was there, the rest).
+
+    ``--api`` works with every interactive recipe: the recipe's feed is served as
+    a JSON API (spacy_al.api) in this process instead of the Streamlit app.
+    """
+    rest = [arg for arg in argv if arg != "--api"]
+    return len(rest) != len(argv), rest
+
+
+def join_subcommand(argv: Sequence[str], names: Iterable[str]) -> list[str]:
+    """``bench durability ...`` → ``bench.durability ...`` when a recipe of that
+    name exists (two-word commands of recipes registered with a dot)."""
+    argv = list(argv)
+    if len(argv) >= 2 and f"{argv[0]}.{argv[1]}" in set(names):
+        return [f"{argv[0]}.{argv[1]}", *argv[2:]]
+    return argv
+
+
+def build_app(*, api: bool = False) -> typer.Typer:
+    """A typer app with one command per registered recipe (served as a JSON API
+    instead of the app with ``api``)."""
     app = typer.Typer(
         name="spacy-al",
-        help="spaCy-native active learning: label less, train spaCy pipelines.",
+        help="spaCy-native active learning: label less, train spaCy pipelines. "
+        "Add --api to an interactive recipe to serve a JSON API instead of the app.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
@@ -75,20 +96,25 @@ def build_app() -> typer.Typer:
     for name, func in sorted(registry.recipes.get_all().items()):
         doc = (func.__doc__ or "").strip()
         app.command(name=name, help=doc, short_help=doc.splitlines()[0] if doc else "")(
-            _command(name, func)
+            _command(name, func, api=api)
         )
     return app
 
 
-def _command(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a recipe; if it returns components (a ``view_id``), serve them in the app."""
+def _command(
+    name: str, func: Callable[..., Any], *, api: bool = False
+) -> Callable[..., Any]:
+    """Run a recipe; if it returns components (a ``view_id``), serve them in the
+    app (or as a JSON API with ``api``)."""
 
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> None:
         result = func(*args, **kwargs)
         if isinstance(result, dict) and "view_id" in result:
-            from spacy_al.server import serve_recipe
+            from spacy_al.server import serve_api, serve_recipe
 
+            if api:
+                raise SystemExit(serve_api(name, result))
             raise SystemExit(serve_recipe(name, kwargs, result))
 
     return run
@@ -97,11 +123,13 @@ def _command(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     files, rest = split_recipe_files(argv)
+    api, rest = split_api_flag(rest)
     load_builtin_recipes()
     for path in files:
         try:
             load_recipe_file(path)
         except (FileNotFoundError, ImportError) as e:
             raise SystemExit(str(e)) from e
-    app = build_app()
+    rest = join_subcommand(rest, registry.recipes.get_all())
+    app = build_app(api=api)
     app(args=rest, prog_name="python -m spacy_al")

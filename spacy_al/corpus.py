@@ -18,6 +18,7 @@ import csv
 import json
 import math
 from collections.abc import Iterable, Iterator
+from json.encoder import encode_basestring_ascii as _encode_string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -56,6 +57,17 @@ _Raw = tuple[int, "dict[str, Any] | SourceError"]
 
 def _hash(values: dict[str, Any], prefix: str = "") -> int:
     return murmurhash.hash(prefix + srsly.json_dumps(values, sort_keys=True))
+
+
+def _text_hashes(text: str) -> tuple[int, int]:
+    """``get_input_hash`` and ``get_task_hash`` of a task whose only input and
+    task key is ``text``, without building and dumping a dict for each.
+
+    The same canonical JSON as ``_hash`` (``json.dumps`` with ``sort_keys``,
+    compact separators, ASCII escapes), so the values are identical.
+    """
+    input_hash = murmurhash.hash('{"text":' + _encode_string(text) + "}")
+    return input_hash, murmurhash.hash(f"{input_hash}{{}}")
 
 
 def _task_hash(task: dict[str, Any], input_hash: int, task_keys: Iterable[str]) -> int:
@@ -204,6 +216,10 @@ def validate_task(
     ``path``, ``line`` and the field at fault.
     """
 
+    task = _plain_task(record)
+    if task is not None:
+        return task
+
     def fail(message: str, field: str | None) -> SourceError:
         return SourceError(message, path=path, line=line, field=field)
 
@@ -268,6 +284,61 @@ def validate_task(
     task = dict(record)
     task["meta"] = dict(meta)
     return set_hashes(task)
+
+
+def _plain_task(record: Any) -> dict[str, Any] | None:
+    """The task of a plain record, checked and hashed the quick way, or None.
+
+    Plain: a dict of a non-blank ``text`` and, optionally, a flat ``meta`` of
+    string keys and scalar values (no ``cost``), all storable. That is what most
+    big sources hold (JSONL of texts, CSV), and for it the full check of
+    ``validate_task`` comes to these few tests. Anything else (and a plain record
+    the full check would refuse) gives None, so ``validate_task`` takes its
+    usual path and refuses it with its usual message.
+    """
+    if type(record) is not dict:
+        return None
+    text = record.get("text")
+    if type(text) is not str or not _is_storable_str(text):
+        return None
+    if len(record) == 1:
+        meta: dict[str, Any] = {}
+    elif len(record) == 2 and type(record.get("meta")) is dict:
+        meta = record["meta"]
+        if "cost" in meta or not all(
+            type(key) is str and _is_storable_str(key) and _is_plain_scalar(value)
+            for key, value in meta.items()
+        ):
+            return None
+    else:
+        return None
+    if not text.strip():
+        return None
+    task = dict(record)  # keys in the record's order, as validate_task makes them
+    task["meta"] = dict(meta)
+    task[INPUT_HASH_ATTR], task[TASK_HASH_ATTR] = _text_hashes(text)
+    return task
+
+
+def _is_storable_str(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # half a surrogate pair
+        return False
+    return True
+
+
+def _is_plain_scalar(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        return _is_storable_str(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int:
+        return _INT_MIN <= value <= _INT_MAX
+    return value is None or kind is bool
 
 
 def _is_finite(value: int | float) -> bool:
@@ -351,7 +422,7 @@ def _read_jsonl(path: Path) -> Iterator[_Raw]:
             try:
                 # The standard library parses numbers exactly (ujson rounds some
                 # floats) and takes any integer, which validation then checks.
-                record = json.loads(line, parse_constant=_no_constant)
+                record = _parse_json(line)
             except (ValueError, RecursionError) as e:
                 msg = Errors.E005.format(err=e, snippet=_snippet(line))
                 yield i, SourceError(msg, path=str(path), line=i)
@@ -365,6 +436,17 @@ def _read_jsonl(path: Path) -> Iterator[_Raw]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} isn't a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _parse_json(line: str) -> Any:
+    """``json.loads(line, parse_constant=_no_constant)``, with one decoder for all
+    lines (``json.loads`` builds one per call)."""
+    if line.startswith("\ufeff"):  # json.loads refuses it with its own message
+        return json.loads(line, parse_constant=_no_constant)
+    return _DECODER.decode(line)
 
 
 def _read_txt(path: Path) -> Iterator[_Raw]:

@@ -224,6 +224,33 @@ class Errors(metaclass=ErrorsWithCodes):
     E763 = "A {what} name can't be stored: {why} ({snippet}). Names are kept in text columns, which can't hold NUL or half surrogate pairs on every database; pick a name without them, such as 'news_cats' or 'alice'."
     E764 = "'label' can't be stored: {why} ({snippet}). The label is kept in a text column, which can't hold NUL or half surrogate pairs on every database; use the label as the recipe gave it."
     E765 = "The key '{field}' of the answer can't be stored: answer keys must be strings of valid Unicode (no half surrogate pairs). Rename or remove the key."
+
+    # --- E80x speed
+    E800 = "Can't find the session builder '{name}'. Name an importable function as 'module:function' (e.g. 'spacy_al.recipes.bench:textcat_session'), taking (pool path, database path, labels) and returning a recipe's components."
+    E801 = "The pool was still being read {timeout} s after the session started. Pass a longer timeout, or a smaller pool."
+
+    # --- E84x durability: checkpoints, leases, the JSON API ---------------
+    E840 = "The model checkpoint {path} can't be read ({err}); it may have been cut short by a crash or a full disk. Trying the previous checkpoint, if there is one."
+    E841 = "No readable model checkpoint at {path}: starting a new model and learning every stored answer again (nothing answered is lost). Delete the folder to silence this warning."
+    E842 = "Unknown annotator or wrong token. Use the name and token printed for you when the server started (--annotators)."
+    E843 = "No such path. The API has: {routes}."
+    E844 = "{method} isn't allowed on {path}: use {wanted}."
+    E845 = "A GET request can't have a body: pass annotator and token in the query string (?annotator=NAME&token=TOKEN)."
+    E846 = "The request needs a Content-Length header (at most {max} bytes); chunked bodies aren't accepted."
+    E847 = "The request body has {size} bytes, more than the {max} allowed. Send one task per request."
+    E848 = "The request body must be one JSON object in UTF-8, got {err}. Send e.g. {{\"annotator\": \"alice\", \"token\": \"...\"}}."
+    E849 = "The server failed to handle the request ({kind}). Nothing was stored unless a later request says so; try again, and look at the server's output."
+    E850 = "'wait' must be a number of seconds (0 to {max})."
+    E851 = "'task' must be the task /next returned (a JSON object), with 'answer' set to accept, reject or ignore."
+    E852 = "Can't read or write the annotators' tokens at {path} ({err}). Check the folder's permissions, or delete the file to make new tokens."
+
+    # --- E86x-E87x consensus and review
+    E860 = "overlap must be an integer >= 1 (the number of annotators asked about each example), got {value!r}. Pass --overlap 2 or more to learn only from examples the annotators agree on."
+    E861 = "Nothing to review in {inputs}: {reason}. Review needs the answers of two or more annotators on the same examples (start the recipe with --overlap 2 or more), or pass --all to review every example with several answers."
+    E862 = "The review answer has 'accept' {snippet}, but an exclusive model takes exactly one label. Choose one of {labels}."
+    E863 = "Can't review {inputs} into '{dataset}': the review dataset must be another dataset than the ones it reviews. Name a new dataset, e.g. '{suggestion}'."
+    E864 = "The datasets to review mix tasks ({tasks}). Review text classification and NER datasets separately."
+    E865 = "The reviewed span ({start}, {end}, '{label}') doesn't start and end on token boundaries of the text. Select whole tokens in the review app (or align the character offsets to the task's 'tokens')."
     pass
 
 

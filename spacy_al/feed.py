@@ -2,57 +2,70 @@
 model learns.
 
 One ``Feed`` serves every annotator of a server process (the app keeps it in
-``st.cache_resource``); it puts leases, several annotators and two background
+``st.cache_resource``); it puts leases, several annotators and background
 threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
 
 * **Serving.** ``next_task(annotator)`` only pops from queues, never scores. Each
   annotator holds the examples leased to them (a reload re-serves them); a lease
   ends ``lease_seconds`` after it was last renewed, and the example goes to the
-  next person who asks. ``overlap`` answers are collected per example, each from
-  a different annotator; nobody is asked about an example twice.
+  next person who asks. Leases are kept in the store too (wall-clock ends), so
+  a server restarted after a crash serves everyone what they held. ``overlap``
+  answers are collected per example, each from a different annotator; nobody is
+  asked about an example twice.
 * **Selecting.** A selector thread asks the loop for the next candidates whenever
   the model version changes or the queue runs low, outside every lock.
 * **Learning.** ``answer`` returns once the answer is committed to the store. A
   trainer thread takes each full batch (``loop.pop_targets``), updates the model
-  outside the locks, checkpoints it, and adds a point to the learning curve: on the
-  eval file when there is one, else on the newest gold answers, each scored by the
-  model that was serving *before* it learnt from them (test, then train): macro
-  F1 for text classification, entity F1 (spaCy's scorer) for NER.
+  outside the locks, checkpoints it, and reports the update to
+  :class:`~spacy_al.progress.ModelProgress` (the learning curve and the stopping
+  signal the app shows).
+* **Team.** With ``overlap`` >= 2 the loop learns an example once its annotators
+  agree (:mod:`spacy_al.consensus`). A third thread picks up reviewers' answers
+  (the ``review`` recipe) for the loop to learn, and recomputes the agreement
+  figures ``stats()`` shows after new answers.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import hmac
 import secrets
+import sys
 import threading
 import time
 import weakref
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from spacy.scorer import get_ner_prf
-from spacy.training import Example
-
-from spacy_al.corpus import ANSWERS, Source, gold_labels, set_hashes
+from spacy_al.agreement import agreement_summary
+from spacy_al.consensus import Consensus, review_datasets
+from spacy_al.corpus import ANSWERS, set_hashes
 from spacy_al.errors import Errors, SourceError
 from spacy_al.loop import ActiveLoop
-from spacy_al.metrics import predicted_labels, textcat_score
+from spacy_al.metrics import predicted_labels
+from spacy_al.models import write_version_mark
 from spacy_al.ner_loop import NERLoop
-from spacy_al.ner_models import gold_docs
-from spacy_al.ner_targets import reference_doc
+from spacy_al.progress import ModelProgress, serving_probs
 from spacy_al.spans import validate_spans
-from spacy_al.targets import TextcatTarget
+from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 
 MAX_ANNOTATOR_LENGTH = 64
 # Keys an answer adds to a task; stripped when an answered task is served again.
 ANSWER_FIELDS = ("answer", "_annotator_id", "_session_id", "_timestamp", "_id")
-# The progressive curve needs this many gold answers before its first point.
-MIN_CURVE_EXAMPLES = 10
 SELECT_ATTEMPTS = 5
+# The GIL switch interval of a serving process (seconds; CPython's default 0.005).
+SWITCH_INTERVAL = 0.0005
+# How often renewed and ended leases are written to the store (in the background).
+LEASE_WRITE_SECONDS = 0.25
+# Before re-selecting for a new model version, the selector rests this many times
+# as long as its last selection took (the share of the CPU left to answers).
+SELECT_REST = 1.0
+# How often the team thread looks for reviewers' answers and new agreement figures.
+TEAM_SECONDS = 5.0
+AGREEMENT_SECONDS = 2.0  # at most this often after answers (it reads them all)
 
 
 def check_annotator(name: Any) -> str:
@@ -91,7 +104,11 @@ class Feed:
     their token. ``checkpoint`` is where the trainer saves the model (at most every
     ``checkpoint_seconds``, and on ``close``); ``eval_path`` a labelled file for
     the learning curve. ``preselect`` adds the model's predicted labels as
-    ``accept`` to each task (for ``textcat.correct``). ``clock`` times leases.
+    ``accept`` to each task (for ``textcat.correct``). The stopping signal
+    compares successive versions' predictions on ``stop_set_size`` examples of
+    the pool (seed 0: the same set after a restart) and says stop once the mean
+    kappa of the last ``stop_window`` updates reaches ``stop_threshold``.
+    ``clock`` times leases.
     ``start=False`` leaves the threads to :meth:`start`.
     """
 
@@ -110,6 +127,9 @@ class Feed:
         preselect: bool = False,
         history_size: int = 10,
         curve_window: int = 100,
+        stop_set_size: int = DEFAULT_STOP_SET_SIZE,
+        stop_window: int = DEFAULT_WINDOW,
+        stop_threshold: float = DEFAULT_THRESHOLD,
         clock: Callable[[], float] = time.monotonic,
         close_store: bool = False,
         start: bool = True,
@@ -134,6 +154,9 @@ class Feed:
         self.labels: tuple[str, ...] = tuple(loop.labels)
         self.exclusive: bool = loop.exclusive
         self.overlap = overlap
+        if getattr(loop, "consensus", None) is not None:
+            # With overlap N, the loop learns an example once N annotators agree.
+            loop.consensus = Consensus(overlap)
         self.lease_seconds = float(lease_seconds)
         # Candidates kept ready: enough for everyone while the next selection runs
         # (choosing 60 costs the same scoring as choosing 10).
@@ -157,9 +180,20 @@ class Feed:
         self._candidates: deque[dict] = deque()
         self._cand_version = -1  # the model version the candidates were chosen by
         self._exhausted = False  # the last selection found nothing new
+        self._select_n = self.prefetch  # asked per selection; grows with demand
+        self._taken = 0  # candidates handed out so far
+        self._select_seconds = 0.0  # how long the last selection took
+        self._select_end = 0.0  # when it ended (time.monotonic)
         self._active: dict[int, dict] = {}  # handed out, fewer than overlap answers
         self._leases: dict[int, dict[str, float]] = {}  # input hash → {who: expiry}
         self._queues: dict[str, list[int]] = defaultdict(list)  # who → leased hashes
+        # Leases are also kept in the store (so a restarted server serves each
+        # annotator what they held): changes wait here, latest per lease, until
+        # _flush_leases writes them; _lease_saved is each stored (wall) expiry.
+        self._lease_ops: dict[tuple[int, str], tuple[float, dict] | None] = {}
+        self._lease_saved: dict[tuple[int, str], float] = {}
+        self._flush_lock = threading.Lock()
+        self._no_token = secrets.token_urlsafe(16)  # compared for unknown names
         self._answered_by: dict[int, set[str]] = defaultdict(set)
         self._answering: set[tuple[str, int]] = set()
         self._history: dict[str, deque[tuple[dict, dict]]] = defaultdict(
@@ -171,23 +205,30 @@ class Feed:
         self._training = False
         self._last_update: dict[str, Any] | None = None
         self._error: str | None = None
-        self._curve: list[dict[str, Any]] = []
-        # The learning curve: macro F1 (text classification) or entity F1 (NER);
-        # another loop serves and learns the same way, without a curve.
-        self._curves = isinstance(loop, (ActiveLoop, NERLoop))
-        self._curve_kind: str | None = (
-            ("eval" if self.eval_path else "progressive") if self._curves else None
+        _require(
+            isinstance(stop_set_size, int) and stop_set_size >= 1,
+            "stop_set_size",
+            "an integer >= 1",
+            stop_set_size,
         )
-        # (probabilities, gold labels) per answer; for NER, Examples (predicted, gold)
-        self._recent: deque[Any] = deque(maxlen=curve_window)
-        self._learnt: set[int] = set()
-        # (docs, gold labels); for NER, (gold docs, None)
-        self._eval_docs: tuple[list, list[list[str]] | None] | None = None
+        # The learning curve and the stopping signal (the trainer reports to it).
+        self.progress = ModelProgress(
+            loop,
+            eval_path=self.eval_path,
+            checkpoint=self.checkpoint,
+            curve_window=curve_window,
+            stop_set_size=stop_set_size,
+            stop_window=stop_window,
+            stop_threshold=stop_threshold,
+        )
         self._unsaved = 0
         self._last_save = clock()
         self._stop = False
         self._threads: list[threading.Thread] = []
         self._close_at_exit: Callable[[], None] | None = None
+        self._agreement: dict[str, Any] | None = None
+        self._reviews_seen: dict[str, int] = {}  # review dataset → last answer id
+        self._review_lock = threading.Lock()  # one poll at a time
         self._load_answers()
         if start:
             self.start()
@@ -223,10 +264,17 @@ class Feed:
         """Start the selector and trainer threads (once).
 
         The feed also closes itself when the process exits (so the last updates
-        are checkpointed even if nobody calls :meth:`close`).
+        are checkpointed even if nobody calls :meth:`close`). It lowers the
+        process's GIL switch interval to ``SWITCH_INTERVAL`` (never raises it):
+        with the selector and trainer busy, a request thread otherwise waits up
+        to CPython's default 5 ms each time it takes the GIL back after a
+        database call, several times per answer (bench speed, 100k pool,
+        annotators reading 0.5–1.5 s: answer → next p95 109–141 ms → 68 ms).
         """
         if self._threads:
             return
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         ref = weakref.ref(self)
 
         def close_at_exit() -> None:
@@ -239,6 +287,8 @@ class Feed:
         for target, name in (
             (self._select_forever, "selector"),
             (self._train_forever, "trainer"),
+            (self._team_forever, "team"),
+            (self._write_leases_forever, "leases"),
         ):
             thread = threading.Thread(
                 target=target, name=f"spacy_al-{name}", daemon=True
@@ -257,6 +307,7 @@ class Feed:
             atexit.unregister(self._close_at_exit)
         for thread in self._threads:
             thread.join(timeout)
+        self._flush_leases()
         self._save_checkpoint(force=True)
         if self._close_store and self.store is not None:
             self.store.close()
@@ -292,8 +343,12 @@ class Feed:
             annotator.strip() if isinstance(annotator, str) else ""
         )
         given = token if isinstance(token, str) else ""
-        # Compare even for unknown names, so timing doesn't tell names apart.
-        ok = hmac.compare_digest((expected or "\0").encode(), given.encode())
+        # Compare fixed-length digests, and compare even for unknown names (with a
+        # random token), so timing tells neither names nor token lengths apart.
+        ok = hmac.compare_digest(
+            hashlib.sha256((expected or self._no_token).encode()).digest(),
+            hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
+        )
         return ok and expected is not None
 
     def _who(self, annotator: str) -> str:
@@ -314,6 +369,14 @@ class Feed:
         queued; None when nothing is left for this annotator (now).
         """
         who = self._who(annotator)
+        try:
+            return self._next_task(who, timeout)
+        finally:
+            # The lease is stored before the task is shown: a server restarted
+            # after a crash won't serve it to anyone else meanwhile.
+            self._flush_leases()
+
+    def _next_task(self, who: str, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -352,6 +415,7 @@ class Feed:
             expiry = self._clock() + self.lease_seconds
             for key in self._queues.get(who, ()):
                 self._leases[key][who] = expiry
+                self._note_lease(key, who, expiry)
 
     def _expire(self, now: float) -> None:
         for key, holders in list(self._leases.items()):
@@ -359,15 +423,72 @@ class Feed:
                 if expiry <= now:
                     del holders[who]
                     self._queues[who].remove(key)
+                    self._note_lease(key, who, None)
             if not holders:
                 del self._leases[key]
 
     def _lease(self, key: int, who: str, now: float, *, first: bool = False) -> None:
         self._leases.setdefault(key, {})[who] = now + self.lease_seconds
+        self._note_lease(key, who, now + self.lease_seconds)
         queue = self._queues[who]
         if key in queue:
             queue.remove(key)
         queue.insert(0, key) if first else queue.append(key)
+
+    def _note_lease(self, key: int, who: str, expiry: float | None) -> None:
+        """Queue a lease change for the store (None: the lease ended); call under
+        the lock. A renewal is stored only once the stored expiry lags the real
+        one by a quarter of ``lease_seconds``: at most a few writes per lease."""
+        if self.store is None:
+            return
+        if expiry is None:
+            if self._lease_saved.pop((key, who), None) is not None:
+                self._lease_ops[(key, who)] = None
+            return
+        task = self._active.get(key)
+        if task is None:
+            return
+        wall = time.time() + (expiry - self._clock())
+        saved = self._lease_saved.get((key, who))
+        if saved is not None and wall - saved < self.lease_seconds / 4:
+            return
+        self._lease_saved[(key, who)] = wall
+        self._lease_ops[(key, who)] = (wall, task)
+
+    def _write_leases_forever(self) -> None:
+        """Store renewed and ended leases a few times a second, off the request
+        path (``next_task`` stores the leases it hands out itself)."""
+        while True:
+            with self._cond:
+                if self._stop:
+                    return
+            self._flush_leases()
+            time.sleep(LEASE_WRITE_SECONDS)
+
+    def _flush_leases(self) -> None:
+        """Write the queued lease changes to the store (outside the lock; one
+        writer at a time, so changes land in the order they were made)."""
+        if self.store is None:
+            return
+        with self._flush_lock:
+            with self._lock:
+                ops, self._lease_ops = self._lease_ops, {}
+            if not ops:
+                return
+            ended = [key for key, op in ops.items() if op is None]
+            held = [
+                {"input_hash": k, "annotator": who, "expires": op[0], "task": op[1]}
+                for (k, who), op in ops.items()
+                if op is not None
+            ]
+            try:
+                if ended:
+                    self.store.drop_leases(self.dataset, ended)
+                if held:
+                    self.store.put_leases(self.dataset, held)
+            except Exception as e:  # leases only help a restart: keep serving
+                with self._lock:
+                    self._error = f"Saving leases failed: {type(e).__name__}: {e}"
 
     def _open_to(self, key: int, who: str) -> bool:
         answered = self._answered_by.get(key, ())
@@ -387,6 +508,7 @@ class Feed:
                 self._drop_lease(key, who)
                 continue
             self._leases[key][who] = now + self.lease_seconds
+            self._note_lease(key, who, now + self.lease_seconds)
             return task
         for key, task in self._active.items():
             if self._open_to(key, who):
@@ -399,6 +521,7 @@ class Feed:
                 continue
             self._active[key] = task
             self._lease(key, who, now)
+            self._taken += 1
             return task
         return None
 
@@ -489,6 +612,7 @@ class Feed:
             del holders[who]
             if not holders:
                 del self._leases[key]
+            self._note_lease(key, who, None)
         if key in self._queues.get(who, ()):
             self._queues[who].remove(key)
 
@@ -536,10 +660,11 @@ class Feed:
         (examples answered at least once), ``answers``, ``annotators`` (answers per
         annotator), ``overlap``, ``version`` (of the serving model), ``pending``
         (answers waiting for the next update), ``batch_size``, ``updates``,
-        ``training``, ``last_update``, ``curve`` (points with ``answers``,
-        ``version``, ``score``), ``curve_kind`` ("eval", "progressive", or None
-        when the loop has no curve), ``curve_metric`` ("macro F1" or "entity F1"),
-        ``error`` (the last background error, or None), ``finished`` and, for
+        ``training``, ``last_update``, the model's ``curve``, ``curve_kind``,
+        ``curve_metric`` and ``stopping`` signal (see
+        :meth:`spacy_al.progress.ModelProgress.stats`), ``error`` (the last
+        background error, or None), ``agreement`` (with ``overlap`` >= 2: see
+        :meth:`refresh_agreement`; else None), ``finished`` and, for
         an ``annotator``, ``you`` ({"answers", "can_undo", "finished"}).
         """
         pool = self.loop.pool
@@ -558,10 +683,9 @@ class Feed:
                 "updates": self._n_updates,
                 "training": self._training,
                 "last_update": self._last_update,
-                "curve": list(self._curve),
-                "curve_kind": self._curve_kind,
-                "curve_metric": "entity F1" if self.ner else "macro F1",
                 "error": self._error,
+                "agreement": self._agreement,
+                **self.progress.stats(),
                 "finished": self._cand_version >= 0
                 and self._exhausted
                 and not self._candidates
@@ -576,20 +700,118 @@ class Feed:
                 }
             return out
 
+    # --- the team thread: reviews and agreement ---------------------------------
+
+    def poll_reviews(self) -> int:
+        """Queue reviewers' new answers on this dataset's examples for learning.
+
+        Reviews are the answers of the datasets whose meta says they review this
+        one (``review_of``, set by the ``review`` recipe). Returns how many
+        examples were adjudicated since the last call.
+        """
+        if self.store is None or not hasattr(self.loop, "adjudicate"):
+            return 0
+        with self._review_lock:
+            new: list[dict] = []
+            for name in review_datasets(self.store, self.dataset):
+                found = self.store.get_answers(
+                    name, since_id=self._reviews_seen.get(name)
+                )
+                if found:
+                    self._reviews_seen[name] = found[-1]["_id"]
+                    new.extend(found)
+            if not new:
+                return 0
+            with self._loop_lock:
+                n = self.loop.adjudicate(new)
+        with self._cond:
+            self._cond.notify_all()  # the trainer may have a full batch now
+        return n
+
+    def refresh_agreement(self) -> dict[str, Any] | None:
+        """Recompute the agreement figures ``stats()`` shows (overlap >= 2).
+
+        :func:`spacy_al.agreement.agreement_summary` over the dataset's answers,
+        plus ``held`` (examples in conflict, not learnt until reviewed) and
+        ``waiting`` (examples with fewer answers than the overlap). The team
+        thread calls this after new answers, at most every few seconds.
+        """
+        if self.overlap < 2 or self.store is None:
+            return None
+        if not self.store.has_dataset(self.dataset):
+            return None
+        answers = self.store.get_answers(self.dataset)
+        summary = agreement_summary(answers, min_answers=self.overlap)
+        summary["held"] = len(getattr(self.loop, "conflicts", {}))
+        summary["waiting"] = getattr(self.loop, "n_waiting", 0)
+        with self._lock:
+            self._agreement = summary
+        return summary
+
+    def _team_forever(self) -> None:
+        seen = -1
+        figures_at = 0.0  # no new figures before then (after new answers)
+        while True:
+            with self._cond:
+                if self._stop:
+                    return
+                n_answers = self._n_answers
+            try:
+                reviewed = self.poll_reviews()
+                start = time.monotonic()
+                if reviewed or (n_answers != seen and start >= figures_at):
+                    self.refresh_agreement()
+                    seen = n_answers
+                    # It reads every answer: on a big dataset, recompute less often.
+                    took = time.monotonic() - start
+                    figures_at = start + max(AGREEMENT_SECONDS, 5 * took)
+            except Exception as e:  # labelling goes on; the app shows the error
+                with self._lock:
+                    self._error = (
+                        f"Reading reviews or agreement failed: {type(e).__name__}: {e}"
+                    )
+            # Reviews: every TEAM_SECONDS; new answers: new figures after figures_at.
+            deadline = time.monotonic() + TEAM_SECONDS
+            with self._cond:
+                while not self._stop and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(min(left, AGREEMENT_SECONDS))
+                    if (
+                        self.overlap > 1
+                        and self._n_answers != seen
+                        and time.monotonic() >= figures_at
+                    ):
+                        break
+
     # --- the selector thread -------------------------------------------------
 
+    def _selection_wait(self) -> float | None:
+        """Seconds until the selector should select (0: now); None: no need yet.
+
+        At once for the first selection and when the queue runs low. For a new
+        model version, once the selector has rested as long as its last
+        selection took: under fast answering versions come faster than a big
+        window is re-scored, and back-to-back selections would take the CPU
+        from answers and learning. The queue serves meanwhile.
+        """
+        low = len(self._candidates) < max(self._select_n // 2, 1)
+        if self._cand_version < 0 or (low and not self._exhausted):
+            return 0.0
+        if self.loop.version == self._cand_version:
+            return None
+        rested = time.monotonic() - self._select_end
+        return max(SELECT_REST * self._select_seconds - rested, 0.0)
+
     def _wants_selection(self) -> bool:
-        if self.loop.version != self._cand_version:
-            return True
-        return (
-            len(self._candidates) < max(self.prefetch // 2, 1) and not self._exhausted
-        )
+        return self._selection_wait() == 0.0
 
     def _select_forever(self) -> None:
         while True:
             with self._cond:
-                while not self._stop and not self._wants_selection():
-                    self._cond.wait(1.0)
+                while not self._stop:
+                    wait = self._selection_wait()
+                    if wait == 0.0:
+                        break
+                    self._cond.wait(1.0 if wait is None else min(wait, 1.0))
                 if self._stop:
                     return
                 version = self.loop.version
@@ -597,9 +819,11 @@ class Feed:
                 exclude = set(self._active)
                 if not fresh:
                     exclude.update(t["_input_hash"] for t in self._candidates)
-                n = self.prefetch if fresh else self.prefetch - len(self._candidates)
+                n = self._select_n if fresh else self._select_n - len(self._candidates)
+                taken = self._taken
+            started = time.monotonic()
             try:
-                tasks = self._select(n, exclude)
+                tasks = self._select(max(n, 1), exclude)
                 if self.preselect:
                     self._add_predictions(tasks)
             except Exception as e:  # keep serving what is queued; show the error
@@ -610,6 +834,13 @@ class Feed:
                     self._cond.notify_all()
                 continue
             with self._cond:
+                self._select_end = time.monotonic()
+                self._select_seconds = self._select_end - started
+                # Ask for enough to serve three times what went out while this
+                # selection ran (at least prefetch, at most ten times it).
+                self._select_n = min(
+                    max(self.prefetch, 3 * (self._taken - taken)), 10 * self.prefetch
+                )
                 fresh_tasks = [
                     t
                     for t in tasks
@@ -617,12 +848,22 @@ class Feed:
                     and not self._answered_by.get(t["_input_hash"])
                 ]
                 if fresh:
-                    self._candidates = deque(fresh_tasks)
+                    # The new ranking first, then what is left of the earlier one:
+                    # stale, but served rather than making anyone wait.
+                    keys = {t["_input_hash"] for t in fresh_tasks}
+                    older = [
+                        t for t in self._candidates if t["_input_hash"] not in keys
+                    ]
+                    self._candidates = deque(fresh_tasks + older[: self._select_n])
                 else:
                     self._candidates.extend(fresh_tasks)
                 self._cand_version = version
-                self._exhausted = not tasks
+                # A pool still being read may have more soon: not exhausted.
+                loading = getattr(self.loop.pool, "loading", False)
+                self._exhausted = not tasks and not loading
                 self._cond.notify_all()
+                if not tasks and loading:
+                    self._cond.wait(0.2)
 
     def _select(self, n: int, exclude: set[int]) -> list[dict]:
         # select() runs outside _loop_lock so that answers never wait for scoring.
@@ -636,16 +877,10 @@ class Feed:
                     raise
         return []
 
-    def _predict(self, texts: Sequence[str]) -> np.ndarray:
-        served, _ = self.loop.updater.serving()
-        models = served if isinstance(served, list) else [served]
-        docs = models[0].make_docs(texts)
-        return np.mean([model.predict(docs) for model in models], axis=0)
-
     def _add_predictions(self, tasks: list[dict]) -> None:
         if not tasks:
             return
-        probs = self._predict([t["text"] for t in tasks])
+        probs = serving_probs(self.loop.updater, [t["text"] for t in tasks])
         chosen = predicted_labels(probs, self.labels, exclusive=self.exclusive)
         for task, row, labels in zip(tasks, probs, chosen, strict=True):
             task["accept"] = labels
@@ -658,15 +893,15 @@ class Feed:
 
     def _train_forever(self) -> None:
         try:
-            self._eval_docs = self._read_eval()
-            with self._lock:
-                if self._curves:
-                    self._curve_kind = "eval" if self._eval_docs else "progressive"
-            self._add_eval_point()
+            self.progress.start_curve(answers=self._n_answers)
         except Exception as e:  # no curve, but labelling goes on
             with self._lock:
                 self._error = f"Reading the eval file failed: {type(e).__name__}: {e}"
-            self._eval_docs = None
+        try:
+            self.progress.start_stopping()
+        except Exception as e:  # no stopping signal, but labelling goes on
+            with self._lock:
+                self._error = f"Predicting the stop set failed: {type(e).__name__}: {e}"
         while True:
             with self._cond:
                 while not self._stop and not self.loop.ready_to_learn:
@@ -693,10 +928,8 @@ class Feed:
                 history.clear()
         if not targets:
             return
-        if self._curves and self._eval_docs is None:
-            self._score_before_learning(targets)
+        self.progress.before_update(targets)
         stats = self.loop.updater.update(targets)
-        self._learnt.update(t.input_hash for t in targets)
         self._unsaved += 1
         with self._cond:
             self._n_updates += 1
@@ -708,111 +941,29 @@ class Feed:
             }
             self._error = None
             self._cond.notify_all()  # the selector re-scores for the new version
-        if self._eval_docs is not None:
-            self._add_eval_point()
-        elif self._curves:
-            self._add_progressive_point()
+        try:
+            self.progress.after_update(answers=self._n_answers)
+        except Exception as e:  # the model learnt; only a curve point is missing
+            with self._lock:
+                self._error = f"Scoring the new model failed: {type(e).__name__}: {e}"
         self._save_checkpoint()
-
-    def _read_eval(self) -> tuple[list, list[list[str]] | None] | None:
-        if self.eval_path is None or not self._curves:
-            return None
-        if self.ner:
-            return self._read_ner_eval()
-        texts: list[str] = []
-        gold: list[list[str]] = []
-        for task in Source(self.eval_path):
-            labels = gold_labels(task)
-            if labels is not None:
-                texts.append(task["text"])
-                gold.append(labels)
-        if not texts:
-            return None
-        served, _ = self.loop.updater.serving()
-        model = served[0] if isinstance(served, list) else served
-        return model.make_docs(texts), gold
-
-    def _read_ner_eval(self) -> tuple[list, None] | None:
-        """Gold Docs of the eval file's complete annotations: records with
-        ``spans`` and no answer, or answered "accept" in a manual view."""
-        tasks = [
-            task
-            for task in Source(self.eval_path)
-            if isinstance(task.get("spans"), list)
-            and task.get("answer", "accept") == "accept"
-            and task.get("_view_id", "ner_manual") not in ("ner", "ner_teach")
-        ]
-        if not tasks:
-            return None
-        served, _ = self.loop.updater.serving()
-        return gold_docs(served.nlp, tasks, labels=self.labels), None
-
-    def _add_eval_point(self) -> None:
-        if not self._eval_docs:
-            return
-        docs, gold = self._eval_docs
-        served, version = self.loop.updater.serving()
-        if self.ner:
-            score = served.evaluate(docs)["ents_f"]
-            if score is not None:
-                self._add_point(version, float(score))
-            return
-        models = served if isinstance(served, list) else [served]
-        probs = np.mean([model.predict(docs) for model in models], axis=0)
-        score = textcat_score(probs, gold, self.labels, exclusive=self.exclusive)
-        self._add_point(version, score)
-
-    def _score_before_learning(self, targets: Sequence[TextcatTarget]) -> None:
-        new = [t for t in targets if t.is_gold and t.input_hash not in self._learnt]
-        if not new:
-            return
-        if self.ner:  # entities predicted by the serving model vs. the gold spans
-            served, _ = self.loop.updater.serving()
-            gold = [
-                reference_doc(served.nlp, t, incorrect_spans_key=None)[0] for t in new
-            ]
-            predicted = served.annotate(gold)
-            self._recent.extend(
-                Example(p, g) for p, g in zip(predicted, gold, strict=True)
-            )
-            return
-        probs = self._predict([t.text for t in new])
-        for row, target in zip(probs, new, strict=True):
-            gold = [label for label, value in target.cats.items() if value >= 0.5]
-            self._recent.append((row, gold))
-
-    def _add_progressive_point(self) -> None:
-        if len(self._recent) < MIN_CURVE_EXAMPLES:
-            return
-        if self.ner:
-            score = get_ner_prf(list(self._recent))["ents_f"]
-            if score is not None:
-                self._add_point(self.loop.version, float(score))
-            return
-        probs = np.vstack([row for row, _ in self._recent])
-        gold = [labels for _, labels in self._recent]
-        score = textcat_score(probs, gold, self.labels, exclusive=self.exclusive)
-        self._add_point(self.loop.version, score)
-
-    def _add_point(self, version: int, score: float) -> None:
-        with self._lock:
-            self._curve.append(
-                {
-                    "answers": self._n_answers,
-                    "version": version,
-                    "score": round(score, 4),
-                }
-            )
 
     def _save_checkpoint(self, *, force: bool = False) -> None:
         save = getattr(self.loop.updater, "save", None)
-        if self.checkpoint is None or save is None or not self._unsaved:
+        if self.checkpoint is None or not self._unsaved:
+            return
+        if save is None:  # a committee isn't saved, but its version goes on
+            write_version_mark(self.checkpoint, self.loop.updater.version)
+            self._unsaved = 0
             return
         now = self._clock()
         if force or now - self._last_save >= self.checkpoint_seconds:
             save(self.checkpoint)
+            self.progress.save()
             self._unsaved = 0
             self._last_save = now
+        else:  # a restart continues after this version, even before the next save
+            write_version_mark(self.checkpoint, self.loop.updater.version)
 
     # --- restarting ----------------------------------------------------------
 
@@ -834,6 +985,37 @@ class Feed:
                 and key in self.loop.pool.index
             ):
                 self._active[key] = _as_task(eg)
+        self._load_leases()
+
+    def _load_leases(self) -> None:
+        """Leases held when the server stopped (or crashed): each annotator gets
+        back what they held until the lease's (wall-clock) end; ended leases, and
+        leases of examples answered meanwhile, are deleted."""
+        now, wall = self._clock(), time.time()
+        stale: list[tuple[int, str]] = []
+        for lease in self.store.get_leases(self.dataset):
+            key, who = lease["input_hash"], lease["annotator"]
+            answered = self._answered_by.get(key, set())
+            holders = self._leases.get(key, {})
+            if (
+                lease["expires"] <= wall
+                or key not in self.loop.pool.index
+                or who in answered
+                or who in holders
+                or len(answered) + len(holders) >= self.overlap
+                or (self._tokens is not None and who not in self._tokens)
+                or not isinstance(lease["task"], dict)
+            ):
+                stale.append((key, who))
+                continue
+            task = self._active.setdefault(key, _as_task(lease["task"]))
+            if task.get("_input_hash") != key:
+                stale.append((key, who))
+                continue
+            self._leases.setdefault(key, {})[who] = now + (lease["expires"] - wall)
+            self._queues[who].append(key)
+            self._lease_saved[(key, who)] = lease["expires"]
+        self.store.drop_leases(self.dataset, stale, expired_before=wall)
 
 
 def _as_task(eg: dict) -> dict:

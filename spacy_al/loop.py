@@ -13,8 +13,12 @@ no Streamlit and print nothing.
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
+import weakref
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,11 +27,12 @@ from spacy.tokens import Doc
 
 from spacy_al import strategies as strategies_module
 from spacy_al import uncertainty
+from spacy_al.consensus import Consensus, Decision
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
 from spacy_al.models import UpdateStats
 from spacy_al.patterns import PatternMatcher
-from spacy_al.scoring import Scorer, make_scorer
+from spacy_al.scoring import Scorer, make_scorer, score_stream
 from spacy_al.store import Store
 from spacy_al.strategies import Candidates, Strategy
 from spacy_al.targets import TextcatTarget, answers_to_textcat_targets
@@ -35,6 +40,8 @@ from spacy_al.targets import TextcatTarget, answers_to_textcat_targets
 COMMITTEE_MEASURES = tuple(uncertainty.COMMITTEE_MEASURES)
 #: Strategies that don't look at the scores.
 UNSCORED = ("spacy_al.random.v1", "spacy_al.sequential.v1")
+#: Texts scored per selection at most while the pool is read in the background.
+LOADING_WINDOW = 2_000
 
 
 @dataclass(frozen=True)
@@ -100,43 +107,143 @@ class StrategySpec:
 
 
 class Pool:
-    """The examples to ask about, deduplicated by input hash, and which are done."""
+    """The examples to ask about, deduplicated by input hash, and which are done.
+
+    By default ``tasks`` are read to the end before the pool is returned. With
+    ``foreground_seconds``, the pool reads for that long and then goes on reading
+    in a background thread, so that a session can ask its first questions while a
+    big source is still being read: ``len``, ``tasks``, ``index`` and
+    ``remaining`` cover what has been read so far, in the source's order.
+    ``loading`` says whether more is coming and ``wait`` waits for it. An error
+    raised while reading in the foreground propagates as usual; one raised in the
+    background stops the reading and is kept in ``error``, and ``check`` raises it.
+    """
+
+    #: Tasks read per step; the lock is held only to add a step's tasks.
+    chunk_size = 2048
 
     def __init__(
-        self, tasks: Iterable[dict], *, answered: Collection[int] = ()
+        self,
+        tasks: Iterable[dict],
+        *,
+        answered: Collection[int] = (),
+        foreground_seconds: float | None = None,
     ) -> None:
         self.tasks: list[dict] = []
         self.index: dict[int, int] = {}
-        for task in tasks:
-            task = set_hashes(task)
-            key = task["_input_hash"]
-            if key not in self.index:
-                self.index[key] = len(self.tasks)
-                self.tasks.append(task)
-        self.done = np.zeros(len(self.tasks), dtype=bool)
-        self.mark(answered, True)
+        self.error: Exception | None = None
+        self._done = np.zeros(0, dtype=bool)  # grown ahead of ``tasks``
+        self._marks: dict[int, bool] = dict.fromkeys(answered, True)
+        self._lock = threading.Lock()
+        self._loaded = threading.Event()
+        self._thread: threading.Thread | None = None
+        stream = iter(tasks)
+        deadline = (
+            None
+            if foreground_seconds is None
+            else time.monotonic() + foreground_seconds
+        )
+        while self._add_chunk(stream):
+            if deadline is not None and time.monotonic() >= deadline:
+                # The thread holds the pool weakly: a pool nobody uses any more
+                # (a recipe's process that hands over to the app's) stops reading.
+                self._thread = threading.Thread(
+                    target=_read_rest,
+                    args=(weakref.ref(self), stream),
+                    name="spacy_al-pool",
+                    daemon=True,
+                )
+                self._thread.start()
+                return
+        self._loaded.set()
+
+    def _add_chunk(self, stream: Iterator[dict]) -> bool:
+        """Read up to ``chunk_size`` tasks and add them; False at the end."""
+        chunk = []
+        for task in itertools.islice(stream, self.chunk_size):
+            if not (
+                type(task.get("_input_hash")) is int
+                and type(task.get("_task_hash")) is int
+            ):
+                task = set_hashes(task)
+            chunk.append(task)
+        with self._lock:
+            n = len(self.tasks)
+            if n + len(chunk) > len(self._done):
+                grown = np.zeros(max(2 * len(self._done), n + len(chunk)), dtype=bool)
+                grown[:n] = self._done[:n]
+                self._done = grown
+            for task in chunk:
+                key = task["_input_hash"]
+                if key not in self.index:
+                    i = len(self.tasks)
+                    self.index[key] = i
+                    self.tasks.append(task)
+                    if self._marks:
+                        self._done[i] = self._marks.pop(key, False)
+        return len(chunk) == self.chunk_size
 
     def __len__(self) -> int:
         return len(self.tasks)
 
     @property
+    def loading(self) -> bool:
+        """Whether the source is still being read in the background."""
+        return not self._loaded.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the source is read (or failed); False if ``timeout`` passed."""
+        return self._loaded.wait(timeout)
+
+    def check(self) -> None:
+        """Raise the error that stopped the background reading, if any."""
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def done(self) -> np.ndarray:
+        """Whether each task (in ``tasks`` order) has been answered (a copy)."""
+        with self._lock:
+            return self._done[: len(self.tasks)].copy()
+
+    @property
     def n_done(self) -> int:
-        return int(self.done.sum())
+        with self._lock:
+            return int(self._done[: len(self.tasks)].sum())
 
     def mark(self, input_hashes: Iterable[int], done: bool = True) -> None:
-        for key in input_hashes:
-            i = self.index.get(key)
-            if i is not None:
-                self.done[i] = done
+        """Mark examples (not) done; those not read yet are marked when they are."""
+        with self._lock:
+            for key in input_hashes:
+                i = self.index.get(key)
+                if i is not None:
+                    self._done[i] = done
+                elif self.loading:
+                    self._marks[key] = done
 
     def remaining(self, *, exclude: Collection[int] = ()) -> np.ndarray:
-        free = ~self.done
-        if exclude:
+        """Indices of the tasks read so far that aren't done nor in ``exclude``."""
+        with self._lock:
+            free = ~self._done[: len(self.tasks)]
             for key in exclude:
                 i = self.index.get(key)
                 if i is not None:
                     free[i] = False
         return np.flatnonzero(free)
+
+
+def _read_rest(ref: weakref.ref[Pool], stream: Iterator[dict]) -> None:
+    """Read the rest of a pool's source, while the pool is in use."""
+    while (pool := ref()) is not None:
+        try:
+            more = pool._add_chunk(stream)
+        except Exception as e:  # kept for ``check``; the tasks read so far serve
+            pool.error = e
+            more = False
+        if not more:
+            pool._loaded.set()
+            return
+        del pool
 
 
 class BaseLoop:
@@ -183,6 +290,9 @@ class BaseLoop:
         self._answers: dict[int, list[dict]] = defaultdict(list)
         self._pending: dict[int, None] = {}
         self._targets: dict[int, object] = {}
+        # Who must agree before an input is learnt (the feed sets its overlap).
+        self.consensus = Consensus()
+        self._decisions: dict[int, Decision] = {}
         self._hasher: HashingVectorizer | None = None
 
     @property
@@ -196,8 +306,13 @@ class BaseLoop:
 
     def docs(self, indices: Sequence[int]) -> list[Doc]:
         """Tokenized pool texts; cached while the pool fits the cache."""
-        out = []
+        return list(self.iter_docs(indices))
+
+    def iter_docs(self, indices: Iterable[int]) -> Iterator[Doc]:
+        """``docs``, one at a time, made as they are asked for."""
         cache = len(self.pool) <= self._doc_cache_size
+        if not cache and self._docs:  # a pool read in the background outgrew it
+            self._docs = {}
         for i in indices:
             i = int(i)
             doc = self._docs.get(i)
@@ -205,8 +320,7 @@ class BaseLoop:
                 doc = self._make_doc(self.pool.tasks[i])
                 if cache:
                     self._docs[i] = doc
-            out.append(doc)
-        return out
+            yield doc
 
     def label_counts(self) -> np.ndarray:
         """Answers that say each label is true, so far (learnt or pending)."""
@@ -232,10 +346,21 @@ class BaseLoop:
         return costs
 
     def candidates(self, *, exclude: Collection[int] = ()) -> np.ndarray:
-        """Indices of the pool to score: all remaining, or a random window of them."""
+        """Indices of the pool to score: all remaining, or a random window of them.
+
+        While the pool is read in the background, of those read so far, and at
+        most ``LOADING_WINDOW`` of them: the first questions then come quickly
+        (tokenizing a full window competes with the reading for the CPU), and the
+        full window serves once the pool is read. Raises the error that stopped
+        the reading, if one did.
+        """
+        self.pool.check()
+        window = self.window
+        if getattr(self.pool, "loading", False):
+            window = min(window or LOADING_WINDOW, LOADING_WINDOW)
         remaining = self.pool.remaining(exclude=exclude)
-        if self.window is not None and len(remaining) > self.window:
-            remaining = self.rng.choice(remaining, size=self.window, replace=False)
+        if window is not None and len(remaining) > window:
+            remaining = self.rng.choice(remaining, size=window, replace=False)
         return remaining
 
     def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
@@ -251,28 +376,91 @@ class BaseLoop:
         """Raise before anything is stored if an answer can't be learnt from."""
 
     def answer(self, answers: Sequence[dict], *, annotator: str) -> list[int]:
-        """Commit answers to the store, then queue them for the next update."""
+        """Commit answers to the store, then queue them for the next update.
+
+        What is learnt from an input is what :attr:`consensus` decides on all its
+        answers: with an overlap of 2 or more, nothing until enough annotators
+        agree (or a reviewer adjudicates, see :meth:`adjudicate`).
+        """
         answers = [set_hashes(eg) for eg in answers]
         self._check_answers(answers)
         ids: list[int] = []
+        id_of: dict[int, int] = {}
         if self.store is not None:
             versions = {eg.get("_model_version") for eg in answers}
             for version in versions:
-                group = [eg for eg in answers if eg.get("_model_version") == version]
-                ids.extend(
-                    self.store.add_answers(
-                        self.dataset, group, annotator=annotator, model_version=version
-                    )
+                at = [
+                    i
+                    for i, eg in enumerate(answers)
+                    if eg.get("_model_version") == version
+                ]
+                found = self.store.add_answers(
+                    self.dataset,
+                    [answers[i] for i in at],
+                    annotator=annotator,
+                    model_version=version,
                 )
-        for eg in answers:
-            key = eg["_input_hash"]
-            self._answers[key] = [
-                a for a in self._answers[key] if a.get("_task_hash") != eg["_task_hash"]
-            ] + [eg]
-            self._pending[key] = None
-            self._refresh_target(key)
+                ids.extend(found)
+                id_of.update(zip(at, found, strict=True))
+        for i, eg in enumerate(answers):
+            eg = {**eg, "_annotator_id": annotator}
+            if i in id_of:  # the store's order: which answer is an annotator's latest
+                eg["_id"] = id_of[i]
+            self._remember(eg)
+            self._pending[eg["_input_hash"]] = None
+            self._refresh_target(eg["_input_hash"])
         self.pool.mark(eg["_input_hash"] for eg in answers)
         return ids
+
+    def _remember(self, eg: dict) -> None:
+        """Keep ``eg``, replacing its annotator's earlier answer to the same task."""
+        key = eg["_input_hash"]
+        self._answers[key] = [
+            a for a in self._answers[key] if not _same_answer(a, eg)
+        ] + [eg]
+
+    def hold(self, answers: Iterable[dict]) -> None:
+        """Remember earlier answers of inputs not learnt yet (waiting for more
+        answers, or in conflict), so that later answers and reviews complete them.
+
+        Nothing is queued: the recipes pass what :meth:`Consensus.split` held back
+        when they resume a dataset.
+        """
+        keys: dict[int, None] = {}
+        for eg in answers:
+            self._remember(eg)
+            keys[eg["_input_hash"]] = None
+        for key in keys:
+            self._refresh_target(key)
+
+    def adjudicate(self, reviews: Iterable[dict]) -> int:
+        """Learn reviewers' answers (``_review: true``) at the next update.
+
+        A review overrides the annotators' answers on its input (see
+        :mod:`spacy_al.consensus`). Returns how many inputs were queued.
+        """
+        keys: dict[int, None] = {}
+        for eg in reviews:
+            self._remember({"_annotator_id": "reviewer", **eg, "_review": True})
+            keys[eg["_input_hash"]] = None
+        for key in keys:
+            self._pending[key] = None
+            self._refresh_target(key)
+        return len(keys)
+
+    @property
+    def conflicts(self) -> dict[int, tuple[dict, ...]]:
+        """Inputs held back because their annotators disagree: their answers."""
+        return {
+            key: decision.answers
+            for key, decision in list(self._decisions.items())
+            if decision.kind == "conflict"
+        }
+
+    @property
+    def n_waiting(self) -> int:
+        """Inputs answered by fewer annotators than the overlap asks for."""
+        return sum(d.kind == "wait" for d in list(self._decisions.values()))
 
     def undo(self, eg: dict, *, annotator: str) -> bool:
         """Take back an answer not yet learnt from; it can be served again."""
@@ -283,13 +471,15 @@ class BaseLoop:
             self.store.remove_answer(
                 self.dataset, task_hash=eg["_task_hash"], annotator=annotator
             )
+        undone = {**eg, "_annotator_id": annotator}
         self._answers[key] = [
-            a for a in self._answers[key] if a.get("_task_hash") != eg["_task_hash"]
+            a for a in self._answers[key] if not _same_answer(a, undone)
         ]
         if not self._answers[key]:
             del self._answers[key]
             del self._pending[key]
             self._targets.pop(key, None)
+            self._decisions.pop(key, None)
             self.pool.mark([key], False)
         else:
             self._refresh_target(key)
@@ -300,7 +490,9 @@ class BaseLoop:
         raise NotImplementedError
 
     def _refresh_target(self, key: int) -> None:
-        target = self._make_target(self._answers[key])
+        decision = self.consensus.decide(self._answers[key])
+        self._decisions[key] = decision
+        target = self._make_target(decision.answers) if decision.learn else None
         if target is not None:
             self._targets[key] = target
         else:
@@ -312,7 +504,14 @@ class BaseLoop:
 
     @property
     def ready_to_learn(self) -> bool:
-        return len(self._pending) >= self.batch_size
+        """A batch of answers can be learnt: ``batch_size`` queued inputs, not
+        counting those waiting for more answers or in conflict (overlap >= 2)."""
+        if len(self._pending) < self.batch_size:
+            return False
+        if self.consensus.overlap == 1:
+            return True
+        decided = [self._decisions.get(key) for key in list(self._pending)]
+        return sum(d is not None and d.learn for d in decided) >= self.batch_size
 
     def pop_targets(self) -> list:
         """Take the queued answers' targets off the queue (cheap; call under a lock).
@@ -398,8 +597,20 @@ class ActiveLoop(BaseLoop):
             return []
         n = min(n, len(indices))
         served, version = self.updater.serving()
-        docs = self.docs(indices)
-        scored = self.scorer(served, docs)
+        # Tokenize and score the window batch by batch (score_stream); keep the
+        # Docs only where the patterns or the strategy need them again.
+        diverse = self.spec.strategy == "spacy_al.diverse.v1"
+        docs: list[Doc] | None = [] if diverse or self.patterns is not None else None
+        n_tokens = np.empty(len(indices))
+
+        def stream() -> Iterator[Doc]:
+            for j, doc in enumerate(self.iter_docs(indices)):
+                n_tokens[j] = len(doc)
+                if docs is not None:
+                    docs.append(doc)
+                yield doc
+
+        scored = score_stream(self.scorer, served, stream())
         chosen: list[tuple[int, str | None]] = []
         if self.patterns is not None:
             chosen = self._pattern_picks(indices, docs, scored.scores, n // 2 or 1)
@@ -412,10 +623,8 @@ class ActiveLoop(BaseLoop):
                 scores=scored.scores[rest],
                 probs=scored.probs[rest],
                 labels=self.labels,
-                vectors=self._vectors([docs[j] for j in rest])
-                if self.spec.strategy == "spacy_al.diverse.v1"
-                else None,
-                costs=self._costs(indices[rest], [docs[j] for j in rest]),
+                vectors=self._vectors([docs[j] for j in rest]) if diverse else None,
+                costs=self._window_costs(indices[rest], n_tokens[rest]),
                 label_counts=self.label_counts(),
                 multilabel=not self.exclusive,
             )
@@ -427,6 +636,15 @@ class ActiveLoop(BaseLoop):
             )
             for j, label in chosen
         ]
+
+    def _window_costs(self, indices: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
+        """``_costs`` from the docs' lengths: meta cost, else tokens (at least 1)."""
+        costs = np.maximum(n_tokens, 1.0)
+        for j, i in enumerate(indices):
+            cost = self.pool.tasks[int(i)].get("meta", {}).get("cost")
+            if cost is not None:
+                costs[j] = float(cost)
+        return costs
 
     def _pattern_picks(
         self, indices: np.ndarray, docs: Sequence[Doc], scores: np.ndarray, limit: int
@@ -486,3 +704,10 @@ class ActiveLoop(BaseLoop):
             answers, self.labels, exclusive=self.exclusive
         )
         return found[0] if found else None
+
+
+def _same_answer(a: dict, b: dict) -> bool:
+    """Whether ``a`` and ``b`` are one annotator's answers to one task."""
+    return a.get("_task_hash") == b.get("_task_hash") and a.get(
+        "_annotator_id"
+    ) == b.get("_annotator_id")

@@ -9,7 +9,8 @@ measures in ``spacy_al.uncertainty``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,8 +42,15 @@ class Scorer(Protocol):
     def __call__(self, served: object, docs: Sequence[Doc]) -> Scores: ...
 
 
+#: Docs scored per step by ``score_stream`` (``nlp.pipe``'s default for textcat).
+STREAM_BATCH_SIZE = 512
+
+
 class ModelScorer:
     """Least confidence, margin or entropy of one model's probabilities."""
+
+    #: Each doc's score depends on that doc alone, so docs can be scored in batches.
+    batchable = True
 
     def __init__(self, measure: str = "margin", *, multilabel: bool = False) -> None:
         self.measure = measure
@@ -59,6 +67,8 @@ class CommitteeScorer:
     The committee's members are served as a list of models; the probabilities
     reported are the committee's mean.
     """
+
+    batchable = True
 
     def __init__(self, measure: str = "vote_entropy") -> None:
         if measure not in uncertainty.COMMITTEE_MEASURES:
@@ -114,6 +124,37 @@ class BALDScorer:
             per_label = uncertainty.bald(flat).reshape(n, n_labels)
             return Scores(samples[..., 0].mean(0), per_label.mean(1))
         return Scores(samples.mean(0), uncertainty.bald(samples))
+
+
+def score_stream(
+    scorer: Scorer,
+    served: object,
+    docs: Iterable[Doc],
+    *,
+    batch_size: int = STREAM_BATCH_SIZE,
+) -> Scores:
+    """``scorer(served, docs)``, a batch of ``batch_size`` docs at a time.
+
+    Docs made on the fly (a generator) are then tokenized and scored batch by
+    batch, as ``nlp.pipe`` does, instead of all being built first and kept alive
+    together. The scores are those of one call on all the docs. A scorer whose
+    scores depend on the whole set (no ``batchable`` attribute set True, e.g.
+    ``BALDScorer``, which copies the model per call) gets all the docs at once.
+    """
+    if not getattr(scorer, "batchable", False):
+        return scorer(served, list(docs))
+    stream = iter(docs)
+    parts: list[Scores] = []
+    while batch := list(itertools.islice(stream, batch_size)):
+        parts.append(scorer(served, batch))
+    if not parts:
+        return scorer(served, [])
+    if len(parts) == 1:
+        return parts[0]
+    return Scores(
+        np.concatenate([p.probs for p in parts]),
+        np.concatenate([p.scores for p in parts]),
+    )
 
 
 def make_scorer(measure: str, *, multilabel: bool = False) -> Scorer:

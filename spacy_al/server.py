@@ -36,6 +36,10 @@ ENV_RECIPE = "SPACY_AL_RECIPE"
 ENV_ARGS = "SPACY_AL_ARGS"
 ENV_TOKENS = "SPACY_AL_TOKENS"
 ENV_FILES = "SPACY_AL_RECIPE_FILES"
+# Feed settings for every server of this process (the app's and the API's).
+ENV_CHECKPOINT_SECONDS = "SPACY_AL_CHECKPOINT_SECONDS"
+ENV_LEASE_SECONDS = "SPACY_AL_LEASE_SECONDS"
+TOKENS_SUFFIX = ".tokens.json"
 CHECKOUT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -184,7 +188,62 @@ def build_feed(
 ) -> Feed:
     """The app's shared feed: run ``recipe`` and wrap its components."""
     components = build_components(recipe, kwargs, recipe_files=recipe_files)
-    return Feed.from_components(components, tokens=tokens or None, **feed_kwargs)
+    return Feed.from_components(
+        components, tokens=tokens or None, **{**feed_settings(), **feed_kwargs}
+    )
+
+
+def feed_settings(env: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Feed settings from the environment: ``SPACY_AL_CHECKPOINT_SECONDS`` (how
+    often the model is saved, default 30) and ``SPACY_AL_LEASE_SECONDS`` (how long
+    an example stays with an annotator who went quiet, default 120)."""
+    env = os.environ if env is None else env
+    out: dict[str, float] = {}
+    for var, key in (
+        (ENV_CHECKPOINT_SECONDS, "checkpoint_seconds"),
+        (ENV_LEASE_SECONDS, "lease_seconds"),
+    ):
+        if env.get(var):
+            try:
+                out[key] = float(env[var])
+            except ValueError as e:
+                raise ValueError(Errors.E608.format(var=var, err=e)) from e
+    return out
+
+
+def annotator_tokens(
+    annotators: Iterable[str], checkpoint: str | Path | None
+) -> dict[str, str]:
+    """Each annotator's token, the same across restarts of the server.
+
+    Kept beside the dataset's model checkpoint (``CHECKPOINT.tokens.json``,
+    readable by the owner only), so that after a crash or a restart everyone's
+    link still works; a new name gets a new token. Without a checkpoint folder,
+    fresh tokens.
+    """
+    names = parse_annotators(list(annotators))
+    if checkpoint is None:
+        return make_tokens(names)
+    path = Path(checkpoint)
+    path = path.with_name(path.name + TOKENS_SUFFIX)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if not isinstance(saved, dict):
+            saved = {}
+        tokens = {
+            name: saved[name] if isinstance(saved.get(name), str) else token
+            for name, token in make_tokens(names).items()
+        }
+        if any(saved.get(name) != token for name, token in tokens.items()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({**saved, **tokens}, f)
+            os.replace(tmp, path)
+    except (OSError, ValueError) as e:
+        raise ValueError(Errors.E852.format(path=path, err=e)) from e
+    return tokens
 
 
 def session_urls(
@@ -270,7 +329,15 @@ def serve_recipe(
     host = str(config.get("host") or "127.0.0.1")
     port = int(config.get("port") or 8501)
     annotators = parse_annotators(config.get("annotators"))
-    tokens = make_tokens(annotators) if annotators else {}
+    try:
+        tokens = (
+            annotator_tokens(annotators, components.get("checkpoint"))
+            if annotators
+            else {}
+        )
+    except ValueError as e:
+        msg.fail(str(e))
+        return 1
     if recipe_files is None:
         recipe_files, _ = split_recipe_files(sys.argv[1:])
     # This process's copy of the pool and model isn't used again: let it go.
@@ -312,6 +379,59 @@ def serve_recipe(
         stop(process)  # whatever happened here, never leave the server behind
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def serve_api(name: str, components: dict[str, Any]) -> int:
+    """Serve an interactive recipe's feed as a JSON API (see :mod:`spacy_al.api`)
+    in this process until Ctrl+C or SIGTERM; return the exit code.
+
+    The recipe already built the components here, so nothing is built twice. The
+    API listens on the recipe's ``--host`` and ``--port``; with ``--annotators``
+    each annotator's token is printed (and kept for the next start).
+    """
+    from wasabi import msg
+
+    from spacy_al.api import make_server
+
+    config = components.get("config") or {}
+    host = str(config.get("host") or "127.0.0.1")
+    port = int(config.get("port") if config.get("port") is not None else 8501)
+    annotators = parse_annotators(config.get("annotators"))
+    try:
+        tokens = (
+            annotator_tokens(annotators, components.get("checkpoint"))
+            if annotators
+            else None
+        )
+        feed = Feed.from_components(components, tokens=tokens, **feed_settings())
+    except ValueError as e:
+        msg.fail(str(e))
+        return 1
+    try:
+        httpd = make_server(feed, host, port)
+    except OSError as e:
+        feed.close()
+        msg.fail(Errors.E611.format(host=host, port=port, err=e))
+        return 1
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+        msg.good(f"JSON API for {name}: http://{shown}:{httpd.port}/ (POST /next)")
+        for who, token in (tokens or {}).items():
+            msg.text(f"  {who}: token {token}")
+        msg.text("Press Ctrl+C to stop.")
+        sys.stdout.flush()
+        httpd.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        msg.info("Stopping the API (saving the model)...")
+    finally:
+        httpd.server_close()
+        feed.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -6,6 +6,15 @@ questions, an oracle answers them from the gold labels, the model updates online
 and the serving model is scored on the evaluation set. The same run trains a model
 on all of TRAIN to convergence (early stopping on a dev slice of TRAIN): the
 full-data score, which the target is a fraction of.
+
+Each run also follows the stopping signal the app shows (stabilizing
+predictions, :mod:`spacy_al.stopping`): after every update the serving model
+predicts a fixed stop set of the pool (the same for every strategy with one seed),
+and the results say where the signal would have stopped (labels, and the score
+there against the run's final score and the full-data score).
+
+This module holds the runner every task shares and text classification;
+:mod:`spacy_al.simulate_ner` the NER runs (``simulate`` hands them over).
 """
 
 from __future__ import annotations
@@ -28,24 +37,21 @@ from spacy_al.models import (
     TextcatModel,
     Updater,
     build_textcat,
-    load_base,
 )
-from spacy_al.ner_loop import NERLoop
-from spacy_al.ner_loop import oracle_answer as oracle_ner_answer
-from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
-from spacy_al.ner_models import NERModel, build_ner, gold_docs, train_ner
-from spacy_al.ner_patterns import EntityPatterns
-from spacy_al.ner_targets import NERTarget
 from spacy_al.patterns import PatternMatcher
-from spacy_al.spans import make_ner_doc
+from spacy_al.stopping import (
+    DEFAULT_STOP_SET_SIZE,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
+    StabilizingPredictions,
+    sample_stop_set,
+    stop_set_labels,
+)
 from spacy_al.targets import TextcatTarget
 from spacy_al.training import train_textcat
 
 #: Called after every evaluated round: strategy, seed, labels so far, score.
 Progress = Callable[[str, int, int, float], None]
-
-#: One point of an NER learning curve: texts annotated, tokens annotated, score.
-NERPoint = tuple[int, int, float]
 
 
 @dataclass
@@ -75,6 +81,9 @@ class SimulationConfig:
     drop: float = 0.0  # dropout in every update
     max_epochs: int = 30  # the full-data reference's training
     patience: int = 4
+    stop_window: int = DEFAULT_WINDOW  # the stopping signal (stabilizing predictions)
+    stop_threshold: float = DEFAULT_THRESHOLD
+    stop_set_size: int = DEFAULT_STOP_SET_SIZE
 
 
 @dataclass
@@ -164,6 +173,13 @@ def _new_updater(config: SimulationConfig, labels, spec: StrategySpec, seed: int
     return Updater(model, seed=seed, **kwargs)
 
 
+def _stop_set_docs(loop, config: SimulationConfig, seed: int) -> list:
+    """The run's stop set: the same pool examples for every strategy with ``seed``
+    (tokenized by the loop, which keeps them for its own scoring)."""
+    indices = sample_stop_set(len(loop.pool), size=config.stop_set_size, seed=seed)
+    return loop.docs(indices)
+
+
 def run_one(
     train: GoldSet,
     eval_set: GoldSet,
@@ -171,8 +187,13 @@ def run_one(
     strategy: str,
     seed: int,
     on_round: Progress | None = None,
+    stopping: StabilizingPredictions | None = None,
 ) -> list[tuple[int, float]]:
-    """One learning curve: a strategy from one seed set to the budget."""
+    """One learning curve: a strategy from one seed set to the budget.
+
+    With ``stopping``, every model scored also predicts the stop set, and the
+    signal is updated: its update ``k`` is the model of curve point ``k - 1``.
+    """
     labels = config.labels
     spec = StrategySpec.parse(strategy)
     updater = _new_updater(config, labels, spec, seed)
@@ -195,6 +216,11 @@ def run_one(
     )
     eval_docs = model.make_docs(t["text"] for t in eval_set.tasks)
     exclusive = not config.multilabel
+    stop_docs = _stop_set_docs(loop, config, seed) if stopping is not None else []
+
+    def observe() -> None:  # the stopping signal sees every model that is scored
+        if stopping is not None:
+            stopping.update(stop_set_labels(updater.serving()[0], stop_docs))
 
     def evaluate() -> float:
         served, _ = updater.serving()
@@ -224,6 +250,7 @@ def run_one(
     loop.learn()
     updater.retrain()
     curve = [(pool.n_done, evaluate())]
+    observe()
     if on_round is not None:
         on_round(strategy, seed, *curve[-1])
     while pool.n_done < config.budget and pool.n_done < len(pool):
@@ -242,6 +269,7 @@ def run_one(
         )
         loop.learn()
         curve.append((pool.n_done, evaluate()))
+        observe()
         if on_round is not None:
             on_round(strategy, seed, *curve[-1])
     return curve
@@ -301,9 +329,29 @@ def _median_curve(curves: Sequence[Sequence[tuple[int, float]]]) -> list[list[fl
     return [[n, float(np.median(v))] for n, v in sorted(by_n.items())]
 
 
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    """The median, counting a run that never reached the target as infinitely long.
+
+    So the median is known while fewer than half the runs missed the target, and
+    None (not reached within the budget) otherwise.
+    """
+    if not values:
+        return None
+    median = float(np.median([math.inf if v is None else v for v in values]))
+    return None if math.isinf(median) else median
+
+
+def _new_signal(config: SimulationConfig) -> StabilizingPredictions:
+    return StabilizingPredictions(
+        window=config.stop_window, threshold=config.stop_threshold
+    )
+
+
 def _run_job(args):
     run, train, eval_set, config, strategy, seed = args
-    return strategy, seed, run(train, eval_set, config, strategy, seed)
+    signal = _new_signal(config)
+    curve = run(train, eval_set, config, strategy, seed, stopping=signal)
+    return strategy, seed, curve, signal
 
 
 def _run_jobs(
@@ -313,27 +361,80 @@ def _run_jobs(
     config: SimulationConfig,
     on_round: Progress | None,
     on_job_done: Callable[[str, int], None] | None,
-) -> dict[str, dict[int, list]]:
-    """Every (strategy, seed) curve of ``run``, in processes with ``n_jobs`` > 1."""
+) -> tuple[dict[str, dict[int, list]], dict[str, dict[int, StabilizingPredictions]]]:
+    """Every (strategy, seed) curve of ``run`` and its stopping signal, in
+    processes with ``n_jobs`` > 1."""
     jobs = [
         (run, train, eval_set, config, strategy, seed)
         for seed in range(config.seeds)
         for strategy in config.strategies
     ]
     curves: dict[str, dict[int, list]] = {s: {} for s in config.strategies}
+    signals: dict[str, dict[int, StabilizingPredictions]] = {
+        s: {} for s in config.strategies
+    }
     if config.n_jobs > 1:
         with ProcessPoolExecutor(max_workers=config.n_jobs) as pool:
-            for strategy, seed, curve in pool.map(_run_job, jobs):
+            for strategy, seed, curve, signal in pool.map(_run_job, jobs):
                 curves[strategy][seed] = curve
+                signals[strategy][seed] = signal
                 if on_job_done is not None:
                     on_job_done(strategy, seed)
-        return curves
+        return curves, signals
     for job in jobs:
         _, *args, strategy, seed = job
-        curves[strategy][seed] = run(*args, strategy, seed, on_round=on_round)
+        signal = _new_signal(config)
+        curves[strategy][seed] = run(
+            *args, strategy, seed, on_round=on_round, stopping=signal
+        )
+        signals[strategy][seed] = signal
         if on_job_done is not None:
             on_job_done(strategy, seed)
-    return curves
+    return curves, signals
+
+
+def stop_summary(
+    curves: Sequence[Sequence[tuple[int, float]]],
+    signals: Sequence[StabilizingPredictions],
+    full_score: float,
+) -> dict:
+    """Where the stopping signal would have stopped each run (one per seed).
+
+    ``labels`` and ``score`` at the first model after which the signal said stop
+    (None where it never did within the budget), each run's ``final_score``,
+    their medians (``labels_median`` counts a run that never stopped as longest;
+    ``score_median`` is over the runs that stopped), the median score at the stop
+    as a share of the full-data score and of the final score, and ``kappa_curve``:
+    the median kappa of each model with the one before, over labels.
+    """
+    points = [
+        None if s.stop_index is None else c[s.stop_index - 1]
+        for c, s in zip(curves, signals, strict=True)
+    ]
+    labels = [None if p is None else int(p[0]) for p in points]
+    scores = [None if p is None else float(p[1]) for p in points]
+    finals = [float(c[-1][1]) for c in curves]
+    stopped = [x for x in scores if x is not None]
+    score_median = float(np.median(stopped)) if stopped else None
+    final_median = float(np.median(finals))
+    kappas = [
+        [(c[i + 1][0], k) for i, k in enumerate(s.history)]
+        for c, s in zip(curves, signals, strict=True)
+    ]
+    return {
+        "labels": labels,
+        "labels_median": _median_or_none(labels),
+        "score": scores,
+        "score_median": score_median,
+        "final_score": finals,
+        "score_share_of_full": None
+        if score_median is None or not full_score
+        else score_median / full_score,
+        "score_share_of_final": None
+        if score_median is None or not final_median
+        else score_median / final_median,
+        "kappa_curve": _median_curve(kappas),
+    }
 
 
 def _add_ratios_to_random(strategies: dict, ratios: dict[str, str]) -> None:
@@ -357,6 +458,8 @@ def simulate(
 ) -> dict:
     """Run every strategy from every seed; return the results (see module doc)."""
     if config.task == "ner":
+        from spacy_al.simulate_ner import simulate_ner  # it builds on this module
+
         return simulate_ner(
             train_records,
             eval_records,
@@ -365,6 +468,7 @@ def simulate(
             on_job_done=on_job_done,
         )
     start = time.perf_counter()
+    _new_signal(config)  # bad stopping settings fail before any training
     train = gold_set(train_records, what="TRAIN")
     eval_set = gold_set(eval_records, what="EVAL")
     if not config.labels:
@@ -373,7 +477,7 @@ def simulate(
         raise ValueError(Errors.E412)
     full, full_info = full_data_score(train, eval_set, config)
     target_score = config.target * full
-    curves = _run_jobs(run_one, train, eval_set, config, on_round, on_job_done)
+    curves, signals = _run_jobs(run_one, train, eval_set, config, on_round, on_job_done)
     results: dict = {
         "task": "textcat_multilabel" if config.multilabel else "textcat",
         "metric": f"f1 ({config.positive_label})"
@@ -398,6 +502,9 @@ def simulate(
             "auc": float(np.mean([np.mean([s for _, s in c]) for c in runs])),
             "final_score": float(np.median([c[-1][1] for c in runs])),
             "curve": _median_curve(runs),
+            "stop": stop_summary(
+                runs, [signals[strategy][seed] for seed in range(config.seeds)], full
+            ),
         }
     _add_ratios_to_random(
         results["strategies"], {"labels_to_target_median": "ratio_to_random"}
@@ -423,7 +530,25 @@ def plot_curves(results: dict, path: str) -> None:
         for name, entry in results["strategies"].items():
             xs = [p[0] for p in entry[key]]
             ys = [p[1] for p in entry[key]]
-            ax.plot(xs, ys, label=name)
+            (line,) = ax.plot(xs, ys, label=name)
+            stop = entry.get("stop")
+            if key == "curve" and stop:  # where the stopping signal said stop
+                at = [
+                    (n, score)
+                    for n, score in zip(stop["labels"], stop["score"], strict=True)
+                    if n is not None
+                ]
+                if at:
+                    ax.scatter(
+                        [n for n, _ in at],
+                        [score for _, score in at],
+                        marker="v",
+                        s=60,
+                        color=line.get_color(),
+                        edgecolors="black",
+                        zorder=3,
+                        label=f"{name}: stop signal",
+                    )
         ax.axhline(
             results["full_data_score"], color="black", linestyle=":", label="all data"
         )
@@ -441,302 +566,3 @@ def plot_curves(results: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-# --- NER -----------------------------------------------------------------------
-
-
-@dataclass
-class NERGoldSet:
-    """Pool tasks (text, tokens, meta; no spans) and their gold spans."""
-
-    tasks: list[dict]
-    spans: list[list[dict]]
-
-
-def ner_gold_set(records: Sequence[dict], *, what: str) -> NERGoldSet:
-    """Records with gold ``spans``, deduplicated by input hash (first one wins)."""
-    tasks, spans, seen = [], [], set()
-    for i, record in enumerate(records, start=1):
-        if not isinstance(record.get("spans"), list) or record.get("answer") in (
-            "reject",
-            "ignore",
-        ):
-            raise ValueError(Errors.E537.format(what=what, i=i))
-        task = {"text": record["text"], "meta": dict(record.get("meta") or {})}
-        if record.get("tokens"):
-            task["tokens"] = list(record["tokens"])
-        task = set_hashes(task)
-        if task["_input_hash"] in seen:
-            continue
-        seen.add(task["_input_hash"])
-        tasks.append(task)
-        spans.append(
-            [
-                {"start": s["start"], "end": s["end"], "label": s["label"]}
-                for s in record["spans"]
-            ]
-        )
-    return NERGoldSet(tasks, spans)
-
-
-def _ner_labels(*sets: NERGoldSet) -> tuple[str, ...]:
-    return tuple(sorted({s["label"] for g in sets for doc in g.spans for s in doc}))
-
-
-def _ner_model(config: SimulationConfig, seed: int) -> NERModel:
-    nlp = build_ner(
-        config.labels,
-        base=config.base,
-        factory=config.architecture,
-        beam_width=max(config.beam_width, 2),
-        seed=seed,
-    )
-    return NERModel(nlp, beam_width=config.beam_width)
-
-
-def _ner_gold_docs(
-    model: NERModel, gold: NERGoldSet, rows: Sequence[int] | None = None
-):
-    rows = range(len(gold.tasks)) if rows is None else rows
-    return gold_docs(
-        model.nlp,
-        ({**gold.tasks[i], "spans": gold.spans[i]} for i in rows),
-        labels=model.labels,
-    )
-
-
-def _gold_target(task: dict, spans: list[dict]) -> NERTarget:
-    return NERTarget(
-        task["text"], task["_input_hash"], list(spans), [], task.get("tokens"), {}, True
-    )
-
-
-def run_one_ner(
-    train: NERGoldSet,
-    eval_set: NERGoldSet,
-    config: SimulationConfig,
-    strategy: str,
-    seed: int,
-    on_round: Progress | None = None,
-) -> list[NERPoint]:
-    """One NER learning curve, in texts and tokens annotated, to the budget.
-
-    The oracle answers as ``ner.correct`` would be answered (``oracle="correct"``:
-    the gold analysis of each chosen text) or as ``ner.teach`` (``"binary"``:
-    accept or reject the one suggested entity). A text costs all its tokens
-    either way: the annotator reads it.
-    """
-    mode = "teach" if config.oracle == "binary" else "correct"
-    spec = StrategySpec.parse(strategy, task="ner")
-    model = _ner_model(config, seed)
-    updater = Updater(
-        model,
-        learn_rate=config.learn_rate or NER_LEARN_RATE,
-        update_steps=config.update_steps,
-        replay=config.replay,
-        retrain_every=config.retrain_every,
-        drop=config.drop,
-        seed=seed,
-        use_averages=True,  # serve (and score) the averaged weights
-    )
-    patterns = (
-        EntityPatterns.from_file(model.nlp, config.patterns, labels=model.labels)
-        if config.patterns
-        else None
-    )
-    pool = Pool(train.tasks)
-    gold = {t["_input_hash"]: g for t, g in zip(train.tasks, train.spans, strict=True)}
-    loop = NERLoop(
-        pool,
-        updater,
-        spec=spec,
-        mode=mode,
-        batch_size=config.batch_size,
-        window=config.window,
-        patterns=patterns,
-        seed=seed,
-    )
-    eval_docs = _ner_gold_docs(model, eval_set)
-    n_tokens = {
-        t["_input_hash"]: len(d)
-        for t, d in zip(pool.tasks, loop.docs(range(len(pool))), strict=True)
-    }
-    annotated = 0
-
-    def evaluate() -> float:
-        served, _ = updater.serving()
-        return float(served.evaluate(eval_docs)["ents_f"])
-
-    def point() -> NERPoint:
-        return (pool.n_done, annotated, evaluate())
-
-    # The seed set: the same random texts for every strategy with this seed,
-    # annotated in full (as in ner.manual): the model needs entities to suggest.
-    rng = np.random.default_rng(seed)
-    seed_idx = rng.choice(
-        len(pool), size=min(config.seed_size, len(pool)), replace=False
-    )
-    seed_answers = [
-        oracle_ner_answer(
-            {**pool.tasks[i], "_view_id": "ner_manual"},
-            gold[pool.tasks[i]["_input_hash"]],
-            mode="manual",
-        )
-        for i in seed_idx
-    ]
-    loop.answer(seed_answers, annotator="oracle")
-    annotated += sum(n_tokens[eg["_input_hash"]] for eg in seed_answers)
-    loop.learn()
-    updater.retrain()
-    curve = [point()]
-    if on_round is not None:
-        on_round(strategy, seed, curve[-1][0], curve[-1][2])
-    while pool.n_done < config.budget and pool.n_done < len(pool):
-        n = min(config.batch_size, config.budget - pool.n_done)
-        tasks = loop.select(n)
-        if not tasks:
-            break
-        answers = [
-            oracle_ner_answer(t, gold[t["_input_hash"]], mode=mode) for t in tasks
-        ]
-        loop.answer(answers, annotator="oracle")
-        annotated += sum(n_tokens[t["_input_hash"]] for t in tasks)
-        loop.learn()
-        curve.append(point())
-        if on_round is not None:
-            on_round(strategy, seed, curve[-1][0], curve[-1][2])
-    return curve
-
-
-def full_data_score_ner(
-    train: NERGoldSet, eval_set: NERGoldSet, config: SimulationConfig, *, seed: int = 0
-) -> tuple[float, dict]:
-    """Train on all of TRAIN (early stopping on a 10% dev slice); entity F1 on EVAL."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(train.tasks))
-    n_dev = max(1, len(order) // 10)
-    model = _ner_model(config, seed)
-    dev_docs = _ner_gold_docs(model, train, order[:n_dev])
-    targets = [_gold_target(train.tasks[i], train.spans[i]) for i in order[n_dev:]]
-    result = train_ner(
-        model,
-        targets,
-        lambda m: float(m.evaluate(dev_docs)["ents_f"]),
-        max_epochs=config.max_epochs,
-        patience=config.patience,
-        learn_rate=config.learn_rate or NER_LEARN_RATE,
-        drop=config.drop,
-        seed=seed,
-    )
-    score = float(result.model.evaluate(_ner_gold_docs(model, eval_set))["ents_f"])
-    return score, {
-        "best_epoch": result.best_epoch,
-        "dev_score": result.best_score,
-        "epochs": len(result.history),
-    }
-
-
-def _first_reaching(curve: Sequence[NERPoint], target_score: float) -> NERPoint | None:
-    for point in curve:
-        if point[2] >= target_score:
-            return point
-    return None
-
-
-def _median_or_none(values: Sequence[float | None]) -> float | None:
-    """The median, counting a run that never reached the target as infinitely long.
-
-    So the median is known while fewer than half the runs missed the target, and
-    None (not reached within the budget) otherwise.
-    """
-    if not values:
-        return None
-    median = float(np.median([math.inf if v is None else v for v in values]))
-    return None if math.isinf(median) else median
-
-
-def simulate_ner(
-    train_records: Sequence[dict],
-    eval_records: Sequence[dict],
-    config: SimulationConfig,
-    *,
-    on_round: Progress | None = None,
-    on_job_done: Callable[[str, int], None] | None = None,
-) -> dict:
-    """``simulate`` for NER: entity F1, with the cost in texts and in tokens.
-
-    The results have the textcat shape (``labels_to_target`` counts texts) plus,
-    per strategy, ``tokens_to_target`` per seed, its median, that median as a
-    fraction of the pool's tokens, and ``token_curve`` (median F1 over tokens).
-    """
-    start = time.perf_counter()
-    train = ner_gold_set(train_records, what="TRAIN")
-    eval_set = ner_gold_set(eval_records, what="EVAL")
-    if not config.labels:
-        config.labels = _ner_labels(train, eval_set)
-    full, full_info = full_data_score_ner(train, eval_set, config)
-    target_score = config.target * full
-    curves = _run_jobs(run_one_ner, train, eval_set, config, on_round, on_job_done)
-    nlp = load_base(config.base)
-    pool_tokens = sum(
-        len(make_ner_doc(nlp, {**task, "spans": []}, missing=True))
-        for task in train.tasks
-    )
-    results: dict = {
-        "task": "ner",
-        "metric": "entity f1",
-        "labels": list(config.labels),
-        "full_data_score": full,
-        "full_data_training": full_info,
-        "target": config.target,
-        "target_score": target_score,
-        "pool_size": len(train.tasks),
-        "pool_tokens": pool_tokens,
-        "eval_size": len(eval_set.tasks),
-        "config": {k: v for k, v in asdict(config).items() if k != "labels"},
-        "strategies": {},
-    }
-    for strategy in config.strategies:
-        runs = [curves[strategy][seed] for seed in range(config.seeds)]
-        reached = [_first_reaching(c, target_score) for c in runs]
-        texts = [None if r is None else r[0] for r in reached]
-        tokens = [None if r is None else r[1] for r in reached]
-        median_tokens = _median_or_none(tokens)
-        results["strategies"][strategy] = {
-            "labels_to_target": texts,
-            "labels_to_target_median": _median_or_none(texts),
-            "tokens_to_target": tokens,
-            "tokens_to_target_median": median_tokens,
-            "tokens_to_target_fraction": (
-                None if median_tokens is None else median_tokens / pool_tokens
-            ),
-            "auc": float(np.mean([np.mean([p[2] for p in c]) for c in runs])),
-            "final_score": float(np.median([c[-1][2] for c in runs])),
-            "best_score": float(np.median([max(p[2] for p in c) for c in runs])),
-            "final_tokens": float(np.median([c[-1][1] for c in runs])),
-            "curve": _median_curve([[(p[0], p[2]) for p in c] for c in runs]),
-            "token_curve": _median_token_curve(runs),
-        }
-    _add_ratios_to_random(
-        results["strategies"],
-        {
-            "labels_to_target_median": "ratio_to_random",
-            "tokens_to_target_median": "token_ratio_to_random",
-        },
-    )
-    results["wall_time_seconds"] = time.perf_counter() - start
-    return results
-
-
-def _median_token_curve(runs: Sequence[Sequence[NERPoint]]) -> list[list[float]]:
-    """Median score and tokens per round (rounds line up across seeds)."""
-    out = []
-    for points in zip(*runs, strict=False):  # a run may end early
-        out.append(
-            [
-                float(np.median([p[1] for p in points])),
-                float(np.median([p[2] for p in points])),
-            ]
-        )
-    return out

@@ -138,6 +138,33 @@ answers_table = sa.Table(
 )
 
 
+# Who holds which example, until when: the feed's leases, kept so that a restarted
+# server serves each annotator the example they held. ``expires`` is wall-clock
+# (unix seconds); ``task`` the task as it was served.
+leases_table = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "dataset_id",
+        _Id,
+        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("input_hash", sa.BigInteger(), nullable=False),
+    sa.Column("annotator", sa.String(MAX_NAME_LENGTH), nullable=False),
+    sa.Column("expires", sa.Float(), nullable=False),
+    sa.Column("task", sa.JSON(), nullable=False),
+    sa.UniqueConstraint(
+        "dataset_id",
+        "input_hash",
+        "annotator",
+        name="uq_leases_dataset_input_annotator",
+    ),
+    sqlite_autoincrement=True,
+)
+
+
 # --- JSON and validation -----------------------------------------------------
 
 
@@ -503,6 +530,9 @@ class Store:
             a = answers_table
             removed = conn.execute(a.delete().where(a.c.dataset_id == dataset_id))
             conn.execute(
+                leases_table.delete().where(leases_table.c.dataset_id == dataset_id)
+            )
+            conn.execute(
                 datasets_table.delete().where(datasets_table.c.id == dataset_id)
             )
             return int(removed.rowcount)
@@ -612,6 +642,139 @@ class Store:
             return result.rowcount > 0
 
         return self._write(remove, n=1, dataset=dataset)
+
+    # --- leases ------------------------------------------------------------
+
+    def put_leases(self, dataset: str, leases: Sequence[dict[str, Any]]) -> None:
+        """Record leases (``input_hash``, ``annotator``, ``expires`` in unix
+        seconds, ``task``), replacing the same annotator's lease on the same input.
+
+        Leases of a dataset that doesn't exist (yet) are not recorded.
+        """
+        rows = {
+            (int(lease["input_hash"]), str(lease["annotator"])): {
+                "input_hash": int(lease["input_hash"]),
+                "annotator": str(lease["annotator"]),
+                "expires": float(lease["expires"]),
+                "task": lease["task"],
+            }
+            for lease in leases
+        }
+        if not rows:
+            return
+        ordered = [rows[k] for k in sorted(rows)]  # one lock order for every writer
+
+        def write(conn: Connection) -> None:
+            dataset_id = self._lease_dataset(conn, dataset)
+            if dataset_id is None:
+                return
+            lt = leases_table
+            conn.execute(
+                lt.delete().where(
+                    lt.c.dataset_id == dataset_id,
+                    lt.c.input_hash == sa.bindparam("b_input_hash"),
+                    lt.c.annotator == sa.bindparam("b_annotator"),
+                ),
+                [
+                    {"b_input_hash": r["input_hash"], "b_annotator": r["annotator"]}
+                    for r in ordered
+                ],
+            )
+            conn.execute(
+                lt.insert(), [{**r, "dataset_id": dataset_id} for r in ordered]
+            )
+
+        self._write(write, n=0, dataset=dataset)
+
+    def drop_leases(
+        self,
+        dataset: str,
+        keys: Iterable[tuple[int, str]] = (),
+        *,
+        expired_before: float | None = None,
+    ) -> int:
+        """Delete leases given as (input hash, annotator) pairs, and with
+        ``expired_before`` (unix seconds) every lease that ended before it.
+        Returns how many were deleted."""
+        pairs = sorted({(int(k), str(who)) for k, who in keys})
+        if not pairs and expired_before is None:
+            return 0
+
+        def write(conn: Connection) -> int:
+            dataset_id = self._lease_dataset(conn, dataset)
+            if dataset_id is None:
+                return 0
+            lt = leases_table
+            removed = 0
+            if pairs:
+                result = conn.execute(
+                    lt.delete().where(
+                        lt.c.dataset_id == dataset_id,
+                        lt.c.input_hash == sa.bindparam("b_input_hash"),
+                        lt.c.annotator == sa.bindparam("b_annotator"),
+                    ),
+                    [{"b_input_hash": k, "b_annotator": who} for k, who in pairs],
+                )
+                removed += max(int(result.rowcount), 0)
+            if expired_before is not None:
+                result = conn.execute(
+                    lt.delete().where(
+                        lt.c.dataset_id == dataset_id,
+                        lt.c.expires < float(expired_before),
+                    )
+                )
+                removed += max(int(result.rowcount), 0)
+            return removed
+
+        return self._write(write, n=0, dataset=dataset)
+
+    def get_leases(self, dataset: str) -> list[dict[str, Any]]:
+        """The recorded leases of ``dataset`` (``input_hash``, ``annotator``,
+        ``expires``, ``task``), oldest first; none for an unknown dataset."""
+        lt = leases_table
+        with self._transaction(write=False) as conn:
+            dataset_id = self._lease_dataset(conn, dataset)
+            if dataset_id is None:
+                return []
+            rows = conn.execute(
+                sa.select(lt.c.input_hash, lt.c.annotator, lt.c.expires, lt.c.task)
+                .where(lt.c.dataset_id == dataset_id)
+                .order_by(lt.c.id)
+            ).all()
+        return [
+            {
+                "input_hash": row.input_hash,
+                "annotator": row.annotator,
+                "expires": row.expires,
+                "task": row.task,
+            }
+            for row in rows
+        ]
+
+    def _lease_dataset(self, conn: Connection, name: str) -> int | None:
+        # Leases don't take the dataset's writer lock (see _find_dataset): they
+        # never change answers, so they needn't wait for answer writers.
+        if not isinstance(name, str) or _unstorable_text(name) is not None:
+            return None
+        query = sa.select(datasets_table.c.id).where(datasets_table.c.name == name)
+        return conn.execute(query).scalar_one_or_none()
+
+    def answer_id(self, dataset: str, *, task_hash: int, annotator: str) -> int | None:
+        """The id of ``annotator``'s stored answer to task ``task_hash``, or None."""
+        a = answers_table
+        with self._transaction(write=False) as conn:
+            dataset_id = self._lease_dataset(conn, dataset)
+            if dataset_id is None or not (
+                _is_int(task_hash) and _HASH_MIN <= task_hash <= _HASH_MAX
+            ):
+                return None
+            query = sa.select(a.c.id).where(
+                a.c.dataset_id == dataset_id,
+                a.c.task_hash == task_hash,
+                _is_annotator(annotator),
+            )
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else int(found)
 
     # --- reading answers ---------------------------------------------------
 

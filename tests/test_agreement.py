@@ -21,6 +21,7 @@ from spacy_al.agreement import (
     fleiss_kappa,
     krippendorff_alpha,
     pairwise_agreement,
+    rated_answers,
     rating,
     rating_table,
     ratings,
@@ -452,3 +453,52 @@ def test_agreement_summary_with_one_annotator_is_undefined_not_an_error() -> Non
     assert summary["fleiss_kappa"] is None and summary["krippendorff_alpha"] is None
     assert summary["annotators"] == {"a": {"kappa": None, "observed": None, "n": 0}}
     assert (summary["n_examples"], summary["n_shared"]) == (1, 0)
+
+
+# --- NER ratings ---------------------------------------------------------------
+
+
+def ner(who: str, view: str, spans: list[dict], value: str = "accept") -> dict:
+    return {
+        "text": "Ada met Bob",
+        "spans": spans,
+        "answer": value,
+        "_view_id": view,
+        "_input_hash": 7,
+        "_annotator_id": who,
+    }
+
+
+ADA = {"start": 0, "end": 3, "label": "PERSON"}
+BOB = {"start": 8, "end": 11, "label": "PERSON"}
+
+
+def test_agreement_ner_manual_rating_is_the_set_of_entities() -> None:
+    one = rating(ner("a", "ner_manual", [BOB, ADA]))
+    assert one == rating(ner("b", "ner_manual", [ADA, BOB]))
+    assert one == Rating(("PERSON 0:3", "PERSON 8:11"))
+    assert rating(ner("a", "ner_manual", [])) == Rating(())  # "no entities" is a rating
+    assert rating(ner("a", "ner_manual", [ADA], "reject")) is None
+
+
+def test_agreement_ner_teach_rating_is_one_entity_right_or_wrong() -> None:
+    assert rating(ner("a", "ner", [ADA])) == Rating(("PERSON 0:3",), binary=True)
+    assert str(rating(ner("a", "ner", [ADA], "reject"))) == "not PERSON 0:3"
+    assert rating(ner("a", "ner", [])) is None
+
+
+def test_agreement_ner_conflict_and_kappa() -> None:
+    answers = [ner("a", "ner_manual", [ADA]), ner("b", "ner_manual", [ADA, BOB])]
+    agreed, conflicts = consensus(answers, min_answers=2)
+    assert agreed == {} and list(conflicts) == [7]
+    summary = agreement_summary(answers)
+    assert summary["n_conflicts"] == 1 and summary["annotators"]["a"]["observed"] == 0
+
+
+def test_agreement_rated_answers_keeps_each_annotators_latest() -> None:
+    first = {**ner("a", "ner_manual", [ADA]), "_id": 1}
+    later = {**ner("a", "ner_manual", [BOB]), "_id": 2}
+    other = {**ner("b", "ner_manual", [BOB]), "_id": 3}
+    found = rated_answers([later, other, first])
+    assert list(found[7]) == ["a", "b"]
+    assert found[7]["a"][0] is later and found[7]["a"][1] == Rating(("PERSON 8:11",))

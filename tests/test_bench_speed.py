@@ -1,11 +1,14 @@
+import ast
 import itertools
 import json
 import math
+from pathlib import Path
 
 import pytest
 import srsly
 from hypothesis import given
 from hypothesis import strategies as st
+from spacy_al.recipes.bench import SESSION, textcat_session
 from typer.testing import CliRunner
 
 from spacy_al import bench_speed
@@ -78,6 +81,7 @@ def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
     r = bench_speed.measure_next_example(
         sms_records,
         pool_size=300,
+        build=textcat_session,
         answers=25,
         annotators=3,
         think=(0.0, 0.0),
@@ -113,15 +117,42 @@ def test_bench_speed_scoring_ratio_is_raw_time_over_scoring_time(sms_records):
     r = bench_speed.measure_scoring(sms_records, n_docs=300, repeats=1)
     s = r["seconds"]
     assert math.isclose(r["ratio"], s["raw"] / s["scoring"])
+    assert math.isclose(
+        r["ratio_all_docs_first"], s["raw"] / s["scoring_all_docs_first"]
+    )
     assert math.isclose(r["docs_per_second"]["raw"], 300 / s["raw"])
     assert r["ratio_pretokenized"] > 0
 
 
 def test_bench_speed_startup_in_a_fresh_process_reports_peak_memory(sms_records):
-    r = bench_speed.measure_startup_subprocess(sms_records, pool_size=500)
+    r = bench_speed.measure_startup_subprocess(
+        sms_records, pool_size=500, build=SESSION
+    )
     assert r["pool_size"] == 500
     assert r["peak_rss_bytes"] >= r["peak_rss_before_bytes"] > 0
     assert 0 < r["session_build_seconds"] <= r["first_question_seconds"]
+    assert r["session_build_seconds"] <= r["pool_read_seconds"]
+
+
+@pytest.mark.parametrize(
+    "name", ["spacy_al.recipes.bench:no_such_function", "no_such_module:f", "nocolon"]
+)
+def test_bench_speed_unknown_session_builder_is_refused_before_the_child_runs(
+    sms_records, name
+):
+    with pytest.raises(ValueError, match="E800"):
+        bench_speed.measure_startup_subprocess(sms_records, pool_size=10, build=name)
+
+
+def test_bench_speed_library_imports_no_recipe():
+    tree = ast.parse(Path(bench_speed.__file__).read_text(encoding="utf-8"))
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert imported and not [m for m in imported if m and "recipes" in m]
 
 
 def test_bench_speed_command_prints_every_section_and_writes_results(

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import DocBin
 
+from spacy_al import corpus
 from spacy_al.corpus import (
     MAX_SKIPPED_ERRORS,
     Source,
@@ -589,3 +590,108 @@ def test_corpus_validation_is_idempotent_and_deterministic(
         task["_input_hash"],
         task["_task_hash"],
     )
+
+
+# --- the fast path for plain records ---------------------------------------------
+
+# Hashes of plain records as stored by earlier versions (before the fast path):
+# answers in existing databases must keep matching their pool texts.
+STORED_HASHES = [
+    ("Hello", 1376781240, -1435320180),
+    ('Héllo wörld ✓ "q" / \\ \n\t😀', 1293480038, 177129002),
+]
+
+
+@pytest.mark.parametrize("text,input_hash,task_hash", STORED_HASHES)
+@pytest.mark.parametrize("meta", [None, {"source": "sms", "n": 3}])
+def test_corpus_plain_records_keep_their_stored_hashes(
+    text: str, input_hash: int, task_hash: int, meta: dict | None
+) -> None:
+    record = {"text": text} if meta is None else {"text": text, "meta": meta}
+    task = validate_task(record)
+    assert (task["_input_hash"], task["_task_hash"]) == (input_hash, task_hash)
+    assert (get_input_hash(task), get_task_hash(task)) == (input_hash, task_hash)
+
+
+def _outcome(record: object) -> tuple:
+    """What validate_task makes of a record: the task with its key order, or the
+    error's message and field."""
+    try:
+        task = validate_task(record, path="x.jsonl", line=3)
+    except SourceError as e:
+        return ("refused", str(e), e.field)
+    return ("task", task, list(task), list(task["meta"]))
+
+
+def _full_check_outcome(record: object) -> tuple:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(corpus, "_plain_task", lambda record: None)
+        return _outcome(record)
+
+
+# Any character, with half surrogate pairs (which only the full check refuses)
+# drawn often enough to matter.
+any_char = st.one_of(st.characters(), st.characters(categories=["Cs"]))
+scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(any_char, max_size=6),
+)
+plain_like = st.fixed_dictionaries(
+    {"text": st.one_of(st.text(any_char, max_size=20), scalar)},
+    optional={
+        "meta": st.one_of(
+            st.dictionaries(
+                st.one_of(st.text(any_char, max_size=5), st.just("cost")),
+                st.one_of(scalar, st.lists(scalar, max_size=2)),
+                max_size=3,
+            ),
+            scalar,
+        ),
+        "label": st.text(max_size=4),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=plain_like)
+def test_corpus_fast_path_accepts_and_refuses_as_the_full_check(record: dict) -> None:
+    assert _outcome(record) == _full_check_outcome(record)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"text": "   "},
+        {"text": "half \ud800 pair"},
+        {"text": "x", "meta": {"n": float("nan")}},
+        {"text": "x", "meta": {"n": 2**64}},
+        {"text": "x", "meta": {"cost": -1}},
+        {"text": "x", "meta": {"\udfff": 1}},
+        {"text": "x", "meta": []},
+        {"text": "x", "meta": {"a": [1, {"b": float("inf")}]}},
+    ],
+)
+def test_corpus_fast_path_refuses_with_the_full_check_message(record: dict) -> None:
+    outcome = _outcome(record)
+    assert outcome[0] == "refused"
+    assert outcome == _full_check_outcome(record)
+
+
+def test_corpus_source_reads_plain_lines_as_the_full_check_does(tmp_path: Path) -> None:
+    lines = [
+        '{"text": "plain"}',
+        '{"meta": {"id": 7, "ok": true}, "text": "meta first"}',
+        '{"text": "labelled", "label": "A"}',
+        '{"text": "nested", "meta": {"tags": ["a"]}}',
+        '{"text": "plain"}',
+    ]
+    path = write_lines(tmp_path / "mixed.jsonl", lines)
+    fast = list(Source(path))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(corpus, "_plain_task", lambda record: None)
+        full = list(Source(path))
+    assert [(t, list(t)) for t in fast] == [(t, list(t)) for t in full]
+    assert [t["text"] for t in fast] == ["plain", "meta first", "labelled", "nested"]

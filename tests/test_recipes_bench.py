@@ -153,3 +153,43 @@ def test_recipes_bench_summarize_scores_own_and_common_targets():
     assert row["labels_to_common_median"] is None
     assert row["auc"] == pytest.approx((0.5667 + 0.5) / 2, abs=1e-3)
     assert row["curve"] == [[20, 0.25], [30, 0.55], [40, 0.8]]
+
+
+def test_recipes_bench_labels_runs_ner_without_peers(app, corpora_dir, tmp_path):
+    corpus = tmp_path / "wnut"
+    corpus.mkdir()
+    records = list(srsly.read_jsonl(corpora_dir / "wnut17" / "train.jsonl"))
+    srsly.write_jsonl(corpus / "train.jsonl", records[:40])
+    srsly.write_jsonl(corpus / "test.jsonl", records[40:60])
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "labels",
+            "--corpus",
+            str(corpus),
+            "--task",
+            "ner",
+            "--strategies",
+            "mnlp,random",
+            "--seeds",
+            "1",
+            "--seed-size",
+            "10",
+            "--batch-size",
+            "10",
+            "--budget",
+            "30",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "mnlp (spacy_al)" in result.output and "random (spacy_al)" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "ner" and set(results["systems"]) == {"mnlp", "random"}
+    assert "no peers" in result.output  # the peers have no NER
+    for entry in results["systems"].values():
+        assert [n for n, _ in entry["curve"]] == [10, 20, 30]
+        assert 0.0 <= entry["auc"] <= 1.0

@@ -258,3 +258,50 @@ def test_recipes_db_command_line_entry_point(source: Path, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     exported = [json.loads(line) for line in done.stdout.splitlines()]
     assert [t["text"] for t in exported] == [t["text"] for t in TASKS]
+
+
+def test_recipes_db_stats_prints_agreement_and_conflicts(run: Any) -> None:
+    texts = [f"headline {i}" for i in range(6)]
+    labels = {
+        "alice": ["SPORTS", "SPORTS", "POLITICS", "POLITICS", "SPORTS", "SPORTS"],
+        "bob": ["SPORTS", "POLITICS", "POLITICS", "POLITICS", "SPORTS", "POLITICS"],
+    }
+    with Store("spacy_al.db") as store:
+        store.create_dataset("team", meta={"overlap": 2, "task": "textcat"})
+        for who, chosen in labels.items():
+            store.add_answers(
+                "team",
+                [
+                    {"text": text, "answer": "accept", "accept": [label]}
+                    for text, label in zip(texts, chosen, strict=True)
+                ],
+                annotator=who,
+            )
+        # a reviewer settles one of the two conflicts
+        store.create_dataset("team_review", meta={"review_of": ["team"]})
+        store.add_answers(
+            "team_review",
+            [
+                {
+                    "text": texts[1],
+                    "answer": "accept",
+                    "accept": ["SPORTS"],
+                    "_review": True,
+                }
+            ],
+            annotator="lead",
+        )
+    result = run("stats", "team")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()]
+    assert "Agreement (overlap 2)" in result.output
+    assert ["Agreed", "(majority)", "4"] in rows
+    assert ["Conflicts", "(no", "majority)", "2"] in rows
+    assert ["reviewed", "in", "team_review", "1"] in rows
+    # 4 of 6 equal; SPORTS: alice 4/6, bob 2/6 -> chance 4/9, kappa 0.4
+    assert ["alice", "0.400", "0.667", "6"] in rows
+    assert ["bob", "0.400", "0.667", "6"] in rows
+    assert "Fleiss' kappa" in result.output and "Krippendorff's alpha" in result.output
+    assert "review team_review --input team" in result.output.replace("\n", " ")
+    # one annotator only: no agreement section
+    assert "Agreement" not in run("stats", "team_review").output

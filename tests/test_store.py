@@ -449,3 +449,55 @@ def test_store_holds_the_last_answer_per_task_and_annotator(
         got = db.get_answers("d")
     assert [(a["_annotator_id"], a["text"]) for a in got] == list(expected)
     assert [a["answer"] for a in got] == list(expected.values())
+
+
+# --- leases (kept so that a restarted server serves what each annotator held) ------
+
+
+def test_store_leases_round_trip_replace_and_drop(store: Store) -> None:
+    store.create_dataset("leased")
+    task = {"text": "Goal!", "label": "SPORTS", "_input_hash": 7}
+    store.put_leases(
+        "leased",
+        [
+            {"input_hash": 7, "annotator": "alice", "expires": 100.0, "task": task},
+            {"input_hash": 8, "annotator": "bob", "expires": 50.0, "task": task},
+        ],
+    )
+    # The same (input, annotator) again replaces the lease: a renewal.
+    store.put_leases(
+        "leased",
+        [{"input_hash": 7, "annotator": "alice", "expires": 200.0, "task": task}],
+    )
+    leases = {(x["input_hash"], x["annotator"]): x for x in store.get_leases("leased")}
+    assert set(leases) == {(7, "alice"), (8, "bob")}
+    assert leases[(7, "alice")]["expires"] == 200.0
+    assert leases[(7, "alice")]["task"] == task
+    assert store.drop_leases("leased", expired_before=60.0) == 1  # bob's ended
+    assert store.drop_leases("leased", [(7, "alice")]) == 1
+    assert store.get_leases("leased") == []
+    # Unknown datasets hold no leases, and recording one there is a no-op.
+    assert store.get_leases("nope") == []
+    store.put_leases(
+        "nope", [{"input_hash": 1, "annotator": "a", "expires": 1.0, "task": {}}]
+    )
+    assert store.get_leases("nope") == [] and not store.has_dataset("nope")
+
+
+def test_store_drop_dataset_drops_its_leases(store: Store) -> None:
+    store.add_answers("gone", _answers(["a"]), annotator="alice")
+    store.put_leases(
+        "gone", [{"input_hash": 1, "annotator": "bob", "expires": 1e12, "task": {}}]
+    )
+    store.drop_dataset("gone")
+    store.create_dataset("gone")
+    assert store.get_leases("gone") == []
+
+
+def test_store_answer_id_finds_the_stored_answer(store: Store) -> None:
+    [answer_id] = store.add_answers("ids", _answers(["hello"]), annotator="alice")
+    task_hash = store.get_answers("ids")[0]["_task_hash"]
+    assert store.answer_id("ids", task_hash=task_hash, annotator="alice") == answer_id
+    assert store.answer_id("ids", task_hash=task_hash, annotator="bob") is None
+    assert store.answer_id("ids", task_hash=2**70, annotator="alice") is None
+    assert store.answer_id("nope", task_hash=task_hash, annotator="alice") is None

@@ -1,0 +1,348 @@
+"""How the model being taught is doing: its learning curve and stopping signal.
+
+A labelling server's trainer thread (:class:`spacy_al.feed.Feed`) reports each
+update here, and the app shows what :meth:`ModelProgress.stats` returns:
+
+* **Learning curve.** Macro F1 (text classification) or entity F1 (NER, spaCy's
+  scorer) after each update: on the eval file when there is one, else on the
+  newest gold answers, each scored by the model that was serving *before* it
+  learnt from them (test, then train).
+* **Stopping signal.** Stabilizing predictions: Cohen's kappa between successive
+  versions' predictions on a fixed stop set sampled from the pool
+  (:mod:`spacy_al.stopping`). Saved beside the model checkpoint, so a restarted
+  server carries the signal on when it resumes the same version.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spacy.scorer import get_ner_prf
+from spacy.training import Example
+
+from spacy_al.corpus import Source, gold_labels
+from spacy_al.loop import ActiveLoop, BaseLoop
+from spacy_al.metrics import textcat_score
+from spacy_al.ner_loop import NERLoop
+from spacy_al.ner_models import gold_docs
+from spacy_al.ner_targets import reference_doc
+from spacy_al.stopping import (
+    DEFAULT_STOP_SET_SIZE,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
+    StabilizingPredictions,
+    sample_stop_set,
+    stop_set_labels,
+)
+from spacy_al.targets import TextcatTarget
+
+# The progressive curve needs this many gold answers before its first point.
+MIN_CURVE_EXAMPLES = 10
+
+
+def serving_probs(updater: Any, texts: Sequence[str]) -> np.ndarray:
+    """Label probabilities of the serving text classifier (a committee's mean)."""
+    served, _ = updater.serving()
+    models = served if isinstance(served, list) else [served]
+    docs = models[0].make_docs(texts)
+    return np.mean([model.predict(docs) for model in models], axis=0)
+
+
+class ModelProgress:
+    """The learning curve and stopping signal of a loop's model.
+
+    Call :meth:`start` once (it reads the eval file and samples the stop set;
+    slow, so from a background thread), :meth:`before_update` with the targets
+    an update is about to learn, :meth:`after_update` once it has, and
+    :meth:`save` when the model is checkpointed. Thread-safe: :meth:`stats` may
+    be polled meanwhile. Methods raise what went wrong; the caller decides how
+    to show it (labelling goes on without a curve or signal).
+    """
+
+    def __init__(
+        self,
+        loop: BaseLoop,
+        *,
+        eval_path: str | Path | None = None,
+        checkpoint: str | Path | None = None,
+        curve_window: int = 100,
+        stop_set_size: int = DEFAULT_STOP_SET_SIZE,
+        stop_window: int = DEFAULT_WINDOW,
+        stop_threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        self.loop = loop
+        self.labels: tuple[str, ...] = tuple(loop.labels)
+        self.exclusive: bool = loop.exclusive
+        self.ner = isinstance(loop, NERLoop)
+        self.eval_path = Path(eval_path) if eval_path else None
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        # Another loop serves and learns the same way, without curve or signal.
+        self.enabled = isinstance(loop, (ActiveLoop, NERLoop))
+        self._lock = threading.Lock()
+        self._curve: list[dict[str, Any]] = []
+        self._curve_kind: str | None = (
+            ("eval" if self.eval_path else "progressive") if self.enabled else None
+        )
+        # (probabilities, gold labels) per answer; for NER, Examples (predicted, gold)
+        self._recent: deque[Any] = deque(maxlen=curve_window)
+        self._learnt: set[int] = set()
+        # (docs, gold labels); for NER, (gold docs, None)
+        self._eval_docs: tuple[list, list[list[str]] | None] | None = None
+        self._stop_set_size = stop_set_size
+        self._stopping = StabilizingPredictions(
+            window=stop_window, threshold=stop_threshold
+        )
+        self._stop_keys: list[int] = []  # input hashes of the stop set
+        self._stop_docs: list | None = None
+        self._stop_points: list[dict[str, Any]] = []
+        self._stopped_at: dict[str, int] | None = None
+        self._stop_version: int | None = None  # of the last predictions compared
+
+    # --- life cycle --------------------------------------------------------------
+
+    def start_curve(self, *, answers: int = 0) -> None:
+        """Read the eval file and add the first point (the untrained model's).
+        If the file can't be read, the curve is the progressive one."""
+        if not self.enabled:
+            return
+        try:
+            self._eval_docs = self._read_eval()
+        finally:
+            with self._lock:
+                self._curve_kind = "eval" if self._eval_docs else "progressive"
+        self._add_eval_point(answers)
+
+    def start_stopping(self) -> None:
+        """Sample the stop set and predict it with the serving model, or take the
+        signal back from the checkpoint when it was saved for this version."""
+        pool = self.loop.pool
+        if not self.enabled or not len(pool):
+            return
+        indices = sample_stop_set(len(pool), size=self._stop_set_size, seed=0)
+        keys = [int(pool.tasks[int(i)]["_input_hash"]) for i in indices]
+        docs = self.loop.docs(indices)  # tokenized once, reused after every update
+        restored = self._read_stopping(keys)
+        with self._lock:
+            self._stop_keys = keys
+            if restored is not None:
+                self._stopping, self._stop_points, self._stopped_at = restored
+        if restored is None:
+            served, version = self.loop.updater.serving()
+            labels = stop_set_labels(served, docs)
+            with self._lock:
+                self._stopping.update(labels)
+                self._stop_version = version
+        else:
+            self._stop_version = self.loop.version
+        self._stop_docs = docs
+
+    # --- each update ---------------------------------------------------------------
+
+    def before_update(self, targets: Sequence[TextcatTarget]) -> None:
+        """Without an eval file, score the new gold answers with the model that
+        hasn't learnt them yet (the progressive curve's test data)."""
+        if not self.enabled or self._eval_docs is not None:
+            return
+        new = [t for t in targets if t.is_gold and t.input_hash not in self._learnt]
+        self._learnt.update(t.input_hash for t in targets)
+        if not new:
+            return
+        if self.ner:  # entities predicted by the serving model vs. the gold spans
+            served, _ = self.loop.updater.serving()
+            gold = [
+                reference_doc(served.nlp, t, incorrect_spans_key=None)[0] for t in new
+            ]
+            predicted = served.annotate(gold)
+            self._recent.extend(
+                Example(p, g) for p, g in zip(predicted, gold, strict=True)
+            )
+            return
+        probs = serving_probs(self.loop.updater, [t.text for t in new])
+        for row, target in zip(probs, new, strict=True):
+            gold = [label for label, value in target.cats.items() if value >= 0.5]
+            self._recent.append((row, gold))
+
+    def after_update(self, *, answers: int) -> None:
+        """Add the new version's curve point and stopping-signal point;
+        ``answers`` is how many answers the team has given so far."""
+        if not self.enabled:
+            return
+        if self._eval_docs is not None:
+            self._add_eval_point(answers)
+        else:
+            self._add_progressive_point(answers)
+        self._add_stopping_point(answers)
+
+    def _add_stopping_point(self, answers: int) -> None:
+        """Predict the stop set with the new version; kappa with the one before."""
+        if self._stop_docs is None:
+            return
+        served, version = self.loop.updater.serving()
+        try:
+            labels = stop_set_labels(served, self._stop_docs)
+        except Exception:  # learning goes on without the signal
+            self._stop_docs = None
+            raise
+        with self._lock:
+            kappa = self._stopping.update(labels)
+            self._stop_version = version
+            if kappa is None:
+                return
+            self._stop_points.append(
+                {"version": version, "answers": answers, "kappa": round(kappa, 4)}
+            )
+            if self._stopped_at is None and self._stopping.stop_index is not None:
+                self._stopped_at = {"version": version, "answers": answers}
+
+    # --- the learning curve ----------------------------------------------------------
+
+    def _read_eval(self) -> tuple[list, list[list[str]] | None] | None:
+        if self.eval_path is None:
+            return None
+        if self.ner:
+            return self._read_ner_eval()
+        texts: list[str] = []
+        gold: list[list[str]] = []
+        for task in Source(self.eval_path):
+            labels = gold_labels(task)
+            if labels is not None:
+                texts.append(task["text"])
+                gold.append(labels)
+        if not texts:
+            return None
+        served, _ = self.loop.updater.serving()
+        model = served[0] if isinstance(served, list) else served
+        return model.make_docs(texts), gold
+
+    def _read_ner_eval(self) -> tuple[list, None] | None:
+        """Gold Docs of the eval file's complete annotations: records with
+        ``spans`` and no answer, or answered "accept" in a manual view."""
+        tasks = [
+            task
+            for task in Source(self.eval_path)
+            if isinstance(task.get("spans"), list)
+            and task.get("answer", "accept") == "accept"
+            and task.get("_view_id", "ner_manual") not in ("ner", "ner_teach")
+        ]
+        if not tasks:
+            return None
+        served, _ = self.loop.updater.serving()
+        return gold_docs(served.nlp, tasks, labels=self.labels), None
+
+    def _add_eval_point(self, answers: int) -> None:
+        if not self._eval_docs:
+            return
+        docs, gold = self._eval_docs
+        served, version = self.loop.updater.serving()
+        if self.ner:
+            score = served.evaluate(docs)["ents_f"]
+            if score is not None:
+                self._add_point(answers, version, float(score))
+            return
+        models = served if isinstance(served, list) else [served]
+        probs = np.mean([model.predict(docs) for model in models], axis=0)
+        score = textcat_score(probs, gold, self.labels, exclusive=self.exclusive)
+        self._add_point(answers, version, score)
+
+    def _add_progressive_point(self, answers: int) -> None:
+        if len(self._recent) < MIN_CURVE_EXAMPLES:
+            return
+        if self.ner:
+            score = get_ner_prf(list(self._recent))["ents_f"]
+            if score is not None:
+                self._add_point(answers, self.loop.version, float(score))
+            return
+        probs = np.vstack([row for row, _ in self._recent])
+        gold = [labels for _, labels in self._recent]
+        score = textcat_score(probs, gold, self.labels, exclusive=self.exclusive)
+        self._add_point(answers, self.loop.version, score)
+
+    def _add_point(self, answers: int, version: int, score: float) -> None:
+        with self._lock:
+            self._curve.append(
+                {"answers": answers, "version": version, "score": round(score, 4)}
+            )
+
+    # --- what the app shows ------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """``curve`` (points with ``answers``, ``version``, ``score``),
+        ``curve_kind`` ("eval", "progressive", or None when the loop has no
+        curve), ``curve_metric`` ("macro F1" or "entity F1") and ``stopping``
+        (kappa points, window, threshold, mean kappa, whether to stop, where it
+        first said so; None without a curve)."""
+        with self._lock:
+            return {
+                "curve": [dict(p) for p in self._curve],
+                "curve_kind": self._curve_kind,
+                "curve_metric": "entity F1" if self.ner else "macro F1",
+                "stopping": self._stopping_stats(),
+            }
+
+    def _stopping_stats(self) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        signal = self._stopping
+        return {
+            "points": [dict(p) for p in self._stop_points],
+            "window": signal.window,
+            "threshold": signal.threshold,
+            "mean_kappa": signal.mean_kappa,
+            "should_stop": signal.should_stop,
+            "stopped_at": dict(self._stopped_at) if self._stopped_at else None,
+            "stop_set_size": len(self._stop_keys),
+        }
+
+    # --- beside the checkpoint ----------------------------------------------------------
+
+    def _stopping_path(self) -> Path | None:
+        if self.checkpoint is None:
+            return None
+        return self.checkpoint.with_name(self.checkpoint.name + ".stopping.json")
+
+    def _read_stopping(
+        self, keys: list[int]
+    ) -> tuple[StabilizingPredictions, list[dict], dict | None] | None:
+        """The signal saved beside the checkpoint, if it belongs to the model
+        version loaded, the same stop set and the same settings."""
+        path = self._stopping_path()
+        if path is None or not path.is_file():
+            return None
+        try:
+            state = json.loads(path.read_text(encoding="utf8"))
+            signal = StabilizingPredictions.from_dict(state["signal"])
+            same = (
+                state["version"] == self.loop.version
+                and state["stop_set"] == keys
+                and signal.window == self._stopping.window
+                and signal.threshold == self._stopping.threshold
+            )
+            points = [dict(p) for p in state["points"]]
+            stopped_at = state["stopped_at"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # unreadable: start the signal again
+        return (signal, points, stopped_at) if same else None
+
+    def save(self) -> None:
+        """Save the stopping signal beside the checkpoint (atomically)."""
+        path = self._stopping_path()
+        if path is None or self._stop_docs is None:
+            return
+        with self._lock:
+            state = {
+                "version": self._stop_version,
+                "stop_set": list(self._stop_keys),
+                "signal": self._stopping.to_dict(),
+                "points": [dict(p) for p in self._stop_points],
+                "stopped_at": self._stopped_at,
+            }
+        tmp = path.with_name(path.name + ".tmp")
+        # json (not srsly's ujson): the kappas read back exactly as written
+        tmp.write_text(json.dumps(state), encoding="utf8")
+        tmp.replace(path)

@@ -1,0 +1,342 @@
+"""``simulate`` for NER: entity F1, with the cost in texts and in tokens.
+
+The runs go through :class:`~spacy_al.ner_loop.NERLoop` (the loop of the NER
+recipes) and the shared runner of :mod:`spacy_al.simulate`; ``simulate(...)``
+with ``config.task == "ner"`` calls :func:`simulate_ner`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from spacy_al.corpus import set_hashes
+from spacy_al.errors import Errors
+from spacy_al.loop import Pool, StrategySpec
+from spacy_al.models import Updater, load_base
+from spacy_al.ner_loop import NERLoop
+from spacy_al.ner_loop import oracle_answer as oracle_ner_answer
+from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+from spacy_al.ner_models import NERModel, build_ner, gold_docs, train_ner
+from spacy_al.ner_patterns import EntityPatterns
+from spacy_al.ner_targets import NERTarget
+from spacy_al.simulate import (
+    Progress,
+    SimulationConfig,
+    _add_ratios_to_random,
+    _median_curve,
+    _median_or_none,
+    _new_signal,
+    _run_jobs,
+    _stop_set_docs,
+    stop_summary,
+)
+from spacy_al.spans import make_ner_doc
+from spacy_al.stopping import StabilizingPredictions, stop_set_labels
+
+#: One point of an NER learning curve: texts annotated, tokens annotated, score.
+NERPoint = tuple[int, int, float]
+
+
+@dataclass
+class NERGoldSet:
+    """Pool tasks (text, tokens, meta; no spans) and their gold spans."""
+
+    tasks: list[dict]
+    spans: list[list[dict]]
+
+
+def ner_gold_set(records: Sequence[dict], *, what: str) -> NERGoldSet:
+    """Records with gold ``spans``, deduplicated by input hash (first one wins)."""
+    tasks, spans, seen = [], [], set()
+    for i, record in enumerate(records, start=1):
+        if not isinstance(record.get("spans"), list) or record.get("answer") in (
+            "reject",
+            "ignore",
+        ):
+            raise ValueError(Errors.E537.format(what=what, i=i))
+        task = {"text": record["text"], "meta": dict(record.get("meta") or {})}
+        if record.get("tokens"):
+            task["tokens"] = list(record["tokens"])
+        task = set_hashes(task)
+        if task["_input_hash"] in seen:
+            continue
+        seen.add(task["_input_hash"])
+        tasks.append(task)
+        spans.append(
+            [
+                {"start": s["start"], "end": s["end"], "label": s["label"]}
+                for s in record["spans"]
+            ]
+        )
+    return NERGoldSet(tasks, spans)
+
+
+def _ner_labels(*sets: NERGoldSet) -> tuple[str, ...]:
+    return tuple(sorted({s["label"] for g in sets for doc in g.spans for s in doc}))
+
+
+def _ner_model(config: SimulationConfig, seed: int) -> NERModel:
+    nlp = build_ner(
+        config.labels,
+        base=config.base,
+        factory=config.architecture,
+        beam_width=max(config.beam_width, 2),
+        seed=seed,
+    )
+    return NERModel(nlp, beam_width=config.beam_width)
+
+
+def _ner_gold_docs(
+    model: NERModel, gold: NERGoldSet, rows: Sequence[int] | None = None
+):
+    rows = range(len(gold.tasks)) if rows is None else rows
+    return gold_docs(
+        model.nlp,
+        ({**gold.tasks[i], "spans": gold.spans[i]} for i in rows),
+        labels=model.labels,
+    )
+
+
+def _gold_target(task: dict, spans: list[dict]) -> NERTarget:
+    return NERTarget(
+        task["text"], task["_input_hash"], list(spans), [], task.get("tokens"), {}, True
+    )
+
+
+def run_one_ner(
+    train: NERGoldSet,
+    eval_set: NERGoldSet,
+    config: SimulationConfig,
+    strategy: str,
+    seed: int,
+    on_round: Progress | None = None,
+    stopping: StabilizingPredictions | None = None,
+) -> list[NERPoint]:
+    """One NER learning curve, in texts and tokens annotated, to the budget.
+
+    The oracle answers as ``ner.correct`` would be answered (``oracle="correct"``:
+    the gold analysis of each chosen text) or as ``ner.teach`` (``"binary"``:
+    accept or reject the one suggested entity). A text costs all its tokens
+    either way: the annotator reads it. ``stopping`` as in :func:`run_one`
+    (kappa over the BIO tags of the stop set's tokens).
+    """
+    mode = "teach" if config.oracle == "binary" else "correct"
+    spec = StrategySpec.parse(strategy, task="ner")
+    model = _ner_model(config, seed)
+    updater = Updater(
+        model,
+        learn_rate=config.learn_rate or NER_LEARN_RATE,
+        update_steps=config.update_steps,
+        replay=config.replay,
+        retrain_every=config.retrain_every,
+        drop=config.drop,
+        seed=seed,
+        use_averages=True,  # serve (and score) the averaged weights
+    )
+    patterns = (
+        EntityPatterns.from_file(model.nlp, config.patterns, labels=model.labels)
+        if config.patterns
+        else None
+    )
+    pool = Pool(train.tasks)
+    gold = {t["_input_hash"]: g for t, g in zip(train.tasks, train.spans, strict=True)}
+    loop = NERLoop(
+        pool,
+        updater,
+        spec=spec,
+        mode=mode,
+        batch_size=config.batch_size,
+        window=config.window,
+        patterns=patterns,
+        seed=seed,
+    )
+    eval_docs = _ner_gold_docs(model, eval_set)
+    n_tokens = {
+        t["_input_hash"]: len(d)
+        for t, d in zip(pool.tasks, loop.docs(range(len(pool))), strict=True)
+    }
+    annotated = 0
+    stop_docs = _stop_set_docs(loop, config, seed) if stopping is not None else []
+
+    def evaluate() -> float:
+        served, _ = updater.serving()
+        return float(served.evaluate(eval_docs)["ents_f"])
+
+    def point() -> NERPoint:
+        if stopping is not None:  # the signal sees every model that is scored
+            stopping.update(stop_set_labels(updater.serving()[0], stop_docs))
+        return (pool.n_done, annotated, evaluate())
+
+    # The seed set: the same random texts for every strategy with this seed,
+    # annotated in full (as in ner.manual): the model needs entities to suggest.
+    rng = np.random.default_rng(seed)
+    seed_idx = rng.choice(
+        len(pool), size=min(config.seed_size, len(pool)), replace=False
+    )
+    seed_answers = [
+        oracle_ner_answer(
+            {**pool.tasks[i], "_view_id": "ner_manual"},
+            gold[pool.tasks[i]["_input_hash"]],
+            mode="manual",
+        )
+        for i in seed_idx
+    ]
+    loop.answer(seed_answers, annotator="oracle")
+    annotated += sum(n_tokens[eg["_input_hash"]] for eg in seed_answers)
+    loop.learn()
+    updater.retrain()
+    curve = [point()]
+    if on_round is not None:
+        on_round(strategy, seed, curve[-1][0], curve[-1][2])
+    while pool.n_done < config.budget and pool.n_done < len(pool):
+        n = min(config.batch_size, config.budget - pool.n_done)
+        tasks = loop.select(n)
+        if not tasks:
+            break
+        answers = [
+            oracle_ner_answer(t, gold[t["_input_hash"]], mode=mode) for t in tasks
+        ]
+        loop.answer(answers, annotator="oracle")
+        annotated += sum(n_tokens[t["_input_hash"]] for t in tasks)
+        loop.learn()
+        curve.append(point())
+        if on_round is not None:
+            on_round(strategy, seed, curve[-1][0], curve[-1][2])
+    return curve
+
+
+def full_data_score_ner(
+    train: NERGoldSet, eval_set: NERGoldSet, config: SimulationConfig, *, seed: int = 0
+) -> tuple[float, dict]:
+    """Train on all of TRAIN (early stopping on a 10% dev slice); entity F1 on EVAL."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train.tasks))
+    n_dev = max(1, len(order) // 10)
+    model = _ner_model(config, seed)
+    dev_docs = _ner_gold_docs(model, train, order[:n_dev])
+    targets = [_gold_target(train.tasks[i], train.spans[i]) for i in order[n_dev:]]
+    result = train_ner(
+        model,
+        targets,
+        lambda m: float(m.evaluate(dev_docs)["ents_f"]),
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        learn_rate=config.learn_rate or NER_LEARN_RATE,
+        drop=config.drop,
+        seed=seed,
+    )
+    score = float(result.model.evaluate(_ner_gold_docs(model, eval_set))["ents_f"])
+    return score, {
+        "best_epoch": result.best_epoch,
+        "dev_score": result.best_score,
+        "epochs": len(result.history),
+    }
+
+
+def _first_reaching(curve: Sequence[NERPoint], target_score: float) -> NERPoint | None:
+    for point in curve:
+        if point[2] >= target_score:
+            return point
+    return None
+
+
+def simulate_ner(
+    train_records: Sequence[dict],
+    eval_records: Sequence[dict],
+    config: SimulationConfig,
+    *,
+    on_round: Progress | None = None,
+    on_job_done: Callable[[str, int], None] | None = None,
+) -> dict:
+    """``simulate`` for NER: entity F1, with the cost in texts and in tokens.
+
+    The results have the textcat shape (``labels_to_target`` counts texts) plus,
+    per strategy, ``tokens_to_target`` per seed, its median, that median as a
+    fraction of the pool's tokens, and ``token_curve`` (median F1 over tokens).
+    """
+    start = time.perf_counter()
+    _new_signal(config)  # bad stopping settings fail before any training
+    train = ner_gold_set(train_records, what="TRAIN")
+    eval_set = ner_gold_set(eval_records, what="EVAL")
+    if not config.labels:
+        config.labels = _ner_labels(train, eval_set)
+    full, full_info = full_data_score_ner(train, eval_set, config)
+    target_score = config.target * full
+    curves, signals = _run_jobs(
+        run_one_ner, train, eval_set, config, on_round, on_job_done
+    )
+    nlp = load_base(config.base)
+    pool_tokens = sum(
+        len(make_ner_doc(nlp, {**task, "spans": []}, missing=True))
+        for task in train.tasks
+    )
+    results: dict = {
+        "task": "ner",
+        "metric": "entity f1",
+        "labels": list(config.labels),
+        "full_data_score": full,
+        "full_data_training": full_info,
+        "target": config.target,
+        "target_score": target_score,
+        "pool_size": len(train.tasks),
+        "pool_tokens": pool_tokens,
+        "eval_size": len(eval_set.tasks),
+        "config": {k: v for k, v in asdict(config).items() if k != "labels"},
+        "strategies": {},
+    }
+    for strategy in config.strategies:
+        runs = [curves[strategy][seed] for seed in range(config.seeds)]
+        reached = [_first_reaching(c, target_score) for c in runs]
+        texts = [None if r is None else r[0] for r in reached]
+        tokens = [None if r is None else r[1] for r in reached]
+        median_tokens = _median_or_none(tokens)
+        runs_signals = [signals[strategy][seed] for seed in range(config.seeds)]
+        stop = stop_summary(
+            [[(p[0], p[2]) for p in c] for c in runs], runs_signals, full
+        )
+        stop["tokens"] = [
+            None if s.stop_index is None else c[s.stop_index - 1][1]
+            for c, s in zip(runs, runs_signals, strict=True)
+        ]
+        results["strategies"][strategy] = {
+            "labels_to_target": texts,
+            "labels_to_target_median": _median_or_none(texts),
+            "tokens_to_target": tokens,
+            "tokens_to_target_median": median_tokens,
+            "tokens_to_target_fraction": (
+                None if median_tokens is None else median_tokens / pool_tokens
+            ),
+            "auc": float(np.mean([np.mean([p[2] for p in c]) for c in runs])),
+            "final_score": float(np.median([c[-1][2] for c in runs])),
+            "best_score": float(np.median([max(p[2] for p in c) for c in runs])),
+            "final_tokens": float(np.median([c[-1][1] for c in runs])),
+            "curve": _median_curve([[(p[0], p[2]) for p in c] for c in runs]),
+            "token_curve": _median_token_curve(runs),
+            "stop": stop,
+        }
+    _add_ratios_to_random(
+        results["strategies"],
+        {
+            "labels_to_target_median": "ratio_to_random",
+            "tokens_to_target_median": "token_ratio_to_random",
+        },
+    )
+    results["wall_time_seconds"] = time.perf_counter() - start
+    return results
+
+
+def _median_token_curve(runs: Sequence[Sequence[NERPoint]]) -> list[list[float]]:
+    """Median score and tokens per round (rounds line up across seeds)."""
+    out = []
+    for points in zip(*runs, strict=False):  # a run may end early
+        out.append(
+            [
+                float(np.median([p[1] for p in points])),
+                float(np.median([p[2] for p in points])),
+            ]
+        )
+    return out

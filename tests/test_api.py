@@ -1,0 +1,339 @@
+"""The JSON API (python -m spacy_al RECIPE ... --api) and access control.
+
+A server started with --annotators gives nothing to a request without the right
+token: no example, no count, no label, the same reply for an unknown name and a
+wrong token. The app's login shows none of the pool either.
+"""
+
+from __future__ import annotations
+
+import hmac
+import http.client
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+import srsly
+import streamlit as st
+from spacy_al.recipes.demo import LABELS, corpus_path
+from spacy_al.recipes.textcat import teach
+from streamlit.testing.v1 import AppTest
+
+from spacy_al import feed as feed_module
+from spacy_al import server
+from spacy_al.api import MAX_BODY, make_server
+from spacy_al.cli import join_subcommand, split_api_flag
+from spacy_al.feed import Feed
+from spacy_al.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SUPPORT = corpus_path("support.jsonl")
+LABEL_LIST = LABELS.split(",")
+TOKENS = {"alice": "alice-secret-token", "bob": "bob-secret-token"}
+DATASET = "api_test"
+
+
+@pytest.fixture
+def api(db_url, tmp_path):
+    """A restricted feed served by the API in a thread; yields (port, feed)."""
+    started: list[tuple] = []
+
+    def start(*, tokens=TOKENS, source=SUPPORT):
+        comps = teach(
+            dataset=DATASET, source=source, label=LABELS, db=db_url, batch_size=4
+        )
+        feed = Feed.from_components(comps, tokens=tokens)
+        httpd = make_server(feed, "127.0.0.1", 0)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        started.append((httpd, feed))
+        return httpd.port, feed
+
+    yield start
+    for httpd, feed in started:
+        httpd.shutdown()
+        httpd.server_close()
+        feed.close()
+
+
+def call(port, method, path, body=None, *, raw=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        data = raw if raw is not None else None
+        if body is not None:
+            data = json.dumps(body).encode()
+        conn.request(method, path, body=data, headers=headers or {})
+        response = conn.getresponse()
+        text = response.read().decode()
+        return response.status, text, dict(response.getheaders())
+    finally:
+        conn.close()
+
+
+def pool_texts() -> list[str]:
+    return [task["text"] for task in srsly.read_jsonl(SUPPORT)]
+
+
+def test_api_right_token_labels_and_the_answer_is_committed(api, db_url):
+    port, _ = api()
+    status, text, headers = call(
+        port, "POST", "/next", {"annotator": "alice", "token": TOKENS["alice"]}
+    )
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    task = json.loads(text)["task"]
+    assert task["text"] in pool_texts()
+    body = {"annotator": "alice", "token": TOKENS["alice"]}
+    status, text, _ = call(
+        port, "POST", "/answer", {**body, "task": {**task, "answer": "reject"}}
+    )
+    reply = json.loads(text)
+    assert status == 200 and reply["duplicate"] is False
+    with Store(db_url) as store:  # committed before the reply
+        stored = store.get_answers(DATASET)
+    assert [(a["_id"], a["answer"], a["text"]) for a in stored] == [
+        (reply["id"], "reject", task["text"])
+    ]
+    # A retry (its first reply lost) stores nothing and names the stored answer.
+    status, text, _ = call(
+        port, "POST", "/answer", {**body, "task": {**task, "answer": "reject"}}
+    )
+    assert json.loads(text) == {"id": reply["id"], "duplicate": True}
+    with Store(db_url) as store:
+        assert store.count_answers(DATASET) == 1
+    status, text, _ = call(
+        port, "GET", f"/stats?annotator=alice&token={TOKENS['alice']}"
+    )
+    assert status == 200 and json.loads(text)["you"]["answers"] == 1
+
+
+@pytest.mark.parametrize(
+    "who,token",
+    [
+        ("alice", "wrong"),
+        ("alice", None),
+        ("alice", TOKENS["bob"]),
+        ("mallory", TOKENS["alice"]),
+        ("mallory", "anything"),
+        ("", ""),
+        (None, None),
+        (["alice"], TOKENS["alice"]),
+    ],
+)
+def test_api_without_the_right_token_learns_nothing(api, db_url, who, token):
+    port, feed = api()
+    body = {"annotator": who, "token": token}
+    replies = [
+        call(port, "POST", "/next", body),
+        call(
+            port, "POST", "/answer", {**body, "task": {"text": "x", "answer": "accept"}}
+        ),
+        call(port, "GET", f"/stats?annotator={who}&token={token}"),
+    ]
+    expected = {"error": json.loads(replies[0][1])["error"]}
+    texts = pool_texts()
+    for status, text, _ in replies:
+        assert status == 401
+        assert json.loads(text) == expected  # one reply for every kind of failure
+        assert not any(t in text for t in texts)
+        assert not any(label in text for label in LABEL_LIST)
+        assert DATASET not in text and "322" not in text
+    with Store(db_url) as store:
+        assert not store.has_dataset(DATASET) or store.count_answers(DATASET) == 0
+    assert feed.stats()["answers"] == 0
+
+
+def test_api_tokens_are_compared_in_constant_time(api, monkeypatch):
+    port, _ = api()
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(feed_module.hmac, "compare_digest", spy)
+    for who, token in [
+        ("alice", "x"),
+        ("mallory", "y" * 40),
+        ("alice", TOKENS["alice"]),
+    ]:
+        call(port, "POST", "/next", {"annotator": who, "token": token, "wait": 0})
+    # Every check went through compare_digest, on equal-length digests.
+    assert len(calls) == 3 and all(a == b == 32 for a, b in calls)
+
+
+def test_api_refuses_bad_requests_with_json_errors(api, db_url):
+    port, _ = api()
+    auth = {"annotator": "alice", "token": TOKENS["alice"]}
+    cases = [
+        (call(port, "GET", "/nope"), 404, "E843"),
+        (call(port, "GET", "/next"), 405, "E844"),
+        (call(port, "POST", "/next", raw=b"{not json"), 400, "E848"),
+        (call(port, "POST", "/next", raw=b"\xff\xfe"), 400, "E848"),
+        (call(port, "POST", "/next", raw=b"[1, 2]"), 400, "E848"),
+        (call(port, "POST", "/next", raw=b"[" * 100_000 + b"]" * 100_000), 400, "E848"),
+        (call(port, "POST", "/next", {**auth, "wait": "soon"}), 400, "E850"),
+        (call(port, "POST", "/answer", {**auth, "task": "accept"}), 400, "E851"),
+        (
+            call(
+                port,
+                "POST",
+                "/answer",
+                {**auth, "task": {"text": "hi", "answer": "yes"}},
+            ),
+            400,
+            "E603",
+        ),
+        (
+            call(
+                port,
+                "POST",
+                "/next",
+                raw=b"{}",
+                headers={"Content-Length": str(MAX_BODY + 1)},
+            ),
+            413,
+            "E847",
+        ),
+    ]
+    for (status, text, headers), want_status, code in cases:
+        assert status == want_status, text
+        assert code in json.loads(text)["error"]
+        assert headers["Content-Type"].startswith("application/json")
+        assert "Traceback" not in text
+    # A well-formed answer to a served task with a wrong label: refused, not stored.
+    task = json.loads(call(port, "POST", "/next", auth)[1])["task"]
+    status, text, _ = call(
+        port,
+        "POST",
+        "/answer",
+        {**auth, "task": {**task, "answer": "accept", "accept": ["<script>"]}},
+    )
+    assert status == 400 and "E605" in json.loads(text)["error"]
+    with Store(db_url) as store:
+        assert store.count_answers(DATASET) == 0
+    assert call(port, "GET", "/health")[:2] == (200, '{"status": "ok"}')
+
+
+def test_api_user_text_comes_back_as_inert_json(api, tmp_path):
+    source = tmp_path / "hostile.jsonl"
+    hostile = '<img src=x onerror=alert(1)> "quotes" \\ </script> \u2028 ok'
+    srsly.write_jsonl(source, [{"text": hostile}])
+    port, _ = api(source=source)
+    status, text, headers = call(
+        port, "POST", "/next", {"annotator": "bob", "token": TOKENS["bob"]}
+    )
+    assert status == 200 and json.loads(text)["task"]["text"] == hostile
+    # JSON, never HTML: the browser is told not to sniff it or run anything.
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert "\\u2028" in text  # even JavaScript's line separators are escaped
+    assert headers["Content-Security-Policy"] == "default-src 'none'"
+
+
+def test_api_open_server_needs_only_a_name(api):
+    port, _ = api(tokens=None)
+    status, text, _ = call(port, "POST", "/next", {"annotator": "zoe"})
+    assert status == 200 and json.loads(text)["task"]["text"] in pool_texts()
+    status, text, _ = call(port, "POST", "/next", {"annotator": "x" * 100})
+    assert status == 400 and "E601" in text
+
+
+def test_api_tokens_stay_the_same_across_restarts(tmp_path):
+    ckpt = tmp_path / "db.models" / "ds"
+    first = server.annotator_tokens(["alice", "bob"], ckpt)
+    again = server.annotator_tokens(["alice", "bob", "carol"], ckpt)
+    assert again["alice"] == first["alice"] and again["bob"] == first["bob"]
+    assert again["carol"] not in first.values() and len(again["carol"]) >= 20
+    path = tmp_path / "db.models" / "ds.tokens.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_api_flag_is_taken_out_of_any_recipe_command():
+    assert split_api_flag(["textcat.teach", "ds", "src", "--api", "--port", "1"]) == (
+        True,
+        ["textcat.teach", "ds", "src", "--port", "1"],
+    )
+    assert split_api_flag(["textcat.teach", "ds"]) == (False, ["textcat.teach", "ds"])
+
+
+def test_api_feed_settings_from_the_environment():
+    env = {server.ENV_CHECKPOINT_SECONDS: "0.5", server.ENV_LEASE_SECONDS: "60"}
+    assert server.feed_settings(env) == {
+        "checkpoint_seconds": 0.5,
+        "lease_seconds": 60.0,
+    }
+    with pytest.raises(ValueError, match="E608"):
+        server.feed_settings({server.ENV_LEASE_SECONDS: "soon"})
+
+
+# --- the app's login ------------------------------------------------------------
+
+
+@pytest.fixture
+def app_env(monkeypatch, db_url):
+    st.cache_resource.clear()
+    args = {
+        "dataset": DATASET,
+        "source": SUPPORT,
+        "label": LABELS,
+        "db": db_url,
+        "batch_size": 4,
+    }
+    env = server.app_env("textcat.teach", args, tokens=TOKENS, base={})
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield
+    st.cache_resource.clear()
+
+
+def _page(at: AppTest) -> str:
+    parts = [element.proto.body for element in at.get("html")]
+    parts += [str(element.value) for element in at.get("markdown")]
+    parts += [str(getattr(element, "value", "")) for element in at.get("alert")]
+    parts += [str(m.value) for m in at.metric]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"session": "alice", "token": "wrong"},
+        {"session": "mallory", "token": "wrong"},
+        {"session": "mallory", "token": TOKENS["alice"]},
+        {"session": "alice"},
+        {},
+    ],
+)
+def test_app_wrong_token_shows_none_of_the_pool(app_env, params):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    page = _page(at)
+    assert not any(text in page for text in pool_texts())
+    assert not any(label in page for label in LABEL_LIST)
+    assert DATASET not in page
+    assert "accept" not in [b.key for b in at.button]
+    assert not at.metric  # no counts, no model version
+    if "token" in params:  # unknown name and wrong token: the same message
+        assert "don&#x27;t match" in page or "don't match" in page
+
+
+def test_api_two_word_commands_run_dotted_recipes():
+    names = ["bench", "bench.durability", "textcat.teach"]
+    assert join_subcommand(["bench", "durability", "--trials", "1"], names) == [
+        "bench.durability",
+        "--trials",
+        "1",
+    ]
+    assert join_subcommand(["bench", "labels", "--corpus", "x"], names) == [
+        "bench",
+        "labels",
+        "--corpus",
+        "x",
+    ]

@@ -1,0 +1,283 @@
+"""Crash safety: kill -9 of a real server, broken checkpoints, leases and learning
+across restarts.
+
+The big test starts ``python -m spacy_al textcat.teach ... --api`` as its own
+process, lets four clients label through the JSON API, kills the process with
+SIGKILL at random moments (20 times; also while it starts) and compares what
+the clients were told with what the database holds at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from spacy_al.recipes.demo import LABELS, corpus_path
+from spacy_al.recipes.textcat import build_components, checkpoint_dir
+
+from spacy_al.durability import run_trials
+from spacy_al.feed import Feed
+from spacy_al.models import (
+    load_checkpoint,
+    read_version_mark,
+    target_digest,
+    write_version_mark,
+)
+from spacy_al.store import Store
+from spacy_al.targets import answers_to_textcat_targets
+
+SUPPORT = corpus_path("support.jsonl")
+LABEL_LIST = LABELS.split(",")
+POSTGRES_URL = os.environ.get("SPACY_AL_TEST_POSTGRES_URL")
+
+
+def _check(report) -> None:
+    summary = json.dumps(report.as_dict(), indent=1)
+    assert report.acknowledged >= 50, summary  # the clients did get work done
+    assert report.lost == 0, summary
+    assert report.duplicates == 0, summary
+    assert report.errors == 0, summary
+    assert report.version_regressions == 0, summary
+    assert report.unlearnt == 0, summary
+    # Every stored answer was either acknowledged or sent with its reply cut off.
+    assert report.acknowledged <= report.stored, summary
+    assert report.stored - report.acknowledged <= report.unconfirmed, summary
+    assert report.unconfirmed_stored <= report.unconfirmed, summary
+    assert report.final_version >= max(report.versions), summary
+
+
+def test_crash_kill_9_loses_no_acknowledged_answer(tmp_path):
+    report = run_trials(
+        db=f"sqlite:///{tmp_path / 'answers.db'}",
+        source=SUPPORT,
+        labels=LABEL_LIST,
+        workdir=tmp_path,
+        kills=20,
+        annotators=4,
+        uptime=(0.2, 2.0),
+        think=0.3,
+        batch_size=5,
+        checkpoint_seconds=0.5,
+        seed=1,
+    )
+    assert report.kills >= 20
+    assert "starting" in report.kill_moments  # some kills hit the start-up
+    _check(report)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES_URL, reason="SPACY_AL_TEST_POSTGRES_URL not set")
+def test_crash_kill_9_on_postgres(tmp_path):
+    dataset = f"crash_{os.getpid()}"
+    try:
+        report = run_trials(
+            db=POSTGRES_URL,
+            source=SUPPORT,
+            labels=LABEL_LIST,
+            workdir=tmp_path,
+            kills=8,
+            annotators=4,
+            uptime=(0.2, 2.0),
+            think=0.3,
+            dataset=dataset,
+            seed=2,
+        )
+    finally:
+        with Store(POSTGRES_URL) as store:
+            if store.has_dataset(dataset):
+                store.drop_dataset(dataset)
+    assert report.kills >= 8
+    _check(report)
+
+
+# --- checkpoints ---------------------------------------------------------------
+
+
+def _components(db_url: str, **kwargs) -> dict:
+    return build_components(
+        "crash",
+        SUPPORT,
+        labels=LABEL_LIST,
+        view_id="classification",
+        strategy="margin",
+        db=db_url,
+        batch_size=5,
+        **kwargs,
+    )
+
+
+def _answer(loop, n: int, who: str = "alice") -> None:
+    tasks = loop.select(n)
+    for task in tasks:
+        loop.answer([{**task, "answer": "accept"}], annotator=who)
+
+
+def test_crash_answers_after_the_checkpoint_are_learnt_on_restart(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    first = _components(db_url)
+    loop, ckpt = first["loop"], first["checkpoint"]
+    _answer(loop, 5)
+    loop.learn()
+    loop.updater.save(ckpt)  # version 1 knows 5 answers
+    _answer(loop, 3)  # stored, then the server dies before learning them
+    first["store"].close()
+
+    again = _components(db_url)
+    updater = again["loop"].updater
+    assert updater.version == 2  # the checkpoint's 1, plus learning the 3 now
+    assert updater.history[-1].n_new == 3  # only the 3 the checkpoint missed
+    with Store(db_url) as store:
+        answers = store.get_answers("crash")
+    targets = answers_to_textcat_targets(answers, LABEL_LIST, exclusive=True)
+    state = json.loads((Path(ckpt) / "state.json").read_text())
+    assert {str(t.input_hash): target_digest(t) for t in targets} == state["learnt"]
+    again["store"].close()
+
+    # Nothing new: a restart learns nothing and keeps the version.
+    third = _components(db_url)
+    assert third["loop"].updater.version == 2
+    assert third["loop"].updater.history == []
+    third["store"].close()
+
+
+def test_crash_version_never_goes_back_after_unsaved_updates(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    first = _components(db_url)
+    loop, ckpt = first["loop"], first["checkpoint"]
+    _answer(loop, 5)
+    loop.learn()
+    loop.updater.save(ckpt)
+    for _ in range(3):  # three more updates, served but never saved
+        _answer(loop, 5)
+        loop.learn()
+        write_version_mark(ckpt, loop.updater.version)
+    assert loop.updater.version == 4
+    first["store"].close()
+    again = _components(db_url)
+    assert again["loop"].updater.version == 5  # 4 was served: the next is 5
+    again["store"].close()
+
+
+def test_crash_broken_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    first = _components(db_url)
+    loop, ckpt = first["loop"], Path(first["checkpoint"])
+    _answer(loop, 5)
+    loop.learn()
+    loop.updater.save(ckpt)
+    first["store"].close()
+    # A crash between save's two renames leaves only the previous checkpoint.
+    old = ckpt.with_name(ckpt.name + ".old")
+    ckpt.rename(old)
+    updater = load_checkpoint(ckpt)
+    assert updater is not None and updater.version == 1
+    # A garbled checkpoint: the previous one is used, with a warning.
+    shutil.copytree(old, ckpt)
+    (ckpt / "state.json").write_text('{"version": 1, "task": "textc')
+    with pytest.warns(UserWarning, match="E840"):
+        updater = load_checkpoint(ckpt)
+    assert updater is not None and updater.version == 1
+
+
+def test_crash_unreadable_checkpoint_retrains_from_the_answers(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    first = _components(db_url)
+    loop, ckpt = first["loop"], Path(first["checkpoint"])
+    _answer(loop, 5)
+    loop.learn()
+    loop.updater.save(ckpt)
+    write_version_mark(ckpt, 3)
+    first["store"].close()
+    shutil.rmtree(ckpt / "model")  # the model is gone, the state is there
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = _components(db_url)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "E840" in messages and "E841" in messages
+    updater = again["loop"].updater
+    assert updater.version == 4  # retrained on all 5 answers, after version 3
+    assert updater.n_targets == 5
+    assert read_version_mark(ckpt) == 3
+    assert (ckpt / "model").exists()  # saved again
+    again["store"].close()
+
+
+# --- leases across restarts --------------------------------------------------------
+
+
+def test_crash_leases_survive_a_restart_and_expire_by_the_wall_clock(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    first = Feed.from_components(_components(db_url), lease_seconds=3.0)
+    held = first.next_task("alice")["_input_hash"]
+    # The server dies (nothing closed, nothing saved); a new one starts.
+    second = Feed.from_components(_components(db_url), lease_seconds=3.0)
+    try:
+        assert second.next_task("alice")["_input_hash"] == held
+        assert second.next_task("bob")["_input_hash"] != held
+    finally:
+        second.close()
+        first.close()
+    with Store(db_url) as store:
+        ends = {
+            lease["annotator"]: lease["expires"] for lease in store.get_leases("crash")
+        }
+    assert set(ends) == {"alice", "bob"}
+    # Alice never comes back: once her lease ends, a restart serves it to carol.
+    time.sleep(max(ends["alice"] - time.time(), 0) + 0.2)
+    third = Feed.from_components(_components(db_url), lease_seconds=3.0)
+    try:
+        with Store(db_url) as store:
+            assert "alice" not in {
+                lease["annotator"] for lease in store.get_leases("crash")
+            }
+        served = []
+        for _ in range(10):
+            task = third.next_task("carol")
+            served.append(task["_input_hash"])
+            third.answer("carol", {**task, "answer": "ignore"})
+        assert held in served
+    finally:
+        third.close()
+
+
+def test_crash_checkpoint_dir_for_postgres_uses_spacy_al_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPACY_AL_HOME", str(tmp_path))
+    assert checkpoint_dir("postgresql://u@h/db", "ds") == tmp_path / "models" / "ds"
+
+
+def test_crash_bench_durability_command_runs_both_runs_per_database(
+    tmp_path, monkeypatch
+):
+    """The command's wiring (the trials themselves are the test above)."""
+    from spacy_al.recipes import bench_durability as bench
+
+    from spacy_al.cli import main
+    from spacy_al.durability import TrialReport
+
+    calls = []
+
+    def fake_run_trials(**kwargs):
+        calls.append(kwargs)
+        return TrialReport(
+            backend="sqlite", acknowledged=7, stored=7, kills=kwargs["kills"]
+        )
+
+    monkeypatch.setattr(bench, "run_trials", fake_run_trials)
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["bench", "durability", "--trials", "3", "--annotators", "20"]
+            + ["--minutes", "0.5", "--output", str(tmp_path)]
+        )
+    assert exit_info.value.code in (0, None)
+    assert [(c["kills"], c["annotators"], c["seconds"]) for c in calls] == [
+        (3, 4, None),
+        (0, 20, 30.0),
+    ]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["run"] for r in results] == ["kill -9", "load"]
+    assert all(r["acknowledged"] == 7 and "load_before" in r for r in results)
