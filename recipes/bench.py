@@ -856,8 +856,12 @@ def bench_cli(
         ),
     ] = None,
 ) -> None:
-    """Benchmarks: bench labels compares label savings with small-text and modAL;
-    bench speed measures latency, update time, scoring throughput and memory."""
+    """Benchmarks: bench labels, bench speed, bench durability.
+
+    bench labels compares label savings with small-text and modAL; bench speed
+    measures latency, update time, scoring throughput and memory; bench
+    durability runs kill -9 trials and a team under load (see bench.durability).
+    """
     if what not in BENCHMARKS:
         msg.fail(Errors.E707.format(what=what, whats=", ".join(BENCHMARKS)), exits=1)
     if corpus is None:
