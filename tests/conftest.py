@@ -4,8 +4,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Property tests draw the same cases on every run, so a change fails or passes on
+# its merits, never on the draw. To look for new failures, draw afresh:
+#   python -m pytest --hypothesis-profile=explore tests/test_fuzz.py
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("repeatable")
 
 
 def _corpora_dir() -> Path:
