@@ -786,7 +786,9 @@ def _split(names: str) -> list[str]:
 
 @recipe("bench")
 def bench_cli(
-    what: Annotated[str, typer.Argument(help="What to measure: labels, speed or durability")],
+    what: Annotated[
+        str, typer.Argument(help="What to measure: labels, speed or durability")
+    ],
     corpus: Annotated[
         Path | None,
         typer.Option("--corpus", help="Directory with train.jsonl and test.jsonl"),

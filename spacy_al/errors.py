@@ -89,7 +89,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E220 = "The strategy '{strategy}' weights scores, so they must be >= 0, but {n_bad} are negative (minimum {minimum}). Use a measure from spacy_al.uncertainty, which are all >= 0, or shift your scores."
     E221 = "The stream sorter got the score {score} at position {position}, which isn't a finite number. Drop or fix the tasks the model can't score before sorting the stream."
     E222 = "Unknown strategy '{name}'. Short names: {aliases}. Registered strategies: {names}. Register your own with @spacy_al.registry.strategies('NAME.v1')."
-    E223 = "Unknown option(s) {options} for strategy '{name}'. Its options are: {valid}."
+    E223 = (
+        "Unknown option(s) {options} for strategy '{name}'. Its options are: {valid}."
+    )
     E224 = "'{name}' is a stream sorter, not a pool strategy: it filters a stream of (score, task) pairs instead of choosing indices from scored candidates. Use get_stream_sorter('{name}'), or a pool strategy such as 'margin'."
     E225 = "'{name}' is a pool strategy, not a stream sorter. Use get_strategy('{name}'), or one of the stream sorters: {sorters}."
 
@@ -99,7 +101,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E301 = "Unknown architecture '{architecture}'. Choose one of {valid}: 'bow' (fast bag-of-words, the default) or 'ensemble' (bag-of-words plus a CNN, better quality, about 10x slower)."
     E302 = "Can't make a blank pipeline from '{base}': {err}. Use blank: followed by a language code spaCy knows, e.g. blank:en or blank:de."
     E303 = "Can't load the pipeline '{base}': it is neither an installed package nor a pipeline directory. Pass blank:LANG (e.g. blank:en) for a blank pipeline, the name of an installed package, or the path of a directory written by nlp.to_disk."
-    E304 = "No labels given. Pass the labels with --label, e.g. --label SPORTS,POLITICS."
+    E304 = (
+        "No labels given. Pass the labels with --label, e.g. --label SPORTS,POLITICS."
+    )
     E305 = "An exclusive text classifier needs at least two labels, got {labels}. Add the other label (e.g. --label {labels[0]},OTHER) or use a multilabel classifier (--multilabel), which can learn a single label."
     E306 = "The base pipeline's component '{name}' doesn't know the labels {missing} (it has {labels}). spaCy can't add labels to a trained text classifier: use those labels, or add a new component with --component NEW_NAME."
     E307 = "The pipeline has no text classifier (its components: {pipes}). Build one with spacy_al.models.build_textcat, or pass a pipeline with a textcat or textcat_multilabel component."
@@ -238,7 +242,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E845 = "A GET request can't have a body: pass annotator and token in the query string (?annotator=NAME&token=TOKEN)."
     E846 = "The request needs a Content-Length header (at most {max} bytes); chunked bodies aren't accepted."
     E847 = "The request body has {size} bytes, more than the {max} allowed. Send one task per request."
-    E848 = "The request body must be one JSON object in UTF-8, got {err}. Send e.g. {{\"annotator\": \"alice\", \"token\": \"...\"}}."
+    E848 = 'The request body must be one JSON object in UTF-8, got {err}. Send e.g. {{"annotator": "alice", "token": "..."}}.'
     E849 = "The server failed to handle the request ({kind}). Nothing was stored unless a later request says so; try again, and look at the server's output."
     E850 = "'wait' must be a number of seconds (0 to {max})."
     E851 = "'task' must be the task /next returned (a JSON object), with 'answer' set to accept, reject or ignore."

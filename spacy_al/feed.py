@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from spacy_al import priority
 from spacy_al.agreement import agreement_summary
 from spacy_al.consensus import Consensus, review_datasets
 from spacy_al.corpus import ANSWERS, set_hashes
@@ -182,6 +183,7 @@ class Feed:
         self._exhausted = False  # the last selection found nothing new
         self._select_n = self.prefetch  # asked per selection; grows with demand
         self._taken = 0  # candidates handed out so far
+        self._taken_before = 0  # ... when the last selection started
         self._select_seconds = 0.0  # how long the last selection took
         self._select_end = 0.0  # when it ended (time.monotonic)
         self._active: dict[int, dict] = {}  # handed out, fewer than overlap answers
@@ -369,12 +371,13 @@ class Feed:
         queued; None when nothing is left for this annotator (now).
         """
         who = self._who(annotator)
-        try:
-            return self._next_task(who, timeout)
-        finally:
-            # The lease is stored before the task is shown: a server restarted
-            # after a crash won't serve it to anyone else meanwhile.
-            self._flush_leases()
+        with priority.foreground():
+            try:
+                return self._next_task(who, timeout)
+            finally:
+                # The lease is stored before the task is shown: a server restarted
+                # after a crash won't serve it to anyone else meanwhile.
+                self._flush_leases()
 
     def _next_task(self, who: str, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
@@ -391,7 +394,8 @@ class Feed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self._cond.wait(min(left, 0.5))
+                with priority.waiting():  # for the selector: it mustn't pause
+                    self._cond.wait(min(left, 0.5))
 
     def has_task(self, annotator: str) -> bool:
         """Whether :meth:`next_task` would give ``annotator`` a task now."""
@@ -544,6 +548,10 @@ class Feed:
         storing nothing, if the annotator already answered this example (a second
         click); use :meth:`undo` to change an answer.
         """
+        with priority.foreground():
+            return self._answer(annotator, eg)
+
+    def _answer(self, annotator: str, eg: dict) -> int | None:
         who = self._who(annotator)
         key = eg.get("_input_hash")
         if key not in self.loop.pool.index:
@@ -820,7 +828,7 @@ class Feed:
                 if not fresh:
                     exclude.update(t["_input_hash"] for t in self._candidates)
                 n = self._select_n if fresh else self._select_n - len(self._candidates)
-                taken = self._taken
+                taken, self._taken_before = self._taken_before, self._taken
             started = time.monotonic()
             try:
                 tasks = self._select(max(n, 1), exclude)
@@ -836,8 +844,9 @@ class Feed:
             with self._cond:
                 self._select_end = time.monotonic()
                 self._select_seconds = self._select_end - started
-                # Ask for enough to serve three times what went out while this
-                # selection ran (at least prefetch, at most ten times it).
+                # Ask for enough to serve three times what went out since the last
+                # selection started: a rest and a selection, the time until the
+                # next ranking (at least prefetch, at most ten times it).
                 self._select_n = min(
                     max(self.prefetch, 3 * (self._taken - taken)), 10 * self.prefetch
                 )

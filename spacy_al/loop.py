@@ -25,8 +25,8 @@ import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
 from spacy.tokens import Doc
 
+from spacy_al import priority, uncertainty
 from spacy_al import strategies as strategies_module
-from spacy_al import uncertainty
 from spacy_al.consensus import Consensus, Decision
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
@@ -314,6 +314,7 @@ class BaseLoop:
         if not cache and self._docs:  # a pool read in the background outgrew it
             self._docs = {}
         for i in indices:
+            priority.pause()  # an annotator's request goes first
             i = int(i)
             doc = self._docs.get(i)
             if doc is None:

@@ -36,6 +36,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam, Model, Optimizer, set_dropout_rate
 
+from spacy_al import priority
 from spacy_al.errors import Errors
 from spacy_al.targets import TextcatTarget
 
@@ -218,6 +219,7 @@ class TextcatModel:
         model = self.thinc_model
         out = np.zeros((len(docs), len(self.labels)), dtype="f")
         for i in range(0, len(docs), batch_size):
+            priority.pause()  # an annotator's request goes first
             batch = docs[i : i + batch_size]
             # As TextCategorizer.predict: a batch of empty docs scores all zeros.
             if any(len(doc) for doc in batch):
@@ -464,6 +466,7 @@ class Updater:
         loss = 0.0
         for i in range(0, len(targets), self.batch_size):
             batch = targets[i : i + self.batch_size]
+            priority.pause()  # an annotator's request goes first
             docs = [self._doc(t) for t in batch]
             kwargs = {}
             if weights is not None:  # only textcat's update takes weights

@@ -29,6 +29,7 @@ from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
+from . import priority
 from .errors import Errors
 
 OUT = "O"
@@ -176,6 +177,7 @@ def beam_ner_scores(
     column = {label: i for i, label in enumerate(labels)}
     results: list[DocNERScores] = []
     for batch in minibatch(docs, size=batch_size):
+        priority.pause()  # an annotator's request goes first
         filled = [doc for doc in batch if len(doc)]
         beams = (
             ner.beam_parse(filled, beam_width=beam_width, beam_density=beam_density)
@@ -263,6 +265,7 @@ def greedy_scores(
     )
     results: list[DocNERScores] = []
     for batch in minibatch(docs, size=batch_size):
+        priority.pause()  # an annotator's request goes first
         filled = [doc for doc in batch if len(doc)]
         states = ner.moves.init_batch(filled)
         row_of = {id(state): i for i, state in enumerate(states)}
@@ -357,6 +360,7 @@ def score_docs(
     preceding = nlp.pipeline[: nlp.pipe_names.index(component)]
     results: list[DocNERScores] = []
     for batch in minibatch(docs, size=batch_size):
+        priority.pause()  # an annotator's request goes first
         batch = [
             nlp.make_doc(d)
             if isinstance(d, str)

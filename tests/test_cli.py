@@ -20,7 +20,10 @@ def count_lines(path: Annotated[str, typer.Argument(help="A file")]) -> None:
 
 def run(*args):
     return subprocess.run(
-        [sys.executable, "-m", "spacy_al", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "spacy_al", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
