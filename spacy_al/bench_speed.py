@@ -174,7 +174,7 @@ def measure_next_example(
     build: SessionBuilder | str,
     answers: int = 500,
     annotators: int = 5,
-    think: tuple[float, float] = (0.0, 0.05),
+    think: tuple[float, float] = (0.5, 1.5),
     workdir: str | Path | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:

@@ -108,6 +108,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E306 = "The base pipeline's component '{name}' doesn't know the labels {missing} (it has {labels}). spaCy can't add labels to a trained text classifier: use those labels, or add a new component with --component NEW_NAME."
     E307 = "The pipeline has no text classifier (its components: {pipes}). Build one with spacy_al.models.build_textcat, or pass a pipeline with a textcat or textcat_multilabel component."
     E308 = "No checkpoint at {path}: state.json is missing. Point to a directory written by Updater.save, or start without --resume."
+    E316 = "spacy_al.TextCatBOW.v1 can't make n-grams of the token attribute '{attr}': it isn't one of spaCy's attributes (spacy.attrs.IDS). Use LOWER (the default), ORTH, NORM or LEMMA."
+    E317 = "spacy_al.TextCatBOW.v1 needs ngram_size >= 1 and length >= 1, got ngram_size={ngram_size}, length={length}. Fix them in the model config (the defaults are 2 and 262144)."
 
     # --- E4xx recipes, loop and simulate ---------------------------------
     # (loop.py, simulate.py and recipes add their messages here)

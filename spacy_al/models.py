@@ -36,7 +36,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam, Model, Optimizer, set_dropout_rate
 
-from spacy_al import priority
+from spacy_al import architectures, priority
 from spacy_al.errors import Errors
 from spacy_al.targets import TextcatTarget
 
@@ -44,13 +44,15 @@ ARCHITECTURES = ("bow", "ensemble")
 DEFAULT_LEARN_RATE = {"bow": 0.01, "ensemble": 0.002}
 
 
-def _bow_config(*, exclusive: bool, ngram_size: int = 1) -> dict:
+def _bow_config(*, exclusive: bool) -> dict:
+    # spaCy's bag-of-words over lower-cased unigrams and bigrams (architectures.py)
     return {
-        "@architectures": "spacy.TextCatBOW.v3",
+        "@architectures": architectures.BOW,
         "exclusive_classes": exclusive,
-        "ngram_size": ngram_size,
+        "ngram_size": architectures.DEFAULT_NGRAM_SIZE,
+        "attr": architectures.DEFAULT_ATTR,
         "no_output_layer": False,
-        "length": 262144,
+        "length": architectures.DEFAULT_LENGTH,
     }
 
 

@@ -84,7 +84,7 @@ def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
         build=textcat_session,
         answers=25,
         annotators=3,
-        think=(0.0, 0.0),
+        think=(0.02, 0.05),  # gaps between requests: the trainer runs
         workdir=tmp_path,
     )
     assert r["pool_size"] == 300

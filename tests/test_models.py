@@ -196,7 +196,7 @@ def test_models_learn_a_rare_class_from_few_labels():
     old = [_toy_spam_f1(seed, taper=0) for seed in range(4)]
     new = [_toy_spam_f1(seed) for seed in range(4)]
     assert all(n > o for n, o in zip(new, old, strict=True)), (new, old)
-    assert np.mean(new) >= 0.3 and np.mean(new) > np.mean(old) + 0.2, (new, old)
+    assert np.mean(new) >= 0.25 and np.mean(new) > np.mean(old) + 0.2, (new, old)
     weighted = [_toy_spam_f1(seed, class_weight=0.5) for seed in range(4)]
     assert np.mean(weighted) > np.mean(new), (weighted, new)
 
