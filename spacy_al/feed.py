@@ -9,9 +9,13 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
   annotator holds the examples leased to them (a reload re-serves them); a lease
   ends ``lease_seconds`` after it was last renewed, and the example goes to the
   next person who asks. Leases are kept in the store too (wall-clock ends), so
-  a server restarted after a crash serves everyone what they held. ``overlap``
-  answers are collected per example, each from a different annotator; nobody is
-  asked about an example twice.
+  a server restarted after a crash serves everyone what they held: the lease
+  book is :class:`~spacy_al.leases.Leases`, written by a fourth thread.
+  ``overlap`` answers are collected per example, each from a different
+  annotator; nobody is asked about an example twice.
+* **Access.** Anyone may label, or only the named annotators with their tokens
+  (:mod:`spacy_al.access`; its ``check_annotator``, ``parse_annotators`` and
+  ``make_tokens`` can still be imported from here).
 * **Selecting.** A selector thread asks the loop for the next candidates whenever
   the model version changes or the queue runs low, outside every lock.
 * **Learning.** ``answer`` returns once the answer is committed to the store. A
@@ -28,23 +32,22 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
 from __future__ import annotations
 
 import atexit
-import hashlib
-import hmac
-import secrets
 import sys
 import threading
 import time
 import weakref
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from spacy_al import priority
+from spacy_al.access import Access, check_annotator, make_tokens, parse_annotators
 from spacy_al.agreement import agreement_summary
 from spacy_al.consensus import Consensus, review_datasets
 from spacy_al.corpus import ANSWERS, set_hashes
 from spacy_al.errors import Errors, SourceError
+from spacy_al.leases import Leases
 from spacy_al.loop import ActiveLoop
 from spacy_al.metrics import predicted_labels
 from spacy_al.models import write_version_mark
@@ -53,7 +56,6 @@ from spacy_al.progress import ModelProgress, serving_probs
 from spacy_al.spans import validate_spans
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 
-MAX_ANNOTATOR_LENGTH = 64
 # Keys an answer adds to a task; stripped when an answered task is served again.
 ANSWER_FIELDS = ("answer", "_annotator_id", "_session_id", "_timestamp", "_id")
 SELECT_ATTEMPTS = 5
@@ -67,34 +69,6 @@ SELECT_REST = 1.0
 # How often the team thread looks for reviewers' answers and new agreement figures.
 TEAM_SECONDS = 5.0
 AGREEMENT_SECONDS = 2.0  # at most this often after answers (it reads them all)
-
-
-def check_annotator(name: Any) -> str:
-    """An annotator's name, stripped; raises ValueError if it can't be one."""
-    value = name.strip() if isinstance(name, str) else name
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > MAX_ANNOTATOR_LENGTH
-        or not value.isprintable()
-    ):
-        text = repr(name)
-        snippet = text if len(text) <= 60 else text[:57] + "..."
-        raise ValueError(Errors.E601.format(max=MAX_ANNOTATOR_LENGTH, snippet=snippet))
-    return value
-
-
-def parse_annotators(value: str | Iterable[str] | None) -> list[str]:
-    """``"alice,bob"`` (or a list of names) as checked names, in order, no repeats."""
-    if value is None:
-        return []
-    names = value.split(",") if isinstance(value, str) else list(value)
-    return list(dict.fromkeys(check_annotator(n) for n in names if str(n).strip()))
-
-
-def make_tokens(annotators: Iterable[str]) -> dict[str, str]:
-    """A fresh random access token per annotator."""
-    return {name: secrets.token_urlsafe(16) for name in parse_annotators(annotators)}
 
 
 class Feed:
@@ -168,9 +142,7 @@ class Feed:
         # NER tasks carry the model's analysis in their spans already.
         self.ner = isinstance(loop, NERLoop)
         self.preselect = preselect and not self.ner
-        self._tokens = (
-            {check_annotator(k): v for k, v in tokens.items()} if tokens else None
-        )
+        self._access = Access(tokens)
         self._clock = clock
         self._close_store = close_store
         # _lock guards the feed's own state; _loop_lock every call that changes the
@@ -187,15 +159,16 @@ class Feed:
         self._select_seconds = 0.0  # how long the last selection took
         self._select_end = 0.0  # when it ended (time.monotonic)
         self._active: dict[int, dict] = {}  # handed out, fewer than overlap answers
-        self._leases: dict[int, dict[str, float]] = {}  # input hash → {who: expiry}
-        self._queues: dict[str, list[int]] = defaultdict(list)  # who → leased hashes
-        # Leases are also kept in the store (so a restarted server serves each
-        # annotator what they held): changes wait here, latest per lease, until
-        # _flush_leases writes them; _lease_saved is each stored (wall) expiry.
-        self._lease_ops: dict[tuple[int, str], tuple[float, dict] | None] = {}
-        self._lease_saved: dict[tuple[int, str], float] = {}
+        # Who holds what until when (used under _lock); _flush_leases writes its
+        # changes to the store, one writer at a time (_flush_lock).
+        self._leases = Leases(
+            self.store,
+            self.dataset,
+            lease_seconds=self.lease_seconds,
+            tasks=self._active,
+            clock=clock,
+        )
         self._flush_lock = threading.Lock()
-        self._no_token = secrets.token_urlsafe(16)  # compared for unknown names
         self._answered_by: dict[int, set[str]] = defaultdict(set)
         self._answering: set[tuple[str, int]] = set()
         self._history: dict[str, deque[tuple[dict, dict]]] = defaultdict(
@@ -325,40 +298,24 @@ class Feed:
     @property
     def restricted(self) -> bool:
         """Whether only named annotators, with their tokens, may label."""
-        return self._tokens is not None
+        return self._access.restricted
 
     @property
     def annotators(self) -> list[str]:
         """The annotators allowed to label (empty: anyone)."""
-        return list(self._tokens or ())
+        return self._access.annotators
 
     @property
     def tokens(self) -> dict[str, str]:
         """Each allowed annotator's token (empty when anyone may label)."""
-        return dict(self._tokens or {})
+        return self._access.tokens
 
     def check_token(self, annotator: str, token: str | None) -> bool:
         """Whether ``annotator`` may label with ``token`` (always, if unrestricted)."""
-        if self._tokens is None:
-            return True
-        expected = self._tokens.get(
-            annotator.strip() if isinstance(annotator, str) else ""
-        )
-        given = token if isinstance(token, str) else ""
-        # Compare fixed-length digests, and compare even for unknown names (with a
-        # random token), so timing tells neither names nor token lengths apart.
-        ok = hmac.compare_digest(
-            hashlib.sha256((expected or self._no_token).encode()).digest(),
-            hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
-        )
-        return ok and expected is not None
+        return self._access.check_token(annotator, token)
 
     def _who(self, annotator: str) -> str:
-        name = check_annotator(annotator)
-        if self._tokens is not None and name not in self._tokens:
-            allowed = ", ".join(repr(n) for n in self._tokens)
-            raise PermissionError(Errors.E602.format(name=name, allowed=allowed))
-        return name
+        return self._access.check(annotator)
 
     # --- serving -------------------------------------------------------------
 
@@ -384,7 +341,7 @@ class Feed:
         with self._cond:
             while True:
                 now = self._clock()
-                self._expire(now)
+                self._leases.expire(now)
                 task = self._take(who, now)
                 if task is not None:
                     return dict(task)
@@ -401,8 +358,8 @@ class Feed:
         """Whether :meth:`next_task` would give ``annotator`` a task now."""
         who = self._who(annotator)
         with self._lock:
-            self._expire(self._clock())
-            if self._queues.get(who):
+            self._leases.expire(self._clock())
+            if self._leases.first(who) is not None:
                 return True
             if any(self._open_to(key, who) for key in self._active):
                 return True
@@ -416,48 +373,7 @@ class Feed:
         """Renew ``annotator``'s leases (the app calls this while their page is open)."""
         who = self._who(annotator)
         with self._lock:
-            expiry = self._clock() + self.lease_seconds
-            for key in self._queues.get(who, ()):
-                self._leases[key][who] = expiry
-                self._note_lease(key, who, expiry)
-
-    def _expire(self, now: float) -> None:
-        for key, holders in list(self._leases.items()):
-            for who, expiry in list(holders.items()):
-                if expiry <= now:
-                    del holders[who]
-                    self._queues[who].remove(key)
-                    self._note_lease(key, who, None)
-            if not holders:
-                del self._leases[key]
-
-    def _lease(self, key: int, who: str, now: float, *, first: bool = False) -> None:
-        self._leases.setdefault(key, {})[who] = now + self.lease_seconds
-        self._note_lease(key, who, now + self.lease_seconds)
-        queue = self._queues[who]
-        if key in queue:
-            queue.remove(key)
-        queue.insert(0, key) if first else queue.append(key)
-
-    def _note_lease(self, key: int, who: str, expiry: float | None) -> None:
-        """Queue a lease change for the store (None: the lease ended); call under
-        the lock. A renewal is stored only once the stored expiry lags the real
-        one by a quarter of ``lease_seconds``: at most a few writes per lease."""
-        if self.store is None:
-            return
-        if expiry is None:
-            if self._lease_saved.pop((key, who), None) is not None:
-                self._lease_ops[(key, who)] = None
-            return
-        task = self._active.get(key)
-        if task is None:
-            return
-        wall = time.time() + (expiry - self._clock())
-        saved = self._lease_saved.get((key, who))
-        if saved is not None and wall - saved < self.lease_seconds / 4:
-            return
-        self._lease_saved[(key, who)] = wall
-        self._lease_ops[(key, who)] = (wall, task)
+            self._leases.touch(who, self._clock())
 
     def _write_leases_forever(self) -> None:
         """Store renewed and ended leases a few times a second, off the request
@@ -470,33 +386,22 @@ class Feed:
             time.sleep(LEASE_WRITE_SECONDS)
 
     def _flush_leases(self) -> None:
-        """Write the queued lease changes to the store (outside the lock; one
+        """Write the lease changes made so far to the store (outside the lock; one
         writer at a time, so changes land in the order they were made)."""
         if self.store is None:
             return
         with self._flush_lock:
             with self._lock:
-                ops, self._lease_ops = self._lease_ops, {}
-            if not ops:
-                return
-            ended = [key for key, op in ops.items() if op is None]
-            held = [
-                {"input_hash": k, "annotator": who, "expires": op[0], "task": op[1]}
-                for (k, who), op in ops.items()
-                if op is not None
-            ]
+                changes = self._leases.pending()
             try:
-                if ended:
-                    self.store.drop_leases(self.dataset, ended)
-                if held:
-                    self.store.put_leases(self.dataset, held)
+                self._leases.write(changes)
             except Exception as e:  # leases only help a restart: keep serving
                 with self._lock:
                     self._error = f"Saving leases failed: {type(e).__name__}: {e}"
 
     def _open_to(self, key: int, who: str) -> bool:
         answered = self._answered_by.get(key, ())
-        holders = self._leases.get(key, {})
+        holders = self._leases.holders(key)
         return (
             who not in answered
             and who not in holders
@@ -504,19 +409,16 @@ class Feed:
         )
 
     def _take(self, who: str, now: float) -> dict | None:
-        queue = self._queues.get(who)
-        while queue:
-            key = queue[0]
+        while (key := self._leases.first(who)) is not None:
             task = self._active.get(key)
             if task is None:  # completed by others' (late) answers meanwhile
-                self._drop_lease(key, who)
+                self._leases.drop(key, who)
                 continue
-            self._leases[key][who] = now + self.lease_seconds
-            self._note_lease(key, who, now + self.lease_seconds)
+            self._leases.renew(key, who, now)
             return task
         for key, task in self._active.items():
             if self._open_to(key, who):
-                self._lease(key, who, now)
+                self._leases.lease(key, who, now)
                 return task
         while self._candidates:
             task = self._candidates.popleft()
@@ -524,7 +426,7 @@ class Feed:
             if key in self._active or self._answered_by.get(key):
                 continue
             self._active[key] = task
-            self._lease(key, who, now)
+            self._leases.lease(key, who, now)
             self._taken += 1
             return task
         return None
@@ -585,7 +487,7 @@ class Feed:
         with self._cond:
             answered = self._answered_by[key]
             answered.add(who)
-            self._drop_lease(key, who)
+            self._leases.drop(key, who)
             if len(answered) >= self.overlap:
                 self._active.pop(key, None)
             elif key not in self._active:
@@ -613,16 +515,6 @@ class Feed:
             raise ValueError(Errors.E615.format(err=e)) from e
         if self.view_id == "ner" and len(spans) != 1:
             raise ValueError(Errors.E616.format(n=len(spans)))
-
-    def _drop_lease(self, key: int, who: str) -> None:
-        holders = self._leases.get(key)
-        if holders and who in holders:
-            del holders[who]
-            if not holders:
-                del self._leases[key]
-            self._note_lease(key, who, None)
-        if key in self._queues.get(who, ()):
-            self._queues[who].remove(key)
 
     def can_undo(self, annotator: str) -> bool:
         """Whether ``annotator`` has an answer the model hasn't learnt from yet."""
@@ -655,7 +547,7 @@ class Feed:
             self._counts[who] -= 1
             self._n_answers -= 1
             self._active[key] = task
-            self._lease(key, who, self._clock(), first=True)
+            self._leases.lease(key, who, self._clock(), first=True)
             self._cond.notify_all()
             return dict(task)
 
@@ -704,7 +596,8 @@ class Feed:
                 out["you"] = {
                     "answers": self._counts.get(who, 0),
                     "can_undo": bool(self._history.get(who)),
-                    "finished": self._finished_for(who) and not self._queues.get(who),
+                    "finished": self._finished_for(who)
+                    and self._leases.first(who) is None,
                 }
             return out
 
@@ -1000,31 +893,23 @@ class Feed:
         """Leases held when the server stopped (or crashed): each annotator gets
         back what they held until the lease's (wall-clock) end; ended leases, and
         leases of examples answered meanwhile, are deleted."""
-        now, wall = self._clock(), time.time()
-        stale: list[tuple[int, str]] = []
-        for lease in self.store.get_leases(self.dataset):
-            key, who = lease["input_hash"], lease["annotator"]
-            answered = self._answered_by.get(key, set())
-            holders = self._leases.get(key, {})
-            if (
-                lease["expires"] <= wall
-                or key not in self.loop.pool.index
-                or who in answered
-                or who in holders
-                or len(answered) + len(holders) >= self.overlap
-                or (self._tokens is not None and who not in self._tokens)
-                or not isinstance(lease["task"], dict)
-            ):
-                stale.append((key, who))
-                continue
-            task = self._active.setdefault(key, _as_task(lease["task"]))
-            if task.get("_input_hash") != key:
-                stale.append((key, who))
-                continue
-            self._leases.setdefault(key, {})[who] = now + (lease["expires"] - wall)
-            self._queues[who].append(key)
-            self._lease_saved[(key, who)] = lease["expires"]
-        self.store.drop_leases(self.dataset, stale, expired_before=wall)
+        self._leases.load(self._keep_lease)
+
+    def _keep_lease(self, lease: dict[str, Any]) -> bool:
+        """Whether a lease taken back from the store still stands; if so, its
+        task is served (again)."""
+        key, who = lease["input_hash"], lease["annotator"]
+        answered = self._answered_by.get(key, set())
+        if (
+            key not in self.loop.pool.index
+            or who in answered
+            or len(answered) + len(self._leases.holders(key)) >= self.overlap
+            or not self._access.allows(who)
+            or not isinstance(lease["task"], dict)
+        ):
+            return False
+        task = self._active.setdefault(key, _as_task(lease["task"]))
+        return task.get("_input_hash") == key
 
 
 def _as_task(eg: dict) -> dict:

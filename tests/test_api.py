@@ -22,7 +22,7 @@ from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import teach
 from streamlit.testing.v1 import AppTest
 
-from spacy_al import feed as feed_module
+from spacy_al import access as access_module
 from spacy_al import server
 from spacy_al.api import MAX_BODY, make_server
 from spacy_al.cli import join_subcommand, split_api_flag
@@ -156,7 +156,7 @@ def test_api_tokens_are_compared_in_constant_time(api, monkeypatch):
         calls.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr(feed_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(access_module.hmac, "compare_digest", spy)
     for who, token in [
         ("alice", "x"),
         ("mallory", "y" * 40),

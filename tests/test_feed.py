@@ -448,7 +448,7 @@ def test_feed_serving_invariants_hold_for_any_order(
             assert task is not None
             # Never asked about what you answered; never more holders than overlap.
             assert task["_input_hash"] not in answered.get(who, [])
-            holders = feed._leases.get(task["_input_hash"], {})
+            holders = feed._leases.holders(task["_input_hash"])
             done = feed._answered_by.get(task["_input_hash"], set())
             assert len(holders) + len(done) <= overlap
             if action == "answer":
