@@ -48,12 +48,15 @@ class Gate:
     @contextmanager
     def foreground(self) -> Iterator[None]:
         """Mark the calling thread as serving a request while the block runs."""
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
         with self._cond:
             self._busy += 1
         try:
             yield
         finally:
             self._leave()
+            local.depth -= 1
 
     @contextmanager
     def waiting(self) -> Iterator[None]:
@@ -77,6 +80,8 @@ class Gate:
         if not self._busy:  # the common case: an unlocked read
             return
         local = self._local
+        if getattr(local, "depth", 0):  # a request reached a pause point: it goes on
+            return
         if time.monotonic() < getattr(local, "run_until", 0.0):
             return
         with self._cond:

@@ -89,6 +89,25 @@ def test_background_work_is_never_starved():
         assert times[0] < 0.05 * 20  # the 20 pauses in its run didn't wait
 
 
+def test_a_request_never_pauses_for_itself():
+    # Scoring or predicting inside a request (a pause point on the request's own
+    # thread) goes straight on, even with other requests in flight.
+    gate = Gate(max_pause=30.0)
+    other = gate.foreground()
+    other.__enter__()
+    done = threading.Event()
+
+    def request() -> None:
+        with gate.foreground():
+            gate.pause()
+        done.set()
+
+    threading.Thread(target=request, daemon=True).start()
+    assert done.wait(5.0)
+    other.__exit__(None, None, None)
+    assert gate.busy == 0
+
+
 def test_waiting_for_background_work_lets_it_run():
     # A request that waits for the selector must not make the selector wait.
     gate = Gate(max_pause=30.0)
