@@ -78,6 +78,8 @@ from spacy_al.simulate import (
     simulate,
 )
 
+from ._options import BatchSize, Budget, SeedSize, Target, split_commas
+
 #: The benchmarks ``bench WHAT`` knows; each has a ``bench_<what>`` function.
 BENCHMARKS = ("labels", "speed")
 TASKS = ("textcat", "ner")
@@ -501,7 +503,7 @@ def plot_bench(results: dict, path: str | Path, *, title: str = "") -> None:
 
 def _sizes(value: str) -> list[int]:
     try:
-        sizes = [int(v) for v in _split(value)]
+        sizes = [int(v) for v in split_commas(value)]
     except ValueError:
         sizes = []
     if not sizes or any(n < 1 for n in sizes):
@@ -511,7 +513,7 @@ def _sizes(value: str) -> list[int]:
 
 def _think(value: str) -> tuple[float, float]:
     try:
-        low, high = (float(v) for v in _split(value))
+        low, high = (float(v) for v in split_commas(value))
     except ValueError:
         low, high = -1.0, -1.0
     if not 0 <= low <= high:
@@ -780,10 +782,6 @@ def run_speed(
 # --- the command ---------------------------------------------------------------
 
 
-def _split(names: str) -> list[str]:
-    return [name.strip() for name in names.split(",") if name.strip()]
-
-
 @recipe("bench")
 def bench_cli(
     what: Annotated[
@@ -808,14 +806,10 @@ def bench_cli(
         ),
     ] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per system")] = 5,
-    seed_size: Annotated[int, typer.Option("--seed-size")] = 20,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 10,
-    budget: Annotated[
-        int, typer.Option("--budget", help="Labels per run, seed set included")
-    ] = 1000,
-    target: Annotated[
-        float, typer.Option("--target", help="Share of the full-data score")
-    ] = 0.95,
+    seed_size: SeedSize = 20,
+    batch_size: BatchSize = 10,
+    budget: Budget = 1000,
+    target: Target = 0.95,
     positive_label: Annotated[
         str | None, typer.Option("--positive-label", help="Score this label's F1")
     ] = None,
@@ -894,8 +888,8 @@ def bench_cli(
         msg.fail(str(e), exits=1)
     if task not in TASKS:
         msg.fail(Errors.E710.format(task=task, tasks=", ".join(TASKS)), exits=1)
-    strategy_names = _split(strategies or DEFAULT_STRATEGIES[task])
-    peer_names = _split(
+    strategy_names = split_commas(strategies or DEFAULT_STRATEGIES[task])
+    peer_names = split_commas(
         ",".join(PEERS) if peers is None and task == "textcat" else peers or ""
     )
     msg.info(

@@ -36,6 +36,7 @@ from spacy_al.corpus import Source, gold_labels
 from spacy_al.durability import TrialReport, run_trials
 from spacy_al.registry import recipe
 
+from ._options import Seed, split_commas
 from .demo import LABELS, corpus_path
 
 
@@ -121,12 +122,12 @@ def bench_durability(
     output: Annotated[
         Path, typer.Option("--output", help="Directory for results.json")
     ] = Path("bench_durability"),
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Seed = 0,
 ) -> None:
     """Kill -9 trials and a team under load against each database: answers
     acknowledged, stored, lost, duplicated, errors, p95 latency."""
     source = source or corpus_path("support.jsonl")
-    labels = [x.strip() for x in label.split(",")] if label else _labels(source)
+    labels = split_commas(label) if label else _labels(source)
     if not labels:
         labels = LABELS.split(",")
     output.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def bench_durability(
     )
     results: list[dict] = []
     rows: list[list[str]] = []
-    for url in [x.strip() for x in db.split(",") if x.strip()]:
+    for url in split_commas(db):
         for kind in ("kill -9", "load"):
             work = Path(tempfile.mkdtemp(prefix="durability_", dir=output))
             target = f"sqlite:///{work / 'answers.db'}" if url == "sqlite" else url

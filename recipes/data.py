@@ -40,12 +40,16 @@ from spacy_al.spans import make_ner_doc
 from spacy_al.store import Store
 from spacy_al.targets import TextcatTarget, gold_cats_for_export
 
-from .train import (
+from ._options import (
     DEFAULT_DB,
-    dataset_names,
-    load_ner_targets,
-    load_textcat_targets,
+    Db,
+    MultilabelOverride,
+    NerSets,
+    Seed,
+    TextcatSets,
+    split_commas,
 )
+from .train import load_ner_targets, load_textcat_targets
 
 
 def write_docbin(nlp, targets: list[TextcatTarget], path: Path) -> int:
@@ -119,23 +123,13 @@ def data_to_spacy(
     output: Annotated[
         Path, typer.Argument(help="Directory for train.spacy, dev.spacy, config.cfg")
     ],
-    textcat: Annotated[
-        str | None,
-        typer.Option("--textcat", help="Comma-separated datasets for textcat"),
-    ] = None,
-    ner: Annotated[
-        str | None, typer.Option("--ner", help="Comma-separated datasets for ner")
-    ] = None,
-    db: Annotated[
-        str, typer.Option("--db", envvar="SPACY_AL_DB", help="Database")
-    ] = DEFAULT_DB,
+    textcat: TextcatSets = None,
+    ner: NerSets = None,
+    db: Db = DEFAULT_DB,
     lang: Annotated[
         str, typer.Option("--lang", help="Language of the pipeline")
     ] = "en",
-    multilabel: Annotated[
-        bool | None,
-        typer.Option("--multilabel/--exclusive", help="Override the datasets' setting"),
-    ] = None,
+    multilabel: MultilabelOverride = None,
     eval_split: Annotated[
         float, typer.Option("--eval-split", help="Share of gold answers for dev.spacy")
     ] = 0.2,
@@ -143,11 +137,11 @@ def data_to_spacy(
         str,
         typer.Option("--optimize", help="efficiency or accuracy (spaCy's init config)"),
     ] = "efficiency",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Seed = 0,
 ) -> None:
     """Export datasets as train.spacy, dev.spacy and config.cfg for spacy train."""
     store = Store(db)
-    textcat_names, ner_names = dataset_names(textcat), dataset_names(ner)
+    textcat_names, ner_names = split_commas(textcat), split_commas(ner)
     if not textcat_names and not ner_names:
         msg.fail(
             "Name the datasets to export: --textcat NAMES and/or --ner NAMES.", exits=1

@@ -31,25 +31,14 @@ from spacy_al.errors import Errors
 from spacy_al.registry import recipe
 from spacy_al.store import (
     ANSWERS,
-    DB_ENV_VAR,
-    DEFAULT_DB,
     AnswerError,
     Store,
     validate_answer,
 )
 
-MAX_REASONS = 5  # skipped records whose reasons db-in prints
+from ._options import DEFAULT_DB, Db
 
-# The --db option every recipe shares; other recipes can import it from here.
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar=DB_ENV_VAR,
-        help="Answer database: an SQLite file or an SQLAlchemy URL "
-        f"(default: ${DB_ENV_VAR}, else {DEFAULT_DB})",
-    ),
-]
+MAX_REASONS = 5  # skipped records whose reasons db-in prints
 
 
 @contextmanager
@@ -100,7 +89,7 @@ def db_in(
             "--skip-invalid", help="Skip malformed records instead of stopping"
         ),
     ] = False,
-    db: DbOption = DEFAULT_DB,
+    db: Db = DEFAULT_DB,
 ) -> None:
     """Import answers from a file into a dataset.
 
@@ -155,7 +144,7 @@ def db_out(
             "--answer", help="Only these answers, comma-separated, e.g. accept,reject"
         ),
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: Db = DEFAULT_DB,
 ) -> None:
     """Export a dataset's answers as Prodigy-style JSONL.
 
@@ -180,7 +169,7 @@ def db_stats(
         str | None,
         typer.Argument(help="Dataset to describe (default: list all datasets)"),
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: Db = DEFAULT_DB,
 ) -> None:
     """Show the datasets and their answers, or one dataset in detail."""
     with _exit_on_error(), Store(db) as store:
@@ -287,7 +276,7 @@ def db_drop(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Don't ask for confirmation")
     ] = False,
-    db: DbOption = DEFAULT_DB,
+    db: Db = DEFAULT_DB,
 ) -> None:
     """Delete a dataset and all its answers."""
     with _exit_on_error(), Store(db) as store:

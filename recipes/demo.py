@@ -17,6 +17,8 @@ import typer
 from spacy_al.registry import recipe
 from spacy_al.server import resource_path
 
+from ._options import Host, Port
+
 # Read from the bundled corpus: the labels its texts were written for.
 LABELS = "BILLING,SHIPPING,TECHNICAL,ACCOUNT"
 
@@ -32,10 +34,8 @@ def demo(
         str,
         typer.Option("--db", help="SQLite file (or SQLAlchemy URL) for the answers"),
     ] = "spacy_al_demo.db",
-    host: Annotated[
-        str, typer.Option("--host", help="Address the app listens on")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port the app listens on")] = 8501,
+    host: Host = "127.0.0.1",
+    port: Port = 8501,
     dataset: Annotated[
         str, typer.Option("--dataset", help="Dataset to save the answers to")
     ] = "support_demo",

@@ -75,7 +75,7 @@ from spacy_al.ner_targets import answers_to_ner_targets
 from spacy_al.registry import recipe
 from spacy_al.store import Store
 
-from .textcat import (
+from ._options import (
     DEFAULT_DB,
     Annotators,
     Base,
@@ -88,10 +88,10 @@ from .textcat import (
     Port,
     SkipInvalid,
     SourceArg,
-    checkpoint_dir,
-    report,
-    split_labels,
+    session_settings,
+    split_commas,
 )
+from .textcat import checkpoint_dir, report
 
 Labels = Annotated[
     str | None, typer.Option("--label", "-l", help="Comma-separated entity labels")
@@ -293,7 +293,7 @@ def teach(
     components = build_ner_components(
         dataset,
         source,
-        labels=split_labels(label),
+        labels=split_commas(label),
         mode="teach",
         strategy=strategy,
         db=db,
@@ -305,12 +305,12 @@ def teach(
         patterns=patterns,
         eval_path=eval_path,
         skip_invalid=skip_invalid,
-        settings={
-            "host": host,
-            "port": port,
-            "annotators": annotators,
-            "overlap": overlap,
-        },
+        settings=session_settings(
+            host=host,
+            port=port,
+            annotators=annotators,
+            overlap=overlap,
+        ),
     )
     report(components)
     return components
@@ -344,7 +344,7 @@ def correct(
     components = build_ner_components(
         dataset,
         source,
-        labels=split_labels(label),
+        labels=split_commas(label),
         mode="correct",
         strategy=strategy,
         db=db,
@@ -355,12 +355,12 @@ def correct(
         batch_size=batch_size,
         eval_path=eval_path,
         skip_invalid=skip_invalid,
-        settings={
-            "host": host,
-            "port": port,
-            "annotators": annotators,
-            "overlap": overlap,
-        },
+        settings=session_settings(
+            host=host,
+            port=port,
+            annotators=annotators,
+            overlap=overlap,
+        ),
     )
     report(components)
     return components
@@ -389,7 +389,7 @@ def manual(
     components = build_ner_components(
         dataset,
         source,
-        labels=split_labels(label),
+        labels=split_commas(label),
         mode="manual",
         strategy="sequential",
         db=db,
@@ -398,12 +398,12 @@ def manual(
         patterns=patterns,
         skip_invalid=skip_invalid,
         window=None,
-        settings={
-            "host": host,
-            "port": port,
-            "annotators": annotators,
-            "overlap": overlap,
-        },
+        settings=session_settings(
+            host=host,
+            port=port,
+            annotators=annotators,
+            overlap=overlap,
+        ),
     )
     report(components)
     return components

@@ -42,8 +42,7 @@ from spacy_al.registry import recipe
 from spacy_al.spans import validate_spans
 from spacy_al.store import Store
 
-from .db import DbOption
-from .textcat import DEFAULT_DB, Annotators, Host, Port
+from ._options import DEFAULT_DB, Annotators, Db, Host, Port, split_commas
 
 InputSets = Annotated[
     str, typer.Option("--input", "-i", help="Comma-separated datasets to review")
@@ -327,7 +326,7 @@ def review(
         str, typer.Argument(help="Dataset to save the reviewed (gold) answers to")
     ],
     input_sets: InputSets,
-    db: DbOption = DEFAULT_DB,
+    db: Db = DEFAULT_DB,
     all_examples: AllExamples = False,
     host: Host = "127.0.0.1",
     port: Port = 8501,
@@ -339,7 +338,7 @@ def review(
     answer; the reviewer picks or corrects it. The answers are stored in DATASET
     and used by train, data-to-spacy and running labelling servers.
     """
-    inputs = [name.strip() for name in input_sets.split(",") if name.strip()]
+    inputs = split_commas(input_sets)
     components = build_review(
         dataset,
         inputs,

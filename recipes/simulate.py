@@ -48,6 +48,19 @@ from spacy_al.stopping import (
     DEFAULT_WINDOW,
 )
 
+from ._options import (
+    Base,
+    BatchSize,
+    Budget,
+    Multilabel,
+    SeedSize,
+    StopSetSize,
+    StopThreshold,
+    StopWindow,
+    Target,
+    split_commas,
+)
+
 TASKS = ("textcat", "ner")
 DEFAULT_ARCH = {"textcat": "bow", "ner": "beam_ner"}
 
@@ -121,15 +134,11 @@ def simulate_cli(
             "--strategies", help="Comma-separated, e.g. margin,entropy,random"
         ),
     ] = "margin,random",
-    seed_size: Annotated[int, typer.Option("--seed-size")] = 20,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 10,
-    budget: Annotated[
-        int, typer.Option("--budget", help="Labels per run, seed set included")
-    ] = 1000,
+    seed_size: SeedSize = 20,
+    batch_size: BatchSize = 10,
+    budget: Budget = 1000,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per strategy")] = 5,
-    target: Annotated[
-        float, typer.Option("--target", help="Share of the full-data score")
-    ] = 0.95,
+    target: Target = 0.95,
     positive_label: Annotated[
         str | None,
         typer.Option("--positive-label", help="Score this label's F1 (binary)"),
@@ -141,8 +150,8 @@ def simulate_cli(
         str | None,
         typer.Option("--arch", help="textcat: bow, ensemble; ner: beam_ner, ner"),
     ] = None,
-    base: Annotated[str, typer.Option("--base")] = "blank:en",
-    multilabel: Annotated[bool, typer.Option("--multilabel")] = False,
+    base: Base = "blank:en",
+    multilabel: Multilabel = False,
     oracle: Annotated[
         str,
         typer.Option(
@@ -179,18 +188,9 @@ def simulate_cli(
     patience: Annotated[
         int, typer.Option("--patience", help="Full-data reference: epochs without gain")
     ] = 4,
-    stop_window: Annotated[
-        int,
-        typer.Option("--stop-window", help="Stopping signal: kappas averaged"),
-    ] = DEFAULT_WINDOW,
-    stop_threshold: Annotated[
-        float,
-        typer.Option("--stop-threshold", help="Stopping signal: stop at mean kappa"),
-    ] = DEFAULT_THRESHOLD,
-    stop_set_size: Annotated[
-        int,
-        typer.Option("--stop-set-size", help="Stopping signal: pool examples"),
-    ] = DEFAULT_STOP_SET_SIZE,
+    stop_window: StopWindow = DEFAULT_WINDOW,
+    stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
+    stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
 ) -> None:
     """Replay gold labels as the annotator: labels each strategy needs vs random."""
     if task not in TASKS:
@@ -203,7 +203,7 @@ def simulate_cli(
     except (SourceError, FileNotFoundError, ValueError) as e:
         msg.fail(str(e), exits=1)
     config = SimulationConfig(
-        strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+        strategies=tuple(split_commas(strategies)),
         seed_size=seed_size,
         batch_size=batch_size,
         budget=budget,

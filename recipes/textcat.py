@@ -19,7 +19,6 @@ from spacy_al.consensus import Consensus, review_answers
 from spacy_al.corpus import Source
 from spacy_al.loop import ActiveLoop, Pool, StrategySpec
 from spacy_al.models import (
-    ARCHITECTURES,
     DEFAULT_LEARN_RATE,
     Committee,
     TextcatModel,
@@ -34,30 +33,27 @@ from spacy_al.registry import recipe
 from spacy_al.store import Store
 from spacy_al.targets import answers_to_textcat_targets
 
-# Options shared by the three recipes (typer reads them from the annotations).
-Dataset = Annotated[str, typer.Argument(help="Dataset to save answers to")]
-SourceArg = Annotated[
-    Path, typer.Argument(help="Texts to label: JSONL, CSV, TXT or .spacy (DocBin)")
-]
+from ._options import (
+    DEFAULT_DB,
+    Annotators,
+    Arch,
+    Base,
+    BatchSize,
+    Dataset,
+    Db,
+    Eval,
+    Host,
+    Multilabel,
+    Overlap,
+    Port,
+    SkipInvalid,
+    SourceArg,
+    session_settings,
+    split_commas,
+)
+
+# Options of the textcat recipes only; the shared ones are in ._options.
 Labels = Annotated[str, typer.Option("--label", "-l", help="Comma-separated labels")]
-Db = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="SPACY_AL_DB",
-        help="Database: an SQLite file or a SQLAlchemy URL",
-    ),
-]
-Base = Annotated[
-    str,
-    typer.Option("--base", help="blank:LANG, or an installed pipeline's name or path"),
-]
-Arch = Annotated[
-    str, typer.Option("--arch", help=f"Architecture: {', '.join(ARCHITECTURES)}")
-]
-Multilabel = Annotated[
-    bool, typer.Option("--multilabel", help="Labels are not mutually exclusive")
-]
 Strategy = Annotated[
     str,
     typer.Option(
@@ -66,29 +62,9 @@ Strategy = Annotated[
         "vote_entropy, bald, or STRATEGY:MEASURE",
     ),
 ]
-BatchSize = Annotated[
-    int, typer.Option("--batch-size", help="Answers per model update")
-]
 Patterns = Annotated[
     Path | None, typer.Option("--patterns", help="JSONL patterns for the cold start")
 ]
-Eval = Annotated[
-    Path | None,
-    typer.Option("--eval", help="Labelled JSONL for the live learning curve"),
-]
-SkipInvalid = Annotated[
-    bool,
-    typer.Option("--skip-invalid", help="Skip malformed source lines (and count them)"),
-]
-Host = Annotated[str, typer.Option("--host", help="Address the app listens on")]
-Port = Annotated[int, typer.Option("--port", help="Port the app listens on")]
-Annotators = Annotated[
-    str | None,
-    typer.Option("--annotators", help="Comma-separated names allowed to label"),
-]
-Overlap = Annotated[int, typer.Option("--overlap", help="Answers wanted per example")]
-
-DEFAULT_DB = "spacy_al.db"
 
 
 def checkpoint_dir(db: str, dataset: str) -> Path:
@@ -212,11 +188,6 @@ def build_components(
     }
 
 
-def split_labels(labels: str | None) -> list[str]:
-    """``"A, B,C"`` → ``["A", "B", "C"]``."""
-    return [label.strip() for label in (labels or "").split(",") if label.strip()]
-
-
 @recipe("textcat.teach")
 def teach(
     dataset: Dataset,
@@ -245,7 +216,7 @@ def teach(
     components = build_components(
         dataset,
         source,
-        labels=split_labels(label),
+        labels=split_commas(label),
         view_id="classification",
         strategy=strategy,
         db=db,
@@ -256,12 +227,12 @@ def teach(
         patterns=patterns,
         eval_path=eval_path,
         skip_invalid=skip_invalid,
-        settings={
-            "host": host,
-            "port": port,
-            "annotators": annotators,
-            "overlap": overlap,
-        },
+        settings=session_settings(
+            host=host,
+            port=port,
+            annotators=annotators,
+            overlap=overlap,
+        ),
     )
     report(components)
     return components
@@ -293,7 +264,7 @@ def correct(
     components = build_components(
         dataset,
         source,
-        labels=split_labels(label),
+        labels=split_commas(label),
         view_id="choice",
         strategy=strategy,
         db=db,
@@ -303,13 +274,13 @@ def correct(
         batch_size=batch_size,
         eval_path=eval_path,
         skip_invalid=skip_invalid,
-        settings={
-            "host": host,
-            "port": port,
-            "annotators": annotators,
-            "overlap": overlap,
-            "preselect": True,
-        },
+        settings=session_settings(
+            host=host,
+            port=port,
+            annotators=annotators,
+            overlap=overlap,
+            preselect=True,
+        ),
     )
     report(components)
     return components
@@ -332,20 +303,20 @@ def manual(
     components = build_components(
         dataset,
         source,
-        labels=split_labels(label),
+        labels=split_commas(label),
         view_id="choice",
         strategy="sequential",
         db=db,
         multilabel=multilabel,
         skip_invalid=skip_invalid,
         window=None,
-        settings={
-            "host": host,
-            "port": port,
-            "annotators": annotators,
-            "overlap": overlap,
-            "preselect": False,
-        },
+        settings=session_settings(
+            host=host,
+            port=port,
+            annotators=annotators,
+            overlap=overlap,
+            preselect=False,
+        ),
     )
     report(components)
     return components

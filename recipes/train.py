@@ -27,7 +27,6 @@ from wasabi import msg
 from spacy_al.consensus import Consensus, is_review, review_answers, review_datasets
 from spacy_al.metrics import textcat_score
 from spacy_al.models import (
-    ARCHITECTURES,
     DEFAULT_LEARN_RATE,
     TextcatModel,
     build_textcat,
@@ -41,7 +40,17 @@ from spacy_al.store import Store
 from spacy_al.targets import TextcatTarget, answers_to_textcat_targets
 from spacy_al.training import train_textcat
 
-DEFAULT_DB = "spacy_al.db"
+from ._options import (
+    DEFAULT_DB,
+    Arch,
+    Base,
+    Db,
+    MultilabelOverride,
+    NerSets,
+    Seed,
+    TextcatSets,
+    split_commas,
+)
 
 
 def consensus_answers(store: Store, datasets: list[str]) -> list[dict]:
@@ -126,10 +135,6 @@ def load_ner_targets(
     return answers_to_ner_targets(answers, labels), labels
 
 
-def dataset_names(value: str | None) -> list[str]:
-    return [name.strip() for name in (value or "").split(",") if name.strip()]
-
-
 def split_targets(
     targets: list, *, eval_split: float, seed: int = 0
 ) -> tuple[list, list]:
@@ -144,30 +149,16 @@ def split_targets(
 @recipe("train")
 def train(
     output: Annotated[Path, typer.Argument(help="Directory to save the pipeline to")],
-    textcat: Annotated[
-        str | None,
-        typer.Option("--textcat", help="Comma-separated datasets for textcat"),
-    ] = None,
-    ner: Annotated[
-        str | None, typer.Option("--ner", help="Comma-separated datasets for ner")
-    ] = None,
-    db: Annotated[
-        str, typer.Option("--db", envvar="SPACY_AL_DB", help="Database")
-    ] = DEFAULT_DB,
-    base: Annotated[
-        str, typer.Option("--base", help="blank:LANG or a pipeline")
-    ] = "blank:en",
-    arch: Annotated[
-        str, typer.Option("--arch", help=f"Architecture: {', '.join(ARCHITECTURES)}")
-    ] = "bow",
+    textcat: TextcatSets = None,
+    ner: NerSets = None,
+    db: Db = DEFAULT_DB,
+    base: Base = "blank:en",
+    arch: Arch = "bow",
     ner_arch: Annotated[
         str,
         typer.Option("--ner-arch", help=f"Entity recognizer: {', '.join(FACTORIES)}"),
     ] = "beam_ner",
-    multilabel: Annotated[
-        bool | None,
-        typer.Option("--multilabel/--exclusive", help="Override the datasets' setting"),
-    ] = None,
+    multilabel: MultilabelOverride = None,
     eval_split: Annotated[
         float, typer.Option("--eval-split", help="Share of gold answers held out")
     ] = 0.2,
@@ -175,11 +166,11 @@ def train(
         str | None, typer.Option("--positive-label", help="Report this label's F1")
     ] = None,
     max_epochs: Annotated[int, typer.Option("--max-epochs")] = 30,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Seed = 0,
 ) -> None:
     """Train a text classifier and/or an entity recognizer and save the pipeline."""
     store = Store(db)
-    textcat_names, ner_names = dataset_names(textcat), dataset_names(ner)
+    textcat_names, ner_names = split_commas(textcat), split_commas(ner)
     if not textcat_names and not ner_names:
         msg.fail(
             "Name the datasets to train on: --textcat NAMES and/or --ner NAMES.",
