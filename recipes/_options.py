@@ -11,12 +11,21 @@ speed is a number of threads) keeps its own declaration there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from spacy_al.errors import Errors
 from spacy_al.models import ARCHITECTURES
+from spacy_al.stopping import (
+    DEFAULT_STOP_SET_SIZE,
+    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
+    StabilizingPredictions,
+    sample_stop_set,
+)
 from spacy_al.store import DB_ENV_VAR, DEFAULT_DB
 
 __all__ = ["DEFAULT_DB"]
@@ -76,14 +85,71 @@ Overlap = Annotated[int, typer.Option("--overlap", help="Answers wanted per exam
 
 
 # --- the stopping signal (stabilizing predictions, spacy_al.stopping) -----------
+def check_stop_settings(
+    *,
+    stop_window: Any = DEFAULT_WINDOW,
+    stop_threshold: Any = DEFAULT_THRESHOLD,
+    stop_set_size: Any = DEFAULT_STOP_SET_SIZE,
+) -> dict[str, Any]:
+    """The stopping signal's settings, checked as spacy_al.stopping checks them
+    (a ValueError E759 naming the flag), as a recipe config's entries."""
+    checks = (
+        ("--stop-window", stop_window, lambda v: StabilizingPredictions(window=v)),
+        (
+            "--stop-threshold",
+            stop_threshold,
+            lambda v: StabilizingPredictions(threshold=v),
+        ),
+        ("--stop-set-size", stop_set_size, lambda v: sample_stop_set(1, size=v)),
+    )
+    for flag, value, check in checks:
+        try:
+            check(value)
+        except ValueError as e:
+            raise ValueError(Errors.E759.format(flag=flag, err=e)) from e
+    return {
+        "stop_window": stop_window,
+        "stop_threshold": stop_threshold,
+        "stop_set_size": stop_set_size,
+    }
+
+
+def _stop_option(key: str) -> Callable[[Any], Any]:
+    """Refuse a bad value on the command line, before the recipe runs."""
+
+    def callback(value: Any) -> Any:
+        try:
+            check_stop_settings(**{key: value})
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from e
+        return value
+
+    return callback
+
+
 StopWindow = Annotated[
-    int, typer.Option("--stop-window", help="Stopping signal: kappas averaged")
+    int,
+    typer.Option(
+        "--stop-window",
+        help="Stopping signal: kappas averaged",
+        callback=_stop_option("stop_window"),
+    ),
 ]
 StopThreshold = Annotated[
-    float, typer.Option("--stop-threshold", help="Stopping signal: stop at mean kappa")
+    float,
+    typer.Option(
+        "--stop-threshold",
+        help="Stopping signal: stop at mean kappa",
+        callback=_stop_option("stop_threshold"),
+    ),
 ]
 StopSetSize = Annotated[
-    int, typer.Option("--stop-set-size", help="Stopping signal: pool examples")
+    int,
+    typer.Option(
+        "--stop-set-size",
+        help="Stopping signal: pool examples",
+        callback=_stop_option("stop_set_size"),
+    ),
 ]
 
 
@@ -93,15 +159,25 @@ def session_settings(
     port: int,
     annotators: str | None,
     overlap: int,
+    stop_window: int = DEFAULT_WINDOW,
+    stop_threshold: float = DEFAULT_THRESHOLD,
+    stop_set_size: int = DEFAULT_STOP_SET_SIZE,
     **extra: Any,
 ) -> dict[str, Any]:
     """An interactive recipe's serving settings, for its components' config
-    (read by the server and ``Feed.from_components``)."""
+    (read by the server and ``Feed.from_components``); bad stop settings raise
+    ValueError E759 before anything is built."""
+    stop = check_stop_settings(
+        stop_window=stop_window,
+        stop_threshold=stop_threshold,
+        stop_set_size=stop_set_size,
+    )
     return {
         "host": host,
         "port": port,
         "annotators": annotators,
         "overlap": overlap,
+        **stop,
         **extra,
     }
 

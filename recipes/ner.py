@@ -73,6 +73,7 @@ from spacy_al.ner_models import (
 from spacy_al.ner_patterns import EntityPatterns
 from spacy_al.ner_targets import answers_to_ner_targets
 from spacy_al.registry import recipe
+from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
 
 from ._options import (
@@ -88,6 +89,9 @@ from ._options import (
     Port,
     SkipInvalid,
     SourceArg,
+    StopSetSize,
+    StopThreshold,
+    StopWindow,
     session_settings,
     split_commas,
 )
@@ -282,6 +286,9 @@ def teach(
     port: Port = 8501,
     annotators: Annotators = None,
     overlap: Overlap = 1,
+    stop_window: StopWindow = DEFAULT_WINDOW,
+    stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
+    stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
 ) -> dict:
     """Accept or reject single entities the model is unsure of.
 
@@ -310,6 +317,9 @@ def teach(
             port=port,
             annotators=annotators,
             overlap=overlap,
+            stop_window=stop_window,
+            stop_threshold=stop_threshold,
+            stop_set_size=stop_set_size,
         ),
     )
     report(components)
@@ -334,6 +344,9 @@ def correct(
     port: Port = 8501,
     annotators: Annotators = None,
     overlap: Overlap = 1,
+    stop_window: StopWindow = DEFAULT_WINDOW,
+    stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
+    stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
 ) -> dict:
     """Fix the model's entities in the texts it is least sure of.
 
@@ -360,6 +373,9 @@ def correct(
             port=port,
             annotators=annotators,
             overlap=overlap,
+            stop_window=stop_window,
+            stop_threshold=stop_threshold,
+            stop_set_size=stop_set_size,
         ),
     )
     report(components)

@@ -30,6 +30,7 @@ from spacy_al.models import (
 )
 from spacy_al.patterns import PatternMatcher
 from spacy_al.registry import recipe
+from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
 from spacy_al.targets import answers_to_textcat_targets
 
@@ -48,6 +49,9 @@ from ._options import (
     Port,
     SkipInvalid,
     SourceArg,
+    StopSetSize,
+    StopThreshold,
+    StopWindow,
     session_settings,
     split_commas,
 )
@@ -206,6 +210,9 @@ def teach(
     port: Port = 8501,
     annotators: Annotators = None,
     overlap: Overlap = 1,
+    stop_window: StopWindow = DEFAULT_WINDOW,
+    stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
+    stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
 ) -> dict:
     """Label the texts the model is least sure of: accept, reject or correct.
 
@@ -232,6 +239,9 @@ def teach(
             port=port,
             annotators=annotators,
             overlap=overlap,
+            stop_window=stop_window,
+            stop_threshold=stop_threshold,
+            stop_set_size=stop_set_size,
         ),
     )
     report(components)
@@ -255,6 +265,9 @@ def correct(
     port: Port = 8501,
     annotators: Annotators = None,
     overlap: Overlap = 1,
+    stop_window: StopWindow = DEFAULT_WINDOW,
+    stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
+    stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
 ) -> dict:
     """Choose the right label(s), with the model's prediction pre-selected.
 
@@ -279,6 +292,9 @@ def correct(
             port=port,
             annotators=annotators,
             overlap=overlap,
+            stop_window=stop_window,
+            stop_threshold=stop_threshold,
+            stop_set_size=stop_set_size,
             preselect=True,
         ),
     )

@@ -219,13 +219,20 @@ class Feed:
         """A feed for the components a recipe returned; it closes their store.
 
         With ``--annotators`` in the recipe's config and no ``tokens``, fresh tokens
-        are made (read them from :attr:`tokens`).
+        are made (read them from :attr:`tokens`). ``overlap``, ``preselect`` and
+        the stopping signal's ``stop_window``, ``stop_threshold`` and
+        ``stop_set_size`` come from the config unless given here.
         """
         config = components.get("config") or {}
         if tokens is None and config.get("annotators"):
             tokens = make_tokens(parse_annotators(config["annotators"]))
         kwargs.setdefault("overlap", int(config.get("overlap") or 1))
         kwargs.setdefault("preselect", bool(config.get("preselect", False)))
+        # --stop-window, --stop-threshold, --stop-set-size of the teach and
+        # correct recipes (else the stopping module's defaults).
+        for key in ("stop_window", "stop_threshold", "stop_set_size"):
+            if config.get(key) is not None:
+                kwargs.setdefault(key, config[key])
         kwargs.setdefault("checkpoint", components.get("checkpoint"))
         kwargs.setdefault("eval_path", components.get("eval"))
         kwargs.setdefault("close_store", True)
