@@ -79,6 +79,7 @@ from spacy_al.simulate import (
 )
 
 from ._options import BatchSize, Budget, SeedSize, Target, split_commas
+from .simulate import stop_cells
 
 #: The benchmarks ``bench WHAT`` knows; each has a ``bench_<what>`` function.
 BENCHMARKS = ("labels", "speed")
@@ -357,6 +358,8 @@ def bench_labels(
                 "model": model,
                 "full": ours_full,
                 "curves": curves[strategy],
+                # where the stopping signal would have stopped (peers have none)
+                "stop": results["strategies"][strategy]["stop"],
             }
     for _, kind, out in outputs:
         if kind == "peers":
@@ -381,8 +384,9 @@ def bench_labels(
                 entry["curves"], full=entry["full"], target=target, common=common
             ),
         }
-        if "wall_time_seconds" in entry:
-            systems[name]["wall_time_seconds"] = entry["wall_time_seconds"]
+        for key in ("stop", "wall_time_seconds"):
+            if key in entry:
+                systems[name][key] = entry[key]
     return {
         "benchmark": "labels",
         "task": first["task"],
@@ -442,6 +446,9 @@ def print_bench_table(results: dict) -> None:
         f"labels to {results['common_score']:.3f}",
         "AUC",
         "final",
+        "stop (per seed)",
+        "at stop",
+        "÷ full",
     ]
     rows = []
     for name, e in results["systems"].items():
@@ -454,9 +461,15 @@ def print_bench_table(results: dict) -> None:
                 _labels_cell(e["labels_to_common_median"], budget),
                 f"{e['auc']:.3f}",
                 f"{e['final_score']:.3f}",
+                *stop_cells(e.get("stop")),
             ]
         )
     msg.table(rows, header=header, divider=True)
+    if any(e.get("stop") for e in results["systems"].values()):
+        msg.text(
+            "Stop: where spacy_al's stopping signal (stabilizing predictions) said "
+            "stop; at stop: the median score there, over the seeds that stopped."
+        )
 
 
 def plot_bench(results: dict, path: str | Path, *, title: str = "") -> None:

@@ -93,7 +93,7 @@ def print_table(results: dict) -> None:
             "-" if ratio is None else f"{ratio:.2f}",
             f"{entry['auc']:.3f}",
             f"{entry['final_score']:.3f}",
-            *_stop_cells(entry.get("stop")),
+            *stop_cells(entry.get("stop")),
         ]
         if ner:
             share = entry["tokens_to_target_fraction"]
@@ -107,7 +107,7 @@ def print_table(results: dict) -> None:
     msg.table(rows, header=header, divider=True)
 
 
-def _stop_cells(stop: dict | None) -> list[str]:
+def stop_cells(stop: dict | None) -> list[str]:
     """The stopping signal's columns: labels per seed, median score, share of full."""
     if not stop:
         return ["-", "-", "-"]

@@ -79,6 +79,7 @@ def test_recipes_bench_labels_prints_a_row_per_system(bench_run):
         assert name in result.output
     assert "labels to 95% own" in result.output
     assert "AUC" in result.output
+    assert "stop (per seed)" in result.output
 
 
 def test_recipes_bench_labels_results_have_every_system(bench_run, sms_dir):
@@ -96,6 +97,13 @@ def test_recipes_bench_labels_results_have_every_system(bench_run, sms_dir):
         assert 0.0 <= entry["auc"] <= 1.0
     best = max(e["full_data_score"] for e in results["systems"].values())
     assert results["common_score"] == pytest.approx(0.95 * best)
+    # where the stopping signal would have stopped: ours only (peers have none)
+    for name, entry in results["systems"].items():
+        if name in STRATEGIES:
+            assert len(entry["stop"]["labels"]) == 2  # one per seed
+            assert all(n is None or 20 < n <= 50 for n in entry["stop"]["labels"])
+        else:
+            assert "stop" not in entry
     # the seed sets are simulate's: the same positions for every system
     pool = gold_set(list(srsly.read_jsonl(sms_dir / "train.jsonl")), what="TRAIN")
     assert results["seed_indices"]["1"] == list(seed_indices(len(pool.tasks), 20, 1))
