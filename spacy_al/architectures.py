@@ -11,8 +11,8 @@ unigrams) to 0.877, and the full-data F1 from 0.906 to 0.924.
 
 The architecture is also declared under spaCy's ``spacy_architectures`` entry
 point (pyproject.toml), so a pipeline trained with it loads with ``spacy.load``
-and trains with ``spacy train`` wherever spacy_al is installed, without an
-import.
+and trains with ``spacy train`` wherever spacy_al is installed, with no import
+in the user's code (spaCy imports this module through the entry point).
 """
 
 from __future__ import annotations

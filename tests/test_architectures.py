@@ -105,7 +105,7 @@ def test_bow_refuses_bad_settings(kwargs, code):
         build_bow_text_classifier(True, **kwargs)
 
 
-def test_a_saved_pipeline_loads_without_importing_spacy_al(tmp_path: Path):
+def test_a_saved_pipeline_loads_without_the_user_importing_spacy_al(tmp_path: Path):
     # spaCy finds the architecture through the entry point (pyproject.toml).
     nlp = _trained_nlp()
     nlp.to_disk(tmp_path / "model")
