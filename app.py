@@ -2,7 +2,7 @@
 
 Started by ``python -m spacy_al RECIPE ...`` (spacy_al/server.py), which passes the
 recipe's name and arguments in the environment. All sessions of the server share
-one :class:`spacy_al.feed.Feed` (``st.cache_resource``): it decides what each
+one :class:`spacy_al.serve.feed.Feed` (``st.cache_resource``): it decides what each
 annotator sees, commits their answers and trains the model in the background.
 This file only renders a task and calls the feed.
 
@@ -27,9 +27,9 @@ import altair as alt
 import streamlit as st
 from spacy import displacy
 
-from spacy_al import server
 from spacy_al.errors import Errors
-from spacy_al.feed import Feed, check_annotator
+from spacy_al.serve import launcher as server
+from spacy_al.serve.feed import Feed, check_annotator
 
 PAGE_TOKENS = 80  # token pills per page of a long text (NER)
 UNCERTAIN_SHOWN = 5  # the most uncertain tokens listed under an NER text

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import typer
 
 from spacy_al.errors import Errors
-from spacy_al.models import ARCHITECTURES
 from spacy_al.stopping import (
     DEFAULT_STOP_SET_SIZE,
     DEFAULT_THRESHOLD,
@@ -27,6 +26,7 @@ from spacy_al.stopping import (
     sample_stop_set,
 )
 from spacy_al.store import DB_ENV_VAR, DEFAULT_DB
+from spacy_al.textcat.model import ARCHITECTURES
 
 __all__ = ["DEFAULT_DB"]
 

@@ -9,7 +9,7 @@
 ``bench labels``: how many labels does each system need? DIR holds train.jsonl
 (the pool, with its gold labels) and test.jsonl (the evaluation set). Our
 strategies run through ``spacy_al.simulate`` (the loop the labelling app uses);
-the peers (``spacy_al.peers``: small-text, modAL and a random baseline, installed
+the peers (``spacy_al.benchmarks.peers``: small-text, modAL and a random baseline, installed
 with ``pip install -e .[bench]``) replay the same gold labels from the same seed
 sets, with the same batch size, budget, evaluation set and metric. A peer whose
 package is missing is skipped with a message. NER runs our strategies only: the
@@ -36,7 +36,7 @@ is '>budget' when half the seeds or more never get there. Writes DIR/results.jso
         [--update-batches 20] [--scoring-docs 20000] [--ner-corpus DIR] [--output DIR]
 
 ``bench speed``: how fast is a session on pools made of DIR/train.jsonl's texts
-(``spacy_al.bench_speed``): answer -> next example in the Feed while the model
+(``spacy_al.benchmarks.speed``): answer -> next example in the Feed while the model
 learns; a batch -> the updated model serving (textcat bow and ensemble, NER beam
 4 on --ner-corpus); scoring throughput against raw ``nlp.pipe``; peak RSS and
 time to the first question for big pools, each in a fresh process. Prints a
@@ -58,25 +58,21 @@ import srsly
 import typer
 from wasabi import msg
 
-from spacy_al import bench_speed
-from spacy_al.corpus import Source
-from spacy_al.errors import Errors, SourceError
-from spacy_al.loop import StrategySpec
-from spacy_al.peers import (
+from spacy_al.benchmarks import speed as bench_speed
+from spacy_al.benchmarks.peers import (
     PEERS,
     available_peers,
     full_data_score_peer,
     run_peer,
     seed_indices,
 )
+from spacy_al.corpus import Source
+from spacy_al.errors import Errors, SourceError
+from spacy_al.loop import StrategySpec
 from spacy_al.registry import recipe
-from spacy_al.simulate import (
-    SimulationConfig,
-    gold_set,
-    infer_labels,
-    labels_to_target,
-    simulate,
-)
+from spacy_al.simulate import simulate
+from spacy_al.simulate.runner import SimulationConfig
+from spacy_al.simulate.textcat import gold_set, infer_labels, labels_to_target
 
 from ._options import BatchSize, Budget, SeedSize, Target, split_commas
 from .simulate import stop_cells

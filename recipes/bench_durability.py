@@ -17,7 +17,7 @@ For each database (``sqlite`` is a fresh file in DIR):
 
 Both compare what every client was told with what the database holds, and print
 answers acknowledged, answers stored, lost, duplicates, errors and the p95
-latency of an answer (``spacy_al.durability``). Writes DIR/results.json.
+latency of an answer (``spacy_al.benchmarks.durability``). Writes DIR/results.json.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import srsly
 import typer
 from wasabi import msg
 
+from spacy_al.benchmarks.durability import TrialReport, run_trials
 from spacy_al.corpus import Source, gold_labels
-from spacy_al.durability import TrialReport, run_trials
 from spacy_al.registry import recipe
 
 from ._options import Seed, split_commas

@@ -32,13 +32,13 @@ from spacy.cli.init_config import init_config
 from spacy.tokens import Doc, DocBin
 from wasabi import msg
 
-from spacy_al.models import load_base
-from spacy_al.ner_models import INCORRECT_SPANS_KEY
-from spacy_al.ner_targets import NERTarget, reference_doc
+from spacy_al.ner.model import INCORRECT_SPANS_KEY
+from spacy_al.ner.targets import NERTarget, reference_doc
+from spacy_al.pipelines import load_base
 from spacy_al.registry import recipe
 from spacy_al.spans import make_ner_doc
 from spacy_al.store import Store
-from spacy_al.targets import TextcatTarget, gold_cats_for_export
+from spacy_al.textcat.targets import TextcatTarget, gold_cats_for_export
 
 from ._options import (
     DEFAULT_DB,

@@ -24,8 +24,6 @@ import srsly
 import typer
 from wasabi import msg
 
-from spacy_al.agreement import agreement_summary, consensus
-from spacy_al.consensus import review_answers, review_datasets
 from spacy_al.corpus import Source, write_jsonl
 from spacy_al.errors import Errors
 from spacy_al.registry import recipe
@@ -35,6 +33,8 @@ from spacy_al.store import (
     Store,
     validate_answer,
 )
+from spacy_al.team.agreement import agreement_summary, consensus
+from spacy_al.team.consensus import review_answers, review_datasets
 
 from ._options import DEFAULT_DB, Db
 
@@ -219,7 +219,7 @@ def db_stats(
 def team_agreement(store: Store, dataset: str) -> dict[str, Any] | None:
     """Agreement figures of a dataset several annotators answered, or None.
 
-    :func:`spacy_al.agreement.agreement_summary` (conflicts need the dataset's
+    :func:`spacy_al.team.agreement.agreement_summary` (conflicts need the dataset's
     overlap in answers, at least 2), plus ``dataset``, ``overlap``, ``reviewed`` (conflicts a
     reviewer adjudicated) and ``review_datasets``.
     """

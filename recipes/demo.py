@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from spacy_al.registry import recipe
-from spacy_al.server import resource_path
+from spacy_al.serve.launcher import resource_path
 
 from ._options import Host, Port
 

@@ -8,7 +8,7 @@ Each recipe wires the loop's parts together and *returns* them (as Prodigy's
 recipes do); the CLI starts the labelling app with them, the simulator and the
 tests drive the same components with an oracle. The components are those of the
 textcat recipes: ``dataset``, ``view_id``, ``store``, ``loop`` (a
-``spacy_al.ner_loop.NERLoop``, with ``ActiveLoop``'s API), ``labels``,
+``spacy_al.ner.loop.NERLoop``, with ``ActiveLoop``'s API), ``labels``,
 ``exclusive`` (False), ``eval``, ``checkpoint``, ``source``, ``config``, plus
 ``task`` ("ner").
 
@@ -51,30 +51,31 @@ from typing import Annotated
 
 import typer
 
-from spacy_al.consensus import Consensus, review_answers
-from spacy_al.corpus import Source
-from spacy_al.errors import Errors
-from spacy_al.loop import Pool, StrategySpec
-from spacy_al.models import (
-    Updater,
+from spacy_al.checkpoints import (
     learn_stored_answers,
-    load_base,
     load_checkpoint,
     read_version_mark,
 )
-from spacy_al.ner_loop import NERLoop
-from spacy_al.ner_models import (
+from spacy_al.corpus import Source
+from spacy_al.errors import Errors
+from spacy_al.loop import StrategySpec
+from spacy_al.ner.loop import NERLoop
+from spacy_al.ner.model import (
     DEFAULT_BEAM_WIDTH,
     DEFAULT_LEARN_RATE,
     FACTORIES,
     NERModel,
     build_ner,
 )
-from spacy_al.ner_patterns import EntityPatterns
-from spacy_al.ner_targets import answers_to_ner_targets
+from spacy_al.ner.patterns import EntityPatterns
+from spacy_al.ner.targets import answers_to_ner_targets
+from spacy_al.pipelines import load_base
+from spacy_al.pool import Pool
 from spacy_al.registry import recipe
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
+from spacy_al.team.consensus import Consensus, review_answers
+from spacy_al.updater import Updater
 
 from ._options import (
     DEFAULT_DB,

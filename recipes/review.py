@@ -6,7 +6,7 @@
 
 Prodigy users know this as ``prodigy review``. With ``--overlap 2`` or more, the
 labelling server learns an example only once its annotators agree (see
-``spacy_al.consensus``); the examples they disagree on wait here. The review app
+``spacy_al.team.consensus``); the examples they disagree on wait here. The review app
 shows each one with every annotator's answer (their names and their labels, or
 their entities for NER) and the reviewer picks or corrects the answer.
 
@@ -33,14 +33,14 @@ from typing import Annotated, Any
 import typer
 from wasabi import msg
 
-from spacy_al.agreement import NER_VIEWS, Rating, rated_answers, span_key
-from spacy_al.consensus import REVIEW_KEY, REVIEW_OF, REVIEW_VIEW, Consensus
 from spacy_al.corpus import get_task_hash
 from spacy_al.errors import Errors, SourceError
-from spacy_al.loop import Pool
+from spacy_al.pool import Pool
 from spacy_al.registry import recipe
 from spacy_al.spans import validate_spans
 from spacy_al.store import Store
+from spacy_al.team.agreement import NER_VIEWS, Rating, rated_answers, span_key
+from spacy_al.team.consensus import REVIEW_KEY, REVIEW_OF, REVIEW_VIEW, Consensus
 
 from ._options import DEFAULT_DB, Annotators, Db, Host, Port, split_commas
 

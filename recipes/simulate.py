@@ -41,7 +41,8 @@ from wasabi import msg
 from spacy_al.corpus import Source
 from spacy_al.errors import SourceError
 from spacy_al.registry import recipe
-from spacy_al.simulate import SimulationConfig, plot_curves, simulate
+from spacy_al.simulate import simulate
+from spacy_al.simulate.runner import SimulationConfig, plot_curves
 from spacy_al.stopping import (
     DEFAULT_STOP_SET_SIZE,
     DEFAULT_THRESHOLD,

@@ -15,24 +15,23 @@ from typing import Annotated
 import typer
 from wasabi import msg
 
-from spacy_al.consensus import Consensus, review_answers
-from spacy_al.corpus import Source
-from spacy_al.loop import ActiveLoop, Pool, StrategySpec
-from spacy_al.models import (
-    DEFAULT_LEARN_RATE,
-    Committee,
-    TextcatModel,
-    Updater,
-    build_textcat,
+from spacy_al.checkpoints import (
     learn_stored_answers,
     load_checkpoint,
     read_version_mark,
 )
-from spacy_al.patterns import PatternMatcher
+from spacy_al.corpus import Source
+from spacy_al.loop import StrategySpec
+from spacy_al.pool import Pool
 from spacy_al.registry import recipe
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
-from spacy_al.targets import answers_to_textcat_targets
+from spacy_al.team.consensus import Consensus, review_answers
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
+from spacy_al.textcat.patterns import PatternMatcher
+from spacy_al.textcat.targets import answers_to_textcat_targets
+from spacy_al.updater import Committee, Updater
 
 from ._options import (
     DEFAULT_DB,

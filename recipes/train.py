@@ -24,20 +24,21 @@ from typing import Annotated
 import typer
 from wasabi import msg
 
-from spacy_al.consensus import Consensus, is_review, review_answers, review_datasets
 from spacy_al.metrics import textcat_score
-from spacy_al.models import (
-    DEFAULT_LEARN_RATE,
-    TextcatModel,
-    build_textcat,
-    load_base,
-)
-from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
-from spacy_al.ner_models import FACTORIES, NERModel, build_ner, train_ner
-from spacy_al.ner_targets import NERTarget, answers_to_ner_targets, reference_doc
+from spacy_al.ner.model import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+from spacy_al.ner.model import FACTORIES, NERModel, build_ner, train_ner
+from spacy_al.ner.targets import NERTarget, answers_to_ner_targets, reference_doc
+from spacy_al.pipelines import load_base
 from spacy_al.registry import recipe
 from spacy_al.store import Store
-from spacy_al.targets import TextcatTarget, answers_to_textcat_targets
+from spacy_al.team.consensus import (
+    Consensus,
+    is_review,
+    review_answers,
+    review_datasets,
+)
+from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
+from spacy_al.textcat.targets import TextcatTarget, answers_to_textcat_targets
 from spacy_al.training import train_textcat
 
 from ._options import (

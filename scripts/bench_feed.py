@@ -26,7 +26,7 @@ from pathlib import Path
 import srsly
 from spacy_al.recipes.textcat import teach
 
-from spacy_al.feed import Feed
+from spacy_al.serve.feed import Feed
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"

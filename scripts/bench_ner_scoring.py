@@ -22,9 +22,9 @@ from pathlib import Path
 import srsly
 from sklearn.metrics import roc_auc_score
 
-from spacy_al.ner_models import NERModel, build_ner, gold_docs, train_ner
-from spacy_al.ner_targets import NERTarget
-from spacy_al.scoring import ner_doc_scores
+from spacy_al.ner.model import NERModel, build_ner, gold_docs, train_ner
+from spacy_al.ner.scores import ner_doc_scores
+from spacy_al.ner.targets import NERTarget
 
 MEASURES = ("mnlp", "max_token_entropy", "sequence_least_confidence", "entity")
 

@@ -67,7 +67,7 @@ def split_api_flag(argv: Sequence[str]) -> tuple[bool, list[str]]:
     """Take ``--api`` out of the arguments; return (whether it was there, the rest).
 
     ``--api`` works with every interactive recipe: the recipe's feed is served as
-    a JSON API (spacy_al.api) in this process instead of the Streamlit app.
+    a JSON API (spacy_al.serve.api) in this process instead of the Streamlit app.
     """
     rest = [arg for arg in argv if arg != "--api"]
     return len(rest) != len(argv), rest
@@ -111,7 +111,7 @@ def _command(
     def run(*args: Any, **kwargs: Any) -> None:
         result = func(*args, **kwargs)
         if isinstance(result, dict) and "view_id" in result:
-            from spacy_al.server import serve_api, serve_recipe
+            from spacy_al.serve.launcher import serve_api, serve_recipe
 
             if api:
                 raise SystemExit(serve_api(name, result))

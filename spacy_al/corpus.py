@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import murmurhash
 import srsly
 
-from .errors import Errors, SourceError
+from spacy_al.errors import Errors, SourceError
 
 if TYPE_CHECKING:
     from spacy.vocab import Vocab

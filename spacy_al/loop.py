@@ -2,21 +2,13 @@
 
     pool → score (serving model) → strategy → tasks → answers → store → updater ↺
 
-``ActiveLoop`` (text classification) and ``spacy_al.ner_loop.NERLoop`` are the
-single-threaded core that every front end drives: the labelling app (through the
-shared feed, which adds leases, several annotators and a trainer thread), and the
-oracle of ``simulate`` and the tests. Both share ``BaseLoop``: the pool, answers
-committed to the store before they are queued, undo, and learning; they differ in
-how they score, what a task looks like and how answers become targets. They hold
-no Streamlit and print nothing.
+``BaseLoop`` is what every task's loop shares (``spacy_al.textcat.loop.ActiveLoop``,
+``spacy_al.ner.loop.NERLoop``): the pool, answers committed to the store before
+they are queued, undo, and learning. They hold no Streamlit and print nothing.
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
-import weakref
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,23 +17,20 @@ import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
 from spacy.tokens import Doc
 
-from spacy_al import priority, uncertainty
 from spacy_al import strategies as strategies_module
-from spacy_al.consensus import Consensus, Decision
+from spacy_al import uncertainty
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
-from spacy_al.models import UpdateStats
-from spacy_al.patterns import PatternMatcher
-from spacy_al.scoring import Scorer, make_scorer, score_stream
+from spacy_al.pool import LOADING_WINDOW, Pool
+from spacy_al.serve import priority
 from spacy_al.store import Store
-from spacy_al.strategies import Candidates, Strategy
-from spacy_al.targets import TextcatTarget, answers_to_textcat_targets
+from spacy_al.strategies import Strategy
+from spacy_al.team.consensus import Consensus, Decision
+from spacy_al.updater import UpdateStats
 
 COMMITTEE_MEASURES = tuple(uncertainty.COMMITTEE_MEASURES)
 #: Strategies that don't look at the scores.
 UNSCORED = ("spacy_al.random.v1", "spacy_al.sequential.v1")
-#: Texts scored per selection at most while the pool is read in the background.
-LOADING_WINDOW = 2_000
 
 
 @dataclass(frozen=True)
@@ -77,7 +66,7 @@ class StrategySpec:
 
     @classmethod
     def _parse_ner(cls, name: str) -> StrategySpec:
-        from spacy_al.scoring import NER_MEASURES
+        from spacy_al.ner.scores import NER_MEASURES
 
         if ":" in name:
             strategy, measure = name.split(":", 1)
@@ -104,146 +93,6 @@ class StrategySpec:
     @property
     def uses_committee(self) -> bool:
         return self.measure in COMMITTEE_MEASURES
-
-
-class Pool:
-    """The examples to ask about, deduplicated by input hash, and which are done.
-
-    By default ``tasks`` are read to the end before the pool is returned. With
-    ``foreground_seconds``, the pool reads for that long and then goes on reading
-    in a background thread, so that a session can ask its first questions while a
-    big source is still being read: ``len``, ``tasks``, ``index`` and
-    ``remaining`` cover what has been read so far, in the source's order.
-    ``loading`` says whether more is coming and ``wait`` waits for it. An error
-    raised while reading in the foreground propagates as usual; one raised in the
-    background stops the reading and is kept in ``error``, and ``check`` raises it.
-    """
-
-    #: Tasks read per step; the lock is held only to add a step's tasks.
-    chunk_size = 2048
-
-    def __init__(
-        self,
-        tasks: Iterable[dict],
-        *,
-        answered: Collection[int] = (),
-        foreground_seconds: float | None = None,
-    ) -> None:
-        self.tasks: list[dict] = []
-        self.index: dict[int, int] = {}
-        self.error: Exception | None = None
-        self._done = np.zeros(0, dtype=bool)  # grown ahead of ``tasks``
-        self._marks: dict[int, bool] = dict.fromkeys(answered, True)
-        self._lock = threading.Lock()
-        self._loaded = threading.Event()
-        self._thread: threading.Thread | None = None
-        stream = iter(tasks)
-        deadline = (
-            None
-            if foreground_seconds is None
-            else time.monotonic() + foreground_seconds
-        )
-        while self._add_chunk(stream):
-            if deadline is not None and time.monotonic() >= deadline:
-                # The thread holds the pool weakly: a pool nobody uses any more
-                # (a recipe's process that hands over to the app's) stops reading.
-                self._thread = threading.Thread(
-                    target=_read_rest,
-                    args=(weakref.ref(self), stream),
-                    name="spacy_al-pool",
-                    daemon=True,
-                )
-                self._thread.start()
-                return
-        self._loaded.set()
-
-    def _add_chunk(self, stream: Iterator[dict]) -> bool:
-        """Read up to ``chunk_size`` tasks and add them; False at the end."""
-        chunk = []
-        for task in itertools.islice(stream, self.chunk_size):
-            if not (
-                type(task.get("_input_hash")) is int
-                and type(task.get("_task_hash")) is int
-            ):
-                task = set_hashes(task)
-            chunk.append(task)
-        with self._lock:
-            n = len(self.tasks)
-            if n + len(chunk) > len(self._done):
-                grown = np.zeros(max(2 * len(self._done), n + len(chunk)), dtype=bool)
-                grown[:n] = self._done[:n]
-                self._done = grown
-            for task in chunk:
-                key = task["_input_hash"]
-                if key not in self.index:
-                    i = len(self.tasks)
-                    self.index[key] = i
-                    self.tasks.append(task)
-                    if self._marks:
-                        self._done[i] = self._marks.pop(key, False)
-        return len(chunk) == self.chunk_size
-
-    def __len__(self) -> int:
-        return len(self.tasks)
-
-    @property
-    def loading(self) -> bool:
-        """Whether the source is still being read in the background."""
-        return not self._loaded.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the source is read (or failed); False if ``timeout`` passed."""
-        return self._loaded.wait(timeout)
-
-    def check(self) -> None:
-        """Raise the error that stopped the background reading, if any."""
-        if self.error is not None:
-            raise self.error
-
-    @property
-    def done(self) -> np.ndarray:
-        """Whether each task (in ``tasks`` order) has been answered (a copy)."""
-        with self._lock:
-            return self._done[: len(self.tasks)].copy()
-
-    @property
-    def n_done(self) -> int:
-        with self._lock:
-            return int(self._done[: len(self.tasks)].sum())
-
-    def mark(self, input_hashes: Iterable[int], done: bool = True) -> None:
-        """Mark examples (not) done; those not read yet are marked when they are."""
-        with self._lock:
-            for key in input_hashes:
-                i = self.index.get(key)
-                if i is not None:
-                    self._done[i] = done
-                elif self.loading:
-                    self._marks[key] = done
-
-    def remaining(self, *, exclude: Collection[int] = ()) -> np.ndarray:
-        """Indices of the tasks read so far that aren't done nor in ``exclude``."""
-        with self._lock:
-            free = ~self._done[: len(self.tasks)]
-            for key in exclude:
-                i = self.index.get(key)
-                if i is not None:
-                    free[i] = False
-        return np.flatnonzero(free)
-
-
-def _read_rest(ref: weakref.ref[Pool], stream: Iterator[dict]) -> None:
-    """Read the rest of a pool's source, while the pool is in use."""
-    while (pool := ref()) is not None:
-        try:
-            more = pool._add_chunk(stream)
-        except Exception as e:  # kept for ``check``; the tasks read so far serve
-            pool.error = e
-            more = False
-        if not more:
-            pool._loaded.set()
-            return
-        del pool
 
 
 class BaseLoop:
@@ -438,7 +287,7 @@ class BaseLoop:
         """Learn reviewers' answers (``_review: true``) at the next update.
 
         A review overrides the annotators' answers on its input (see
-        :mod:`spacy_al.consensus`). Returns how many inputs were queued.
+        :mod:`spacy_al.team.consensus`). Returns how many inputs were queued.
         """
         keys: dict[int, None] = {}
         for eg in reviews:
@@ -533,178 +382,6 @@ class BaseLoop:
     @property
     def targets(self) -> list:
         return list(self._targets.values())
-
-
-class ActiveLoop(BaseLoop):
-    """Text classification: pick the next texts, take answers, learn from them.
-
-    ``select`` scores (a window of) the remaining pool with the serving model and
-    lets the strategy pick; each task suggests one label (the most probable for
-    an exclusive model, the least certain for a multilabel one).
-    """
-
-    def __init__(
-        self,
-        pool: Pool,
-        updater,
-        *,
-        spec: StrategySpec,
-        store: Store | None = None,
-        dataset: str | None = None,
-        batch_size: int = 10,
-        window: int | None = None,
-        patterns: PatternMatcher | None = None,
-        min_label_answers: int = 5,
-        strategy_config: dict | None = None,
-        seed: int = 0,
-        doc_cache_size: int = 100_000,
-    ) -> None:
-        super().__init__(
-            pool,
-            updater,
-            spec=spec,
-            store=store,
-            dataset=dataset,
-            batch_size=batch_size,
-            window=window,
-            strategy_config=strategy_config,
-            seed=seed,
-            doc_cache_size=doc_cache_size,
-        )
-        self.exclusive: bool = updater.model.exclusive
-        self.scorer: Scorer = make_scorer(spec.measure, multilabel=not self.exclusive)
-        if spec.uses_committee and not isinstance(updater.serving()[0], list):
-            raise ValueError(Errors.E409.format(measure=spec.measure))
-        self.patterns = patterns
-        self.min_label_answers = min_label_answers
-
-    def label_counts(self) -> np.ndarray:
-        """Answers that say each label is true, so far (learnt or pending)."""
-        counts = np.zeros(len(self.labels), dtype=np.int64)
-        index = {label: i for i, label in enumerate(self.labels)}
-        for target in list(self._targets.values()):  # answers may arrive meanwhile
-            for label, value in target.cats.items():
-                if value >= 0.5:
-                    counts[index[label]] += 1
-        return counts
-
-    def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
-        """The next ``n`` questions, most informative first, as tasks.
-
-        ``exclude`` holds input hashes not to serve (held by other annotators).
-        """
-        indices = self.candidates(exclude=exclude)
-        if not len(indices):
-            return []
-        n = min(n, len(indices))
-        served, version = self.updater.serving()
-        # Tokenize and score the window batch by batch (score_stream); keep the
-        # Docs only where the patterns or the strategy need them again.
-        diverse = self.spec.strategy == "spacy_al.diverse.v1"
-        docs: list[Doc] | None = [] if diverse or self.patterns is not None else None
-        n_tokens = np.empty(len(indices))
-
-        def stream() -> Iterator[Doc]:
-            for j, doc in enumerate(self.iter_docs(indices)):
-                n_tokens[j] = len(doc)
-                if docs is not None:
-                    docs.append(doc)
-                yield doc
-
-        scored = score_stream(self.scorer, served, stream())
-        chosen: list[tuple[int, str | None]] = []
-        if self.patterns is not None:
-            chosen = self._pattern_picks(indices, docs, scored.scores, n // 2 or 1)
-        taken = {j for j, _ in chosen}
-        rest = np.array([j for j in range(len(indices)) if j not in taken], dtype=int)
-        k = n - len(chosen)
-        if k > 0 and len(rest):
-            k = min(k, len(rest))
-            cands = Candidates(
-                scores=scored.scores[rest],
-                probs=scored.probs[rest],
-                labels=self.labels,
-                vectors=self._vectors([docs[j] for j in rest]) if diverse else None,
-                costs=self._window_costs(indices[rest], n_tokens[rest]),
-                label_counts=self.label_counts(),
-                multilabel=not self.exclusive,
-            )
-            picked = self.strategy(cands, k, rng=self.rng)
-            chosen.extend((int(rest[j]), None) for j in picked)
-        return [
-            self._task(
-                int(indices[j]), scored.probs[j], scored.scores[j], version, label
-            )
-            for j, label in chosen
-        ]
-
-    def _window_costs(self, indices: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
-        """``_costs`` from the docs' lengths: meta cost, else tokens (at least 1)."""
-        costs = np.maximum(n_tokens, 1.0)
-        for j, i in enumerate(indices):
-            cost = self.pool.tasks[int(i)].get("meta", {}).get("cost")
-            if cost is not None:
-                costs[j] = float(cost)
-        return costs
-
-    def _pattern_picks(
-        self, indices: np.ndarray, docs: Sequence[Doc], scores: np.ndarray, limit: int
-    ) -> list[tuple[int, str]]:
-        """While a label has few answers, up to ``limit`` texts a pattern marks for it."""
-        counts = dict(zip(self.labels, self.label_counts(), strict=True))
-        wanted = [
-            label
-            for label in self.patterns.labels
-            if counts.get(label, self.min_label_answers) < self.min_label_answers
-        ]
-        if not wanted:
-            return []
-        picks: list[tuple[int, str]] = []
-        for j in np.argsort(-scores, kind="stable"):
-            matched = [
-                label for label in self.patterns.match(docs[j]) if label in wanted
-            ]
-            if matched:
-                picks.append((int(j), matched[0]))
-                if len(picks) >= limit:
-                    break
-        return picks
-
-    def _task(
-        self, i: int, probs: np.ndarray, score: float, version: int, label: str | None
-    ) -> dict:
-        source = self.pool.tasks[i]
-        from_pattern = label is not None
-        if label is None:
-            if self.exclusive:
-                # Ties (an untrained model scores every label alike) go to a random
-                # one of the tied labels, not always to the first label.
-                tied = np.flatnonzero(probs >= probs.max() - 1e-6)
-                label = self.labels[int(self.rng.choice(tied))]
-            else:  # the label the model is least sure of
-                label = self.labels[int(np.argmin(np.abs(probs - 0.5)))]
-        meta = dict(source.get("meta") or {})
-        meta.update(
-            score=round(float(probs[self.labels.index(label)]), 4),
-            uncertainty=round(float(score), 4),
-            strategy=self.spec.name,
-        )
-        if from_pattern:
-            meta["pattern"] = True
-        task = {
-            "text": source["text"],
-            "label": label,
-            "meta": meta,
-            "_input_hash": source["_input_hash"],
-            "_model_version": version,
-        }
-        return set_hashes(task, overwrite=False)
-
-    def _make_target(self, answers: Sequence[dict]) -> TextcatTarget | None:
-        found = answers_to_textcat_targets(
-            answers, self.labels, exclusive=self.exclusive
-        )
-        return found[0] if found else None
 
 
 def _same_answer(a: dict, b: dict) -> bool:

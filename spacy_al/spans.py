@@ -17,7 +17,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-from .errors import Errors, SourceError
+from spacy_al.errors import Errors, SourceError
 
 ACCEPT = "accept"
 REJECT = "reject"

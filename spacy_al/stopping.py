@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from spacy.tokens import Doc
 
-from .agreement import cohen_kappa
-from .errors import Errors
+from spacy_al.errors import Errors
+from spacy_al.team.agreement import cohen_kappa
 
 DEFAULT_WINDOW = 3
 DEFAULT_THRESHOLD = 0.99

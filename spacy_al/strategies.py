@@ -45,8 +45,8 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import normalize
 
-from . import registry
-from .errors import Errors
+from spacy_al import registry
+from spacy_al.errors import Errors
 
 
 @dataclass(eq=False)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from thinc.api import Adam
 
-from spacy_al.models import TextcatModel
-from spacy_al.targets import TextcatTarget
+from spacy_al.textcat.model import TextcatModel
+from spacy_al.textcat.targets import TextcatTarget
 
 #: Scores a model on held-out data; higher is better.
 Evaluate = Callable[[TextcatModel], float]

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import Errors
+from spacy_al.errors import Errors
 
 # float32 softmax rows sum to 1 within ~1e-6; this only catches wrong inputs.
 _SUM_ATOL = 1e-3

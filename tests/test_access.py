@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spacy_al import access, feed
-from spacy_al.access import (
+from spacy_al.serve import access, feed
+from spacy_al.serve.access import (
     MAX_ANNOTATOR_LENGTH,
     Access,
     check_annotator,

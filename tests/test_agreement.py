@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
-from spacy_al.agreement import (
+from spacy_al.corpus import get_input_hash, get_task_hash
+from spacy_al.store import Store
+from spacy_al.team.agreement import (
     Rating,
     agreement_summary,
     annotators,
@@ -26,8 +28,6 @@ from spacy_al.agreement import (
     rating_table,
     ratings,
 )
-from spacy_al.corpus import get_input_hash, get_task_hash
-from spacy_al.store import Store
 
 # Fleiss (1971) as worked on Wikipedia's "Fleiss' kappa" page: 10 subjects, 14 raters,
 # 5 categories; P-bar = 0.378, P_e = 0.213, kappa = 0.210.

@@ -22,11 +22,11 @@ from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import teach
 from streamlit.testing.v1 import AppTest
 
-from spacy_al import access as access_module
-from spacy_al import server
-from spacy_al.api import MAX_BODY, make_server
 from spacy_al.cli import join_subcommand, split_api_flag
-from spacy_al.feed import Feed
+from spacy_al.serve import access as access_module
+from spacy_al.serve import launcher as server
+from spacy_al.serve.api import MAX_BODY, make_server
+from spacy_al.serve.feed import Feed
 from spacy_al.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

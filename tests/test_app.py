@@ -12,7 +12,7 @@ import streamlit as st
 from spacy_al.recipes.demo import LABELS, corpus_path
 from streamlit.testing.v1 import AppTest
 
-from spacy_al import server
+from spacy_al.serve import launcher as server
 from spacy_al.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ import pytest
 import spacy
 from spacy.training import Example
 
-from spacy_al.architectures import BOW, build_bow_text_classifier
-from spacy_al.models import TextcatModel, build_textcat
+from spacy_al.textcat.architectures import BOW, build_bow_text_classifier
+from spacy_al.textcat.model import TextcatModel, build_textcat
 
 LABELS = ["ham", "spam"]
 TRAIN = [

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from spacy_al.recipes.bench import SESSION, textcat_session
 from typer.testing import CliRunner
 
-from spacy_al import bench_speed
+from spacy_al.benchmarks import speed as bench_speed
 from spacy_al.cli import build_app, load_builtin_recipes
 
 runner = CliRunner()

@@ -10,13 +10,16 @@ import srsly
 from spacy_al.recipes.review import build_review
 from spacy_al.recipes.textcat import correct
 
-from spacy_al.agreement import Rating
-from spacy_al.consensus import Consensus, is_review
 from spacy_al.corpus import set_hashes
-from spacy_al.feed import Feed
-from spacy_al.loop import ActiveLoop, Pool, StrategySpec
-from spacy_al.models import TextcatModel, Updater, build_textcat
+from spacy_al.loop import StrategySpec
+from spacy_al.pool import Pool
+from spacy_al.serve.feed import Feed
 from spacy_al.store import Store
+from spacy_al.team.agreement import Rating
+from spacy_al.team.consensus import Consensus, is_review
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.updater import Updater
 
 LABELS = ["A", "B", "C"]
 TEXTS = ["Where is my parcel?", "I was charged twice.", "The app crashes."]

@@ -20,16 +20,17 @@ import pytest
 from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import build_components, checkpoint_dir
 
-from spacy_al.durability import run_trials
-from spacy_al.feed import Feed
-from spacy_al.models import (
+from spacy_al.benchmarks.durability import run_trials
+from spacy_al.checkpoints import (
     load_checkpoint,
     read_version_mark,
+    save_updater,
     target_digest,
     write_version_mark,
 )
+from spacy_al.serve.feed import Feed
 from spacy_al.store import Store
-from spacy_al.targets import answers_to_textcat_targets
+from spacy_al.textcat.targets import answers_to_textcat_targets
 
 SUPPORT = corpus_path("support.jsonl")
 LABEL_LIST = LABELS.split(",")
@@ -123,7 +124,7 @@ def test_crash_answers_after_the_checkpoint_are_learnt_on_restart(tmp_path):
     loop, ckpt = first["loop"], first["checkpoint"]
     _answer(loop, 5)
     loop.learn()
-    loop.updater.save(ckpt)  # version 1 knows 5 answers
+    save_updater(loop.updater, ckpt)  # version 1 knows 5 answers
     _answer(loop, 3)  # stored, then the server dies before learning them
     first["store"].close()
 
@@ -151,7 +152,7 @@ def test_crash_version_never_goes_back_after_unsaved_updates(tmp_path):
     loop, ckpt = first["loop"], first["checkpoint"]
     _answer(loop, 5)
     loop.learn()
-    loop.updater.save(ckpt)
+    save_updater(loop.updater, ckpt)
     for _ in range(3):  # three more updates, served but never saved
         _answer(loop, 5)
         loop.learn()
@@ -169,7 +170,7 @@ def test_crash_broken_checkpoint_falls_back_to_the_previous_one(tmp_path):
     loop, ckpt = first["loop"], Path(first["checkpoint"])
     _answer(loop, 5)
     loop.learn()
-    loop.updater.save(ckpt)
+    save_updater(loop.updater, ckpt)
     first["store"].close()
     # A crash between save's two renames leaves only the previous checkpoint.
     old = ckpt.with_name(ckpt.name + ".old")
@@ -190,7 +191,7 @@ def test_crash_unreadable_checkpoint_retrains_from_the_answers(tmp_path):
     loop, ckpt = first["loop"], Path(first["checkpoint"])
     _answer(loop, 5)
     loop.learn()
-    loop.updater.save(ckpt)
+    save_updater(loop.updater, ckpt)
     write_version_mark(ckpt, 3)
     first["store"].close()
     shutil.rmtree(ckpt / "model")  # the model is gone, the state is there
@@ -256,8 +257,8 @@ def test_crash_bench_durability_command_runs_both_runs_per_database(
     """The command's wiring (the trials themselves are the test above)."""
     from spacy_al.recipes import bench_durability as bench
 
+    from spacy_al.benchmarks.durability import TrialReport
     from spacy_al.cli import main
-    from spacy_al.durability import TrialReport
 
     calls = []
 

@@ -16,7 +16,7 @@ from spacy_al.recipes.ner import correct as ner_correct
 from spacy_al.recipes.ner import teach as ner_teach
 from spacy_al.recipes.textcat import correct, teach
 
-from spacy_al.feed import Feed, check_annotator, make_tokens, parse_annotators
+from spacy_al.serve.feed import Feed, check_annotator, make_tokens, parse_annotators
 from spacy_al.store import Store
 
 SUPPORT = Path(corpus_path("support.jsonl"))

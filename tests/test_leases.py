@@ -8,8 +8,8 @@ import pytest
 from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import teach
 
-from spacy_al.feed import Feed
-from spacy_al.leases import Leases
+from spacy_al.serve.feed import Feed
+from spacy_al.serve.leases import Leases
 from spacy_al.store import Store
 
 LEASE = 60.0

@@ -1,10 +1,13 @@
 import numpy as np
 import pytest
 
-from spacy_al.loop import ActiveLoop, Pool, StrategySpec
-from spacy_al.models import Committee, TextcatModel, Updater, build_textcat
-from spacy_al.patterns import PatternMatcher
+from spacy_al.loop import StrategySpec
+from spacy_al.pool import Pool
 from spacy_al.store import Store
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.textcat.patterns import PatternMatcher
+from spacy_al.updater import Committee, Updater
 
 LABELS = ["ham", "spam"]
 HAM = [

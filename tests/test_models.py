@@ -3,9 +3,11 @@ import random
 import numpy as np
 import pytest
 
-from spacy_al.models import Committee, TextcatModel, Updater, build_textcat
-from spacy_al.scoring import BALDScorer
-from spacy_al.targets import TextcatTarget
+from spacy_al.checkpoints import load_updater, save_updater
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.textcat.scoring import BALDScorer
+from spacy_al.textcat.targets import TextcatTarget
+from spacy_al.updater import Committee, Updater
 
 LABELS = ["SPORTS", "POLITICS", "TECH"]
 TRAIN = [
@@ -36,8 +38,8 @@ def test_models_updater_overfits_and_survives_save_and_reload(targets, tmp_path)
     probs = served.predict_texts([text for text, _ in TRAIN])
     predicted = [served.labels[i] for i in probs.argmax(1)]
     assert predicted == [label for _, label in TRAIN]
-    updater.save(tmp_path / "ckpt")
-    resumed = Updater.load(tmp_path / "ckpt")
+    save_updater(updater, tmp_path / "ckpt")
+    resumed = load_updater(tmp_path / "ckpt")
     assert resumed.version == 30
     again = resumed.serving()[0].predict_texts([text for text, _ in TRAIN])
     np.testing.assert_allclose(again, probs, atol=1e-6)

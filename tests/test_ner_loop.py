@@ -1,12 +1,13 @@
 import pytest
 
 from spacy_al.errors import SourceError
-from spacy_al.loop import Pool, StrategySpec
-from spacy_al.models import Updater
-from spacy_al.ner_loop import NERLoop, oracle_answer
-from spacy_al.ner_models import NERModel, build_ner, gold_docs
-from spacy_al.ner_patterns import EntityPatterns
+from spacy_al.loop import StrategySpec
+from spacy_al.ner.loop import NERLoop, oracle_answer
+from spacy_al.ner.model import NERModel, build_ner, gold_docs
+from spacy_al.ner.patterns import EntityPatterns
+from spacy_al.pool import Pool
 from spacy_al.store import Store
+from spacy_al.updater import Updater
 
 LABELS = ["GPE", "PERSON"]
 CITIES = ["Paris", "London", "Berlin", "Tokyo", "Rome", "Madrid", "Vienna", "Oslo"]

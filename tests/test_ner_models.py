@@ -2,10 +2,12 @@ import pytest
 import spacy
 from thinc.api import Adam
 
+from spacy_al.checkpoints import load_updater, save_updater
 from spacy_al.corpus import set_hashes
-from spacy_al.models import TextcatModel, Updater, build_textcat
-from spacy_al.ner_models import NERModel, build_ner, gold_docs
-from spacy_al.ner_targets import NERTarget, answers_to_ner_targets
+from spacy_al.ner.model import NERModel, build_ner, gold_docs
+from spacy_al.ner.targets import NERTarget, answers_to_ner_targets
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.updater import Updater
 
 LABELS = ["GPE", "PERSON"]
 SEEN = ["Paris", "London", "Berlin", "Tokyo", "Rome", "Madrid"]
@@ -204,13 +206,13 @@ def test_ner_models_updater_checkpoints_and_resumes(tmp_path):
         updater.update(accepted_targets())
     served, version = updater.serving()
     assert version == 3 and p_gpe(served, "Oslo") > 0.9
-    updater.save(tmp_path / "ckpt")
-    resumed = Updater.load(tmp_path / "ckpt", model_class=NERModel, learn_rate=0.001)
+    save_updater(updater, tmp_path / "ckpt")
+    resumed = load_updater(tmp_path / "ckpt", model_class=NERModel, learn_rate=0.001)
     assert resumed.version == 3 and resumed.labels == model.labels
     assert resumed.model.beam_width == 4
     assert p_gpe(resumed.model, "Oslo") == pytest.approx(p_gpe(updater.model, "Oslo"))
     with pytest.raises(ValueError, match="E543"):
-        Updater.load(tmp_path / "ckpt")  # a textcat model was asked for
+        load_updater(tmp_path / "ckpt")  # a textcat model was asked for
 
 
 def test_ner_models_updater_retrain_starts_from_the_model_as_built():

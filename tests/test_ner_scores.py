@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from spacy.language import Language
 from spacy.training import Example
 
-from spacy_al.ner_scores import (
+from spacy_al.ner.scores import (
     DocNERScores,
     beam_ner_scores,
     doc_scores,

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import SourceError
-from spacy_al.ner_targets import NERTarget, answers_to_ner_targets, reference_doc
+from spacy_al.ner.targets import NERTarget, answers_to_ner_targets, reference_doc
 
 LABELS = ["GPE", "PERSON"]
 TEXT = "Alice flew from Paris to Rome ."

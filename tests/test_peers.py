@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spacy_al.simulate as simulate_module
-from spacy_al import peers
-from spacy_al.peers import (
+from spacy_al.benchmarks import peers
+from spacy_al.benchmarks.peers import (
     PEERS,
     LabelSpace,
     available_peers,
@@ -18,7 +18,8 @@ from spacy_al.peers import (
     run_peer,
     seed_indices,
 )
-from spacy_al.simulate import SimulationConfig, gold_set, infer_labels, run_one
+from spacy_al.simulate.runner import SimulationConfig
+from spacy_al.simulate.textcat import gold_set, infer_labels, run_one
 
 AVAILABLE = [name for name, reason in available_peers().items() if reason is None]
 # One peer per model (LinearSVC through small-text; LogisticRegression refit by us)

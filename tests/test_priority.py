@@ -1,4 +1,4 @@
-"""Background work steps aside while a request runs (spacy_al.priority)."""
+"""Background work steps aside while a request runs (spacy_al.serve.priority)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import teach
 
-from spacy_al import priority
-from spacy_al.priority import Gate
+from spacy_al.serve import priority
+from spacy_al.serve.priority import Gate
 
 SUPPORT = Path(corpus_path("support.jsonl"))
 

@@ -7,10 +7,10 @@ import srsly
 from spacy_al.recipes.bench import median_labels, summarize
 from typer.testing import CliRunner
 
-from spacy_al import peers
+from spacy_al.benchmarks import peers
+from spacy_al.benchmarks.peers import PEERS, available_peers, seed_indices
 from spacy_al.cli import build_app, load_builtin_recipes
-from spacy_al.peers import PEERS, available_peers, seed_indices
-from spacy_al.simulate import gold_set
+from spacy_al.simulate.textcat import gold_set
 
 runner = CliRunner()
 STRATEGIES = ["margin", "random"]

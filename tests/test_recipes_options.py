@@ -9,7 +9,7 @@ from spacy_al.recipes.demo import corpus_path
 from typer.testing import CliRunner
 
 from spacy_al.cli import build_app, load_builtin_recipes
-from spacy_al.feed import Feed
+from spacy_al.serve.feed import Feed
 
 runner = CliRunner()
 SUPPORT = corpus_path("support.jsonl")

@@ -9,6 +9,7 @@ import srsly
 from spacy_al.recipes.textcat import build_components
 from typer.testing import CliRunner
 
+from spacy_al.checkpoints import save_updater
 from spacy_al.cli import build_app, load_builtin_recipes
 from spacy_al.store import Store
 
@@ -62,7 +63,7 @@ def test_recipes_textcat_teach_stores_answers_and_resumes(sms_sample, tmp_path):
     )
     assert components["view_id"] == "classification"
     label_with_oracle(components, gold, 40)
-    components["loop"].updater.save(components["checkpoint"])
+    save_updater(components["loop"].updater, components["checkpoint"])
     assert Store(db).count_answers("sms") == 40
     # A new session resumes: answered texts are left out, the model version continues.
     again = build_components(

@@ -14,9 +14,9 @@ from spacy_al.recipes.review import build_review, review_tasks
 from spacy_al.recipes.train import consensus_answers, load_ner_targets
 from streamlit.testing.v1 import AppTest
 
-from spacy_al import server
 from spacy_al.corpus import set_hashes
-from spacy_al.feed import Feed
+from spacy_al.serve import launcher as server
+from spacy_al.serve.feed import Feed
 from spacy_al.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,16 +2,14 @@ import numpy as np
 import pytest
 import srsly
 
-from spacy_al.simulate import (
-    SimulationConfig,
-    _median_or_none,
+from spacy_al.simulate import simulate
+from spacy_al.simulate.ner import _ner_labels, ner_gold_set, run_one_ner
+from spacy_al.simulate.runner import SimulationConfig, _median_or_none, stop_summary
+from spacy_al.simulate.textcat import (
     gold_set,
     labels_to_target,
     oracle_answer,
-    simulate,
-    stop_summary,
 )
-from spacy_al.simulate_ner import _ner_labels, ner_gold_set, run_one_ner
 from spacy_al.stopping import StabilizingPredictions, sample_stop_set
 
 

@@ -14,12 +14,15 @@ import srsly
 
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import SourceError
-from spacy_al.feed import Feed
-from spacy_al.loop import ActiveLoop, Pool, StrategySpec
-from spacy_al.models import Committee, TextcatModel, Updater, build_textcat
-from spacy_al.scoring import ModelScorer, Scores, make_scorer, score_stream
+from spacy_al.loop import StrategySpec
+from spacy_al.pool import Pool
+from spacy_al.serve.feed import Feed
 from spacy_al.store import Store
-from spacy_al.targets import TextcatTarget
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.textcat.scoring import ModelScorer, Scores, make_scorer, score_stream
+from spacy_al.textcat.targets import TextcatTarget
+from spacy_al.updater import Committee, Updater
 
 LABELS = ["ham", "spam"]
 TEXTS = [f"text number {i} about {w}" for i in range(60) for w in ("cats", "cash")]

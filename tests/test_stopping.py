@@ -21,8 +21,8 @@ from spacy_al.recipes.ner import correct as ner_correct
 from spacy_al.recipes.textcat import teach
 from streamlit.testing.v1 import AppTest
 
-from spacy_al import server
-from spacy_al.feed import Feed
+from spacy_al.serve import launcher as server
+from spacy_al.serve.feed import Feed
 from spacy_al.stopping import StabilizingPredictions, sample_stop_set, stop_set_labels
 
 PREDS = np.array([0, 1, 2, 0, 1, 2, 0, 1])

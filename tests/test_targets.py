@@ -1,7 +1,7 @@
 import pytest
 
 from spacy_al.corpus import set_hashes
-from spacy_al.targets import answers_to_textcat_targets, gold_cats_for_export
+from spacy_al.textcat.targets import answers_to_textcat_targets, gold_cats_for_export
 
 LABELS3 = ["SPORTS", "POLITICS", "TECH"]
 

@@ -6,7 +6,7 @@ them. Pools bigger than the corpus repeat its texts with a numbered suffix
 (``replicate_texts``), so every text stays distinct in the pool.
 
 * ``measure_next_example``: answer → next example, server side, in the
-  :class:`~spacy_al.feed.Feed` the app uses, driven by several annotator threads
+  :class:`~spacy_al.serve.feed.Feed` the app uses, driven by several annotator threads
   while the selector re-scores and the trainer learns in the background.
 * ``measure_update``: a batch of answers → the updated model serving, as
   ``Updater.update`` (the gradient steps with replay, then the new snapshot swapped
@@ -190,7 +190,7 @@ def measure_next_example(
     """
     if answers < 1 or annotators < 1:
         raise ValueError(Errors.E714.format(answers=answers, annotators=annotators))
-    from spacy_al.feed import Feed
+    from spacy_al.serve.feed import Feed
 
     texts = replicate_texts([t for t, _ in records], pool_size)
     gold = {}
@@ -326,15 +326,11 @@ def measure_update(
 
 def _updater_and_targets(records: Sequence[dict], model: str, n: int) -> tuple:
     from spacy_al.corpus import set_hashes
-    from spacy_al.models import (
-        DEFAULT_LEARN_RATE,
-        TextcatModel,
-        Updater,
-        build_textcat,
-    )
+    from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
+    from spacy_al.updater import Updater
 
     if model in ("bow", "ensemble"):
-        from spacy_al.targets import TextcatTarget
+        from spacy_al.textcat.targets import TextcatTarget
 
         labelled = [(r["text"], gold_labels(r)) for r in records]
         labelled = [(t, g) for t, g in labelled if g]
@@ -354,9 +350,9 @@ def _updater_and_targets(records: Sequence[dict], model: str, n: int) -> tuple:
         ]
         return updater, targets
     if model == "ner":
-        from spacy_al.ner_models import DEFAULT_BEAM_WIDTH, NERModel, build_ner
-        from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
-        from spacy_al.ner_targets import NERTarget
+        from spacy_al.ner.model import DEFAULT_BEAM_WIDTH, NERModel, build_ner
+        from spacy_al.ner.model import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+        from spacy_al.ner.targets import NERTarget
 
         spanned = [r for r in records if isinstance(r.get("spans"), list)]
         labels = sorted({s["label"] for r in spanned for s in r["spans"]})
@@ -408,8 +404,8 @@ def measure_scoring(
     """
     if repeats < 1 or n_docs < 1:
         raise ValueError(Errors.E720.format(repeats=repeats, n_docs=n_docs))
-    from spacy_al.models import TextcatModel, build_textcat
-    from spacy_al.scoring import ModelScorer, score_stream
+    from spacy_al.textcat.model import TextcatModel, build_textcat
+    from spacy_al.textcat.scoring import ModelScorer, score_stream
 
     texts = replicate_texts([t for t, _ in records], n_docs)
     nlp = build_textcat(_labels_of(records), architecture="bow")
@@ -477,7 +473,7 @@ def measure_startup(
     after, the whole pool read. Run it in a fresh process
     (``measure_startup_subprocess``) for a pool's own peak.
     """
-    from spacy_al.feed import Feed
+    from spacy_al.serve.feed import Feed
 
     rss_before = peak_rss_bytes()
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_start_") as tmp:
@@ -535,7 +531,7 @@ def measure_startup_subprocess(
         out_path = Path(tmp) / "result.json"
         code = (
             "import sys, srsly\n"
-            "from spacy_al.bench_speed import measure_startup\n"
+            "from spacy_al.benchmarks.speed import measure_startup\n"
             "r = measure_startup(sys.argv[1], labels=sys.argv[2].split('\\x1f'),"
             " workdir=sys.argv[3], build=sys.argv[5])\n"
             "srsly.write_json(sys.argv[4], r)\n"

@@ -34,9 +34,9 @@ from spacy.util import get_lang_class
 from thinc.api import Adam, Model, Optimizer, fix_random_seed
 
 from spacy_al.errors import Errors
-from spacy_al.models import load_base
-from spacy_al.ner_scores import DocNERScores, score_docs
-from spacy_al.ner_targets import NERTarget, reference_doc
+from spacy_al.ner.scores import DocNERScores, score_docs
+from spacy_al.ner.targets import NERTarget, reference_doc
+from spacy_al.pipelines import load_base
 from spacy_al.spans import make_ner_doc
 
 FACTORIES = ("beam_ner", "ner")

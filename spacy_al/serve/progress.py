@@ -1,6 +1,6 @@
 """How the model being taught is doing: its learning curve and stopping signal.
 
-A labelling server's trainer thread (:class:`spacy_al.feed.Feed`) reports each
+A labelling server's trainer thread (:class:`spacy_al.serve.feed.Feed`) reports each
 update here, and the app shows what :meth:`ModelProgress.stats` returns:
 
 * **Learning curve.** Macro F1 (text classification) or entity F1 (NER, spaCy's
@@ -27,11 +27,11 @@ from spacy.scorer import get_ner_prf
 from spacy.training import Example
 
 from spacy_al.corpus import Source, gold_labels
-from spacy_al.loop import ActiveLoop, BaseLoop
+from spacy_al.loop import BaseLoop
 from spacy_al.metrics import textcat_score
-from spacy_al.ner_loop import NERLoop
-from spacy_al.ner_models import gold_docs
-from spacy_al.ner_targets import reference_doc
+from spacy_al.ner.loop import NERLoop
+from spacy_al.ner.model import gold_docs
+from spacy_al.ner.targets import reference_doc
 from spacy_al.stopping import (
     DEFAULT_STOP_SET_SIZE,
     DEFAULT_THRESHOLD,
@@ -40,7 +40,8 @@ from spacy_al.stopping import (
     sample_stop_set,
     stop_set_labels,
 )
-from spacy_al.targets import TextcatTarget
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.targets import TextcatTarget
 
 # The progressive curve needs this many gold answers before its first point.
 MIN_CURVE_EXAMPLES = 10

@@ -1,6 +1,6 @@
 """``simulate`` for NER: entity F1, with the cost in texts and in tokens.
 
-The runs go through :class:`~spacy_al.ner_loop.NERLoop` (the loop of the NER
+The runs go through :class:`~spacy_al.ner.loop.NERLoop` (the loop of the NER
 recipes) and the shared runner of :mod:`spacy_al.simulate`; ``simulate(...)``
 with ``config.task == "ner"`` calls :func:`simulate_ner`.
 """
@@ -15,15 +15,16 @@ import numpy as np
 
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
-from spacy_al.loop import Pool, StrategySpec
-from spacy_al.models import Updater, load_base
-from spacy_al.ner_loop import NERLoop
-from spacy_al.ner_loop import oracle_answer as oracle_ner_answer
-from spacy_al.ner_models import DEFAULT_LEARN_RATE as NER_LEARN_RATE
-from spacy_al.ner_models import NERModel, build_ner, gold_docs, train_ner
-from spacy_al.ner_patterns import EntityPatterns
-from spacy_al.ner_targets import NERTarget
-from spacy_al.simulate import (
+from spacy_al.loop import StrategySpec
+from spacy_al.ner.loop import NERLoop
+from spacy_al.ner.loop import oracle_answer as oracle_ner_answer
+from spacy_al.ner.model import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+from spacy_al.ner.model import NERModel, build_ner, gold_docs, train_ner
+from spacy_al.ner.patterns import EntityPatterns
+from spacy_al.ner.targets import NERTarget
+from spacy_al.pipelines import load_base
+from spacy_al.pool import Pool
+from spacy_al.simulate.runner import (
     Progress,
     SimulationConfig,
     _add_ratios_to_random,
@@ -36,6 +37,7 @@ from spacy_al.simulate import (
 )
 from spacy_al.spans import make_ner_doc
 from spacy_al.stopping import StabilizingPredictions, stop_set_labels
+from spacy_al.updater import Updater
 
 #: One point of an NER learning curve: texts annotated, tokens annotated, score.
 NERPoint = tuple[int, int, float]

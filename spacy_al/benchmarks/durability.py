@@ -57,8 +57,8 @@ def _preload_modules() -> list[str]:
 
     return [
         "spacy_al.cli",
-        "spacy_al.server",
-        "spacy_al.api",
+        "spacy_al.serve.launcher",
+        "spacy_al.serve.api",
         *(
             f"spacy_al.recipes.{info.name}"
             for info in pkgutil.iter_modules(package.__path__)
@@ -93,7 +93,7 @@ def _run_cli(argv: list[str], env: dict[str, str], log: str) -> None:
 
 
 def zygote() -> None:
-    """The forkserver's main (``python -c "from spacy_al.durability import
+    """The forkserver's main (``python -c "from spacy_al.benchmarks.durability import
     zygote; zygote()"``): import spacy_al once, then fork one server per request.
 
     Reads JSON lines on stdin: ``{"argv", "env", "log"}`` forks a server and
@@ -144,7 +144,11 @@ class Zygote:
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from spacy_al.durability import zygote; zygote()"],
+            [
+                sys.executable,
+                "-c",
+                "from spacy_al.benchmarks.durability import zygote; zygote()",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -152,7 +156,9 @@ class Zygote:
         )
         self._lock = threading.Lock()
         if json.loads(self._proc.stdout.readline() or "{}").get("ready") is not True:
-            raise RuntimeError("the forkserver of spacy_al.durability didn't start")
+            raise RuntimeError(
+                "the forkserver of spacy_al.benchmarks.durability didn't start"
+            )
 
     def _ask(self, command: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -510,7 +516,7 @@ def run_trials(
     answer (0: as fast as the server replies). At the end the server starts once
     more (learning what the last checkpoint missed) and is stopped with SIGTERM.
     """
-    from spacy_al.models import target_digest
+    from spacy_al.checkpoints import target_digest
     from spacy_al.store import Store
 
     workdir = Path(workdir)
@@ -681,7 +687,7 @@ def run_trials(
         else None
     )
     if rows and learnt is not None:
-        from spacy_al.targets import answers_to_textcat_targets
+        from spacy_al.textcat.targets import answers_to_textcat_targets
 
         with Store(db) as store:
             meta = store.dataset_meta(dataset)

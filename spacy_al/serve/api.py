@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
-from spacy_al.feed import Feed, check_annotator
+from spacy_al.serve.feed import Feed, check_annotator
 
 MAX_BODY = 1_000_000  # bytes of one request body
 MAX_WAIT = 10.0  # seconds /next may wait for the selector

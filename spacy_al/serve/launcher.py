@@ -4,7 +4,7 @@
 starts ``python -m streamlit run app.py`` as a child process, passing the recipe's
 name and arguments in the environment. The app process runs the recipe again
 (:func:`build_feed`) and serves its components through one shared
-:class:`~spacy_al.feed.Feed`. This module is the CLI's launcher: it is the only
+:class:`~spacy_al.serve.feed.Feed`. This module is the CLI's launcher: it is the only
 library module that prints (through wasabi), and it never imports streamlit.
 """
 
@@ -30,7 +30,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import urlencode
 
 from spacy_al.errors import Errors
-from spacy_al.feed import Feed, make_tokens, parse_annotators
+from spacy_al.serve.feed import Feed, make_tokens, parse_annotators
 
 ENV_RECIPE = "SPACY_AL_RECIPE"
 ENV_ARGS = "SPACY_AL_ARGS"
@@ -40,7 +40,7 @@ ENV_FILES = "SPACY_AL_RECIPE_FILES"
 ENV_CHECKPOINT_SECONDS = "SPACY_AL_CHECKPOINT_SECONDS"
 ENV_LEASE_SECONDS = "SPACY_AL_LEASE_SECONDS"
 TOKENS_SUFFIX = ".tokens.json"
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
@@ -382,7 +382,7 @@ def serve_recipe(
 
 
 def serve_api(name: str, components: dict[str, Any]) -> int:
-    """Serve an interactive recipe's feed as a JSON API (see :mod:`spacy_al.api`)
+    """Serve an interactive recipe's feed as a JSON API (see :mod:`spacy_al.serve.api`)
     in this process until Ctrl+C or SIGTERM; return the exit code.
 
     The recipe already built the components here, so nothing is built twice. The
@@ -391,7 +391,7 @@ def serve_api(name: str, components: dict[str, Any]) -> int:
     """
     from wasabi import msg
 
-    from spacy_al.api import make_server
+    from spacy_al.serve.api import make_server
 
     config = components.get("config") or {}
     host = str(config.get("host") or "127.0.0.1")

@@ -1,9 +1,8 @@
 """Score documents with the serving model: probabilities and one uncertainty each.
 
-A scorer takes what an updater serves (one model, or a committee's list of models)
-and a batch of Docs, and returns the probabilities (columns = labels) and a
-document-level informativeness score (higher = more informative), using the
-measures in ``spacy_al.uncertainty``.
+A scorer takes what an updater serves and a batch of Docs, and returns the
+probabilities (columns = labels) and a document-level informativeness score
+(higher = more informative), using the measures in ``spacy_al.uncertainty``.
 """
 
 from __future__ import annotations
@@ -20,14 +19,10 @@ from thinc.api import set_dropout_rate
 
 from spacy_al import uncertainty
 from spacy_al.errors import Errors
-from spacy_al.models import TextcatModel
-from spacy_al.ner_scores import MEASURES as _NER_SCORE_MEASURES
-from spacy_al.ner_scores import DocNERScores, doc_scores
+from spacy_al.textcat.model import TextcatModel
 
 #: Measures of a single model (the names of ``uncertainty.get_measure``).
 SINGLE_MEASURES = ("least_confidence", "margin", "entropy")
-#: NER document measures: those of ``spacy_al.ner_scores``, plus ``entity``.
-NER_MEASURES = (*_NER_SCORE_MEASURES, "entity")
 
 
 @dataclass
@@ -164,37 +159,3 @@ def make_scorer(measure: str, *, multilabel: bool = False) -> Scorer:
     if measure in uncertainty.COMMITTEE_MEASURES:
         return CommitteeScorer(measure)
     return ModelScorer(measure, multilabel=multilabel)
-
-
-# --- NER ---------------------------------------------------------------------
-
-
-def entity_uncertainty(scores: DocNERScores) -> float:
-    """How unsure the model is of the doc's most uncertain candidate entity.
-
-    ``1 - 2 |p - 0.5|`` for the candidate whose probability is closest to 0.5:
-    1 for a coin flip, 0 for a doc with no candidate or only certain ones. This
-    is what ``ner.teach`` asks about: that one entity, accept or reject.
-    """
-    if not scores.entities:
-        return 0.0
-    return max(1.0 - 2.0 * abs(p - 0.5) for *_, p in scores.entities)
-
-
-def ner_doc_scores(scores: Sequence[DocNERScores], measure: str) -> np.ndarray:
-    """One uncertainty per doc (higher = more informative), by NER measure name."""
-    if measure == "entity":
-        return np.array([entity_uncertainty(s) for s in scores], dtype=float)
-    return doc_scores(scores, measure)
-
-
-def label_presence(scores: Sequence[DocNERScores], labels: Sequence[str]) -> np.ndarray:
-    """Per doc and label, the highest probability of a token being in such an
-    entity: shape (n_docs, n_labels), columns in ``labels`` order (for the
-    class-balanced strategy)."""
-    out = np.zeros((len(scores), len(labels)))
-    for i, s in enumerate(scores):
-        if s.n_tokens:
-            columns = [s.labels.index(label) for label in labels]
-            out[i] = s.token_marginals[:, columns].max(axis=0)
-    return out

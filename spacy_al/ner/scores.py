@@ -1,19 +1,4 @@
-"""NER uncertainty from spaCy's transition-based entity recognizer.
-
-Two scorers, one result type (:class:`DocNERScores`):
-
-- :func:`beam_ner_scores` runs a beam search (``ner.beam_parse``, available on
-  every ``ner`` and ``beam_ner`` component). The beam's analyses carry
-  probabilities (a softmax over each analysis' summed transition scores,
-  renormalized within the beam); summing them per entity gives entity
-  probabilities, and per token and label the token marginals.
-- :func:`greedy_scores` replays the greedy parse step by step and keeps the
-  distribution over the valid transitions at each step: the cheap fallback.
-
-Entropies are in nats. Every document-level measure is an uncertainty: higher
-means more informative. :func:`score_docs` runs the components before the ner
-first, so that a ner listening to a shared tok2vec sees real vectors.
-"""
+"""NER uncertainty from the beam (or greedy) parser: token marginals, per-doc measures."""
 
 from __future__ import annotations
 
@@ -29,8 +14,8 @@ from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from . import priority
-from .errors import Errors
+from spacy_al.errors import Errors
+from spacy_al.serve import priority
 
 OUT = "O"
 MEASURES = {
@@ -423,3 +408,38 @@ def entity_candidates(
     ]
     found.sort(key=lambda c: (abs(c[4] - 0.5), c[0], c[1], c[2], c[3]))
     return found
+
+
+#: Document measures of the NER strategies: ``MEASURES``, plus ``entity``.
+NER_MEASURES = (*MEASURES, "entity")
+
+
+def entity_uncertainty(scores: DocNERScores) -> float:
+    """How unsure the model is of the doc's most uncertain candidate entity.
+
+    ``1 - 2 |p - 0.5|`` for the candidate whose probability is closest to 0.5:
+    1 for a coin flip, 0 for a doc with no candidate or only certain ones. This
+    is what ``ner.teach`` asks about: that one entity, accept or reject.
+    """
+    if not scores.entities:
+        return 0.0
+    return max(1.0 - 2.0 * abs(p - 0.5) for *_, p in scores.entities)
+
+
+def ner_doc_scores(scores: Sequence[DocNERScores], measure: str) -> np.ndarray:
+    """One uncertainty per doc (higher = more informative), by NER measure name."""
+    if measure == "entity":
+        return np.array([entity_uncertainty(s) for s in scores], dtype=float)
+    return doc_scores(scores, measure)
+
+
+def label_presence(scores: Sequence[DocNERScores], labels: Sequence[str]) -> np.ndarray:
+    """Per doc and label, the highest probability of a token being in such an
+    entity: shape (n_docs, n_labels), columns in ``labels`` order (for the
+    class-balanced strategy)."""
+    out = np.zeros((len(scores), len(labels)))
+    for i, s in enumerate(scores):
+        if s.n_tokens:
+            columns = [s.labels.index(label) for label in labels]
+            out[i] = s.token_marginals[:, columns].max(axis=0)
+    return out

@@ -28,16 +28,16 @@ from spacy.tokens import Doc
 
 from spacy_al.corpus import get_task_hash, set_hashes
 from spacy_al.errors import Errors
-from spacy_al.loop import BaseLoop, Pool, StrategySpec
-from spacy_al.ner_patterns import EntityPatterns
-from spacy_al.ner_scores import DocNERScores
-from spacy_al.ner_targets import (
+from spacy_al.loop import BaseLoop, StrategySpec
+from spacy_al.ner.patterns import EntityPatterns
+from spacy_al.ner.scores import DocNERScores, label_presence, ner_doc_scores
+from spacy_al.ner.targets import (
     ANSWERS,
     NERTarget,
     answers_to_ner_targets,
     reference_doc,
 )
-from spacy_al.scoring import label_presence, ner_doc_scores
+from spacy_al.pool import Pool
 from spacy_al.spans import make_ner_doc
 from spacy_al.store import Store
 from spacy_al.strategies import Candidates

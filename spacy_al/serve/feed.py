@@ -10,21 +10,21 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
   ends ``lease_seconds`` after it was last renewed, and the example goes to the
   next person who asks. Leases are kept in the store too (wall-clock ends), so
   a server restarted after a crash serves everyone what they held: the lease
-  book is :class:`~spacy_al.leases.Leases`, written by a fourth thread.
+  book is :class:`~spacy_al.serve.leases.Leases`, written by a fourth thread.
   ``overlap`` answers are collected per example, each from a different
   annotator; nobody is asked about an example twice.
 * **Access.** Anyone may label, or only the named annotators with their tokens
-  (:mod:`spacy_al.access`; its ``check_annotator``, ``parse_annotators`` and
+  (:mod:`spacy_al.serve.access`; its ``check_annotator``, ``parse_annotators`` and
   ``make_tokens`` can still be imported from here).
 * **Selecting.** A selector thread asks the loop for the next candidates whenever
   the model version changes or the queue runs low, outside every lock.
 * **Learning.** ``answer`` returns once the answer is committed to the store. A
   trainer thread takes each full batch (``loop.pop_targets``), updates the model
   outside the locks, checkpoints it, and reports the update to
-  :class:`~spacy_al.progress.ModelProgress` (the learning curve and the stopping
+  :class:`~spacy_al.serve.progress.ModelProgress` (the learning curve and the stopping
   signal the app shows).
 * **Team.** With ``overlap`` >= 2 the loop learns an example once its annotators
-  agree (:mod:`spacy_al.consensus`). A third thread picks up reviewers' answers
+  agree (:mod:`spacy_al.team.consensus`). A third thread picks up reviewers' answers
   (the ``review`` recipe) for the loop to learn, and recomputes the agreement
   figures ``stats()`` shows after new answers.
 """
@@ -41,20 +41,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from spacy_al import priority
-from spacy_al.access import Access, check_annotator, make_tokens, parse_annotators
-from spacy_al.agreement import agreement_summary
-from spacy_al.consensus import Consensus, review_datasets
+from spacy_al.checkpoints import save_updater, write_version_mark
 from spacy_al.corpus import ANSWERS, set_hashes
 from spacy_al.errors import Errors, SourceError
-from spacy_al.leases import Leases
-from spacy_al.loop import ActiveLoop
 from spacy_al.metrics import predicted_labels
-from spacy_al.models import write_version_mark
-from spacy_al.ner_loop import NERLoop
-from spacy_al.progress import ModelProgress, serving_probs
+from spacy_al.ner.loop import NERLoop
+from spacy_al.serve import priority
+from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_annotators
+from spacy_al.serve.leases import Leases
+from spacy_al.serve.progress import ModelProgress, serving_probs
 from spacy_al.spans import validate_spans
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from spacy_al.team.agreement import agreement_summary
+from spacy_al.team.consensus import Consensus, review_datasets
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.updater import Updater
 
 # Keys an answer adds to a task; stripped when an answered task is served again.
 ANSWER_FIELDS = ("answer", "_annotator_id", "_session_id", "_timestamp", "_id")
@@ -569,7 +570,7 @@ class Feed:
         (answers waiting for the next update), ``batch_size``, ``updates``,
         ``training``, ``last_update``, the model's ``curve``, ``curve_kind``,
         ``curve_metric`` and ``stopping`` signal (see
-        :meth:`spacy_al.progress.ModelProgress.stats`), ``error`` (the last
+        :meth:`spacy_al.serve.progress.ModelProgress.stats`), ``error`` (the last
         background error, or None), ``agreement`` (with ``overlap`` >= 2: see
         :meth:`refresh_agreement`; else None), ``finished`` and, for
         an ``annotator``, ``you`` ({"answers", "can_undo", "finished"}).
@@ -639,7 +640,7 @@ class Feed:
     def refresh_agreement(self) -> dict[str, Any] | None:
         """Recompute the agreement figures ``stats()`` shows (overlap >= 2).
 
-        :func:`spacy_al.agreement.agreement_summary` over the dataset's answers,
+        :func:`spacy_al.team.agreement.agreement_summary` over the dataset's answers,
         plus ``held`` (examples in conflict, not learnt until reviewed) and
         ``waiting`` (examples with fewer answers than the overlap). The team
         thread calls this after new answers, at most every few seconds.
@@ -858,16 +859,16 @@ class Feed:
         self._save_checkpoint()
 
     def _save_checkpoint(self, *, force: bool = False) -> None:
-        save = getattr(self.loop.updater, "save", None)
         if self.checkpoint is None or not self._unsaved:
             return
-        if save is None:  # a committee isn't saved, but its version goes on
+        if not isinstance(self.loop.updater, Updater):
+            # a committee isn't saved, but its version goes on
             write_version_mark(self.checkpoint, self.loop.updater.version)
             self._unsaved = 0
             return
         now = self._clock()
         if force or now - self._last_save >= self.checkpoint_seconds:
-            save(self.checkpoint)
+            save_updater(self.loop.updater, self.checkpoint)
             self.progress.save()
             self._unsaved = 0
             self._last_save = now

@@ -6,7 +6,7 @@ learns from it only once they have all answered and agree:
 * **wait**: fewer than N annotators have answered (an ``ignore`` counts as an
   answer: it says nothing, but that annotator is done);
 * **learn**: more than half of the ratings given are equal (see
-  :func:`spacy_al.agreement.consensus`); the answers that make up the majority
+  :func:`spacy_al.team.agreement.consensus`); the answers that make up the majority
   are learnt from, one per annotator. If everyone ignored it, nothing is learnt;
 * **conflict**: there is no such majority; nothing is learnt (nor exported as
   gold) until a reviewer adjudicates it.
@@ -27,8 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from spacy_al.agreement import Rating, consensus, rated_answers
 from spacy_al.errors import Errors
+from spacy_al.team.agreement import Rating, consensus, rated_answers
 
 if TYPE_CHECKING:
     from spacy_al.store import Store

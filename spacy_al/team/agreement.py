@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import cohen_kappa_score
 
-from .errors import Errors
+from spacy_al.errors import Errors
 
 REFERENCES: tuple[str, ...] = ("others", "all")
 

@@ -1,0 +1,1 @@
+"""Named entities: the model, its scores, the loop, targets and patterns."""

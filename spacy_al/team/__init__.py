@@ -1,0 +1,1 @@
+"""Several annotators: consensus (what the loop may learn) and agreement figures."""

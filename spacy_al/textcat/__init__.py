@@ -1,0 +1,1 @@
+"""Text classification: the model, its scoring, the loop, targets and patterns."""

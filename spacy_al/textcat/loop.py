@@ -1,0 +1,190 @@
+"""The text-classification loop: pick the next texts, take answers, learn."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+
+import numpy as np
+from spacy.tokens import Doc
+
+from spacy_al.corpus import set_hashes
+from spacy_al.errors import Errors
+from spacy_al.loop import BaseLoop, StrategySpec
+from spacy_al.pool import Pool
+from spacy_al.store import Store
+from spacy_al.strategies import Candidates
+from spacy_al.textcat.patterns import PatternMatcher
+from spacy_al.textcat.scoring import Scorer, make_scorer, score_stream
+from spacy_al.textcat.targets import TextcatTarget, answers_to_textcat_targets
+
+
+class ActiveLoop(BaseLoop):
+    """Text classification: pick the next texts, take answers, learn from them.
+
+    ``select`` scores (a window of) the remaining pool with the serving model and
+    lets the strategy pick; each task suggests one label (the most probable for
+    an exclusive model, the least certain for a multilabel one).
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        updater,
+        *,
+        spec: StrategySpec,
+        store: Store | None = None,
+        dataset: str | None = None,
+        batch_size: int = 10,
+        window: int | None = None,
+        patterns: PatternMatcher | None = None,
+        min_label_answers: int = 5,
+        strategy_config: dict | None = None,
+        seed: int = 0,
+        doc_cache_size: int = 100_000,
+    ) -> None:
+        super().__init__(
+            pool,
+            updater,
+            spec=spec,
+            store=store,
+            dataset=dataset,
+            batch_size=batch_size,
+            window=window,
+            strategy_config=strategy_config,
+            seed=seed,
+            doc_cache_size=doc_cache_size,
+        )
+        self.exclusive: bool = updater.model.exclusive
+        self.scorer: Scorer = make_scorer(spec.measure, multilabel=not self.exclusive)
+        if spec.uses_committee and not isinstance(updater.serving()[0], list):
+            raise ValueError(Errors.E409.format(measure=spec.measure))
+        self.patterns = patterns
+        self.min_label_answers = min_label_answers
+
+    def label_counts(self) -> np.ndarray:
+        """Answers that say each label is true, so far (learnt or pending)."""
+        counts = np.zeros(len(self.labels), dtype=np.int64)
+        index = {label: i for i, label in enumerate(self.labels)}
+        for target in list(self._targets.values()):  # answers may arrive meanwhile
+            for label, value in target.cats.items():
+                if value >= 0.5:
+                    counts[index[label]] += 1
+        return counts
+
+    def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
+        """The next ``n`` questions, most informative first, as tasks.
+
+        ``exclude`` holds input hashes not to serve (held by other annotators).
+        """
+        indices = self.candidates(exclude=exclude)
+        if not len(indices):
+            return []
+        n = min(n, len(indices))
+        served, version = self.updater.serving()
+        # Tokenize and score the window batch by batch (score_stream); keep the
+        # Docs only where the patterns or the strategy need them again.
+        diverse = self.spec.strategy == "spacy_al.diverse.v1"
+        docs: list[Doc] | None = [] if diverse or self.patterns is not None else None
+        n_tokens = np.empty(len(indices))
+
+        def stream() -> Iterator[Doc]:
+            for j, doc in enumerate(self.iter_docs(indices)):
+                n_tokens[j] = len(doc)
+                if docs is not None:
+                    docs.append(doc)
+                yield doc
+
+        scored = score_stream(self.scorer, served, stream())
+        chosen: list[tuple[int, str | None]] = []
+        if self.patterns is not None:
+            chosen = self._pattern_picks(indices, docs, scored.scores, n // 2 or 1)
+        taken = {j for j, _ in chosen}
+        rest = np.array([j for j in range(len(indices)) if j not in taken], dtype=int)
+        k = n - len(chosen)
+        if k > 0 and len(rest):
+            k = min(k, len(rest))
+            cands = Candidates(
+                scores=scored.scores[rest],
+                probs=scored.probs[rest],
+                labels=self.labels,
+                vectors=self._vectors([docs[j] for j in rest]) if diverse else None,
+                costs=self._window_costs(indices[rest], n_tokens[rest]),
+                label_counts=self.label_counts(),
+                multilabel=not self.exclusive,
+            )
+            picked = self.strategy(cands, k, rng=self.rng)
+            chosen.extend((int(rest[j]), None) for j in picked)
+        return [
+            self._task(
+                int(indices[j]), scored.probs[j], scored.scores[j], version, label
+            )
+            for j, label in chosen
+        ]
+
+    def _window_costs(self, indices: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
+        """``_costs`` from the docs' lengths: meta cost, else tokens (at least 1)."""
+        costs = np.maximum(n_tokens, 1.0)
+        for j, i in enumerate(indices):
+            cost = self.pool.tasks[int(i)].get("meta", {}).get("cost")
+            if cost is not None:
+                costs[j] = float(cost)
+        return costs
+
+    def _pattern_picks(
+        self, indices: np.ndarray, docs: Sequence[Doc], scores: np.ndarray, limit: int
+    ) -> list[tuple[int, str]]:
+        """While a label has few answers, up to ``limit`` texts a pattern marks for it."""
+        counts = dict(zip(self.labels, self.label_counts(), strict=True))
+        wanted = [
+            label
+            for label in self.patterns.labels
+            if counts.get(label, self.min_label_answers) < self.min_label_answers
+        ]
+        if not wanted:
+            return []
+        picks: list[tuple[int, str]] = []
+        for j in np.argsort(-scores, kind="stable"):
+            matched = [
+                label for label in self.patterns.match(docs[j]) if label in wanted
+            ]
+            if matched:
+                picks.append((int(j), matched[0]))
+                if len(picks) >= limit:
+                    break
+        return picks
+
+    def _task(
+        self, i: int, probs: np.ndarray, score: float, version: int, label: str | None
+    ) -> dict:
+        source = self.pool.tasks[i]
+        from_pattern = label is not None
+        if label is None:
+            if self.exclusive:
+                # Ties (an untrained model scores every label alike) go to a random
+                # one of the tied labels, not always to the first label.
+                tied = np.flatnonzero(probs >= probs.max() - 1e-6)
+                label = self.labels[int(self.rng.choice(tied))]
+            else:  # the label the model is least sure of
+                label = self.labels[int(np.argmin(np.abs(probs - 0.5)))]
+        meta = dict(source.get("meta") or {})
+        meta.update(
+            score=round(float(probs[self.labels.index(label)]), 4),
+            uncertainty=round(float(score), 4),
+            strategy=self.spec.name,
+        )
+        if from_pattern:
+            meta["pattern"] = True
+        task = {
+            "text": source["text"],
+            "label": label,
+            "meta": meta,
+            "_input_hash": source["_input_hash"],
+            "_model_version": version,
+        }
+        return set_hashes(task, overwrite=False)
+
+    def _make_target(self, answers: Sequence[dict]) -> TextcatTarget | None:
+        found = answers_to_textcat_targets(
+            answers, self.labels, exclusive=self.exclusive
+        )
+        return found[0] if found else None
