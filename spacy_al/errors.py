@@ -258,6 +258,18 @@ class Errors(metaclass=ErrorsWithCodes):
     E863 = "Can't review {inputs} into '{dataset}': the review dataset must be another dataset than the ones it reviews. Name a new dataset, e.g. '{suggestion}'."
     E864 = "The datasets to review mix tasks ({tasks}). Review text classification and NER datasets separately."
     E865 = "The reviewed span ({start}, {end}, '{label}') doesn't start and end on token boundaries of the text. Select whole tokens in the review app (or align the character offsets to the task's 'tokens')."
+
+    # --- E90x-E91x contracts between the parts (protocols, strategies' needs)
+
+    # --- E92x-E93x sessions, checkpoints and the launcher
+
+    # --- E94x the labelling app
+
+    # --- E95x benchmarks
+
+    # --- E96x-E97x identity, the answer format, import and export
+
+    # --- E98x-E99x the JSON API and serving across processes
     pass
 
 
