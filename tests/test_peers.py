@@ -8,7 +8,7 @@ import srsly
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import spacy_al.simulate as simulate_module
+import spacy_al.simulate.textcat as simulate_module
 from spacy_al.benchmarks import peers
 from spacy_al.benchmarks.peers import (
     PEERS,
