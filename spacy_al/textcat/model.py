@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from spacy.language import Language
@@ -172,6 +173,15 @@ class TextcatModel:
 
     def make_docs(self, texts: Iterable[str]) -> list[Doc]:
         return [self.nlp.make_doc(text) for text in texts]
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a checkpoint records beside the pipeline: nothing more for textcat."""
+        return {}
+
+    @classmethod
+    def from_checkpoint(cls, nlp: Language, state: dict[str, Any]) -> TextcatModel:
+        """The model of a checkpoint's pipeline (see :mod:`spacy_al.checkpoints`)."""
+        return cls(nlp, component=state["component"])
 
     def predict(self, docs: Sequence[Doc], *, batch_size: int = 512) -> np.ndarray:
         """Probabilities, shape (n_docs, n_labels), columns in ``self.labels`` order."""
