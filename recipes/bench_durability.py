@@ -34,10 +34,11 @@ from wasabi import msg
 
 from spacy_al.benchmarks.durability import TrialReport, run_trials
 from spacy_al.corpus import Source, gold_labels
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.registry import recipe
+from spacy_al.store import Store
 
 from ._options import Seed, split_commas
-from .demo import LABELS, corpus_path
 
 
 def _labels(source: Path) -> list[str]:
@@ -163,8 +164,6 @@ def bench_durability(
                 )
             finally:
                 if url != "sqlite":
-                    from spacy_al.store import Store
-
                     with Store(target) as store:
                         if store.has_dataset(dataset):
                             store.drop_dataset(dataset)

@@ -42,7 +42,7 @@ from spacy_al.corpus import Source
 from spacy_al.errors import SourceError
 from spacy_al.registry import recipe
 from spacy_al.simulate import simulate
-from spacy_al.simulate.runner import SimulationConfig, plot_curves
+from spacy_al.simulate.runner import SimulationConfig, plot_curves, stop_cells
 from spacy_al.stopping import (
     DEFAULT_STOP_SET_SIZE,
     DEFAULT_THRESHOLD,
@@ -106,18 +106,6 @@ def print_table(results: dict) -> None:
             ]
         rows.append(row)
     msg.table(rows, header=header, divider=True)
-
-
-def stop_cells(stop: dict | None) -> list[str]:
-    """The stopping signal's columns: labels per seed, median score, share of full."""
-    if not stop:
-        return ["-", "-", "-"]
-    score, share = stop["score_median"], stop["score_share_of_full"]
-    return [
-        ", ".join("-" if n is None else str(n) for n in stop["labels"]),
-        "-" if score is None else f"{score:.3f}",
-        "-" if share is None else f"{share:.2f}",
-    ]
 
 
 @recipe("simulate")

@@ -233,7 +233,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E765 = "The key '{field}' of the answer can't be stored: answer keys must be strings of valid Unicode (no half surrogate pairs). Rename or remove the key."
 
     # --- E80x speed
-    E800 = "Can't find the session builder '{name}'. Name an importable function as 'module:function' (e.g. 'spacy_al.recipes.bench:textcat_session'), taking (pool path, database path, labels) and returning a recipe's components."
+    E800 = "Can't find the session builder '{name}'. Name an importable function as 'module:function' (e.g. 'spacy_al.benchmarks.speed:textcat_session'), taking (pool path, database path, labels) and returning a recipe's components."
     E801 = "The pool was still being read {timeout} s after the session started. Pass a longer timeout, or a smaller pool."
 
     # --- E84x durability: checkpoints, leases, the JSON API ---------------
@@ -266,6 +266,9 @@ class Errors(metaclass=ErrorsWithCodes):
     # --- E94x the labelling app
 
     # --- E95x benchmarks
+    E950 = "Can't find '{name}' of the bundled demo corpus; looked in: {places}. Reinstall spacy_al (pip install --force-reinstall spacy-al), or run it from a source checkout."
+    E951 = "measure_ner_scoring needs repeats >= 1 and epochs >= 1, got repeats={repeats!r} and epochs={epochs!r}."
+    E952 = "The NER scoring benchmark needs at least 2 training records and 1 record to score with gold 'spans' (and at least one entity label), got {n_train} and {n_docs}. Pass --ner-corpus a directory whose train.jsonl and test.jsonl carry gold spans, e.g. ../shared/corpora/wnut17."
 
     # --- E96x-E97x identity, the answer format, import and export
 

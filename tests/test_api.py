@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import srsly
 import streamlit as st
-from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import teach
 from streamlit.testing.v1 import AppTest
 
 from spacy_al.cli import join_subcommand, split_api_flag
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve import access as access_module
 from spacy_al.serve import launcher as server
 from spacy_al.serve.api import MAX_BODY, make_server

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import srsly
 import streamlit as st
-from spacy_al.recipes.demo import LABELS, corpus_path
 from streamlit.testing.v1 import AppTest
 
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve import launcher as server
 from spacy_al.store import Store
 

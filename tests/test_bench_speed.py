@@ -1,6 +1,5 @@
 import ast
 import itertools
-import json
 import math
 from pathlib import Path
 
@@ -8,13 +7,8 @@ import pytest
 import srsly
 from hypothesis import given
 from hypothesis import strategies as st
-from spacy_al.recipes.bench import SESSION, textcat_session
-from typer.testing import CliRunner
 
 from spacy_al.benchmarks import speed as bench_speed
-from spacy_al.cli import build_app, load_builtin_recipes
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +75,7 @@ def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
     r = bench_speed.measure_next_example(
         sms_records,
         pool_size=300,
-        build=textcat_session,
+        build=bench_speed.textcat_session,
         answers=25,
         annotators=3,
         think=(0.02, 0.05),  # gaps between requests: the trainer runs
@@ -124,9 +118,34 @@ def test_bench_speed_scoring_ratio_is_raw_time_over_scoring_time(sms_records):
     assert r["ratio_pretokenized"] > 0
 
 
+def test_bench_speed_ner_scoring_times_greedy_and_beam_on_the_same_docs(wnut_raw):
+    r = bench_speed.measure_ner_scoring(
+        wnut_raw[:60], wnut_raw[60:80], epochs=1, repeats=1, widths=(1, 4)
+    )
+    assert (r["n_docs"], r["train_docs"]) == (20, 60)
+    methods = [row["method"] for row in r["rows"]]
+    assert methods == [
+        "nlp.pipe (no uncertainty)",
+        "greedy step entropy",
+        "beam width 4",
+    ]
+    for row in r["rows"]:
+        assert math.isclose(row["docs_per_second"], 20 / row["seconds"])
+    for row in r["rows"][1:]:  # the error ranking of each document measure
+        for measure in bench_speed.NER_RANKING_MEASURES:
+            auroc = row[f"auroc_{measure}"]
+            assert auroc is None or 0.0 <= auroc <= 1.0
+    assert 0.0 <= r["share_of_docs_wrong"] <= 1.0
+
+
+def test_bench_speed_ner_scoring_needs_gold_spans(sms_raw):
+    with pytest.raises(ValueError, match="E952"):
+        bench_speed.measure_ner_scoring(sms_raw[:20], sms_raw[20:30], epochs=1)
+
+
 def test_bench_speed_startup_in_a_fresh_process_reports_peak_memory(sms_records):
     r = bench_speed.measure_startup_subprocess(
-        sms_records, pool_size=500, build=SESSION
+        sms_records, pool_size=500, build=bench_speed.SESSION
     )
     assert r["pool_size"] == 500
     assert r["peak_rss_bytes"] >= r["peak_rss_before_bytes"] > 0
@@ -135,7 +154,8 @@ def test_bench_speed_startup_in_a_fresh_process_reports_peak_memory(sms_records)
 
 
 @pytest.mark.parametrize(
-    "name", ["spacy_al.recipes.bench:no_such_function", "no_such_module:f", "nocolon"]
+    "name",
+    ["spacy_al.benchmarks.speed:no_such_function", "no_such_module:f", "nocolon"],
 )
 def test_bench_speed_unknown_session_builder_is_refused_before_the_child_runs(
     sms_records, name
@@ -153,60 +173,3 @@ def test_bench_speed_library_imports_no_recipe():
         for alias in node.names
     ]
     assert imported and not [m for m in imported if m and "recipes" in m]
-
-
-def test_bench_speed_command_prints_every_section_and_writes_results(
-    corpora_dir, tmp_path
-):
-    corpus = tmp_path / "sms_spam"
-    corpus.mkdir()
-    srsly.write_jsonl(
-        corpus / "train.jsonl",
-        itertools.islice(
-            srsly.read_jsonl(corpora_dir / "sms_spam" / "train.jsonl"), 250
-        ),
-    )
-    load_builtin_recipes()
-    out = tmp_path / "out"
-    result = runner.invoke(
-        build_app(),
-        [
-            "bench",
-            "speed",
-            "--corpus",
-            str(corpus),
-            "--pools",
-            "300",
-            "--answers",
-            "10",
-            "--annotators",
-            "2",
-            "--big-pools",
-            "400",
-            "--update-batches",
-            "2",
-            "--scoring-docs",
-            "200",
-            "--ner-corpus",
-            str(corpora_dir / "wnut17"),
-            "--output",
-            str(out),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    for section in ("1. answer", "2. batch", "3. uncertainty", "4. peak RSS"):
-        assert section in result.output
-    results = json.loads((out / "results.json").read_text())
-    assert [r["model"] for r in results["update"]] == ["bow", "ensemble", "ner"]
-    assert results["startup"][0]["pool_size"] == 400
-    assert results["machine"]["nproc"] >= 1
-
-
-def test_bench_speed_command_rejects_bad_pool_sizes(corpora_dir):
-    load_builtin_recipes()
-    result = runner.invoke(
-        build_app(),
-        ["bench", "speed", "--corpus", str(corpora_dir / "sms_spam"), "--pools", "ten"],
-    )
-    assert result.exit_code == 1
-    assert "E723" in result.output

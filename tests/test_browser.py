@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import srsly
-from spacy_al.recipes.demo import LABELS
 
+from spacy_al.demo_corpus import LABELS
 from spacy_al.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -17,7 +17,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import build_components, checkpoint_dir
 
 from spacy_al.benchmarks.durability import run_trials
@@ -28,6 +27,7 @@ from spacy_al.checkpoints import (
     target_digest,
     write_version_mark,
 )
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve.feed import Feed
 from spacy_al.store import Store
 from spacy_al.textcat.targets import answers_to_textcat_targets
@@ -249,36 +249,3 @@ def test_crash_leases_survive_a_restart_and_expire_by_the_wall_clock(tmp_path):
 def test_crash_checkpoint_dir_for_postgres_uses_spacy_al_home(monkeypatch, tmp_path):
     monkeypatch.setenv("SPACY_AL_HOME", str(tmp_path))
     assert checkpoint_dir("postgresql://u@h/db", "ds") == tmp_path / "models" / "ds"
-
-
-def test_crash_bench_durability_command_runs_both_runs_per_database(
-    tmp_path, monkeypatch
-):
-    """The command's wiring (the trials themselves are the test above)."""
-    from spacy_al.recipes import bench_durability as bench
-
-    from spacy_al.benchmarks.durability import TrialReport
-    from spacy_al.cli import main
-
-    calls = []
-
-    def fake_run_trials(**kwargs):
-        calls.append(kwargs)
-        return TrialReport(
-            backend="sqlite", acknowledged=7, stored=7, kills=kwargs["kills"]
-        )
-
-    monkeypatch.setattr(bench, "run_trials", fake_run_trials)
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            ["bench", "durability", "--trials", "3", "--annotators", "20"]
-            + ["--minutes", "0.5", "--output", str(tmp_path)]
-        )
-    assert exit_info.value.code in (0, None)
-    assert [(c["kills"], c["annotators"], c["seconds"]) for c in calls] == [
-        (3, 4, None),
-        (0, 20, 30.0),
-    ]
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["run"] for r in results] == ["kill -9", "load"]
-    assert all(r["acknowledged"] == 7 and "load_before" in r for r in results)

@@ -11,11 +11,11 @@ import pytest
 import srsly
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.ner import correct as ner_correct
 from spacy_al.recipes.ner import teach as ner_teach
 from spacy_al.recipes.textcat import correct, teach
 
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve.feed import Feed, check_annotator, make_tokens, parse_annotators
 from spacy_al.store import Store
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import teach
 
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve.feed import Feed
 from spacy_al.serve.leases import Leases
 from spacy_al.store import Store

@@ -6,9 +6,9 @@ import threading
 import time
 from pathlib import Path
 
-from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.textcat import teach
 
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve import priority
 from spacy_al.serve.priority import Gate
 

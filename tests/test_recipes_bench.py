@@ -4,12 +4,14 @@ import json
 
 import pytest
 import srsly
-from spacy_al.recipes.bench import median_labels, summarize
+from spacy_al.recipes import bench as bench_recipe
 from typer.testing import CliRunner
 
 from spacy_al.benchmarks import peers
+from spacy_al.benchmarks.durability import TrialReport
+from spacy_al.benchmarks.labels import median_labels, summarize
 from spacy_al.benchmarks.peers import PEERS, available_peers, seed_indices
-from spacy_al.cli import build_app, load_builtin_recipes
+from spacy_al.cli import build_app, load_builtin_recipes, main
 from spacy_al.simulate.textcat import gold_set
 
 runner = CliRunner()
@@ -47,8 +49,7 @@ def bench_run(app, sms_dir, tmp_path_factory):
         result = runner.invoke(
             app,
             [
-                "bench",
-                "labels",
+                "bench.labels",
                 "--corpus",
                 str(sms_dir),
                 "--strategies",
@@ -116,21 +117,49 @@ def test_recipes_bench_labels_writes_one_plot(bench_run):
     assert f"Skipped {MISSING}" in result.output
 
 
-def test_recipes_bench_unknown_benchmark_names_the_known_ones(app, sms_dir):
-    result = runner.invoke(app, ["bench", "sped", "--corpus", str(sms_dir)])
+def test_recipes_bench_unknown_benchmark_names_the_known_ones(app):
+    result = runner.invoke(app, ["bench", "sped"])
     assert result.exit_code == 1
-    assert "E707" in result.output and "labels" in result.output
+    assert "E707" in result.output
+    assert all(name in result.output for name in ("labels", "speed", "durability"))
+
+
+@pytest.mark.parametrize(
+    "what,own,others",
+    [
+        (
+            "labels",
+            ["--peers", "--n-jobs", "--positive-label"],
+            ["--pools", "--trials"],
+        ),
+        (
+            "speed",
+            ["--pools", "--think", "--ner-scoring-docs"],
+            ["--peers", "--trials"],
+        ),
+        ("durability", ["--trials", "--db", "--minutes"], ["--peers", "--pools"]),
+    ],
+)
+def test_recipes_bench_each_benchmark_has_only_its_own_options(
+    capsys, what, own, others
+):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", what, "--help"])  # as typed: two words
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert all(option in out for option in own), out
+    assert not any(option in out for option in others), out
 
 
 def test_recipes_bench_labels_without_the_corpus_files_fails_clearly(app, tmp_path):
-    result = runner.invoke(app, ["bench", "labels", "--corpus", str(tmp_path)])
+    result = runner.invoke(app, ["bench.labels", "--corpus", str(tmp_path)])
     assert result.exit_code == 1
     assert "E708" in result.output and "train.jsonl" in result.output
 
 
 def test_recipes_bench_labels_unknown_peer_fails_before_running(app, sms_dir):
     result = runner.invoke(
-        app, ["bench", "labels", "--corpus", str(sms_dir), "--peers", "prodigy"]
+        app, ["bench.labels", "--corpus", str(sms_dir), "--peers", "prodigy"]
     )
     assert result.exit_code == 1
     assert "E700" in result.output
@@ -173,8 +202,7 @@ def test_recipes_bench_labels_runs_ner_without_peers(app, corpora_dir, tmp_path)
     result = runner.invoke(
         app,
         [
-            "bench",
-            "labels",
+            "bench.labels",
             "--corpus",
             str(corpus),
             "--task",
@@ -201,3 +229,96 @@ def test_recipes_bench_labels_runs_ner_without_peers(app, corpora_dir, tmp_path)
     for entry in results["systems"].values():
         assert [n for n, _ in entry["curve"]] == [10, 20, 30]
         assert 0.0 <= entry["auc"] <= 1.0
+
+
+def test_recipes_bench_durability_runs_both_runs_per_database(tmp_path, monkeypatch):
+    """The command's wiring (the trials themselves are test_crash's kill -9 tests)."""
+    from spacy_al.recipes import bench_durability
+
+    calls = []
+
+    def fake_run_trials(**kwargs):
+        calls.append(kwargs)
+        return TrialReport(
+            backend="sqlite", acknowledged=7, stored=7, kills=kwargs["kills"]
+        )
+
+    monkeypatch.setattr(bench_durability, "run_trials", fake_run_trials)
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["bench", "durability", "--trials", "3", "--annotators", "20"]
+            + ["--minutes", "0.5", "--output", str(tmp_path)]
+        )
+    assert exit_info.value.code in (0, None)
+    assert [(c["kills"], c["annotators"], c["seconds"]) for c in calls] == [
+        (3, 4, None),
+        (0, 20, 30.0),
+    ]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["run"] for r in results] == ["kill -9", "load"]
+    assert all(r["acknowledged"] == 7 and "load_before" in r for r in results)
+
+
+# --- bench speed ----------------------------------------------------------------
+
+
+def test_recipes_bench_speed_prints_every_section_and_writes_results(
+    corpora_dir, tmp_path, monkeypatch
+):
+    corpus = tmp_path / "sms_spam"
+    corpus.mkdir()
+    srsly.write_jsonl(
+        corpus / "train.jsonl",
+        itertools.islice(
+            srsly.read_jsonl(corpora_dir / "sms_spam" / "train.jsonl"), 250
+        ),
+    )
+    load_builtin_recipes()
+    out = tmp_path / "out"
+    # the NER scoring section trains on the first 40 texts of --ner-corpus
+    monkeypatch.setattr(bench_recipe, "NER_TRAIN_DOCS", 40)
+    result = runner.invoke(
+        build_app(),
+        [
+            "bench.speed",
+            "--corpus",
+            str(corpus),
+            "--pools",
+            "300",
+            "--answers",
+            "10",
+            "--annotators",
+            "2",
+            "--big-pools",
+            "400",
+            "--update-batches",
+            "2",
+            "--scoring-docs",
+            "200",
+            "--ner-corpus",
+            str(corpora_dir / "wnut17"),
+            "--ner-scoring-docs",
+            "20",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for section in ("1. answer", "2. batch", "3. uncertainty", "4. peak RSS", "5. NER"):
+        assert section in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["update"]] == ["bow", "ensemble", "ner"]
+    assert results["startup"][0]["pool_size"] == 400
+    assert results["machine"]["nproc"] >= 1
+    assert results["ner_scoring"]["n_docs"] == 20
+    assert results["ner_scoring"]["train_docs"] == 40
+
+
+def test_recipes_bench_speed_rejects_bad_pool_sizes(corpora_dir):
+    load_builtin_recipes()
+    result = runner.invoke(
+        build_app(),
+        ["bench.speed", "--corpus", str(corpora_dir / "sms_spam"), "--pools", "ten"],
+    )
+    assert result.exit_code == 1
+    assert "E723" in result.output

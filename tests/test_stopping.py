@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from spacy.tokens import Span
-from spacy_al.recipes.demo import LABELS, corpus_path
 from spacy_al.recipes.ner import correct as ner_correct
 from spacy_al.recipes.textcat import teach
 from streamlit.testing.v1 import AppTest
 
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve import launcher as server
 from spacy_al.serve.feed import Feed
 from spacy_al.stopping import StabilizingPredictions, sample_stop_set, stop_set_labels

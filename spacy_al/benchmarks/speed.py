@@ -1,8 +1,8 @@
 """Speed and memory of a labelling session, measured on a real corpus.
 
 Each ``measure_*`` function runs one measurement and returns its figures as a
-dict (seconds, bytes, ratios); ``bench speed`` (``recipes/bench.py``) prints
-them. Pools bigger than the corpus repeat its texts with a numbered suffix
+dict (seconds, bytes, ratios); the ``bench speed`` recipe prints them. Pools
+bigger than the corpus repeat its texts with a numbered suffix
 (``replicate_texts``), so every text stays distinct in the pool.
 
 * ``measure_next_example``: answer → next example, server side, in the
@@ -15,11 +15,15 @@ them. Pools bigger than the corpus repeat its texts with a numbered suffix
   ``nlp.pipe`` on the same texts.
 * ``measure_startup`` / ``measure_startup_subprocess``: time to the first question
   and peak RSS for one pool size, the latter in a fresh interpreter.
+* ``measure_ner_scoring``: NER uncertainty by beam search (widths 4 and 8) against
+  the greedy per-step entropy and plain prediction, and how well each document
+  measure ranks the documents the model gets wrong first.
 
-The session measured is built by the caller's ``build(pool_path, db_path,
-labels)`` (``bench speed`` passes ``textcat.teach``'s assembly, from
-``recipes/bench.py``), so this library module depends on no recipe. A fresh
-interpreter gets it as an importable ``"module:function"`` name.
+The session measured is built by a ``build(pool_path, db_path, labels)`` callable;
+:func:`textcat_session` builds ``textcat.teach``'s session, and a fresh
+interpreter gets it by its importable name :data:`SESSION`. The module is long
+because it is one concept: the measurements of one benchmark, sharing their
+inputs and statistics.
 """
 
 from __future__ import annotations
@@ -148,6 +152,61 @@ def _labels_of(records: Sequence[tuple[str, list[str]]]) -> list[str]:
 #: Builds a session's components (as a recipe returns them, for
 #: ``Feed.from_components``) from a pool file, a database file and the labels.
 SessionBuilder = Callable[[Path, Path, list[str]], dict]
+
+
+#: :func:`textcat_session` by name, for a fresh interpreter to import.
+SESSION = "spacy_al.benchmarks.speed:textcat_session"
+
+
+def textcat_session(pool_path: Path, db: Path, labels: list[str]) -> dict:
+    """The components ``textcat.teach`` serves for a new dataset on a pool: bow
+    model, margin sampling over a 20k scoring window, batches of 10, an SQLite
+    store, the pool read in the background after a second."""
+    from spacy_al.loop import StrategySpec
+    from spacy_al.pool import Pool
+    from spacy_al.store import Store
+    from spacy_al.textcat.loop import ActiveLoop
+    from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
+    from spacy_al.updater import Updater
+
+    dataset, view_id, batch_size, strategy = "bench", "classification", 10, "margin"
+    store = Store(f"sqlite:///{db}")
+    store.create_dataset(
+        dataset,
+        meta={
+            "labels": list(labels),
+            "view_id": view_id,
+            "exclusive": True,
+            "task": "textcat",
+            "overlap": 1,
+        },
+    )
+    # A new database: nothing is answered yet.
+    pool = Pool(Source(Path(pool_path)), foreground_seconds=1.0)
+    updater = Updater(
+        TextcatModel(build_textcat(list(labels), architecture="bow")),
+        learn_rate=DEFAULT_LEARN_RATE.get("bow", 0.01),
+    )
+    loop = ActiveLoop(
+        pool,
+        updater,
+        spec=StrategySpec.parse(strategy),
+        store=store,
+        dataset=dataset,
+        batch_size=batch_size,
+        window=20_000,
+    )
+    return {
+        "dataset": dataset,
+        "view_id": view_id,
+        "store": store,
+        "loop": loop,
+        "labels": list(updater.labels),
+        "exclusive": True,
+        "eval": None,
+        "checkpoint": None,
+        "config": {"batch_size": batch_size, "strategy": strategy},
+    }
 
 
 def resolve_builder(build: SessionBuilder | str) -> SessionBuilder:
@@ -552,3 +611,124 @@ def measure_startup_subprocess(
                 Errors.E721.format(pool_size=pool_size, err=" | ".join(err))
             )
         return dict(srsly.read_json(out_path))
+
+
+# --- 5. NER scoring: beam search against the greedy fallback ----------------------
+
+#: The document measures whose error ranking ``measure_ner_scoring`` reports.
+NER_RANKING_MEASURES = (
+    "mnlp",
+    "max_token_entropy",
+    "sequence_least_confidence",
+    "entity",
+)
+
+
+def measure_ner_scoring(
+    train_records: Sequence[dict],
+    doc_records: Sequence[dict],
+    *,
+    epochs: int = 8,
+    repeats: int = 3,
+    widths: Sequence[int] = (1, 4, 8),
+    seed: int = 0,
+) -> dict[str, Any]:
+    """NER uncertainty scoring speed and quality, on one model and the same Docs.
+
+    Trains a ``beam_ner`` (width 4) on ``train_records`` (gold ``spans``; early
+    stopping on the first tenth of them, up to ``epochs`` epochs), then times on
+    the Docs of ``doc_records`` (median of ``repeats``): plain prediction (no
+    uncertainty), and ``NERModel.score`` at each of ``widths`` (1 is the greedy
+    per-step entropy). Each row also gives, per document measure, the AUROC of
+    ranking the documents the model gets wrong (predicted entities differ from
+    the gold ones) above those it gets right (0.5 is chance; None when every
+    document is right, or every one wrong).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from spacy_al.ner.model import NERModel, build_ner, gold_docs, train_ner
+    from spacy_al.ner.scores import ner_doc_scores
+    from spacy_al.ner.targets import NERTarget
+
+    if repeats < 1 or epochs < 1:
+        raise ValueError(Errors.E951.format(repeats=repeats, epochs=epochs))
+    train = [r for r in train_records if isinstance(r.get("spans"), list)]
+    records = [r for r in doc_records if isinstance(r.get("spans"), list)]
+    labels = sorted({s["label"] for r in [*train, *records] for s in r["spans"]})
+    if len(train) < 2 or not records or not labels:
+        raise ValueError(Errors.E952.format(n_train=len(train), n_docs=len(records)))
+    model = NERModel(build_ner(labels, beam_width=4, seed=seed))
+    targets = [
+        NERTarget(
+            text=r["text"],
+            input_hash=i,
+            spans=r["spans"],
+            tokens=r.get("tokens"),
+            is_gold=True,
+        )
+        for i, r in enumerate(train)
+    ]
+    n_dev = max(1, len(targets) // 10)
+    dev = gold_docs(model.nlp, train[:n_dev], labels=model.labels)
+    start = time.perf_counter()
+    trained = train_ner(
+        model,
+        targets[n_dev:],
+        lambda m: float(m.evaluate(dev)["ents_f"]),
+        max_epochs=epochs,
+        patience=2,
+        seed=seed,
+    )
+    train_seconds = time.perf_counter() - start
+    gold = gold_docs(model.nlp, records, labels=labels)
+    docs = [model.make_doc(r) for r in records]
+    n_tokens = sum(len(doc) for doc in docs)
+    wrong = [
+        int(sorted(p) != sorted((e.start, e.end, e.label_) for e in g.ents))
+        for p, g in zip(model.predict(docs), gold, strict=True)
+    ]
+
+    def median_seconds(fn: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return float(statistics.median(times))
+
+    rows: list[dict[str, Any]] = [
+        {
+            "method": "nlp.pipe (no uncertainty)",
+            "seconds": median_seconds(lambda: model.predict(docs)),
+        }
+    ]
+    for width in widths:
+        scorer = NERModel(model.nlp, beam_width=width)
+        scores = scorer.score(docs)
+        row: dict[str, Any] = {
+            "method": "greedy step entropy" if width == 1 else f"beam width {width}",
+            "beam_width": width,
+            "seconds": median_seconds(lambda s=scorer: s.score(docs)),
+        }
+        for measure in NER_RANKING_MEASURES:
+            values = ner_doc_scores(scores, measure)
+            row[f"auroc_{measure}"] = (
+                float(roc_auc_score(wrong, values))
+                if 0 < sum(wrong) < len(wrong)
+                else None
+            )
+        rows.append(row)
+    for row in rows:
+        row["docs_per_second"] = len(docs) / row["seconds"]
+        row["tokens_per_second"] = n_tokens / row["seconds"]
+    return {
+        "n_docs": len(docs),
+        "n_tokens": n_tokens,
+        "train_docs": len(train),
+        "train_epochs": epochs,
+        "train_seconds": train_seconds,
+        "train_dev_ents_f": trained.best_score,
+        "docs_ents_f": model.evaluate(gold)["ents_f"],
+        "share_of_docs_wrong": sum(wrong) / len(wrong),
+        "rows": rows,
+    }

@@ -178,6 +178,19 @@ def stop_summary(
     }
 
 
+def stop_cells(stop: dict | None) -> list[str]:
+    """A :func:`stop_summary` as three table cells: the labels per seed, the
+    median score there, and that score as a share of the full-data score."""
+    if not stop:
+        return ["-", "-", "-"]
+    score, share = stop["score_median"], stop["score_share_of_full"]
+    return [
+        ", ".join("-" if n is None else str(n) for n in stop["labels"]),
+        "-" if score is None else f"{score:.3f}",
+        "-" if share is None else f"{share:.2f}",
+    ]
+
+
 def _add_ratios_to_random(strategies: dict, ratios: dict[str, str]) -> None:
     """Each strategy's median cost as a share of random's (``None`` if unknown)."""
     if "random" not in strategies:
