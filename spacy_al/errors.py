@@ -262,6 +262,7 @@ class Errors(metaclass=ErrorsWithCodes):
     # --- E90x-E91x contracts between the parts (protocols, strategies' needs)
 
     # --- E92x-E93x sessions, checkpoints and the launcher
+    E920 = "Refusing to remove or rename {path}: it isn't inside the models folder {root}, the only folder spacy_al ever removes anything from. This is a bug: please report it with the dataset name."
 
     # --- E94x the labelling app
 
