@@ -171,6 +171,8 @@ def build_components(
         patterns=matcher,
     )
     loop.consensus = consensus
+    # A choice asks about no one label: its tasks and answers carry no ``label``.
+    loop.asks_label = view_id == "classification"
     loop.hold(held.held)
     return {
         "dataset": dataset,

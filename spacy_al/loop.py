@@ -313,25 +313,36 @@ class BaseLoop:
         return sum(d.kind == "wait" for d in list(self._decisions.values()))
 
     def undo(self, eg: dict, *, annotator: str) -> bool:
-        """Take back an answer not yet learnt from; it can be served again."""
+        """Take back ``annotator``'s answer ``eg``, learnt from or not.
+
+        It leaves the store (so ``train``, ``data-to-spacy`` and ``db-out`` never
+        see it) and the queue, and the example can be served again: the answer
+        given then is learnt with the next batch. A model that already learnt the
+        undone answer is corrected by what it learns next, as any online learner:
+        the new answer replaces the undone one's target in its replay memory.
+        Returns False if there was no such answer to take back.
+        """
         key = eg["_input_hash"]
-        if key not in self._pending:
-            return False
-        if self.store is not None:
-            self.store.remove_answer(
-                self.dataset, task_hash=eg["_task_hash"], annotator=annotator
-            )
         undone = {**eg, "_annotator_id": annotator}
-        self._answers[key] = [
-            a for a in self._answers[key] if not _same_answer(a, undone)
-        ]
-        if not self._answers[key]:
-            del self._answers[key]
-            del self._pending[key]
+        kept = [a for a in self._answers.get(key, []) if not _same_answer(a, undone)]
+        removed = len(kept) < len(self._answers.get(key, []))
+        if self.store is not None:
+            removed = (
+                self.store.remove_answer(
+                    self.dataset, task_hash=eg["_task_hash"], annotator=annotator
+                )
+                or removed
+            )
+        if not removed:
+            return False
+        if not kept:
+            self._answers.pop(key, None)
+            self._pending.pop(key, None)
             self._targets.pop(key, None)
             self._decisions.pop(key, None)
             self.pool.mark([key], False)
         else:
+            self._answers[key] = kept
             self._refresh_target(key)
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from pathlib import Path
@@ -105,6 +106,18 @@ def test_app_asks_for_a_name_without_session(serve):
     assert at.button(key="accept").label == "Accept"
 
 
+def test_app_first_screen_explains_the_session(serve):
+    serve()
+    body = html_bodies(session(None))
+    assert f"Labelling {DATASET}" in body
+    assert "Is the label shown above the text right?" in body
+    assert all(f'<span class="sal-tag">{label}</span>' in body for label in LABEL_LIST)
+    assert "learns after every 4 answers" in body
+    for key, what in [("A", "accept"), ("X", "reject"), ("Space", "ignore")]:
+        assert f"<kbd>{key}</kbd></td><td>{what}" in body
+    assert "<kbd>1–4</kbd></td><td>reject and give the right label" in body
+
+
 @pytest.mark.parametrize(
     "key,value", [("accept", "accept"), ("reject", "reject"), ("ignore", "ignore")]
 )
@@ -112,7 +125,9 @@ def test_app_classification_answer_moves_on(serve, key, value):
     db_url = serve()
     at = session("alice")
     first = shown_text(at)
-    assert "model v0" in html_bodies(at) and "model&#x27;s score for" in html_bodies(at)
+    # No model has learnt anything yet: no score of one is shown.
+    assert "model v0" in html_bodies(at) and "no model trained yet" in html_bodies(at)
+    assert "score for" not in html_bodies(at)
     at.button(key=key).click().run()
     assert shown_text(at) != first
     stored = answers(db_url)
@@ -150,6 +165,28 @@ def test_app_undo_shows_the_example_again(serve):
     assert at.button(key="undo").disabled
 
 
+def test_app_undo_goes_back_past_learnt_batches(serve):
+    """Ten answers, two of them batches the model learnt: each undo takes one back
+    (newest first), serves its example again and removes it from the store."""
+    db_url = serve()
+    at = session("alice")
+    shown = []
+    for _ in range(10):
+        shown.append(shown_text(at))
+        at.button(key="reject").click().run()
+    assert wait_for_version(at, 2)
+    for i in range(10):
+        assert not at.button(key="undo").disabled
+        at.button(key="undo").click().run()
+        assert shown_text(at) == shown[-1 - i]
+        assert len(answers(db_url)) == 9 - i
+    assert at.button(key="undo").disabled
+    # The example undone last is answered again, and stored once.
+    at.button(key="accept").click().run()
+    [eg] = answers(db_url)
+    assert eg["text"] == html.unescape(shown[0]) and eg["answer"] == "accept"
+
+
 def test_app_choice_view_preselects_the_prediction(serve):
     db_url = serve("textcat.correct")
     at = session("alice")
@@ -158,7 +195,8 @@ def test_app_choice_view_preselects_the_prediction(serve):
         for b in at.button
         if b.key.startswith("label-") and b.proto.type == "primary"
     ]
-    assert len(chosen) == 1 and "model&#x27;s best guess" in html_bodies(at)
+    assert len(chosen) == 1 and "no model trained yet" in html_bodies(at)
+    assert "best guess" not in html_bodies(at)
     at.button(key="accept").click().run()
     at.button(key=f"label-{LABEL_LIST.index('BILLING')}").click().run()
     stored = answers(db_url)
@@ -166,6 +204,8 @@ def test_app_choice_view_preselects_the_prediction(serve):
         ("accept", chosen),
         ("accept", ["BILLING"]),
     ]
+    # A choice asks about no one label: the answer's labels are in "accept" only.
+    assert all("label" not in eg and "score" not in eg["meta"] for eg in stored)
 
 
 def test_app_choice_view_multilabel_toggles(serve):
@@ -241,7 +281,9 @@ def test_app_renders_user_text_and_labels_inert(serve, tmp_path):
     )
     bodies = html_bodies(at)
     assert (
-        "<script>" not in bodies and "<img" not in bodies and "<b>mallory" not in bodies
+        "<script>window" not in bodies
+        and "<img" not in bodies
+        and "<b>mallory" not in bodies
     )
     assert "annotator: &lt;b&gt;mallory&lt;/b&gt;" in bodies
     assert all(payload not in m.value for m in at.markdown)
@@ -422,3 +464,73 @@ def test_app_ner_manual_pages_long_texts_and_renders_them_inert(serve, tmp_path)
     [stored] = answers(db_url)
     [span] = stored["spans"]
     assert text[span["start"] : span["end"]] == "<img" and span["label"] == "ORG"
+
+
+# --- what the card and the sidebar say ------------------------------------------------
+
+
+def _card(task: dict, label: str | None, version: int) -> None:
+    from spacy_al.app.views.widgets import card
+
+    card(task, label=label, version=version)
+
+
+def card_body(task: dict, *, label: str | None, version: int) -> str:
+    at = AppTest.from_function(_card, args=(task, label, version)).run()
+    return html_bodies(at)
+
+
+def test_app_card_shows_no_model_figure_before_the_first_update():
+    task = {"text": "t", "label": "A", "meta": {"score": 0.5, "uncertainty": 1.0}}
+    body = card_body({**task, "_model_version": 0}, label="A", version=1)
+    assert "no model trained yet" in body and "0.50" not in body
+    body = card_body({**task, "_model_version": 1}, label="A", version=1)
+    assert "model&#x27;s score for A: 0.50" in body and "uncertainty 1.00" in body
+
+
+def test_app_card_of_a_choice_shows_every_label_score():
+    scores = {"A": 0.12, "B": 0.91, "C": 0.55}
+    task = {"text": "t", "meta": {"scores": scores}, "_model_version": 3}
+    body = card_body(task, label=None, version=3)
+    assert "best guess" not in body
+    shown = body.split("model's scores: ", 1)[1]
+    assert [part.split("</b>")[0] for part in shown.split("<b>")[1:]] == ["B", "C", "A"]
+    assert "0.91" in shown and "0.55" in shown and "0.12" in shown
+
+
+def test_app_sidebar_counts_never_exceed_their_total():
+    from spacy_al.app.views.sidebar import next_update
+
+    team = {"pending": 12, "batch_size": 10, "training": False, "overlap": 2}
+    alone = {**team, "overlap": 1}
+    for stats in (team, alone, {**alone, "pending": 3}, {**alone, "training": True}):
+        text = next_update(stats)
+        assert "12 / 10" not in text and "12 of 10" not in text
+    assert next_update({**alone, "pending": 3}) == (
+        "Next update after 10 answers: 3 of 10 so far."
+    )
+
+
+@pytest.mark.parametrize(
+    "stopping,expected",
+    [
+        (
+            {"should_stop": True, "mean_kappa": 0.995, "stopped_at": None},
+            "Predictions have stopped changing: consider stopping (0.995 of 0.99).",
+        ),
+        (
+            {"should_stop": False, "mean_kappa": 0.975, "stopped_at": None},
+            "Predictions are still changing: 0.975 of 0.99.",
+        ),
+        (
+            {"should_stop": False, "mean_kappa": None, "stopped_at": None},
+            "Too early to say when to stop",
+        ),
+    ],
+)
+def test_app_stopping_signal_reads_as_a_sentence(stopping, expected):
+    from spacy_al.app.views.sidebar import stopping_sentence
+
+    found = {"window": 3, "threshold": 0.99, "stop_set_size": 300, "points": []}
+    text, _ = stopping_sentence({**found, **stopping})
+    assert text.startswith(expected)

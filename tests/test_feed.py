@@ -196,15 +196,28 @@ def test_feed_undo_serves_the_example_again_to_the_same_annotator(make_feed, db_
     assert feed.next_task("alice")["_input_hash"] == following["_input_hash"]
 
 
-def test_feed_undo_is_refused_once_the_model_learnt(make_feed, db_url):
+def test_feed_undo_takes_back_an_answer_the_model_learnt(make_feed, db_url):
+    """Undo isn't stopped by a batch boundary: the learnt answer leaves the store,
+    and the answer given instead is queued for the next batch."""
     feed = make_feed(recipe_kwargs={"batch_size": 2})
     answer(feed, "alice")
-    answer(feed, "alice")
+    second = answer(feed, "alice")
     assert wait_for(lambda: feed.stats()["version"] >= 1)
-    assert not feed.can_undo("alice")
-    assert feed.undo("alice") is None
+    assert feed.can_undo("alice")
+    undone = feed.undo("alice")
+    assert undone["_input_hash"] == second["_input_hash"]
     with Store(db_url) as store:
-        assert store.count_answers("feed_test") == 2
+        assert store.count_answers("feed_test") == 1
+    assert feed.stats()["pending"] == 0
+    feed.answer("alice", {**undone, "answer": "reject"})
+    assert feed.stats()["pending"] == 1
+    with Store(db_url) as store:
+        [eg] = [
+            eg
+            for eg in store.get_answers("feed_test")
+            if eg["_input_hash"] == second["_input_hash"]
+        ]
+    assert eg["answer"] == "reject"
 
 
 def test_feed_trainer_bumps_the_version_and_checkpoints(make_feed, tmp_path):

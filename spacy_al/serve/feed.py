@@ -525,7 +525,8 @@ class Feed:
             raise ValueError(Errors.E616.format(n=len(spans)))
 
     def can_undo(self, annotator: str) -> bool:
-        """Whether ``annotator`` has an answer the model hasn't learnt from yet."""
+        """Whether ``annotator`` has an answer to take back (one of their last
+        ``history_size``, learnt from or not)."""
         who = self._who(annotator)
         with self._lock:
             return bool(self._history.get(who))
@@ -533,8 +534,10 @@ class Feed:
     def undo(self, annotator: str) -> dict | None:
         """Take back ``annotator``'s last answer and serve its example to them again.
 
-        Only answers the model hasn't learnt from can be taken back (the last ones
-        of the current batch). Returns the task served again, or None.
+        Each call takes back one more of their last ``history_size`` answers,
+        whatever batch they were in: the answer leaves the store and the queue
+        (see :meth:`spacy_al.loop.BaseLoop.undo`), and the answer given instead is
+        learnt with the next batch. Returns the task served again, or None.
         """
         who = self._who(annotator)
         with self._lock:
@@ -548,8 +551,7 @@ class Feed:
             history = self._history[who]
             if history and history[-1][1] is eg:
                 history.pop()
-            if not undone:  # learnt meanwhile, and so is everything before it
-                history.clear()
+            if not undone:  # not stored any more (the dataset was dropped?)
                 return None
             self._answered_by[key].discard(who)
             self._counts[who] -= 1
@@ -833,9 +835,6 @@ class Feed:
     def _learn(self) -> None:
         with self._loop_lock:
             targets = self.loop.pop_targets()
-        with self._lock:  # what was learnt can't be undone
-            for history in self._history.values():
-                history.clear()
         if not targets:
             return
         self.progress.before_update(targets)

@@ -60,6 +60,9 @@ class ActiveLoop(BaseLoop):
             raise ValueError(Errors.E409.format(measure=spec.measure))
         self.patterns = patterns
         self.min_label_answers = min_label_answers
+        # Whether a task asks about one label (textcat.teach); a choice asks about
+        # none, so its tasks carry no ``label`` (and no score for one).
+        self.asks_label = True
 
     def label_counts(self) -> np.ndarray:
         """Answers that say each label is true, so far (learnt or pending)."""
@@ -167,20 +170,19 @@ class ActiveLoop(BaseLoop):
             else:  # the label the model is least sure of
                 label = self.labels[int(np.argmin(np.abs(probs - 0.5)))]
         meta = dict(source.get("meta") or {})
-        meta.update(
-            score=round(float(probs[self.labels.index(label)]), 4),
-            uncertainty=round(float(score), 4),
-            strategy=self.spec.name,
-        )
+        if self.asks_label:  # the model's probability for the label asked about
+            meta["score"] = round(float(probs[self.labels.index(label)]), 4)
+        meta.update(uncertainty=round(float(score), 4), strategy=self.spec.name)
         if from_pattern:
             meta["pattern"] = True
         task = {
             "text": source["text"],
-            "label": label,
             "meta": meta,
             "_input_hash": source["_input_hash"],
             "_model_version": version,
         }
+        if self.asks_label:
+            task["label"] = label
         return set_hashes(task, overwrite=False)
 
     def _make_target(self, answers: Sequence[dict]) -> TextcatTarget | None:
