@@ -27,20 +27,18 @@ served again. Conflicts that appear later are served when review is started agai
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from wasabi import msg
 
-from spacy_al.corpus import get_task_hash
-from spacy_al.errors import Errors, SourceError
-from spacy_al.pool import Pool
+from spacy_al.errors import Errors
+from spacy_al.protocols import Components
 from spacy_al.registry import recipe
-from spacy_al.spans import validate_spans
 from spacy_al.store import Store
-from spacy_al.team.agreement import NER_VIEWS, Rating, rated_answers, span_key
-from spacy_al.team.consensus import REVIEW_KEY, REVIEW_OF, REVIEW_VIEW, Consensus
+from spacy_al.team.agreement import NER_VIEWS
+from spacy_al.team.consensus import REVIEW_OF, REVIEW_VIEW
+from spacy_al.team.review import ReviewLoop, review_tasks
 
 from ._options import DEFAULT_DB, Annotators, Db, Host, Port, split_commas
 
@@ -56,193 +54,6 @@ AllExamples = Annotated[
 ]
 
 
-class ReviewLoop:
-    """The review queue, served by the feed as a labelling loop is.
-
-    Each task is an example to adjudicate, in dataset order; each answer is
-    stored in ``dataset`` as a review (``_review: true``). Nothing is learnt
-    here: the labelling servers and ``train`` learn the reviews.
-    """
-
-    batch_size = 10
-    n_pending = 0
-    ready_to_learn = False
-    version = 0
-    updater = None
-
-    def __init__(
-        self,
-        tasks: Iterable[dict],
-        *,
-        store: Store,
-        dataset: str,
-        labels: Sequence[str],
-        exclusive: bool,
-        task: str = "textcat",
-    ) -> None:
-        answered = (
-            store.answered_input_hashes(dataset) if store.has_dataset(dataset) else ()
-        )
-        self.pool = Pool(tasks, answered=answered)
-        self.store = store
-        self.dataset = dataset
-        self.labels: tuple[str, ...] = tuple(labels)
-        self.exclusive = exclusive
-        self.task = task
-
-    def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
-        """The next ``n`` examples to review, in order."""
-        return [
-            dict(self.pool.tasks[int(i)])
-            for i in self.pool.remaining(exclude=exclude)[:n]
-        ]
-
-    def _as_review(self, eg: dict) -> dict:
-        eg = {**eg, REVIEW_KEY: True}
-        if eg.get("answer") != "accept":
-            return eg
-        if self.task == "ner":
-            # The reviewer's spans are the text's complete analysis (gold).
-            spans = eg.get("spans") or []
-            try:
-                validate_spans(eg["text"], spans, labels=self.labels)
-            except SourceError as e:
-                raise ValueError(Errors.E615.format(err=e)) from e
-            tokens = eg.get("tokens") or []
-            starts = {t["start"] for t in tokens}
-            ends = {t["end"] for t in tokens}
-            for span in spans if tokens else []:
-                if span["start"] not in starts or span["end"] not in ends:
-                    raise ValueError(Errors.E865.format(**span))
-            eg["_view_id"] = "ner_manual"
-        elif self.exclusive and len(eg.get("accept") or []) != 1:
-            snippet = repr(eg.get("accept"))[:60]
-            raise ValueError(
-                Errors.E862.format(snippet=snippet, labels=list(self.labels))
-            )
-        return eg
-
-    def answer(self, answers: Sequence[dict], *, annotator: str) -> list[int]:
-        """Store the reviewer's answers (checked first: all of them, or none)."""
-        reviews = [self._as_review(eg) for eg in answers]
-        ids = self.store.add_answers(self.dataset, reviews, annotator=annotator)
-        self.pool.mark(eg["_input_hash"] for eg in reviews)
-        return ids
-
-    def undo(self, eg: dict, *, annotator: str) -> bool:
-        """Take back a review; the example is served again."""
-        self.store.remove_answer(
-            self.dataset, task_hash=eg["_task_hash"], annotator=annotator
-        )
-        self.pool.mark([eg["_input_hash"]], False)
-        return True
-
-    def pop_targets(self) -> list:
-        return []
-
-
-# --- the examples to review ---------------------------------------------------------
-
-
-def _version(answer: dict, value: Rating, task: str) -> dict[str, Any]:
-    """One answer as the reviewer sees it (the annotators are added by the caller)."""
-    version: dict[str, Any] = {"answer": answer["answer"], "rating": str(value)}
-    if task == "ner":
-        version["spans"] = [
-            {
-                k: s[k]
-                for k in ("start", "end", "label", "token_start", "token_end")
-                if k in s
-            }
-            for s in answer.get("spans") or []
-        ]
-        version["binary"] = value.binary
-    elif value.binary:
-        version["label"] = answer.get("label")
-    else:
-        version["accept"] = list(value.labels)
-    return version
-
-
-def _preselect_labels(value: Rating | None) -> list[str] | None:
-    if value is None or (value.binary and not value.accept):
-        return None
-    return list(value.labels)
-
-
-def _preselect_spans(versions: list[dict]) -> list[dict]:
-    """The entities every accepting version has (for a conflict: a start)."""
-    accepted = [v for v in versions if v["answer"] == "accept"]
-    if not accepted:
-        return []
-    common = set.intersection(*({span_key(s) for s in v["spans"]} for v in accepted))
-    return [s for s in accepted[0]["spans"] if span_key(s) in common]
-
-
-def review_tasks(
-    answers: Iterable[dict],
-    *,
-    overlap: int = 2,
-    all_examples: bool = False,
-    task: str = "textcat",
-) -> list[dict]:
-    """One review task per example in conflict (``all_examples``: per example with
-    answers from two or more annotators), with every annotator's answer.
-
-    Each task has ``text``, ``meta``, ``conflict``, ``versions`` (one per distinct
-    answer: ``annotators``, ``answer``, ``rating`` and ``accept`` / ``label``, or
-    ``spans`` for NER), ``ignored_by`` (who skipped it), and what to pre-select:
-    ``accept`` (the majority's labels, for ``all_examples``) or, for NER,
-    ``spans`` and ``tokens``.
-    """
-    answers = list(answers)
-    decisions = Consensus(max(overlap, 2)).split(answers).decisions
-    by_input: dict[int, list[dict]] = {}
-    for eg in answers:
-        by_input.setdefault(eg["_input_hash"], []).append(eg)
-    tasks = []
-    for key, decision in decisions.items():
-        group = by_input[key]
-        rated = rated_answers(group).get(key, {})
-        if decision.kind == "wait" or (
-            decision.kind == "learn" and not (all_examples and len(rated) >= 2)
-        ):
-            continue
-        versions: dict[Rating, dict[str, Any]] = {}
-        for name, (answer, value) in rated.items():
-            version = versions.get(value)
-            if version is None:
-                version = versions[value] = {
-                    "annotators": [],
-                    **_version(answer, value, task),
-                }
-            version["annotators"].append(name)
-        first = group[0]
-        out: dict[str, Any] = {
-            "text": first["text"],
-            "meta": dict(first.get("meta") or {}),
-            "conflict": decision.kind == "conflict",
-            "versions": list(versions.values()),
-            "ignored_by": sorted({eg["_annotator_id"] for eg in group} - set(rated)),
-            "_input_hash": key,
-            "_task_hash": get_task_hash({"_input_hash": key, "label": REVIEW_VIEW}),
-        }
-        if task == "ner":
-            out["spans"] = _preselect_spans(out["versions"])
-            tokens = next((eg["tokens"] for eg in group if eg.get("tokens")), None)
-            if tokens is not None:
-                out["tokens"] = [
-                    {k: t[k] for k in ("text", "start", "end", "id", "ws") if k in t}
-                    for t in tokens
-                ]
-        else:
-            chosen = _preselect_labels(decision.rating)
-            if chosen is not None:
-                out["accept"] = chosen
-        tasks.append(out)
-    return tasks
-
-
 def build_review(
     dataset: str,
     inputs: list[str],
@@ -250,7 +61,7 @@ def build_review(
     db: str = DEFAULT_DB,
     all_examples: bool = False,
     settings: dict | None = None,
-) -> dict:
+) -> Components:
     """The components of a review session: the conflicts of ``inputs``, served."""
     if dataset in inputs or not inputs:
         suggestion = f"{inputs[0] if inputs else dataset}_review"
@@ -299,6 +110,8 @@ def build_review(
             "view_id": REVIEW_VIEW,
         },
     )
+    # 5. The queue the feed serves: a loop without a model (reviews are stored,
+    #    and learnt by the labelling servers and train, not here).
     loop = ReviewLoop(
         tasks,
         store=store,
@@ -331,7 +144,7 @@ def review(
     host: Host = "127.0.0.1",
     port: Port = 8501,
     annotators: Annotators = None,
-) -> dict:
+) -> Components:
     """Review the examples annotators disagree on; the reviewer's answer is gold.
 
     Shows each conflicting example of the --input datasets with every annotator's

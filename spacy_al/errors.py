@@ -38,7 +38,6 @@ class Errors(metaclass=ErrorsWithCodes):
     E013 = "'cats' gives '{label}' the value {value}, outside [0, 1]. Scores are probabilities (1.0 true, 0.0 false): fix it, or use --skip-invalid to skip such lines."
     E014 = "'spans' must be a list of span objects, got {kind}: {snippet}. Fix it, or use --skip-invalid to skip such lines."
     E015 = "'spans' item {i} is {snippet}, but a span needs integer 'start' and 'end' with 0 <= start <= end <= {n_chars} (the text's length) and a non-empty string 'label'. Fix the span, or use --skip-invalid to skip such lines."
-    E016 = "'answer' must be one of {answers}, got {snippet}. Fix it, or use --skip-invalid to skip such lines."
     E017 = "'meta' must be an object, got {kind}: {snippet}. Fix it, or use --skip-invalid to skip such lines."
     E018 = "'meta.cost' must be a positive number (the relative effort of annotating the task), got {snippet}. Fix or remove it, or use --skip-invalid to skip such lines."
     E019 = "'{field}' must be an integer hash, got {snippet}. Remove it to have it recomputed, or use --skip-invalid to skip such lines."
@@ -54,20 +53,17 @@ class Errors(metaclass=ErrorsWithCodes):
     E103 = "A {what} name must be a non-empty string of at most {max} characters, got {snippet}. Pass a short name such as 'news_cats' or 'alice'."
     E104 = "An answer must be a dict (a task with its 'answer'), got {kind}: {snippet}. Pass a list of task dicts."
     E105 = "'text' must be a non-empty string unless the answer carries an '_input_hash', got {snippet}. Add the task's text."
-    E106 = "'answer' must be one of 'accept', 'reject' or 'ignore', got {snippet}. Set the answer the annotator gave."
     E107 = "'label' must be a string, got {kind}: {snippet}. For several chosen labels use 'accept' (a list of them)."
     E108 = "'accept' must be a list of the chosen labels or option ids (strings or integers), got {snippet}. Fix the list, or leave 'accept' out."
     E109 = "'{field}' must be an integer hash between -2**63 and 2**63 - 1, got {snippet}. Remove it to have it recomputed."
     E110 = "The value under '{field}' can't be stored as JSON ({err}). Convert it to strings, finite numbers (no NaN or infinity), booleans, lists or dicts."
     E111 = "model_version must be an integer or None, got {snippet}. Pass the version of the model that suggested the answers, or None."
-    E112 = "Unknown answer value {snippet} in the filter. Filter by any of 'accept', 'reject' and 'ignore'."
     E113 = "{name} must be a positive integer, got {snippet}."
     E114 = "Couldn't write {n} answers to dataset '{dataset}' after {attempts} attempts: they kept conflicting with concurrent writes ({err}). Nothing of the batch was written; add it again."
     E115 = "Dataset meta must be a dict that can be stored as JSON, got {snippet} ({err}). Pass a dict of strings, numbers, lists and dicts."
     E116 = "since_id must be an integer answer id or None, got {snippet}. Pass the '_id' of the last answer you have seen."
     E117 = "Answer {i} of the batch for dataset '{dataset}' is invalid: {err} Nothing of the batch was written; fix that answer and add the batch again."
     E118 = "Record {n} of {path} (counting records, not lines) isn't a valid answer: {err} Nothing was imported; fix the record, or pass --skip-invalid to skip it."
-    E119 = "--answer must be one of 'accept', 'reject' or 'ignore', got '{value}'."
 
     # --- E2xx uncertainty and strategies ---------------------------------
     # (uncertainty.py and strategies.py add their messages here)
@@ -87,13 +83,10 @@ class Errors(metaclass=ErrorsWithCodes):
     E218 = "Invalid option {option}={value!r} for strategy '{strategy}': it must be {requirement}."
     E219 = "The strategy '{strategy}' needs Candidates.{field}, but it is None. Pass {field} when building Candidates, or choose a strategy that doesn't need it, e.g. spacy_al.top_k.v1."
     E220 = "The strategy '{strategy}' weights scores, so they must be >= 0, but {n_bad} are negative (minimum {minimum}). Use a measure from spacy_al.uncertainty, which are all >= 0, or shift your scores."
-    E221 = "The stream sorter got the score {score} at position {position}, which isn't a finite number. Drop or fix the tasks the model can't score before sorting the stream."
     E222 = "Unknown strategy '{name}'. Short names: {aliases}. Registered strategies: {names}. Register your own with @spacy_al.registry.strategies('NAME.v1')."
     E223 = (
         "Unknown option(s) {options} for strategy '{name}'. Its options are: {valid}."
     )
-    E224 = "'{name}' is a stream sorter, not a pool strategy: it filters a stream of (score, task) pairs instead of choosing indices from scored candidates. Use get_stream_sorter('{name}'), or a pool strategy such as 'margin'."
-    E225 = "'{name}' is a pool strategy, not a stream sorter. Use get_strategy('{name}'), or one of the stream sorters: {sorters}."
 
     # --- E3xx models and updater -----------------------------------------
     # (models.py adds its messages here)
@@ -140,7 +133,6 @@ class Errors(metaclass=ErrorsWithCodes):
     E539 = "The patterns file's labels {unknown} aren't among the labels {labels}. Add them to --label, or remove those patterns: the label set is fixed when the model starts."
     E540 = "An entity pattern needs a non-empty string 'label' and a 'pattern': a phrase string or a list of token attribute dicts (as for spaCy's EntityRuler), got {snippet}. Fix or remove this line of the patterns file."
     E541 = "The entity pattern is invalid: {err}. See https://spacy.io/usage/rule-based-matching#entityruler for the pattern format."
-    E542 = "The answer on input {input_hash} has the answer {answer!r}. An NER answer must be 'accept', 'reject' or 'ignore'."
     E543 = "The checkpoint at {path} holds a {saved} model, but a {wanted} model was asked for. Use a separate dataset (each dataset has its own checkpoint), or delete the checkpoint to start afresh."
     E545 = "The checkpoint of dataset '{dataset}' at {path} was trained with the labels {saved}, but --label asks for {labels}. The label set of a model is fixed: use the same labels, or annotate into a new dataset (or delete the checkpoint to start a new model from the stored answers)."
     E501 = "UTF-16 offset {offset} falls between the two halves of a surrogate pair (the character {char!r} at code point offset {index}), so it names no character boundary in the text. Browsers count astral characters such as emoji as two code units; send offsets that point before or after the whole character."
@@ -175,8 +167,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E616 = "An answer in the 'ner' view (ner.teach) is about exactly the one suggested span, got {n} spans. Send the task back unchanged except for 'answer'; use ner.correct to edit spans."
     E601 = "An annotator name must be 1 to {max} printable characters, got {snippet}. Open the app as http://HOST:PORT/?session=NAME with a short name such as 'alice'."
     E602 = "'{name}' isn't one of the annotators allowed on this server ({allowed}). Open the link printed for you when the server started (it holds your name and token), or ask whoever started it to add you with --annotators."
-    E603 = "The answer is for an example that isn't in this server's pool (input hash {input_hash}). Answer a task that Feed.next_task returned, unchanged except for 'answer' and 'accept'."
-    E604 = "'answer' must be 'accept', 'reject' or 'ignore', got {snippet}. Set the answer the annotator gave."
+    E603 = "The answer is for an example that isn't in this server's pool (input key {input_hash}). Answer a task that Feed.next_task returned, unchanged except for 'answer' and 'accept'."
     E605 = "'accept' must be a list of labels from {labels}, got {snippet}. Choose among the labels the recipe was started with (--label)."
     E606 = "{name} must be {requirement}, got {value!r}."
     E607 = "Can't find the labelling app (app.py); looked in: {places}. Reinstall spacy_al (pip install --force-reinstall spacy-al), or run it from a source checkout."
@@ -215,7 +206,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E711 = "bench {what} needs --corpus DIR: a directory holding train.jsonl and test.jsonl, e.g. python -m spacy_al bench {what} --corpus ../shared/corpora/sms_spam."
 
     # --- E75x agreement, stopping, durability
-    E750 = "Answer {i} can't be used for agreement: it has no '{field}' ({snippet}). Agreement works on answers read from the store (Store.get_answers), which carry '_input_hash' and '_annotator_id'; set both on answers from elsewhere."
+    E750 = "Answer {i} can't be used for agreement: it has no '{field}' ({snippet}). Agreement works on answers read from the store (Store.get_answers), which carry '_input_key' and '_annotator_id'; set both (or give the answer its 'text') on answers from elsewhere."
     E751 = "No rated answers by the annotator '{name}'. The annotators with accept or reject answers are: {names}. Check the name ('_annotator_id' of the answers)."
     E752 = "Unknown consensus reference '{reference}'. Choose one of {references}: 'others' compares each annotator with the majority of the other annotators, 'all' with the majority of everyone."
     E753 = "{what} needs a count table, a 2-D array of non-negative whole numbers with one row per example and one column per category (how many annotators chose it), got {snippet}. Build one from answers with spacy_al.team.agreement.rating_table(answers).counts."
@@ -260,6 +251,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E865 = "The reviewed span ({start}, {end}, '{label}') doesn't start and end on token boundaries of the text. Select whole tokens in the review app (or align the character offsets to the task's 'tokens')."
 
     # --- E90x-E91x contracts between the parts (protocols, strategies' needs)
+    E900 = "NERModel.update got per-target weights, but a ner's loss isn't weighed per example. Pass weights=None (NERModel.balance_weights gives None; keep the updater's class_weight at 0 for NER)."
+    E901 = "Strategy '{name}' declares needs {needs}, but a strategy can only need: {valid}. Declare them with @spacy_al.strategies.needs(...) on the registered function."
 
     # --- E92x-E93x sessions, checkpoints and the launcher
     E920 = "Refusing to remove or rename {path}: it isn't inside the models folder {root}, the only folder spacy_al ever removes anything from. This is a bug: please report it with the dataset name."
@@ -272,8 +265,31 @@ class Errors(metaclass=ErrorsWithCodes):
     E952 = "The NER scoring benchmark needs at least 2 training records and 1 record to score with gold 'spans' (and at least one entity label), got {n_train} and {n_docs}. Pass --ner-corpus a directory whose train.jsonl and test.jsonl carry gold spans, e.g. ../shared/corpora/wnut17."
 
     # --- E96x-E97x identity, the answer format, import and export
+    E960 = "'{field}' must be one of 'accept', 'reject' or 'ignore', got {snippet}. {fix}"
+    E961 = "The answer's '_input_key' {given} isn't the key of its content ({key}): its text was changed after the task was served, or the key belongs to another task. Send the task as it was served, or remove '_input_key' to have it recomputed."
+    E962 = "Two different inputs share the identity key {key} in dataset '{dataset}': {first} and {second}. Nothing of the batch was written. This is a 64-bit hash collision (about one in 10^9 for 150,000 texts): please report it with both texts; change one text (e.g. a trailing space) to store it."
+    E963 = "Two different texts in the source share the identity key {key}: {first} and {second}. This is a 64-bit hash collision (about one in 10^9 for 150,000 texts): please report it with both texts; change one of them (e.g. a trailing space) to keep both."
+    E964 = "Can't upgrade the answers table of {url} to identity keys: {err}. The database is unchanged; open it with the spacy_al version that created it, or restore it from a backup."
+    E965 = "Answer {id} of dataset '{dataset}' can't be used: {err}"
+    E966 = "Can't save the pipeline to {path}: {err}. The previous pipeline at {path} (if any) is unchanged."
+    E967 = "Name the datasets to train on: --textcat NAMES and/or --ner NAMES."
+    E968 = "No usable answers in {names}: label some examples first."
+    E969 = "No gold answers to evaluate on ({n} targets, all partial or too few). Lower --eval-split or add accept/choice answers."
+    E970 = "No usable NER answers in {names}: annotate some texts first."
+    E971 = "No entity label in {names}: accept some entities first."
+    E972 = "Too few NER answers ({n}) to hold any out."
+    E973 = "{path} exists and isn't a spaCy pipeline (no config.cfg or meta.json), so it won't be replaced. Pass a new folder, or the folder of an earlier pipeline."
 
     # --- E98x-E99x the JSON API and serving across processes
+    E980 = "'{who}' holds no lease on the example {input_hash}: it was never served to them, or their lease ended ({seconds:g} s without an answer or a page refresh) and it may have gone to someone else. Ask for a task again (POST /next) and answer the one it returns."
+    E981 = "In the 'ner' view (ner.teach) an answer is about the span that was served, so its spans can't change (got {snippet}). Send only 'answer'; to edit spans, use ner.correct."
+    E982 = "The query string has more than {max} fields. /stats takes only annotator and token: /stats?annotator=NAME&token=TOKEN."
+    E983 = "The request wasn't received whole within {seconds:g} s. Send each request at once; the connection is closed."
+    E984 = "Refused a connection from {client}: {reason}"
+    E985 = "Dataset '{name}' is in use: {leases} live lease(s) and {servers} labelling server(s) seen in the last {seconds:g} s. Stop its servers first (their leases then end within the lease time), or pass --force to delete it under them."
+    E986 = "Dataset '{name}' was deleted from the database while this server was labelling it: nothing more is served or stored. Restart the recipe to create it again."
+    E987 = "Reading the source stopped at a malformed record, so labelling stops too (the texts after it were never read): {err} Fix or remove the record and start again, or start with --skip-invalid to skip such records and count them. Every answer given so far is stored."
+    E988 = "'_input_key' must name the task the server gave (the integer /next returned with it), got {snippet}."
     pass
 
 

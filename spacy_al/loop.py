@@ -4,7 +4,10 @@
 
 ``BaseLoop`` is what every task's loop shares (``spacy_al.textcat.loop.ActiveLoop``,
 ``spacy_al.ner.loop.NERLoop``): the pool, answers committed to the store before
-they are queued, undo, and learning. They hold no Streamlit and print nothing.
+they are queued, undo, and learning. They hold no Streamlit and print nothing,
+and satisfy ``spacy_al.protocols.Loop``. Where they should give way to other work
+(between docs tokenized and scored, between update steps) they call the yield
+point they are given (``set_yield_point``), if any.
 """
 
 from __future__ import annotations
@@ -19,18 +22,16 @@ from spacy.tokens import Doc
 
 from spacy_al import strategies as strategies_module
 from spacy_al import uncertainty
-from spacy_al.corpus import set_hashes
+from spacy_al.corpus import input_key_of, set_hashes, task_key_of
 from spacy_al.errors import Errors
 from spacy_al.pool import LOADING_WINDOW, Pool
-from spacy_al.serve import priority
+from spacy_al.protocols import Updater, YieldPoint
 from spacy_al.store import Store
-from spacy_al.strategies import Strategy
+from spacy_al.strategies import Strategy, strategy_needs
 from spacy_al.team.consensus import Consensus, Decision
 from spacy_al.updater import UpdateStats
 
 COMMITTEE_MEASURES = tuple(uncertainty.COMMITTEE_MEASURES)
-#: Strategies that don't look at the scores.
-UNSCORED = ("spacy_al.random.v1", "spacy_al.sequential.v1")
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ class StrategySpec:
         """The spec for a command-line name; ``task="ner"`` reads NER measures.
 
         For NER, a measure name alone (``mnlp``, ``token-entropy``, ``entity``
-        ...) means the top k by it, and a short strategy name (``diverse``,
-        ``cost``) uses ``mnlp``; ``random`` and ``sequential`` need no scores.
+        ...) means the top k by it, and a strategy that needs scores (``diverse``,
+        ``cost``, a registered name) uses ``mnlp``; one that needs none
+        (``random``, ``sequential``) gets the measure ``none``.
         """
         if task == "ner":
             return cls._parse_ner(name)
@@ -74,9 +76,8 @@ class StrategySpec:
         elif name in NER_MEASURES:
             strategy, measure = "spacy_al.top_k.v1", name
         else:
-            alias = strategies_module.resolve(name)
-            strategy = alias.strategy
-            measure = "mnlp" if alias.measure is not None else "none"
+            strategy = strategies_module.resolve(name).strategy
+            measure = "mnlp" if "scores" in strategy_needs(strategy) else "none"
         if measure not in NER_MEASURES and measure != "none":
             raise ValueError(
                 Errors.E531.format(
@@ -87,8 +88,13 @@ class StrategySpec:
 
     @property
     def needs_scores(self) -> bool:
-        """False for strategies that ignore scores (random, sequential)."""
-        return self.strategy not in UNSCORED
+        """Whether the strategy reads scores (random and sequential don't)."""
+        return "scores" in strategy_needs(self.strategy)
+
+    @property
+    def needs_vectors(self) -> bool:
+        """Whether the strategy reads document vectors (diverse does)."""
+        return "vectors" in strategy_needs(self.strategy)
 
     @property
     def uses_committee(self) -> bool:
@@ -102,13 +108,22 @@ class BaseLoop:
     turns the queued answers into targets and updates the model. A front end calls
     ``learn`` when ``ready_to_learn`` (the simulator calls it in line; the app's
     trainer thread calls it in the background). Subclasses say how to select and
-    how answers become targets (``select``, ``_make_target``, ``label_counts``).
+    how answers become targets (``select``, ``_make_target``, ``label_counts``)
+    and which ``task`` they serve.
+
+    ``batch_size`` is the annotation batch: queued inputs learnt per update.
+    ``yield_point`` (None: none) is called between docs while selecting, and by
+    the updater between training steps and the model between prediction batches
+    (``set_yield_point``).
     """
+
+    #: The task the loop serves (``protocols.TASKS``); subclasses set it.
+    task: str = ""
 
     def __init__(
         self,
         pool: Pool,
-        updater,
+        updater: Updater,
         *,
         spec: StrategySpec,
         store: Store | None = None,
@@ -118,11 +133,12 @@ class BaseLoop:
         strategy_config: dict | None = None,
         seed: int = 0,
         doc_cache_size: int = 100_000,
+        yield_point: YieldPoint | None = None,
     ) -> None:
         if store is not None and not dataset:
             raise ValueError(Errors.E408)
         self.pool = pool
-        self.updater = updater
+        self.updater: Updater = updater
         self.spec = spec
         self.strategy: Strategy = strategies_module.get_strategy(
             spec.strategy, **(strategy_config or {})
@@ -133,6 +149,8 @@ class BaseLoop:
         self.batch_size = batch_size
         self.window = window
         self.rng = np.random.default_rng(seed)
+        # The model as built tokenizes the pool (a retrained one tokenizes alike).
+        self._model = updater.model
         self._nlp = updater.model.nlp
         self._docs: dict[int, Doc] = {}
         self._doc_cache_size = doc_cache_size
@@ -143,15 +161,21 @@ class BaseLoop:
         self.consensus = Consensus()
         self._decisions: dict[int, Decision] = {}
         self._hasher: HashingVectorizer | None = None
+        self.yield_point = yield_point
+        if yield_point is not None:
+            updater.set_yield_point(yield_point)
+
+    def set_yield_point(self, yield_point: YieldPoint | None) -> None:
+        """Give way through ``yield_point`` while selecting and learning (e.g. the
+        serving layer's request gate); None: never."""
+        self.yield_point = yield_point
+        self.updater.set_yield_point(yield_point)
 
     @property
     def version(self) -> int:
         return self.updater.version
 
     # --- selecting ------------------------------------------------------------
-
-    def _make_doc(self, task: dict) -> Doc:
-        return self._nlp.make_doc(task["text"])
 
     def docs(self, indices: Sequence[int]) -> list[Doc]:
         """Tokenized pool texts; cached while the pool fits the cache."""
@@ -162,12 +186,14 @@ class BaseLoop:
         cache = len(self.pool) <= self._doc_cache_size
         if not cache and self._docs:  # a pool read in the background outgrew it
             self._docs = {}
+        yield_point = self.yield_point
         for i in indices:
-            priority.pause()  # an annotator's request goes first
+            if yield_point is not None:
+                yield_point()  # e.g. an annotator's request goes first
             i = int(i)
             doc = self._docs.get(i)
             if doc is None:
-                doc = self._make_doc(self.pool.tasks[i])
+                doc = self._model.make_doc(self.pool.tasks[i])
                 if cache:
                     self._docs[i] = doc
             yield doc
@@ -206,7 +232,7 @@ class BaseLoop:
         """
         self.pool.check()
         window = self.window
-        if getattr(self.pool, "loading", False):
+        if self.pool.loading:
             window = min(window or LOADING_WINDOW, LOADING_WINDOW)
         remaining = self.pool.remaining(exclude=exclude)
         if window is not None and len(remaining) > window:
@@ -216,7 +242,7 @@ class BaseLoop:
     def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
         """The next ``n`` questions, most informative first, as tasks.
 
-        ``exclude`` holds input hashes not to serve (held by other annotators).
+        ``exclude`` holds input keys not to serve (held by other annotators).
         """
         raise NotImplementedError
 
@@ -257,14 +283,14 @@ class BaseLoop:
             if i in id_of:  # the store's order: which answer is an annotator's latest
                 eg["_id"] = id_of[i]
             self._remember(eg)
-            self._pending[eg["_input_hash"]] = None
-            self._refresh_target(eg["_input_hash"])
-        self.pool.mark(eg["_input_hash"] for eg in answers)
+            self._pending[eg["_input_key"]] = None
+            self._refresh_target(eg["_input_key"])
+        self.pool.mark(eg["_input_key"] for eg in answers)
         return ids
 
     def _remember(self, eg: dict) -> None:
         """Keep ``eg``, replacing its annotator's earlier answer to the same task."""
-        key = eg["_input_hash"]
+        key = input_key_of(eg)
         self._answers[key] = [
             a for a in self._answers[key] if not _same_answer(a, eg)
         ] + [eg]
@@ -279,7 +305,7 @@ class BaseLoop:
         keys: dict[int, None] = {}
         for eg in answers:
             self._remember(eg)
-            keys[eg["_input_hash"]] = None
+            keys[input_key_of(eg)] = None
         for key in keys:
             self._refresh_target(key)
 
@@ -292,7 +318,7 @@ class BaseLoop:
         keys: dict[int, None] = {}
         for eg in reviews:
             self._remember({"_annotator_id": "reviewer", **eg, "_review": True})
-            keys[eg["_input_hash"]] = None
+            keys[input_key_of(eg)] = None
         for key in keys:
             self._pending[key] = None
             self._refresh_target(key)
@@ -322,14 +348,14 @@ class BaseLoop:
         the new answer replaces the undone one's target in its replay memory.
         Returns False if there was no such answer to take back.
         """
-        key = eg["_input_hash"]
+        key = input_key_of(eg)
         undone = {**eg, "_annotator_id": annotator}
         kept = [a for a in self._answers.get(key, []) if not _same_answer(a, undone)]
         removed = len(kept) < len(self._answers.get(key, []))
         if self.store is not None:
             removed = (
                 self.store.remove_answer(
-                    self.dataset, task_hash=eg["_task_hash"], annotator=annotator
+                    self.dataset, task_key=task_key_of(eg), annotator=annotator
                 )
                 or removed
             )
@@ -397,6 +423,6 @@ class BaseLoop:
 
 def _same_answer(a: dict, b: dict) -> bool:
     """Whether ``a`` and ``b`` are one annotator's answers to one task."""
-    return a.get("_task_hash") == b.get("_task_hash") and a.get(
+    return task_key_of(a) == task_key_of(b) and a.get("_annotator_id") == b.get(
         "_annotator_id"
-    ) == b.get("_annotator_id")
+    )

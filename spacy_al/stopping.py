@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 from spacy.tokens import Doc
 
 from spacy_al.errors import Errors
+from spacy_al.protocols import Served
 from spacy_al.team.agreement import cohen_kappa
 
 DEFAULT_WINDOW = 3
@@ -58,20 +59,20 @@ def sample_stop_set(
     return np.sort(rng.choice(n_pool, size=min(size, n_pool), replace=False))
 
 
-def stop_set_labels(served: Any, docs: Sequence[Doc]) -> np.ndarray:
+def stop_set_labels(served: Served, docs: Sequence[Doc]) -> np.ndarray:
     """What a serving model predicts for the stop set ``docs``, as label ids.
 
-    ``served`` is a text classifier (``TextcatModel``), a committee of them (a
-    list: their mean probabilities) or an ``NERModel``. Text classification gives
-    one label id per Doc (the argmax), or, for a multilabel model, a row of 0/1
-    flags (p >= 0.5) per Doc. NER gives the BIO tag id of every token of every Doc,
-    in order: 0 for O, then B and I of each label.
+    ``served`` is a text classifier (``TextcatModel``), a committee of them
+    (``CommitteeModel``: their mean probabilities) or an ``NERModel`` (its
+    ``task`` is ``"ner"``). Text classification gives one label id per Doc (the
+    argmax), or, for a multilabel model, a row of 0/1 flags (p >= 0.5) per Doc.
+    NER gives the BIO tag id of every token of every Doc, in order: 0 for O,
+    then B and I of each label.
     """
-    models = served if isinstance(served, list) else [served]
-    if getattr(models[0], "task", "textcat") == "ner":
-        return _bio_ids(models[0].annotate(docs), models[0].labels)
-    probs = np.mean([model.predict(docs) for model in models], axis=0)
-    if models[0].exclusive:
+    if served.task == "ner":
+        return _bio_ids(served.annotate(docs), served.labels)
+    probs = served.predict(docs)
+    if served.exclusive:
         return np.argmax(probs, axis=1)
     return (probs >= 0.5).astype(np.int64)
 

@@ -2,18 +2,16 @@
 
 Strategies live in ``spacy_al.registry.strategies`` under versioned names
 (``spacy_al.top_k.v1``). What is registered is a factory: it takes keyword
-options and returns the callable. There are two kinds of callable:
+options and returns a ``Strategy``, which sees all scored ``Candidates`` at once
+and returns ``n`` unique indices into them, most informative first.
 
-* a pool ``Strategy`` sees all scored ``Candidates`` at once and returns ``n``
-  unique indices into them, most informative first;
-* a ``StreamSorter`` sees an iterable of ``(score, task)`` pairs, possibly
-  endless, and lazily yields the tasks worth asking about, in stream order, in
-  bounded memory.
-
-A factory declares its kind by its return annotation (``-> Strategy`` or
-``-> StreamSorter``); ``is_stream_sorter`` reads it. Strategies never compute
-scores: the loop scores candidates with a measure from ``spacy_al.uncertainty``.
-The CLI's short names pick a strategy and the measure the loop should use:
+A factory declares what the loop must compute for it with :func:`needs`:
+``"scores"`` (an uncertainty measure per candidate, with the probabilities and
+label counts that come with it), ``"vectors"`` (document vectors), both, or
+nothing (random, sequential). A factory that declares nothing needs scores;
+:func:`strategy_needs` reads the declaration. Strategies never compute scores:
+the loop scores candidates with a measure from ``spacy_al.uncertainty``. The
+CLI's short names pick a strategy and the measure the loop should use:
 
     short name              strategy                        measure
     random                  spacy_al.random.v1              none (unused)
@@ -24,7 +22,6 @@ The CLI's short names pick a strategy and the measure the loop should use:
     diverse                 spacy_al.diverse.v1             margin
     balanced                spacy_al.class_balanced.v1      margin
     cost                    spacy_al.cost_aware.v1          margin
-    stream, ema             spacy_al.prefer_uncertain.v1    margin
 
 A full registered name implies no measure (the caller chooses).
 """
@@ -35,9 +32,9 @@ import inspect
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -161,10 +158,37 @@ class Strategy(Protocol):
     ) -> np.ndarray: ...
 
 
-class StreamSorter(Protocol):
-    """Lazily yields the tasks worth asking about from ``(score, task)`` pairs."""
+#: What a strategy can need the loop to compute for its candidates.
+NEEDS = ("scores", "vectors")
+#: What a registered factory that declares nothing needs.
+DEFAULT_NEEDS = frozenset({"scores"})
 
-    def __call__(self, stream: Iterable[tuple[float, Any]], /) -> Iterator[Any]: ...
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def needs(*what: str) -> Callable[[F], F]:
+    """Declare what a strategy factory's candidates must carry (see the module doc).
+
+    ``@needs()`` for a strategy that ignores scores, ``@needs("scores",
+    "vectors")`` for one that clusters the uncertain ones. Put it below the
+    ``@registry.strategies(...)`` line, on the factory.
+    """
+    declared = frozenset(what)
+
+    def declare(factory: F) -> F:
+        unknown = declared - set(NEEDS)
+        if unknown:
+            raise ValueError(
+                Errors.E901.format(
+                    name=getattr(factory, "__name__", factory),
+                    needs=sorted(unknown),
+                    valid=", ".join(NEEDS),
+                )
+            )
+        factory.needs = declared
+        return factory
+
+    return declare
 
 
 # --- helpers -------------------------------------------------------------
@@ -217,6 +241,7 @@ def _descending(primary: np.ndarray, secondary: np.ndarray | None = None) -> np.
 
 
 @registry.strategies("spacy_al.random.v1")
+@needs()
 def random_sampling() -> Strategy:
     """Uniform sample without replacement; ignores scores. The baseline."""
 
@@ -230,6 +255,7 @@ def random_sampling() -> Strategy:
 
 
 @registry.strategies("spacy_al.sequential.v1")
+@needs()
 def sequential() -> Strategy:
     """The first ``n`` candidates in pool order; ignores scores (``textcat.manual``)."""
 
@@ -243,6 +269,7 @@ def sequential() -> Strategy:
 
 
 @registry.strategies("spacy_al.top_k.v1")
+@needs("scores")
 def top_k() -> Strategy:
     """The ``n`` highest scores. Ties go to the lower index, so it is deterministic."""
 
@@ -256,6 +283,7 @@ def top_k() -> Strategy:
 
 
 @registry.strategies("spacy_al.diverse.v1")
+@needs("scores", "vectors")
 def diverse(*, candidate_factor: int = 10) -> Strategy:
     """Uncertain and unlike each other: the best of each cluster among the top.
 
@@ -325,6 +353,7 @@ def class_balance_weights(
 
 
 @registry.strategies("spacy_al.class_balanced.v1")
+@needs("scores")
 def class_balanced(*, alpha: float = 1.0) -> Strategy:
     """Uncertain candidates predicted as rare labels first, against cold start.
 
@@ -357,6 +386,7 @@ def class_balanced(*, alpha: float = 1.0) -> Strategy:
 
 
 @registry.strategies("spacy_al.cost_aware.v1")
+@needs("scores")
 def cost_aware(*, power: float = 1.0) -> Strategy:
     """Information per unit of annotation effort: ranks by score / cost**power.
 
@@ -385,50 +415,6 @@ def cost_aware(*, power: float = 1.0) -> Strategy:
     return select
 
 
-# --- stream sorters ------------------------------------------------------
-
-
-@registry.strategies("spacy_al.prefer_uncertain.v1")
-def prefer_uncertain(*, alpha: float = 0.1, warmup: int = 10) -> StreamSorter:
-    """Yield tasks scoring at least the moving average of the scores before them.
-
-    The average is exponential (weight ``alpha`` on the newest score), as in
-    Prodigy's ``prefer_uncertain(algorithm="ema")``, so the bar follows the
-    model as it changes. The first ``warmup`` tasks are always yielded. Lazy and
-    in constant memory; on a stream whose scores only ever fall it yields
-    nothing after the warmup, so rescore rather than feed a stale stream.
-    """
-    name = "spacy_al.prefer_uncertain.v1"
-    _check_option(
-        name,
-        "alpha",
-        alpha,
-        isinstance(alpha, numbers.Real) and 0 < alpha <= 1,
-        "a number in (0, 1]",
-    )
-    _check_option(
-        name,
-        "warmup",
-        warmup,
-        isinstance(warmup, numbers.Integral) and warmup >= 0,
-        "an integer >= 0",
-    )
-
-    def sort(stream: Iterable[tuple[float, Any]], /) -> Iterator[Any]:
-        average: float | None = None
-        for i, (score, task) in enumerate(stream):
-            score = float(score)
-            if not math.isfinite(score):
-                raise ValueError(Errors.E221.format(score=score, position=i))
-            if average is None:
-                average = score
-            if i < warmup or score >= average:
-                yield task
-            average += alpha * (score - average)
-
-    return sort
-
-
 # --- lookup --------------------------------------------------------------
 
 
@@ -450,8 +436,6 @@ ALIASES: Mapping[str, Alias] = {
     "diverse": Alias("spacy_al.diverse.v1", "margin"),
     "balanced": Alias("spacy_al.class_balanced.v1", "margin"),
     "cost": Alias("spacy_al.cost_aware.v1", "margin"),
-    "stream": Alias("spacy_al.prefer_uncertain.v1", "margin"),
-    "ema": Alias("spacy_al.prefer_uncertain.v1", "margin"),
 }
 
 
@@ -470,18 +454,20 @@ def resolve(name: str) -> Alias:
     )
 
 
-def is_stream_sorter(strategy: str | Callable[..., Any]) -> bool:
-    """Whether a name or factory gives a ``StreamSorter`` (by its annotation)."""
-    factory = (
-        registry.strategies.get(resolve(strategy).strategy)
-        if isinstance(strategy, str)
-        else strategy
-    )
-    try:
-        returns = inspect.signature(factory, eval_str=True).return_annotation
-    except (NameError, TypeError, ValueError):
-        return False
-    return returns is StreamSorter
+def strategy_needs(name: str) -> frozenset[str]:
+    """What the strategy ``name`` (short or full) needs: a subset of :data:`NEEDS`.
+
+    Read from the :func:`needs` declaration on its registered factory; a factory
+    without one (a user's, registered without it) needs scores.
+    """
+    factory = registry.strategies.get(resolve(name).strategy)
+    declared = vars(factory).get("needs", DEFAULT_NEEDS)
+    unknown = set(declared) - set(NEEDS)
+    if unknown:
+        raise ValueError(
+            Errors.E901.format(name=name, needs=sorted(unknown), valid=", ".join(NEEDS))
+        )
+    return frozenset(declared)
 
 
 def _build(name: str, config: Mapping[str, Any]) -> Any:
@@ -502,15 +488,5 @@ def _build(name: str, config: Mapping[str, Any]) -> Any:
 
 
 def get_strategy(name: str, **config: Any) -> Strategy:
-    """Build the pool strategy ``name`` (short or full) with keyword options."""
-    if is_stream_sorter(name):
-        raise ValueError(Errors.E224.format(name=name))
-    return _build(name, config)
-
-
-def get_stream_sorter(name: str = "stream", **config: Any) -> StreamSorter:
-    """Build the stream sorter ``name`` (short or full) with keyword options."""
-    if not is_stream_sorter(name):
-        sorters = [n for n in registry.strategies.get_all() if is_stream_sorter(n)]
-        raise ValueError(Errors.E225.format(name=name, sorters=", ".join(sorters)))
+    """Build the strategy ``name`` (short or full) with keyword options."""
     return _build(name, config)

@@ -1,9 +1,10 @@
 """Online training: one thread trains a model, every thread serves its snapshot.
 
 ``Updater`` owns the training model, keeps a serving snapshot that is swapped
-under a lock after each update (scoring never waits for training), stamps a
-model version and saves itself; ``Committee`` trains several on bootstrap
-samples for committee measures.
+under a lock after each update (scoring never waits for training) and stamps a
+model version; ``Committee`` trains several on bootstrap samples for committee
+measures, and serves them as one ``CommitteeModel``. Both satisfy
+``spacy_al.protocols.Updater``; the model they train, ``spacy_al.protocols.Model``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from spacy.tokens import Doc
 from thinc.api import Adam, Optimizer
 
 from spacy_al.errors import Errors
-from spacy_al.serve import priority
-from spacy_al.textcat.model import TextcatModel
-from spacy_al.textcat.targets import TextcatTarget
+from spacy_al.protocols import Model, Served, Target, YieldPoint
 
 
 @dataclass
@@ -55,10 +54,13 @@ class Updater:
     margin sampling worse.
 
     ``class_weight`` (a power, 0 for none) weighs every target by how rare its
-    class is among the known targets (``TextcatModel.balance_weights``), so that
+    class is among the known targets (the model's ``balance_weights``), so that
     a rare class is predicted at all from its first few examples. ``None`` (the
-    default for both) takes the model's own defaults (``TextcatModel.taper``
-    and ``.class_weight``; a model without them, e.g. NER, gets neither).
+    default for both) takes the model's own defaults (``model.taper`` and
+    ``model.class_weight``; NER's are 0: neither).
+
+    ``minibatch`` is the number of targets per gradient step's call to the
+    model. ``yield_point`` (see ``set_yield_point``) is called before each.
 
     With ``use_averages`` (and ``snapshots``) the snapshot holds the optimizer's
     moving average of the weights instead of the last step's (as ``spacy train``
@@ -71,7 +73,7 @@ class Updater:
 
     def __init__(
         self,
-        model: TextcatModel,
+        model: Model,
         *,
         learn_rate: float = 0.01,
         update_steps: int = 3,
@@ -81,33 +83,30 @@ class Updater:
         class_weight: float | None = None,
         retrain_every: int = 0,
         retrain_epochs: int = 10,
-        batch_size: int = 32,
+        minibatch: int = 32,
         drop: float = 0.0,
         seed: int = 0,
         version: int = 0,
         snapshots: bool = True,
         use_averages: bool = False,
+        yield_point: YieldPoint | None = None,
     ) -> None:
         self.model = model
         self.use_averages = use_averages
         self.learn_rate = learn_rate
         self.update_steps = update_steps
         self.replay = replay
-        self.taper = getattr(model, "taper", 0) if taper is None else taper
+        self.taper = model.taper if taper is None else taper
         self.max_update_steps = max(max_update_steps, update_steps)
-        self.class_weight = (
-            getattr(model, "class_weight", 0.0)
-            if class_weight is None
-            else class_weight
-        )
+        self.class_weight = model.class_weight if class_weight is None else class_weight
         self.retrain_every = retrain_every
         self.retrain_epochs = retrain_epochs
-        self.batch_size = batch_size
+        self.minibatch = minibatch
         self.drop = drop
         self.snapshots = snapshots
         self.optimizer = self._new_optimizer()
         self._rng = random.Random(seed)
-        self._targets: dict[int, TextcatTarget] = {}
+        self._targets: dict[int, Target] = {}
         self._docs: dict[int, Doc] = {}
         self._lock = threading.Lock()
         self._version = version
@@ -117,6 +116,16 @@ class Updater:
         # Set by load: {input hash: target_digest} of what the checkpoint had
         # learnt (None for a checkpoint that didn't record it).
         self.learnt: dict[int, str] | None = None
+        self.yield_point: YieldPoint | None = None
+        self.set_yield_point(yield_point)
+
+    def set_yield_point(self, yield_point: YieldPoint | None) -> None:
+        """Call ``yield_point`` between training steps, and have the model (and
+        its snapshots) call it between prediction batches; None: never."""
+        self.yield_point = yield_point
+        self.model.yield_point = yield_point
+        with self._lock:
+            self._serving.yield_point = yield_point
 
     @property
     def version(self) -> int:
@@ -131,22 +140,21 @@ class Updater:
     def n_targets(self) -> int:
         return len(self._targets)
 
-    def serving(self) -> tuple[TextcatModel, int]:
+    @property
+    def n_members(self) -> int:
+        """One model (a committee has more)."""
+        return 1
+
+    def serving(self) -> tuple[Served, int]:
         """The current serving model and its version; safe from any thread."""
         with self._lock:
             return self._serving, self._version
 
-    def _doc(self, target: TextcatTarget) -> Doc:
-        doc = self._docs.get(target.input_hash)
+    def _doc(self, target: Target) -> Doc:
+        doc = self._docs.get(target.input_key)
         if doc is None or doc.text != target.text:
-            # A model may tokenize its targets itself (NER: the answer's tokens).
-            make = getattr(self.model, "target_doc", None)
-            doc = (
-                make(target)
-                if make is not None
-                else self.model.nlp.make_doc(target.text)
-            )
-            self._docs[target.input_hash] = doc
+            doc = self.model.target_doc(target)
+            self._docs[target.input_key] = doc
         return doc
 
     def _new_optimizer(self) -> Optimizer:
@@ -162,33 +170,36 @@ class Updater:
         steps = round(self.update_steps * self.taper / n_targets)
         return max(self.update_steps, min(self.max_update_steps, steps))
 
-    def _step(self, targets: Sequence[TextcatTarget]) -> float:
-        balance = getattr(self.model, "balance_weights", None)
+    def _step(self, targets: Sequence[Target]) -> float:
         weights = None
-        if balance is not None and self.class_weight:
-            weights = balance(targets, self._targets.values(), power=self.class_weight)
+        if self.class_weight:
+            weights = self.model.balance_weights(
+                targets, self._targets.values(), power=self.class_weight
+            )
         loss = 0.0
-        for i in range(0, len(targets), self.batch_size):
-            batch = targets[i : i + self.batch_size]
-            priority.pause()  # an annotator's request goes first
+        for i in range(0, len(targets), self.minibatch):
+            batch = targets[i : i + self.minibatch]
+            if self.yield_point is not None:
+                self.yield_point()  # e.g. an annotator's request goes first
             docs = [self._doc(t) for t in batch]
-            kwargs = {}
-            if weights is not None:  # only textcat's update takes weights
-                kwargs["weights"] = weights[i : i + self.batch_size]
             loss += self.model.update(
-                docs, batch, sgd=self.optimizer, drop=self.drop, **kwargs
+                docs,
+                batch,
+                sgd=self.optimizer,
+                drop=self.drop,
+                weights=None if weights is None else weights[i : i + self.minibatch],
             )
         return loss
 
-    def add_targets(self, targets: Iterable[TextcatTarget]) -> list[TextcatTarget]:
+    def add_targets(self, targets: Iterable[Target]) -> list[Target]:
         """Remember targets for replay (newest wins per input); return the new ones."""
         new = []
         for target in targets:
-            self._targets[target.input_hash] = target
+            self._targets[target.input_key] = target
             new.append(target)
         return new
 
-    def update(self, targets: Sequence[TextcatTarget]) -> UpdateStats:
+    def update(self, targets: Sequence[Target]) -> UpdateStats:
         """Learn from newly answered targets; swap in a new serving snapshot."""
         start = time.perf_counter()
         new = self.add_targets(targets)
@@ -197,7 +208,7 @@ class Updater:
         if retrain:
             loss, n_replayed = self._retrain(), len(self._targets)
         else:
-            new_keys = {t.input_hash for t in new}
+            new_keys = {t.input_key for t in new}
             old = [t for k, t in self._targets.items() if k not in new_keys]
             loss = 0.0
             n_replayed = 0
@@ -219,7 +230,7 @@ class Updater:
         self.history.append(stats)
         return stats
 
-    def retrain(self, targets: Iterable[TextcatTarget] = ()) -> UpdateStats:
+    def retrain(self, targets: Iterable[Target] = ()) -> UpdateStats:
         """Train a fresh model on everything known (plus ``targets``) and serve it."""
         start = time.perf_counter()
         self.add_targets(targets)
@@ -232,7 +243,7 @@ class Updater:
         return stats
 
     def _retrain(self) -> float:
-        self.model = self.model.reset()
+        self.model = self.model.reset()  # the reset model keeps the yield point
         self._docs.clear()
         self.optimizer = self._new_optimizer()
         everything = list(self._targets.values())
@@ -255,14 +266,48 @@ class Updater:
             self._version += 1
 
 
+class CommitteeModel:
+    """What a committee serves: its members' snapshots, answering as one model.
+
+    ``predict`` gives the members' mean probabilities, so that everything that
+    predicts with a served model (the learning curve, the stopping signal,
+    preselected labels, a single-model measure) takes the committee's mean;
+    the committee measures read each member's through ``members``.
+    """
+
+    def __init__(self, members: Sequence[Served]) -> None:
+        if not members:
+            raise ValueError(Errors.E309.format(n=0))
+        self.members: tuple[Served, ...] = tuple(members)
+        first = self.members[0]
+        self.task: str = first.task
+        self.labels: tuple[str, ...] = first.labels
+        self.exclusive: bool = first.exclusive
+
+    def make_docs(self, texts: Iterable[str]) -> list[Doc]:
+        return self.members[0].make_docs(texts)
+
+    def predict(self, docs: Sequence[Doc], **kwargs) -> np.ndarray:
+        """The members' mean probabilities, shape (n_docs, n_labels)."""
+        return np.mean(
+            [model.predict(docs, **kwargs) for model in self.members], axis=0
+        )
+
+    def predict_texts(self, texts: Iterable[str]) -> np.ndarray:
+        return self.predict(self.make_docs(texts))
+
+
 class Committee:
     """K updaters trained on bootstrap resamples of the same answers.
 
     Each member sees every new target a Poisson(1)-distributed number of times (the
     online form of bootstrapping), so members differ by data, not only by seed:
     ``bow`` members start from zero weights, so seeds alone would give near-identical
-    members. ``serving`` returns the members' snapshots as a list.
+    members. ``serving`` returns the members' snapshots as one ``CommitteeModel``.
     """
+
+    #: A committee isn't checkpointed, so it never resumes what one had learnt.
+    learnt: dict[int, str] | None = None
 
     def __init__(self, members: Sequence[Updater], *, seed: int = 0) -> None:
         if len(members) < 2:
@@ -274,7 +319,7 @@ class Committee:
 
     @classmethod
     def build(
-        cls, model: TextcatModel, *, size: int = 3, seed: int = 0, **updater_kwargs
+        cls, model: Model, *, size: int = 3, seed: int = 0, **updater_kwargs
     ) -> Committee:
         members = [
             Updater(model.reset(), seed=seed + i, **updater_kwargs) for i in range(size)
@@ -291,18 +336,34 @@ class Committee:
         return self.members[0].labels
 
     @property
-    def model(self) -> TextcatModel:
+    def model(self) -> Model:
         return self.members[0].model
 
     @property
     def n_targets(self) -> int:
         return self.members[0].n_targets
 
-    def serving(self) -> tuple[list[TextcatModel], int]:
-        with self._lock:
-            return [m.serving()[0] for m in self.members], self._version
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
 
-    def update(self, targets: Sequence[TextcatTarget]) -> UpdateStats:
+    def set_yield_point(self, yield_point: YieldPoint | None) -> None:
+        """As ``Updater.set_yield_point``, for every member."""
+        for member in self.members:
+            member.set_yield_point(yield_point)
+
+    def serving(self) -> tuple[CommitteeModel, int]:
+        with self._lock:
+            return CommitteeModel([m.serving()[0] for m in self.members]), self._version
+
+    def add_targets(self, targets: Iterable[Target]) -> list[Target]:
+        """Remember targets for replay in every member; return them."""
+        targets = list(targets)
+        for member in self.members:
+            member.add_targets(targets)
+        return targets
+
+    def update(self, targets: Sequence[Target]) -> UpdateStats:
         start = time.perf_counter()
         losses = []
         for member in self.members:
@@ -322,7 +383,7 @@ class Committee:
             time.perf_counter() - start,
         )
 
-    def retrain(self, targets: Iterable[TextcatTarget] = ()) -> UpdateStats:
+    def retrain(self, targets: Iterable[Target] = ()) -> UpdateStats:
         targets = list(targets)
         start = time.perf_counter()
         for member in self.members:

@@ -1,9 +1,12 @@
+import catalogue
 import numpy as np
 import pytest
 
+from spacy_al import registry
 from spacy_al.loop import StrategySpec
 from spacy_al.pool import Pool
 from spacy_al.store import Store
+from spacy_al.strategies import needs
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import TextcatModel, build_textcat
 from spacy_al.textcat.patterns import PatternMatcher
@@ -66,7 +69,7 @@ def answer_all(tasks):
 def test_loop_select_returns_unique_tasks_with_scores(strategy):
     loop = make_loop(strategy=strategy)
     tasks = loop.select(5)
-    assert len({t["_input_hash"] for t in tasks}) == 5
+    assert len({t["_input_key"] for t in tasks}) == 5
     for task in tasks:
         assert task["label"] in LABELS
         assert 0.0 <= task["meta"]["score"] <= 1.0
@@ -83,7 +86,7 @@ def test_loop_answers_are_stored_before_answer_returns(store):
     assert loop.pool.n_done == 4
     # Answered texts are never served again.
     rest = loop.select(len(loop.pool))
-    assert not {t["_input_hash"] for t in tasks} & {t["_input_hash"] for t in rest}
+    assert not {t["_input_key"] for t in tasks} & {t["_input_key"] for t in rest}
 
 
 def test_loop_learns_after_a_batch_and_gets_better(store):
@@ -112,17 +115,17 @@ def test_loop_undo_before_learning_serves_the_text_again(store):
     assert loop.undo(eg, annotator="alice")
     assert store.count_answers("news") == 0
     assert loop.pool.n_done == 0 and loop.n_pending == 0
-    assert task["_input_hash"] in {
-        t["_input_hash"] for t in loop.select(len(loop.pool))
+    assert task["_input_key"] in {
+        t["_input_key"] for t in loop.select(len(loop.pool))
     }
 
 
 def test_loop_exclude_holds_back_examples():
     loop = make_loop()
-    held = {t["_input_hash"] for t in loop.select(30)}
-    first = [t["_input_hash"] for t in loop.select(5, exclude=held)]
-    assert first == [t["_input_hash"] for t in loop.select(5, exclude=held)]
-    assert not held & {t["_input_hash"] for t in loop.select(6, exclude=held)}
+    held = {t["_input_key"] for t in loop.select(30)}
+    first = [t["_input_key"] for t in loop.select(5, exclude=held)]
+    assert first == [t["_input_key"] for t in loop.select(5, exclude=held)]
+    assert not held & {t["_input_key"] for t in loop.select(6, exclude=held)}
 
 
 def test_loop_patterns_surface_the_rare_label_at_cold_start(tmp_path):
@@ -141,7 +144,7 @@ def test_loop_pool_deduplicates_and_skips_answered():
     pool = Pool({"text": t} for t in texts)
     assert len(pool) == 2
     skip = Pool({"text": t} for t in texts)
-    skip.mark([pool.tasks[0]["_input_hash"]])
+    skip.mark([pool.tasks[0]["_input_key"]])
     assert skip.remaining().tolist() == [1]
 
 
@@ -158,3 +161,61 @@ def test_loop_cold_start_suggests_every_label_not_just_the_first():
     loop = ActiveLoop(pool, Updater(model), spec=StrategySpec.parse("margin"), seed=0)
     suggested = {t["label"] for t in loop.select(30)}
     assert suggested == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("strategy", ["margin", "vote_entropy"])
+def test_loop_gives_way_at_the_yield_point_it_is_given(strategy):
+    # The ML core knows nothing of serving: it calls the callable it is given
+    # between docs selected, update steps and prediction batches (snapshots too).
+    calls: list[str] = []
+    loop = make_loop(strategy=strategy, batch_size=4)
+    loop.set_yield_point(lambda: calls.append("yield"))
+    tasks = loop.select(4)
+    n_selecting = len(calls)
+    assert n_selecting >= len(loop.pool)  # at least once per doc scored
+    loop.answer(answer_all(tasks), annotator="alice")
+    loop.learn()
+    assert len(calls) > n_selecting  # the update steps gave way too
+    served, _ = loop.updater.serving()
+    n_before = len(calls)
+    served.predict_texts(["a new text"])
+    assert len(calls) > n_before  # the new snapshot kept the yield point
+    loop.set_yield_point(None)
+    n_before = len(calls)
+    loop.select(4)
+    loop.updater.retrain()
+    assert len(calls) == n_before
+
+
+@pytest.fixture
+def spread_out():
+    """A user's strategy that declares it needs vectors: the docs farthest apart."""
+    name = "test_loop.spread_out.v1"
+
+    @registry.strategies(name)
+    @needs("vectors")
+    def spread_out_strategy():
+        def select(candidates, n, *, rng):
+            assert candidates.vectors is not None  # the loop computed them
+            return np.arange(n)
+
+        return select
+
+    yield name
+    catalogue.REGISTRY.pop((*registry.strategies.namespace, name), None)
+
+
+@pytest.mark.parametrize(
+    "strategy,vectors",
+    [("random", False), ("margin", False), ("diverse", True), ("spread_out", True)],
+)
+def test_loop_computes_what_the_strategy_declares(strategy, vectors, spread_out):
+    # Vectors are computed only for a strategy that declares it needs them,
+    # a user's registered strategy as well as a built-in one.
+    name = spread_out if strategy == "spread_out" else strategy
+    loop = make_loop(strategy=name)
+    made: list[int] = []
+    real = loop._vectors
+    loop._vectors = lambda docs: made.append(1) or real(docs)
+    assert len(loop.select(4)) == 4
+    assert bool(made) == vectors

@@ -86,10 +86,14 @@ def test_models_committee_members_differ_by_bootstrap(targets):
     committee = Committee.build(TextcatModel(build_textcat(LABELS)), size=3, seed=1)
     for _ in range(3):
         committee.update(targets)
-    members, version = committee.serving()
+    served, version = committee.serving()
+    members = served.members
     assert version == 3 and len(members) == 3
     probs = np.stack([m.predict_texts(["A chip for the cup final"]) for m in members])
     assert np.ptp(probs[:, 0, :], axis=0).max() > 1e-4
+    # The committee answers like one model: the mean of its members.
+    mean = served.predict_texts(["A chip for the cup final"])
+    np.testing.assert_allclose(mean, probs.mean(axis=0), rtol=1e-6)
 
 
 def test_models_bald_needs_dropout(targets):

@@ -217,7 +217,9 @@ def test_ner_scores_beam_marginals_match_token_entropy(request, model, method):
 def test_ner_scores_greedy_parse_is_the_pipeline_parse(greedy_nlp):
     ner = greedy_nlp.get_pipe("ner")
     texts = TEXTS + ["Quexaldo met Zorbium in Berlin and Tokyo .", "They went ."]
-    scores = greedy_scores(ner, [greedy_nlp.make_doc(t) for t in texts], batch_size=3)
+    scores = greedy_scores(
+        ner, [greedy_nlp.make_doc(t) for t in texts], predict_batch=3
+    )
     for text, s in zip(texts, scores, strict=True):
         expected = [(e.start, e.end, e.label_) for e in greedy_nlp(text).ents]
         assert s.predicted == expected
@@ -310,7 +312,7 @@ def test_ner_scores_entity_candidates_most_uncertain_first(beam_nlp):
 @pytest.mark.parametrize("beam_width", [1, 4, 8])
 def test_ner_scores_score_docs_runs_the_listened_tok2vec(listener_nlp, beam_width):
     texts = [SEEN, UNSEEN, "Bob said hello ."]
-    scores = score_docs(listener_nlp, texts, beam_width=beam_width, batch_size=2)
+    scores = score_docs(listener_nlp, texts, beam_width=beam_width, predict_batch=2)
     assert [s.method for s in scores] == ["greedy" if beam_width == 1 else "beam"] * 3
     assert [s.predicted for s in scores] == [
         [(e.start, e.end, e.label_) for e in listener_nlp(text).ents] for text in texts
@@ -411,3 +413,22 @@ def test_ner_scores_any_docs_give_valid_scores(greedy_nlp, method, words):
         assert 0.0 <= s.sequence_least_confidence <= 1.0
         assert math.isfinite(s.mnlp) and s.mnlp >= 0.0
         assert all(0 <= start < end <= s.n_tokens for start, end, *_ in s.entities)
+
+
+@pytest.mark.parametrize("beam_width", [1, 4])
+def test_ner_scores_give_way_at_the_yield_point(beam_nlp, beam_width):
+    # Once per batch of docs scored (and once more per inner batch), never
+    # without one: the caller decides what giving way means.
+    calls: list[int] = []
+    texts = [*TEXTS, *TEXTS][:5]
+    plain = score_docs(beam_nlp, texts, component="beam_ner", beam_width=beam_width)
+    scores = score_docs(
+        beam_nlp,
+        texts,
+        component="beam_ner",
+        beam_width=beam_width,
+        predict_batch=2,
+        yield_point=lambda: calls.append(1),
+    )
+    assert len(calls) == 2 * 3  # 3 batches of at most 2, each scored in one step
+    assert [s.predicted for s in scores] == [s.predicted for s in plain]

@@ -6,11 +6,16 @@ import threading
 import time
 from pathlib import Path
 
-from spacy_al.recipes.textcat import teach
-
+from spacy_al.corpus import Source
 from spacy_al.demo_corpus import LABELS, corpus_path
+from spacy_al.loop import StrategySpec
+from spacy_al.pool import Pool
 from spacy_al.serve import priority
+from spacy_al.serve.feed import Feed
 from spacy_al.serve.priority import Gate
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.updater import Updater
 
 SUPPORT = Path(corpus_path("support.jsonl"))
 
@@ -134,11 +139,17 @@ def _runs_only_after_the_request(work) -> object:
     return out[0]
 
 
-def test_selection_and_learning_wait_while_a_request_runs(db_url, monkeypatch):
+def test_selection_and_learning_wait_while_a_request_runs(monkeypatch):
+    # The feed gives its loop the gate's pause as the yield point: a real
+    # selection and a real update then wait for the request to end.
     monkeypatch.setattr(priority.GATE, "max_pause", 60.0)
-    loop = teach(
-        dataset="priority", source=SUPPORT, label=LABELS, db=db_url, batch_size=4
-    )["loop"]
+    loop = ActiveLoop(
+        Pool(Source(SUPPORT)),
+        Updater(TextcatModel(build_textcat(LABELS))),
+        spec=StrategySpec.parse("margin"),
+        batch_size=4,
+    )
+    feed = Feed(loop, start=False)
     try:
         tasks = _runs_only_after_the_request(lambda: loop.select(4))
         assert len(tasks) == 4
@@ -153,4 +164,4 @@ def test_selection_and_learning_wait_while_a_request_runs(db_url, monkeypatch):
         stats = _runs_only_after_the_request(lambda: loop.updater.update(targets))
         assert stats.version == 1 and stats.n_new == 4
     finally:
-        loop.store.close()
+        feed.close()

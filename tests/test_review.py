@@ -10,14 +10,15 @@ import spacy
 import streamlit as st
 from spacy.tokens import DocBin
 from spacy_al.recipes.data import data_to_spacy
-from spacy_al.recipes.review import build_review, review_tasks
-from spacy_al.recipes.train import consensus_answers, load_ner_targets
+from spacy_al.recipes.review import build_review
+from spacy_al.export import consensus_answers, load_ner_targets
 from streamlit.testing.v1 import AppTest
 
 from spacy_al.corpus import set_hashes
 from spacy_al.serve import launcher as server
 from spacy_al.serve.feed import Feed
 from spacy_al.store import Store
+from spacy_al.team.review import review_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -183,15 +184,14 @@ def test_review_ner_conflict_shows_both_analyses_and_stores_manual_gold(
     with Store(db_url) as store:
         (stored,) = store.get_answers("ents_review")
         assert stored["_view_id"] == "ner_manual" and stored["_review"] is True
-        (target,), labels = load_ner_targets(store, ["ents"])
+        (target,) = load_ner_targets(store, ["ents"]).targets
         assert [(s["start"], s["label"]) for s in target.spans] == [
             (0, "PERSON"),
             (17, "PERSON"),
         ]
         assert target.is_gold
-        assert [a["_annotator_id"] for a in consensus_answers(store, ["ents"])] == [
-            "lead"
-        ]
+        learn = consensus_answers(store, ["ents"]).answers
+        assert [a["_annotator_id"] for a in learn] == ["lead"]
 
 
 # --- the review view in the app -----------------------------------------------------

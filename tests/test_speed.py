@@ -114,7 +114,7 @@ def test_loop_pool_error_in_the_background_stops_reading_and_is_raised():
 
     pool = SmallPool(broken(), foreground_seconds=0.0)
     assert pool.wait(WAIT)
-    assert len(pool) == 16  # two full chunks; the third failed
+    assert len(pool) == 20  # every good record, even of the chunk that failed
     loop = make_loop(pool)
     with pytest.raises(SourceError, match="pool.jsonl.*line 21"):
         loop.select(3)
@@ -159,7 +159,7 @@ def test_scoring_score_stream_gives_the_scores_of_one_call(
     served, docs = trained
     scorer = make_scorer(measure)
     whole = scorer(served, docs)
-    streamed = score_stream(scorer, served, iter(docs), batch_size=batch_size)
+    streamed = score_stream(scorer, served, iter(docs), predict_batch=batch_size)
     np.testing.assert_allclose(streamed.probs, whole.probs, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(streamed.scores, whole.scores, rtol=1e-5, atol=1e-7)
     assert len(np.unique(whole.scores)) > 1  # the model tells docs apart
@@ -177,19 +177,22 @@ def test_scoring_score_stream_gives_unbatchable_scorers_every_doc_at_once(traine
 
     class WholeSet:
         measure = "whole"
+        batchable = False
 
         def __call__(self, served, docs):
             calls.append(len(docs))
             return Scores(np.zeros((len(docs), 2)), np.arange(len(docs), dtype=float))
 
-    out = score_stream(WholeSet(), served, iter(docs), batch_size=7)
+    out = score_stream(WholeSet(), served, iter(docs), predict_batch=7)
     assert calls == [len(docs)] and len(out.scores) == len(docs)
 
 
 @pytest.mark.parametrize("strategy", ["margin", "diverse", "cost", "vote_entropy"])
 def test_loop_select_picks_the_same_whatever_the_stream_batch(monkeypatch, strategy):
     def picks(batch_size: int) -> list[tuple]:
-        monkeypatch.setattr(score_stream, "__kwdefaults__", {"batch_size": batch_size})
+        monkeypatch.setattr(
+            score_stream, "__kwdefaults__", {"predict_batch": batch_size}
+        )
         loop = make_loop(Pool({"text": t} for t in TEXTS), strategy=strategy, seed=3)
         return [
             (t["_input_hash"], t["label"], t["meta"]["uncertainty"])

@@ -24,6 +24,7 @@ from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve import launcher as server
 from spacy_al.serve.feed import Feed
 from spacy_al.stopping import StabilizingPredictions, sample_stop_set, stop_set_labels
+from spacy_al.updater import CommitteeModel
 
 PREDS = np.array([0, 1, 2, 0, 1, 2, 0, 1])
 
@@ -481,7 +482,7 @@ def test_stopping_stop_set_labels_textcat_and_committees() -> None:
     flags = stop_set_labels(_Fixed(task="textcat", out=probs, exclusive=False), [])
     assert flags.tolist() == [[0, 1], [1, 0], [1, 0]]
     other = _Fixed(task="textcat", out=[[0.9, 0.1], [0.1, 0.9], [0.35, 0.65]])
-    committee = [_Fixed(task="textcat", out=probs), other]  # mean probabilities
+    committee = CommitteeModel([_Fixed(task="textcat", out=probs), other])  # mean
     assert stop_set_labels(committee, []).tolist() == [0, 1, 1]
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 import math
 
 import catalogue
@@ -12,41 +11,42 @@ from hypothesis.extra.numpy import arrays
 from scipy import sparse
 
 from spacy_al import registry, uncertainty
+from spacy_al.loop import StrategySpec
 from spacy_al.strategies import (
     ALIASES,
+    NEEDS,
     Candidates,
     class_balance_weights,
     get_strategy,
-    get_stream_sorter,
-    is_stream_sorter,
+    needs,
     resolve,
+    strategy_needs,
 )
 
-POOL_STRATEGIES = sorted(
-    name
-    for name, factory in registry.strategies.get_all().items()
-    if not is_stream_sorter(factory)
-)
-STREAM_SORTERS = sorted(
-    name
-    for name, factory in registry.strategies.get_all().items()
-    if is_stream_sorter(factory)
-)
+POOL_STRATEGIES = sorted(registry.strategies.get_all())
 
-
-def _weighted(pool: Candidates) -> np.ndarray:
-    return pool.scores * class_balance_weights(
-        pool.probs, pool.label_counts, multilabel=pool.multilabel
-    )
-
-
-# What "most informative" means for each built-in strategy, when it is a key.
+# What "most informative" means for each built-in strategy, when it is a key
+# (class_balanced's key is checked by hand below).
 RANK_KEY = {
     "spacy_al.top_k.v1": lambda pool: pool.scores,
     "spacy_al.cost_aware.v1": lambda pool: pool.scores / pool.costs,
-    "spacy_al.class_balanced.v1": _weighted,
     "spacy_al.diverse.v1": lambda pool: pool.scores,
 }
+
+
+def _only_what_it_needs(pool: Candidates, needed: frozenset[str]) -> Candidates:
+    """The candidates as a loop builds them for a strategy with these needs:
+    without scores (zeros, no probabilities) or vectors unless it needs them."""
+    scored = "scores" in needed
+    return Candidates(
+        scores=pool.scores if scored else np.zeros(len(pool)),
+        probs=pool.probs if scored else None,
+        labels=pool.labels,
+        vectors=pool.vectors if "vectors" in needed else None,
+        costs=pool.costs,
+        label_counts=pool.label_counts,
+        multilabel=pool.multilabel,
+    )
 
 
 @st.composite
@@ -87,13 +87,16 @@ def test_strategies_registry_has_the_builtins():
         "spacy_al.sequential.v1",
         "spacy_al.top_k.v1",
     ]
-    assert STREAM_SORTERS == ["spacy_al.prefer_uncertain.v1"]
 
 
 @pytest.mark.parametrize("name", POOL_STRATEGIES)
 @settings(max_examples=25, deadline=None)
 @given(pool=pools(), data=st.data())
 def test_strategies_contract(name, pool, data):
+    # Every strategy declares what it needs, and works from only that.
+    needed = strategy_needs(name)
+    assert needed <= set(NEEDS)
+    pool = _only_what_it_needs(pool, needed)
     strategy = registry.strategies.get(name)()
     m = len(pool)
     n = data.draw(st.integers(0, m), label="n")
@@ -167,6 +170,26 @@ def test_strategies_diverse_fills_up_when_vectors_repeat():
     pool = Candidates(scores=np.linspace(1, 0, 12), vectors=np.ones((12, 4)))
     picked = get_strategy("diverse")(pool, 5, rng=np.random.default_rng(0))
     assert picked.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "alpha,expected",
+    [
+        # counts (3, 0) smoothed to (4, 1): frequencies 0.8 and 0.2.
+        # alpha 1: weights 1.25 and 5; 0.9 * 1.25 = 1.125 > 0.2 * 5 = 1.0
+        (1.0, [0, 1]),
+        # alpha 2: weights 1.5625 and 25; 0.9 * 1.5625 = 1.41 < 0.2 * 25 = 5.0
+        (2.0, [1, 0]),
+    ],
+)
+def test_strategies_class_balanced_weighs_scores_by_rarity(alpha, expected):
+    pool = Candidates(
+        scores=[0.9, 0.2],
+        probs=[[0.8, 0.2], [0.3, 0.7]],  # predicted: the common label, the rare one
+        label_counts=[3, 0],
+    )
+    picked = get_strategy("balanced", alpha=alpha)(pool, 2, rng=np.random.default_rng())
+    assert picked.tolist() == expected
 
 
 def test_strategies_class_balanced_prefers_rare_class():
@@ -309,15 +332,12 @@ def test_strategies_candidates_bad_values_raise(kwargs, code):
         ("diverse", {"candidate_factor": 0}),
         ("balanced", {"alpha": -1.0}),
         ("cost", {"power": math.inf}),
-        ("stream", {"alpha": 0.0}),
-        ("stream", {"warmup": -1}),
     ],
 )
 def test_strategies_invalid_option_raises(name, config):
     option = next(iter(config))
-    build = get_stream_sorter if is_stream_sorter(name) else get_strategy
     with pytest.raises(ValueError, match=rf"E218.*{option}="):
-        build(name, **config)
+        get_strategy(name, **config)
 
 
 def test_strategies_unknown_option_lists_valid_ones():
@@ -328,13 +348,6 @@ def test_strategies_unknown_option_lists_valid_ones():
 def test_strategies_unknown_name_lists_aliases_and_registered():
     with pytest.raises(ValueError, match=r"E222.*random.*spacy_al\.top_k\.v1"):
         get_strategy("smartest")
-
-
-def test_strategies_kinds_are_not_interchangeable():
-    with pytest.raises(ValueError, match=r"E224.*get_stream_sorter"):
-        get_strategy("spacy_al.prefer_uncertain.v1")
-    with pytest.raises(ValueError, match=r"E225.*prefer_uncertain"):
-        get_stream_sorter("margin")
 
 
 # --- lookup ---------------------------------------------------------------
@@ -374,46 +387,62 @@ def test_strategies_user_registered_strategy_is_found(user_strategy):
     pool = Candidates(scores=[0.3, 0.1, 0.2])
     picked = get_strategy(user_strategy)(pool, 2, rng=np.random.default_rng(0))
     assert picked.tolist() == [1, 2]
-    assert not is_stream_sorter(user_strategy)
 
 
-# --- stream sorter --------------------------------------------------------
+# --- what strategies need --------------------------------------------------
 
 
-def test_strategies_prefer_uncertain_keeps_mostly_high_scores():
-    scores = np.random.default_rng(0).random(20_000)
-    kept = np.array(list(get_stream_sorter("stream")(zip(scores, scores, strict=True))))
-    assert 0.3 * len(scores) < len(kept) < 0.7 * len(scores)
-    assert kept.mean() > 0.7
-    assert (kept >= 0.5).mean() > 0.9
+@pytest.mark.parametrize(
+    "name,needed",
+    [
+        ("random", set()),
+        ("sequential", set()),
+        ("margin", {"scores"}),
+        ("diverse", {"scores", "vectors"}),
+        ("balanced", {"scores"}),
+        ("cost", {"scores"}),
+    ],
+)
+def test_strategies_builtins_declare_their_needs(name, needed):
+    assert strategy_needs(name) == needed
 
 
-def test_strategies_prefer_uncertain_is_lazy_on_infinite_streams():
-    consumed = []
-
-    def endless():
-        for i in itertools.count():
-            consumed.append(i)
-            yield math.fmod(i * 0.618_033_988_7, 1.0), i  # low-discrepancy scores
-
-    sorter = get_stream_sorter("spacy_al.prefer_uncertain.v1", alpha=0.1, warmup=5)
-    first = list(itertools.islice(sorter(endless()), 200))
-    assert len(first) == 200
-    assert first == sorted(first)  # stream order is kept
-    assert len(consumed) < 1_000  # it read only as far as it needed
-    assert first[:5] == [0, 1, 2, 3, 4]  # warmup
+def test_strategies_user_strategy_needs_scores_unless_it_says(user_strategy):
+    assert strategy_needs(user_strategy) == {"scores"}
+    assert StrategySpec.parse(user_strategy).needs_scores
+    assert StrategySpec.parse(user_strategy, task="ner").measure == "mnlp"
 
 
-def test_strategies_prefer_uncertain_warmup_then_above_average_only():
-    falling = [(1.0 - i / 100, i) for i in range(50)]
-    assert list(get_stream_sorter(warmup=10)(falling)) == list(range(10))
-    rising = [(i / 100, i) for i in range(50)]
-    assert list(get_stream_sorter(warmup=0)(rising)) == list(range(50))
-    constant = [(0.0, i) for i in range(50)]
-    assert list(get_stream_sorter(warmup=0)(constant)) == list(range(50))
+@pytest.fixture
+def user_vector_strategy():
+    """A user's strategy that reads only vectors: the loop must compute them."""
+    name = "test_strategies.first_of_distinct.v1"
+
+    @registry.strategies(name)
+    @needs("vectors")
+    def first_of_distinct():
+        def select(candidates, n, *, rng):
+            return np.arange(n)
+
+        return select
+
+    yield name
+    catalogue.REGISTRY.pop((*registry.strategies.namespace, name), None)
 
 
-def test_strategies_prefer_uncertain_rejects_nan_score():
-    sorter = get_stream_sorter("ema")
-    with pytest.raises(ValueError, match=r"E221.*nan at position 2"):
-        list(sorter([(0.5, "a"), (0.6, "b"), (math.nan, "c")]))
+def test_strategies_user_strategy_declares_vectors(user_vector_strategy):
+    spec = StrategySpec.parse(user_vector_strategy)
+    assert spec.needs_vectors and not spec.needs_scores
+    assert StrategySpec.parse(user_vector_strategy, task="ner").measure == "none"
+
+
+def test_strategies_unknown_need_is_refused():
+    with pytest.raises(ValueError, match=r"E901.*'labels'.*scores, vectors"):
+        needs("labels")(lambda: None)
+
+
+def test_strategies_stream_names_are_gone():
+    # The stream sorter never worked in a recipe (E224): its names went with it.
+    for name in ("stream", "ema", "spacy_al.prefer_uncertain.v1"):
+        with pytest.raises(ValueError, match="E222"):
+            resolve(name)

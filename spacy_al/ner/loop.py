@@ -1,9 +1,9 @@
 """The active-learning loop for named-entity recognition.
 
-``NERLoop`` has the public API of ``spacy_al.loop.ActiveLoop`` (``select``,
-``answer``, ``undo``, ``pop_targets``, ``learn``, ``ready_to_learn``,
-``n_pending``, ``label_counts`` ...), so the feed, the app and ``simulate`` drive
-it the same way. It runs in one of three modes:
+``NERLoop`` is a ``spacy_al.protocols.Loop`` as ``spacy_al.textcat.loop.ActiveLoop``
+is (``select``, ``answer``, ``undo``, ``pop_targets``, ``learn``,
+``ready_to_learn``, ``n_pending`` ...), so the feed, the app and ``simulate``
+drive it the same way; its ``task`` is ``"ner"``. It runs in one of three modes:
 
 * ``teach`` (view ``ner``): one question per text: a single entity the model is
   unsure of (probability closest to 0.5 among the beam's candidates), or, while a
@@ -26,19 +26,19 @@ from typing import Any
 import numpy as np
 from spacy.tokens import Doc
 
-from spacy_al.corpus import get_task_hash, set_hashes
+from spacy_al.answers import check_answer_value
+from spacy_al.corpus import get_task_hash, get_task_key, set_hashes
 from spacy_al.errors import Errors
 from spacy_al.loop import BaseLoop, StrategySpec
 from spacy_al.ner.patterns import EntityPatterns
 from spacy_al.ner.scores import DocNERScores, label_presence, ner_doc_scores
 from spacy_al.ner.targets import (
-    ANSWERS,
     NERTarget,
     answers_to_ner_targets,
     reference_doc,
 )
 from spacy_al.pool import Pool
-from spacy_al.spans import make_ner_doc
+from spacy_al.protocols import Updater, YieldPoint
 from spacy_al.store import Store
 from spacy_al.strategies import Candidates
 
@@ -56,10 +56,12 @@ def _round(value: float) -> float:
 class NERLoop(BaseLoop):
     """Pick texts (and, in ``teach``, single entities), take answers, learn."""
 
+    task = "ner"
+
     def __init__(
         self,
         pool: Pool,
-        updater,
+        updater: Updater,
         *,
         spec: StrategySpec,
         mode: str = "teach",
@@ -72,6 +74,7 @@ class NERLoop(BaseLoop):
         strategy_config: dict | None = None,
         seed: int = 0,
         doc_cache_size: int = 100_000,
+        yield_point: YieldPoint | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(Errors.E538.format(mode=mode, valid=list(MODES)))
@@ -86,6 +89,7 @@ class NERLoop(BaseLoop):
             strategy_config=strategy_config,
             seed=seed,
             doc_cache_size=doc_cache_size,
+            yield_point=yield_point,
         )
         self.mode = mode
         self.view_id = VIEW_IDS[mode]
@@ -94,9 +98,6 @@ class NERLoop(BaseLoop):
         self.min_label_answers = min_label_answers
 
     # --- selecting ------------------------------------------------------------
-
-    def _make_doc(self, task: dict) -> Doc:
-        return make_ner_doc(self._nlp, {**task, "spans": []}, missing=True)
 
     def label_counts(self) -> np.ndarray:
         """Accepted entities per label so far (learnt or pending)."""
@@ -136,9 +137,7 @@ class NERLoop(BaseLoop):
             scores=scores,
             probs=probs,
             labels=self.labels,
-            vectors=self._vectors(picked_docs)
-            if self.spec.strategy == "spacy_al.diverse.v1"
-            else None,
+            vectors=self._vectors(picked_docs) if self.spec.needs_vectors else None,
             costs=self._costs(indices[list(rows)], picked_docs),
             label_counts=self.label_counts(),
             multilabel=True,
@@ -147,7 +146,7 @@ class NERLoop(BaseLoop):
     def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
         """The next ``n`` tasks, most informative first (see the module doc).
 
-        ``exclude`` holds input hashes not to serve (held by other annotators).
+        ``exclude`` holds input keys not to serve (held by other annotators).
         In ``teach`` mode a text the model has no candidate entity for (and no
         pattern marks) can't be asked about, so fewer than ``n`` may come back.
         """
@@ -294,6 +293,7 @@ class NERLoop(BaseLoop):
             "spans": out_spans,
             "meta": meta,
             "_input_hash": source["_input_hash"],
+            "_input_key": source["_input_key"],
             "_model_version": version,
             "_view_id": self.view_id,
         }
@@ -305,12 +305,12 @@ class NERLoop(BaseLoop):
             {"start": s["start"], "end": s["end"], "label": s["label"]}
             for s in (out_spans if self.mode == "teach" else [])
         ]
+        question = {"spans": asked, "label": self.view_id}
         task["_task_hash"] = get_task_hash(
-            {
-                "_input_hash": source["_input_hash"],
-                "spans": asked,
-                "label": self.view_id,
-            }
+            {"_input_hash": source["_input_hash"], **question}
+        )
+        task["_task_key"] = get_task_key(
+            {"_input_key": source["_input_key"], **question}
         )
         return task
 
@@ -319,12 +319,7 @@ class NERLoop(BaseLoop):
     def _check_answers(self, answers: Sequence[dict]) -> None:
         """Every answer must become a valid reference Doc, or nothing is stored."""
         for eg in answers:
-            if eg.get("answer") not in ANSWERS:
-                raise ValueError(
-                    Errors.E542.format(
-                        input_hash=eg.get("_input_hash"), answer=eg.get("answer")
-                    )
-                )
+            check_answer_value(eg.get("answer"))
             eg.setdefault("_view_id", self.view_id)
             for target in answers_to_ner_targets([eg], self.labels):
                 reference_doc(self._nlp, target, incorrect_spans_key=None)

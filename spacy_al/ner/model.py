@@ -1,8 +1,8 @@
 """NER models: build or load a pipeline with an entity recognizer, train it online.
 
-The NER counterpart of ``spacy_al.models``, with the same protocol, so that the
-shared ``Updater`` (online steps, replay, snapshots swapped under a lock,
-checkpoints) and the loop drive it unchanged:
+The NER counterpart of ``spacy_al.textcat.model``, a ``spacy_al.protocols.Model``
+as it is, so that the shared ``Updater`` (online steps, replay, snapshots swapped
+under a lock, checkpoints) and the loop drive it unchanged:
 
 * ``build_ner`` makes a pipeline from ``blank:LANG``, an installed pipeline (name
   or path), or a ``Language`` already built (e.g. with a text classifier), with a
@@ -10,7 +10,7 @@ checkpoints) and the loop drive it unchanged:
   start: adding an entity label while another thread reads the model crashed the
   process (spacy-facts §5), so a label the model doesn't know is refused instead;
 * ``NERModel`` scores Docs (token marginals and entropies, entity candidates,
-  document measures: ``spacy_al.ner_scores``), predicts entities, evaluates entity
+  document measures: ``spacy_al.ner.scores``), predicts entities, evaluates entity
   F1 (spaCy's own scorer), and updates from ``NERTarget``s: partial answers train
   only what they say (other tokens missing, rejected spans through the ner's
   ``incorrect_spans_key``), gold answers train every token.
@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
 from spacy.pipeline.tok2vec import Tok2VecListener
@@ -34,9 +35,10 @@ from spacy.util import get_lang_class
 from thinc.api import Adam, Model, Optimizer, fix_random_seed
 
 from spacy_al.errors import Errors
-from spacy_al.ner.scores import DocNERScores, score_docs
+from spacy_al.ner.scores import PREDICT_BATCH, DocNERScores, score_docs
 from spacy_al.ner.targets import NERTarget, reference_doc
 from spacy_al.pipelines import load_base
+from spacy_al.protocols import YieldPoint
 from spacy_al.spans import make_ner_doc
 
 FACTORIES = ("beam_ner", "ner")
@@ -151,10 +153,15 @@ class NERModel:
     ``beam_width`` is the width used for *scoring* (uncertainty): 2 or more runs a
     beam search (any ner can, even a greedy-trained one); 1 uses the greedy
     per-step entropy, the cheap fallback. By default: the component's own beam
-    width for ``beam_ner``, greedy for ``ner``.
+    width for ``beam_ner``, greedy for ``ner``. ``yield_point`` (None: none) is
+    called between scoring batches; the updater sets it and snapshots keep it.
     """
 
     task = "ner"
+    #: The Updater's defaults for this model: no taper, no class balancing (a
+    #: ner's loss is per transition, not per example, so it isn't weighed).
+    taper = 0
+    class_weight = 0.0
 
     def __init__(
         self,
@@ -163,6 +170,7 @@ class NERModel:
         component: str | None = None,
         beam_width: int | None = None,
         initial: bytes | None = None,
+        yield_point: YieldPoint | None = None,
     ) -> None:
         if component is None:
             names = [n for n, p in nlp.pipeline if isinstance(p, EntityRecognizer)]
@@ -192,6 +200,12 @@ class NERModel:
         # The weights as built: what ``reset`` returns to (random for a blank
         # pipeline, the pretrained ones for an installed one).
         self._initial = nlp.to_bytes() if initial is None else initial
+        self.yield_point = yield_point
+
+    @property
+    def members(self) -> tuple[NERModel, ...]:
+        """The models whose predictions this one's are: itself alone."""
+        return (self,)
 
     @property
     def thinc_model(self) -> Model:
@@ -230,7 +244,7 @@ class NERModel:
     # --- predicting ------------------------------------------------------------
 
     def score(
-        self, docs: Sequence[Doc], *, batch_size: int = 256
+        self, docs: Sequence[Doc], *, predict_batch: int = PREDICT_BATCH
     ) -> list[DocNERScores]:
         """Token marginals and entropies, entity candidates and document measures."""
         return score_docs(
@@ -239,34 +253,39 @@ class NERModel:
             component=self.component,
             beam_width=self.beam_width,
             beam_density=DEFAULT_BEAM_DENSITY,
-            batch_size=batch_size,
+            predict_batch=predict_batch,
+            yield_point=self.yield_point,
         )
 
     def predict(
-        self, docs: Sequence[Doc], *, batch_size: int = 256
+        self, docs: Sequence[Doc], *, predict_batch: int = PREDICT_BATCH
     ) -> list[list[Entity]]:
         """The entities the pipeline annotates, as token offsets, per Doc."""
         return [
             [(e.start, e.end, e.label_) for e in doc.ents]
-            for doc in self.annotate(docs, batch_size=batch_size)
+            for doc in self.annotate(docs, predict_batch=predict_batch)
         ]
 
-    def annotate(self, docs: Sequence[Doc], *, batch_size: int = 256) -> list[Doc]:
+    def annotate(
+        self, docs: Sequence[Doc], *, predict_batch: int = PREDICT_BATCH
+    ) -> list[Doc]:
         """Fresh copies of ``docs`` run through the pipeline up to the ner."""
         keep = self.nlp.pipe_names[: self.nlp.pipe_names.index(self.component) + 1]
         disable = [name for name in self.nlp.pipe_names if name not in keep]
         fresh = [_fresh(doc, self.nlp.vocab) for doc in docs]
         with self.nlp.select_pipes(disable=disable):
-            return list(self.nlp.pipe(fresh, batch_size=batch_size))
+            return list(self.nlp.pipe(fresh, batch_size=predict_batch))
 
-    def evaluate(self, gold: Sequence[Doc], *, batch_size: int = 256) -> dict[str, Any]:
+    def evaluate(
+        self, gold: Sequence[Doc], *, predict_batch: int = PREDICT_BATCH
+    ) -> dict[str, Any]:
         """Entity precision, recall and F1 (spaCy's scorer) against gold Docs.
 
         Tokens whose annotation is missing in a gold Doc are not counted, as in
         ``spacy train``. Returns ``ents_p``, ``ents_r``, ``ents_f`` and
         ``ents_per_type``.
         """
-        predicted = self.annotate(gold, batch_size=batch_size)
+        predicted = self.annotate(gold, predict_batch=predict_batch)
         return get_ner_prf(
             [Example(p, g) for p, g in zip(predicted, gold, strict=True)]
         )
@@ -317,19 +336,33 @@ class NERModel:
         *,
         sgd: Optimizer,
         drop: float = 0.0,
+        weights: np.ndarray | None = None,
     ) -> float:
         """One gradient step on the targets; returns the ner's loss.
 
         Partial targets leave the tokens nobody answered about missing (no
         gradient there) and teach rejected spans through ``incorrect_spans_key``;
-        gold targets teach every token.
+        gold targets teach every token. ``weights`` must be None: the ner's loss
+        isn't weighed per target (``balance_weights`` gives none).
         """
+        if weights is not None:
+            raise ValueError(Errors.E900)
         examples = self.examples(docs, targets)
         losses: dict[str, float] = {}
         self.nlp.update(
             examples, sgd=sgd, drop=drop, losses=losses, exclude=self._frozen
         )
         return float(losses.get(self.component, 0.0))
+
+    def balance_weights(
+        self,
+        targets: Sequence[NERTarget],
+        known: Iterable[NERTarget],
+        *,
+        power: float,
+    ) -> None:
+        """No per-target weights: a ner's loss isn't weighed per example."""
+        return None
 
     def snapshot(self) -> NERModel:
         """A private copy of the whole pipeline, to serve while this one trains."""
@@ -338,6 +371,7 @@ class NERModel:
             component=self.component,
             beam_width=self.beam_width,
             initial=self._initial,
+            yield_point=self.yield_point,
         )
 
     def reset(self) -> NERModel:
@@ -349,6 +383,7 @@ class NERModel:
             component=self.component,
             beam_width=self.beam_width,
             initial=self._initial,
+            yield_point=self.yield_point,
         )
 
 
@@ -380,7 +415,7 @@ def train_ner(
     max_epochs: int = 30,
     patience: int = 4,
     learn_rate: float = DEFAULT_LEARN_RATE,
-    batch_size: int = 32,
+    minibatch: int = 32,
     drop: float = 0.1,
     seed: int = 0,
     on_epoch: Callable[[int, float, float], None] | None = None,
@@ -403,8 +438,8 @@ def train_ner(
     for epoch in range(max_epochs):
         rng.shuffle(order)
         loss = 0.0
-        for i in range(0, len(order), batch_size):
-            batch = order[i : i + batch_size]
+        for i in range(0, len(order), minibatch):
+            batch = order[i : i + minibatch]
             loss += model.update(
                 [docs[id(t)] for t in batch], batch, sgd=optimizer, drop=drop
             )

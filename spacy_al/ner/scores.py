@@ -15,7 +15,7 @@ from spacy.tokens import Doc
 from spacy.util import minibatch
 
 from spacy_al.errors import Errors
-from spacy_al.serve import priority
+from spacy_al.protocols import YieldPoint
 
 OUT = "O"
 MEASURES = {
@@ -27,6 +27,8 @@ MEASURES = {
 }
 
 Entity = tuple[int, int, str, float]
+#: Docs scored per step (per call of the ner's model).
+PREDICT_BATCH = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,8 +136,9 @@ def beam_ner_scores(
     *,
     beam_width: int = 4,
     beam_density: float = 1e-4,
-    batch_size: int = 256,
+    predict_batch: int = PREDICT_BATCH,
     set_annotations: bool = False,
+    yield_point: YieldPoint | None = None,
 ) -> list[DocNERScores]:
     """Score ``docs`` with a beam search of ``ner`` (a ``ner`` or ``beam_ner``).
 
@@ -145,7 +148,8 @@ def beam_ner_scores(
     parser, as from an entity_ruler, so their tokens would score as certain.
     :func:`score_docs` takes care of both, from texts or Docs. With
     ``set_annotations`` the best analysis is written to ``doc.ents``, as
-    ``nlp`` would do.
+    ``nlp`` would do. ``yield_point`` is called before each batch of
+    ``predict_batch`` docs.
     """
     ner = _check_ner(ner)
     if (
@@ -161,8 +165,9 @@ def beam_ner_scores(
     labels = (OUT, *ner.labels)
     column = {label: i for i, label in enumerate(labels)}
     results: list[DocNERScores] = []
-    for batch in minibatch(docs, size=batch_size):
-        priority.pause()  # an annotator's request goes first
+    for batch in minibatch(docs, size=predict_batch):
+        if yield_point is not None:
+            yield_point()  # e.g. an annotator's request goes first
         filled = [doc for doc in batch if len(doc)]
         beams = (
             ner.beam_parse(filled, beam_width=beam_width, beam_density=beam_density)
@@ -222,8 +227,9 @@ def greedy_scores(
     ner: EntityRecognizer,
     docs: Sequence[Doc],
     *,
-    batch_size: int = 256,
+    predict_batch: int = PREDICT_BATCH,
     set_annotations: bool = False,
+    yield_point: YieldPoint | None = None,
 ) -> list[DocNERScores]:
     """Score ``docs`` by replaying the greedy parse of ``ner``.
 
@@ -233,7 +239,7 @@ def greedy_scores(
     as ``ner.predict``. Token marginals merge the step distribution by label
     (see :class:`DocNERScores`). The docs must have been through the
     components before the ner and not the ner itself, as for
-    :func:`beam_ner_scores`.
+    :func:`beam_ner_scores` (``yield_point`` too).
     """
     ner = _check_ner(ner)
     docs = list(docs)
@@ -249,8 +255,9 @@ def greedy_scores(
         ]
     )
     results: list[DocNERScores] = []
-    for batch in minibatch(docs, size=batch_size):
-        priority.pause()  # an annotator's request goes first
+    for batch in minibatch(docs, size=predict_batch):
+        if yield_point is not None:
+            yield_point()  # e.g. an annotator's request goes first
         filled = [doc for doc in batch if len(doc)]
         states = ner.moves.init_batch(filled)
         row_of = {id(state): i for i, state in enumerate(states)}
@@ -319,7 +326,8 @@ def score_docs(
     component: str = "ner",
     beam_width: int = 4,
     beam_density: float = 1e-4,
-    batch_size: int = 256,
+    predict_batch: int = PREDICT_BATCH,
+    yield_point: YieldPoint | None = None,
 ) -> list[DocNERScores]:
     """Score texts or unprocessed Docs with the ner component ``component``.
 
@@ -329,7 +337,8 @@ def score_docs(
     entities from ``nlp.pipe``, which would pin those tokens and score them as
     certain) don't count; only the components before the ner annotate it.
     ``beam_width`` >= 2 gives :func:`beam_ner_scores`; 1 gives
-    :func:`greedy_scores`.
+    :func:`greedy_scores`. ``yield_point`` is called before each batch of
+    ``predict_batch`` docs (between the steps where a caller may give way).
     """
     if component not in nlp.pipe_names:
         raise ValueError(
@@ -344,8 +353,9 @@ def score_docs(
         raise ValueError(Errors.E522.format(beam_width=beam_width))
     preceding = nlp.pipeline[: nlp.pipe_names.index(component)]
     results: list[DocNERScores] = []
-    for batch in minibatch(docs, size=batch_size):
-        priority.pause()  # an annotator's request goes first
+    for batch in minibatch(docs, size=predict_batch):
+        if yield_point is not None:
+            yield_point()  # e.g. an annotator's request goes first
         batch = [
             nlp.make_doc(d)
             if isinstance(d, str)
@@ -358,11 +368,15 @@ def score_docs(
         ]
         for _, proc in preceding:
             if hasattr(proc, "pipe"):
-                batch = list(proc.pipe(batch, batch_size=batch_size))
+                batch = list(proc.pipe(batch, batch_size=predict_batch))
             else:
                 batch = [proc(doc) for doc in batch]
         if beam_width == 1:
-            results.extend(greedy_scores(ner, batch, batch_size=batch_size))
+            results.extend(
+                greedy_scores(
+                    ner, batch, predict_batch=predict_batch, yield_point=yield_point
+                )
+            )
         else:
             results.extend(
                 beam_ner_scores(
@@ -370,7 +384,8 @@ def score_docs(
                     batch,
                     beam_width=beam_width,
                     beam_density=beam_density,
-                    batch_size=batch_size,
+                    predict_batch=predict_batch,
+                    yield_point=yield_point,
                 )
             )
     return results

@@ -12,7 +12,13 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
   a server restarted after a crash serves everyone what they held: the lease
   book is :class:`~spacy_al.serve.leases.Leases`, written by a fourth thread.
   ``overlap`` answers are collected per example, each from a different
-  annotator; nobody is asked about an example twice.
+  annotator; nobody is asked about an example twice. A new lease is claimed in
+  the store before the task is handed out, so that several servers on one
+  database share out the examples as one would (a lost claim is skipped); each
+  server's heartbeat in the store tells ``drop`` the dataset is in use.
+* **Answering.** ``answer`` takes from the client only the answer (``answer``,
+  ``accept``, edited ``spans``) and the key of the task; what is stored is the
+  task as it was served to that annotator, who must hold its lease.
 * **Access.** Anyone may label, or only the named annotators with their tokens
   (:mod:`spacy_al.serve.access`; its ``check_annotator``, ``parse_annotators`` and
   ``make_tokens`` can still be imported from here).
@@ -35,26 +41,28 @@ import atexit
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from spacy_al.checkpoints import save_updater, write_version_mark
-from spacy_al.corpus import ANSWERS, set_hashes
-from spacy_al.errors import Errors, SourceError
+from spacy_al.answers import check_accept, check_answer_value
+from spacy_al.checkpoints import Checkpoints
+from spacy_al.corpus import set_hashes
+from spacy_al.errors import Errors, SourceError, SpacyALError
 from spacy_al.metrics import predicted_labels
-from spacy_al.ner.loop import NERLoop
+from spacy_al.protocols import Components, Loop
 from spacy_al.serve import priority
 from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_annotators
 from spacy_al.serve.leases import Leases
 from spacy_al.serve.progress import ModelProgress, serving_probs
 from spacy_al.spans import validate_spans
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from spacy_al.store import HEARTBEAT_TTL
 from spacy_al.team.agreement import agreement_summary
 from spacy_al.team.consensus import Consensus, review_datasets
-from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.updater import Updater
 
 # Keys an answer adds to a task; stripped when an answered task is served again.
@@ -64,6 +72,9 @@ SELECT_ATTEMPTS = 5
 SWITCH_INTERVAL = 0.0005
 # How often renewed and ended leases are written to the store (in the background).
 LEASE_WRITE_SECONDS = 0.25
+# How often a server renews its heartbeat in the store (``drop`` refuses a dataset
+# with a live one; it counts for HEARTBEAT_TTL seconds).
+HEARTBEAT_SECONDS = 5.0
 # Before re-selecting for a new model version, the selector rests this many times
 # as long as its last selection took (the share of the CPU left to answers).
 SELECT_REST = 1.0
@@ -72,13 +83,37 @@ TEAM_SECONDS = 5.0
 AGREEMENT_SECONDS = 2.0  # at most this often after answers (it reads them all)
 
 
+class LeaseError(SpacyALError, ValueError):
+    """An answer to an example the annotator doesn't hold a lease on (never
+    served to them, or their lease ended): the JSON API replies 409."""
+
+
+class ServingStopped(SpacyALError, RuntimeError):
+    """The server can't go on serving (its dataset was deleted under it, or its
+    source has a malformed record): the JSON API replies 503."""
+
+
+def configure_process() -> None:
+    """Settings of a process that serves a feed; its entry point calls this once.
+
+    Lowers the process's GIL switch interval to ``SWITCH_INTERVAL`` (never
+    raises it): with the selector and trainer threads busy, a request thread
+    otherwise waits up to CPython's default 5 ms each time it takes the GIL back
+    after a database call, several times per answer. The setting is the
+    process's, so the serving entry points make it, not the feed.
+    """
+    if sys.getswitchinterval() > SWITCH_INTERVAL:
+        sys.setswitchinterval(SWITCH_INTERVAL)
+
+
 class Feed:
     """Serve a loop's questions to several annotators and learn in the background.
 
     ``loop`` is the recipe's :class:`ActiveLoop` (with its store and dataset). With
     ``tokens`` ({annotator: token}) only those annotators may label, each with
-    their token. ``checkpoint`` is where the trainer saves the model (at most every
-    ``checkpoint_seconds``, and on ``close``); ``eval_path`` a labelled file for
+    their token. ``checkpoint`` (the dataset's :class:`Checkpoints`, or a folder)
+    is where the trainer saves the model (at most every ``checkpoint_seconds``,
+    and on ``close``), the version and the progress; ``eval_path`` a labelled file for
     the learning curve. ``preselect`` adds the model's predicted labels as
     ``accept`` to each task (for ``textcat.correct``). The stopping signal
     compares successive versions' predictions on ``stop_set_size`` examples of
@@ -90,14 +125,14 @@ class Feed:
 
     def __init__(
         self,
-        loop: ActiveLoop,
+        loop: Loop,
         *,
         view_id: str = "classification",
         overlap: int = 1,
         lease_seconds: float = 120.0,
         prefetch: int | None = None,
         tokens: Mapping[str, str] | None = None,
-        checkpoint: str | Path | None = None,
+        checkpoint: Checkpoints | str | Path | None = None,
         checkpoint_seconds: float = 30.0,
         eval_path: str | Path | None = None,
         preselect: bool = False,
@@ -130,18 +165,25 @@ class Feed:
         self.labels: tuple[str, ...] = tuple(loop.labels)
         self.exclusive: bool = loop.exclusive
         self.overlap = overlap
-        if getattr(loop, "consensus", None) is not None:
-            # With overlap N, the loop learns an example once N annotators agree.
-            loop.consensus = Consensus(overlap)
+        # With overlap N, the loop learns an example once N annotators agree.
+        loop.consensus = Consensus(overlap)
+        # Selecting and learning step aside while an annotator's request runs.
+        loop.set_yield_point(priority.pause)
         self.lease_seconds = float(lease_seconds)
         # Candidates kept ready: enough for everyone while the next selection runs
         # (choosing 60 costs the same scoring as choosing 10).
         self.prefetch = prefetch or max(6 * loop.batch_size, 60)
-        self.checkpoint = Path(checkpoint) if checkpoint else None
+        # The dataset's checkpoint folder (a folder path: the model there, the
+        # version mark, tokens and progress beside it).
+        self.checkpoint: Checkpoints | None = (
+            Checkpoints.at(checkpoint)
+            if isinstance(checkpoint, str | Path)
+            else checkpoint
+        )
         self.checkpoint_seconds = checkpoint_seconds
         self.eval_path = Path(eval_path) if eval_path else None
         # NER tasks carry the model's analysis in their spans already.
-        self.ner = isinstance(loop, NERLoop)
+        self.ner = loop.task == "ner"
         self.preselect = preselect and not self.ner
         self._access = Access(tokens)
         self._clock = clock
@@ -172,6 +214,17 @@ class Feed:
         self._flush_lock = threading.Lock()
         self._answered_by: dict[int, set[str]] = defaultdict(set)
         self._answering: set[tuple[str, int]] = set()
+        # Each annotator's stored answer ids (a repeated answer gets the same id).
+        self._answer_ids: dict[tuple[str, int], int] = {}
+        # Examples another server's annotators hold: not served here until then.
+        self._elsewhere: dict[int, float] = {}
+        # This server's id in the store's heartbeats; whether its dataset existed
+        # (once it did, its disappearance means it was dropped under the server).
+        self._server_id = uuid.uuid4().hex
+        self._had_dataset = self.store is not None and self.store.has_dataset(
+            self.dataset
+        )
+        self._fatal: str | None = None
         self._history: dict[str, deque[tuple[dict, dict]]] = defaultdict(
             lambda: deque(maxlen=history_size)
         )
@@ -212,7 +265,7 @@ class Feed:
     @classmethod
     def from_components(
         cls,
-        components: Mapping[str, Any],
+        components: Components,
         *,
         tokens: Mapping[str, str] | None = None,
         **kwargs: Any,
@@ -247,17 +300,11 @@ class Feed:
         """Start the selector and trainer threads (once).
 
         The feed also closes itself when the process exits (so the last updates
-        are checkpointed even if nobody calls :meth:`close`). It lowers the
-        process's GIL switch interval to ``SWITCH_INTERVAL`` (never raises it):
-        with the selector and trainer busy, a request thread otherwise waits up
-        to CPython's default 5 ms each time it takes the GIL back after a
-        database call, several times per answer (bench speed, 100k pool,
-        annotators reading 0.5–1.5 s: answer → next p95 109–141 ms → 68 ms).
+        are checkpointed even if nobody calls :meth:`close`). A serving process
+        also calls :func:`configure_process` once, before it serves.
         """
         if self._threads:
             return
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
         ref = weakref.ref(self)
 
         def close_at_exit() -> None:
@@ -267,6 +314,7 @@ class Feed:
 
         self._close_at_exit = close_at_exit
         atexit.register(close_at_exit)
+        self._heartbeat()  # in use from now on: drop refuses the dataset
         for target, name in (
             (self._select_forever, "selector"),
             (self._train_forever, "trainer"),
@@ -291,6 +339,11 @@ class Feed:
         for thread in self._threads:
             thread.join(timeout)
         self._flush_leases()
+        if self.store is not None and self._threads:
+            try:
+                self.store.end_beat(self.dataset, self._server_id)
+            except Exception:  # its heartbeat runs out by itself
+                pass
         self._save_checkpoint(force=True)
         if self._close_store and self.store is not None:
             self.store.close()
@@ -346,21 +399,114 @@ class Feed:
 
     def _next_task(self, who: str, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                task, fresh = self._wait_for_task(who, deadline)
+            if task is None or not fresh:
+                return None if task is None else dict(task)
+            # A newly leased example is claimed in the store first: another
+            # server's annotator may hold it or have answered it.
+            if self._claim(who, task):
+                return dict(task)
+
+    def _wait_for_task(self, who: str, deadline: float) -> tuple[dict | None, bool]:
+        """The task to lease to ``who`` and whether it is newly leased (to be
+        claimed in the store); waits for the selector until ``deadline``."""
+        while True:
+            self._check_serving(source=True)
+            now = self._clock()
+            self._leases.expire(now)
+            task, fresh = self._take(who, now)
+            if task is not None:
+                return task, fresh
+            if self._stop or self._finished_for(who):
+                return None, False
+            self._cond.notify_all()  # wake the selector
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, False
+            with priority.waiting():  # for the selector: it mustn't pause
+                self._cond.wait(min(left, 0.5))
+
+    def _check_serving(self, *, source: bool = False) -> None:
+        """Raise :class:`ServingStopped` if the dataset was dropped under the
+        server (or, with ``source``, if reading the source stopped at a
+        malformed record: the texts after it were never read)."""
+        if self._fatal is not None:
+            raise ServingStopped(self._fatal)
+        error = getattr(self.loop.pool, "error", None) if source else None
+        if error is not None:
+            raise ServingStopped(Errors.E987.format(err=error))
+
+    def _check_dataset(self) -> None:
+        """Before an answer is stored: raise :class:`ServingStopped` if the
+        dataset was dropped under the server (storing would create it again,
+        without its settings)."""
+        if (
+            self.store is None
+            or not self._had_dataset
+            or self.store.has_dataset(self.dataset)
+        ):
+            return
         with self._cond:
-            while True:
-                now = self._clock()
-                self._leases.expire(now)
-                task = self._take(who, now)
-                if task is not None:
-                    return dict(task)
-                if self._stop or self._finished_for(who):
-                    return None
-                self._cond.notify_all()  # wake the selector
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                with priority.waiting():  # for the selector: it mustn't pause
-                    self._cond.wait(min(left, 0.5))
+            self._fatal = self._error = Errors.E986.format(name=self.dataset)
+            self._cond.notify_all()
+        raise ServingStopped(self._fatal)
+
+    def _claim(self, who: str, task: dict) -> bool:
+        """Claim ``who``'s new lease of ``task`` in the store (outside the lock),
+        so that across servers at most ``overlap`` annotators hold or answered an
+        example. A lost claim ends the lease here, and the example is skipped:
+        for good if it has its answers, else while others hold it."""
+        if self.store is None:
+            return True
+        key = task["_input_key"]
+        self._flush_leases()  # leases ended here are ended in the store first
+        with self._lock:
+            wall = self._leases.wall_end(key, who)
+        if wall is None:  # ended meanwhile
+            return False
+        try:
+            found = self.store.claim_lease(
+                self.dataset,
+                key,
+                who,
+                expires=wall,
+                task=task,
+                overlap=self.overlap,
+                grace=self.lease_seconds / 4,
+            )
+        except Exception as e:  # serve it: the store may be back for the answer
+            with self._cond:
+                self._error = f"Saving leases failed: {type(e).__name__}: {e}"
+                if who in self._leases.holders(key):  # written when it can be
+                    self._leases.renew(key, who, self._clock())
+            return True
+        with self._cond:
+            if found is None:  # no dataset: nothing to share the example with
+                if not self._had_dataset:
+                    return True
+                self._fatal = Errors.E986.format(name=self.dataset)
+                self._leases.drop(key, who)
+                raise ServingStopped(self._fatal)
+            self._had_dataset = True
+            if found["claimed"]:
+                self._leases.claimed(key, who, wall)
+                return True
+            self._leases.drop(key, who)
+            answered = self._answered_by[key]
+            answered.update(found["answered"])
+            local = bool(self._leases.holders(key))
+            if len(answered) >= self.overlap:  # answered enough, across servers
+                self.loop.pool.mark([key])
+                if not local:
+                    self._active.pop(key, None)
+            elif who not in answered:  # held elsewhere: skip it for a while
+                self._elsewhere[key] = self._clock() + self.lease_seconds / 4
+                if not local and not answered:
+                    self._active.pop(key, None)
+            self._cond.notify_all()
+            return False
 
     def has_task(self, annotator: str) -> bool:
         """Whether :meth:`next_task` would give ``annotator`` a task now."""
@@ -372,8 +518,8 @@ class Feed:
             if any(self._open_to(key, who) for key in self._active):
                 return True
             return any(
-                t["_input_hash"] not in self._active
-                and not self._answered_by.get(t["_input_hash"])
+                t["_input_key"] not in self._active
+                and not self._answered_by.get(t["_input_key"])
                 for t in self._candidates
             )
 
@@ -385,13 +531,39 @@ class Feed:
 
     def _write_leases_forever(self) -> None:
         """Store renewed and ended leases a few times a second, off the request
-        path (``next_task`` stores the leases it hands out itself)."""
+        path (``next_task`` claims the leases it hands out itself), and renew
+        the server's heartbeat every ``HEARTBEAT_SECONDS``."""
+        beat_at = time.monotonic() + HEARTBEAT_SECONDS  # start() beat once
         while True:
             with self._cond:
                 if self._stop:
                     return
             self._flush_leases()
+            if time.monotonic() >= beat_at:
+                self._heartbeat()
+                beat_at = time.monotonic() + HEARTBEAT_SECONDS
             time.sleep(LEASE_WRITE_SECONDS)
+
+    def _heartbeat(self) -> None:
+        """Tell the store this server serves the dataset (``drop`` refuses a
+        dataset in use); notice a dataset dropped under the server."""
+        if self.store is None:
+            return
+        try:
+            alive = self.store.beat(
+                self.dataset, self._server_id, expires=time.time() + HEARTBEAT_TTL
+            )
+        except Exception as e:  # only drop's check misses it: keep serving
+            with self._lock:
+                self._error = f"Saving the heartbeat failed: {type(e).__name__}: {e}"
+            return
+        with self._cond:
+            if alive:
+                self._had_dataset = True
+            elif self._had_dataset and self._fatal is None:
+                self._fatal = Errors.E986.format(name=self.dataset)
+                self._error = self._fatal
+                self._cond.notify_all()
 
     def _flush_leases(self) -> None:
         """Write the lease changes made so far to the store (outside the lock; one
@@ -414,30 +586,41 @@ class Feed:
             who not in answered
             and who not in holders
             and len(answered) + len(holders) < self.overlap
+            and key not in self._elsewhere
         )
 
-    def _take(self, who: str, now: float) -> dict | None:
+    def _take(self, who: str, now: float) -> tuple[dict | None, bool]:
+        """The task ``who`` gets now, leased to them, and whether the lease is
+        new (the caller claims it in the store): their oldest lease first, then
+        examples wanting more answers, then the best candidate."""
         while (key := self._leases.first(who)) is not None:
             task = self._active.get(key)
             if task is None:  # completed by others' (late) answers meanwhile
                 self._leases.drop(key, who)
                 continue
             self._leases.renew(key, who, now)
-            return task
+            return task, False
+        for key, until in list(self._elsewhere.items()):
+            if until <= now:
+                del self._elsewhere[key]
         for key, task in self._active.items():
             if self._open_to(key, who):
-                self._leases.lease(key, who, now)
-                return task
+                self._leases.lease(key, who, now, store=False)
+                return task, True
         while self._candidates:
             task = self._candidates.popleft()
-            key = task["_input_hash"]
-            if key in self._active or self._answered_by.get(key):
+            key = task["_input_key"]
+            if (
+                key in self._active
+                or self._answered_by.get(key)
+                or key in self._elsewhere
+            ):
                 continue
             self._active[key] = task
-            self._leases.lease(key, who, now)
+            self._leases.lease(key, who, now, store=False)
             self._taken += 1
-            return task
-        return None
+            return task, True
+        return None, False
 
     def _finished_for(self, who: str) -> bool:
         if self._candidates or not self._exhausted or self._cand_version < 0:
@@ -451,60 +634,108 @@ class Feed:
     # --- answering -----------------------------------------------------------
 
     def answer(self, annotator: str, eg: dict) -> int | None:
-        """Commit ``annotator``'s answer to a served task; return its id in the store.
+        """Commit ``annotator``'s answer to a task served to them; return its id
+        in the store.
 
-        ``eg`` is the task with ``answer`` (accept, reject or ignore) and, for a
-        choice or a reject → correct, ``accept`` (the right labels). Returns None,
-        storing nothing, if the annotator already answered this example (a second
-        click); use :meth:`undo` to change an answer.
+        ``eg`` names the task by its ``_input_key`` (the task :meth:`next_task`
+        returned can be passed back as it is) and carries the answer: ``answer``
+        (accept, reject or ignore), for a choice or a reject → correct
+        ``accept`` (the right labels), for ``ner.correct``/``ner.manual`` the
+        ``spans``. Everything else stored (text, hashes, model version, meta)
+        comes from the task as it was served, never from ``eg``. Raises
+        :class:`LeaseError` if ``annotator`` holds no lease on the example
+        (never served to them, or their lease ended), ValueError for a
+        malformed answer. Returns None, storing nothing, if the annotator
+        already answered this example (a second click: :meth:`answer_id` gives
+        the stored id); use :meth:`undo` to change an answer.
         """
         with priority.foreground():
             return self._answer(annotator, eg)
 
     def _answer(self, annotator: str, eg: dict) -> int | None:
         who = self._who(annotator)
-        key = eg.get("_input_hash")
+        key = eg.get("_input_key") if isinstance(eg, dict) else None
+        if not _is_int(key):
+            raise ValueError(Errors.E988.format(snippet=repr(key)[:60]))
         if key not in self.loop.pool.index:
             raise ValueError(Errors.E603.format(input_hash=key))
-        if eg.get("answer") not in ANSWERS:
-            raise ValueError(Errors.E604.format(snippet=repr(eg.get("answer"))[:60]))
-        accept = eg.get("accept")
-        if accept is not None and (
-            not isinstance(accept, list)
-            or any(label not in self.labels for label in accept)
-        ):
-            raise ValueError(
-                Errors.E605.format(labels=list(self.labels), snippet=repr(accept)[:60])
-            )
-        if self.ner:
-            self._check_spans(eg)
+        check_answer_value(eg.get("answer"))
+        check_accept(eg.get("accept"), labels=self.labels)
         with self._lock:
+            self._check_serving()
             if who in self._answered_by.get(key, ()) or (who, key) in self._answering:
                 return None
-            self._answering.add((who, key))
+            self._leases.expire(self._clock())
             served = self._active.get(key)
-        eg = set_hashes({k: v for k, v in eg.items() if k not in ANSWER_FIELDS[1:]})
-        eg["_view_id"] = self.view_id
+            if served is None or who not in self._leases.holders(key):
+                raise LeaseError(
+                    Errors.E980.format(
+                        who=who, input_hash=key, seconds=self.lease_seconds
+                    )
+                )
+            self._answering.add((who, key))
         try:
+            answer = self._from_served(served, eg)
+            self._check_dataset()
             with self._loop_lock:
-                ids = self.loop.answer([eg], annotator=who)
+                ids = self.loop.answer([answer], annotator=who)
         finally:
-            with self._lock:
+            with self._cond:
                 self._answering.discard((who, key))
-        task = served or _as_task(eg)
+                self._cond.notify_all()  # repeats of this answer wait for its id
         with self._cond:
             answered = self._answered_by[key]
             answered.add(who)
             self._leases.drop(key, who)
             if len(answered) >= self.overlap:
                 self._active.pop(key, None)
-            elif key not in self._active:
-                self._active[key] = task
-            self._history[who].append((task, eg))
+            if ids:
+                self._answer_ids[(who, key)] = ids[0]
+            self._history[who].append((served, answer))
             self._counts[who] += 1
             self._n_answers += 1
             self._cond.notify_all()  # the trainer may have a full batch now
         return ids[0] if ids else None
+
+    def _from_served(self, served: dict, eg: dict) -> dict:
+        """The answer to store: the task as it was served, with only the
+        client's ``answer``, ``accept`` and (where spans are edited) ``spans``."""
+        answer = _as_task(served)
+        answer["answer"] = eg["answer"]
+        if eg.get("accept") is not None:
+            answer["accept"] = list(eg["accept"])
+        if self.ner and "spans" in eg:
+            spans = eg["spans"]
+            if self.view_id != "ner":
+                answer["spans"] = spans
+            elif spans != served.get("spans"):
+                if not isinstance(spans, list) or len(spans) != 1:
+                    n = len(spans) if isinstance(spans, list) else spans
+                    raise ValueError(Errors.E616.format(n=n))
+                raise ValueError(Errors.E981.format(snippet=repr(spans)[:60]))
+        if self.ner:
+            self._check_spans(answer)
+        answer["_view_id"] = self.view_id
+        return set_hashes(answer)
+
+    def answer_id(
+        self, annotator: str, input_hash: int, *, timeout: float = 30.0
+    ) -> int | None:
+        """The id of ``annotator``'s stored answer to the example
+        ``input_hash`` (None: none here). If the same answer is being stored
+        right now, waits up to ``timeout`` seconds for it: every repeat of an
+        answer gets the id of the one stored."""
+        who = self._who(annotator)
+        if not _is_int(input_hash):
+            return None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (who, input_hash) in self._answering:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return self._answer_ids.get((who, input_hash))
 
     def _check_spans(self, eg: dict) -> None:
         spans = eg.get("spans")
@@ -546,7 +777,7 @@ class Feed:
             task, eg = self._history[who][-1]
         with self._loop_lock:
             undone = self.loop.undo(eg, annotator=who)
-        key = eg["_input_hash"]
+        key = eg["_input_key"]
         with self._cond:
             history = self._history[who]
             if history and history[-1][1] is eg:
@@ -554,6 +785,7 @@ class Feed:
             if not undone:  # not stored any more (the dataset was dropped?)
                 return None
             self._answered_by[key].discard(who)
+            self._answer_ids.pop((who, key), None)
             self._counts[who] -= 1
             self._n_answers -= 1
             self._active[key] = task
@@ -620,7 +852,7 @@ class Feed:
         one (``review_of``, set by the ``review`` recipe). Returns how many
         examples were adjudicated since the last call.
         """
-        if self.store is None or not hasattr(self.loop, "adjudicate"):
+        if self.store is None or self.loop.updater is None:  # nothing learns
             return 0
         with self._review_lock:
             new: list[dict] = []
@@ -653,8 +885,8 @@ class Feed:
             return None
         answers = self.store.get_answers(self.dataset)
         summary = agreement_summary(answers, min_answers=self.overlap)
-        summary["held"] = len(getattr(self.loop, "conflicts", {}))
-        summary["waiting"] = getattr(self.loop, "n_waiting", 0)
+        summary["held"] = len(self.loop.conflicts)
+        summary["waiting"] = self.loop.n_waiting
         with self._lock:
             self._agreement = summary
         return summary
@@ -727,9 +959,9 @@ class Feed:
                     return
                 version = self.loop.version
                 fresh = version != self._cand_version
-                exclude = set(self._active)
+                exclude = set(self._active) | set(self._elsewhere)
                 if not fresh:
-                    exclude.update(t["_input_hash"] for t in self._candidates)
+                    exclude.update(t["_input_key"] for t in self._candidates)
                 n = self._select_n if fresh else self._select_n - len(self._candidates)
                 taken, self._taken_before = self._taken_before, self._taken
             started = time.monotonic()
@@ -756,22 +988,22 @@ class Feed:
                 fresh_tasks = [
                     t
                     for t in tasks
-                    if t["_input_hash"] not in self._active
-                    and not self._answered_by.get(t["_input_hash"])
+                    if t["_input_key"] not in self._active
+                    and not self._answered_by.get(t["_input_key"])
                 ]
                 if fresh:
                     # The new ranking first, then what is left of the earlier one:
                     # stale, but served rather than making anyone wait.
-                    keys = {t["_input_hash"] for t in fresh_tasks}
+                    keys = {t["_input_key"] for t in fresh_tasks}
                     older = [
-                        t for t in self._candidates if t["_input_hash"] not in keys
+                        t for t in self._candidates if t["_input_key"] not in keys
                     ]
                     self._candidates = deque(fresh_tasks + older[: self._select_n])
                 else:
                     self._candidates.extend(fresh_tasks)
                 self._cand_version = version
                 # A pool still being read may have more soon: not exhausted.
-                loading = getattr(self.loop.pool, "loading", False)
+                loading = self.loop.pool.loading
                 self._exhausted = not tasks and not loading
                 self._cond.notify_all()
                 if not tasks and loading:
@@ -810,7 +1042,7 @@ class Feed:
             with self._lock:
                 self._error = f"Reading the eval file failed: {type(e).__name__}: {e}"
         try:
-            self.progress.start_stopping()
+            self.progress.start_stopping(answers=self._n_answers)
         except Exception as e:  # no stopping signal, but labelling goes on
             with self._lock:
                 self._error = f"Predicting the stop set failed: {type(e).__name__}: {e}"
@@ -858,21 +1090,21 @@ class Feed:
         self._save_checkpoint()
 
     def _save_checkpoint(self, *, force: bool = False) -> None:
+        """After an update: the version and the progress every time (cheap, so a
+        restart continues after the last version shown, with its curve), the
+        model at most every ``checkpoint_seconds`` (and when ``force``)."""
         if self.checkpoint is None or not self._unsaved:
             return
+        self.checkpoint.write_version(self.loop.updater.version)
+        self.progress.save()
         if not isinstance(self.loop.updater, Updater):
-            # a committee isn't saved, but its version goes on
-            write_version_mark(self.checkpoint, self.loop.updater.version)
-            self._unsaved = 0
+            self._unsaved = 0  # a committee isn't saved, but its version goes on
             return
         now = self._clock()
         if force or now - self._last_save >= self.checkpoint_seconds:
-            save_updater(self.loop.updater, self.checkpoint)
-            self.progress.save()
+            self.checkpoint.save(self.loop.updater)
             self._unsaved = 0
             self._last_save = now
-        else:  # a restart continues after this version, even before the next save
-            write_version_mark(self.checkpoint, self.loop.updater.version)
 
     # --- restarting ----------------------------------------------------------
 
@@ -882,8 +1114,9 @@ class Feed:
             return
         last: dict[int, dict] = {}
         for eg in self.store.iter_answers(self.dataset):
-            key = eg["_input_hash"]
+            key = eg["_input_key"]
             self._answered_by[key].add(eg["_annotator_id"])
+            self._answer_ids[(eg["_annotator_id"], key)] = eg["_id"]
             self._counts[eg["_annotator_id"]] += 1
             self._n_answers += 1
             if self.overlap > 1:
@@ -916,13 +1149,17 @@ class Feed:
         ):
             return False
         task = self._active.setdefault(key, _as_task(lease["task"]))
-        return task.get("_input_hash") == key
+        return task.get("_input_key") == key
 
 
 def _as_task(eg: dict) -> dict:
     """An answered task as it was served (without the answer)."""
     skip = (*ANSWER_FIELDS, "accept", "_view_id")
     return {k: v for k, v in eg.items() if k not in skip}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _require(ok: bool, name: str, requirement: str, value: Any) -> None:

@@ -1,11 +1,18 @@
-"""Start the labelling app for an interactive recipe, and rebuild its feed inside it.
+"""Serve an interactive recipe's components in this process: the app or the API.
 
-``python -m spacy_al textcat.teach ...`` runs the recipe, then :func:`serve_recipe`
-starts ``python -m streamlit run app.py`` as a child process, passing the recipe's
-name and arguments in the environment. The app process runs the recipe again
-(:func:`build_feed`) and serves its components through one shared
-:class:`~spacy_al.serve.feed.Feed`. This module is the CLI's launcher: it is the only
-library module that prints (through wasabi), and it never imports streamlit.
+``python -m spacy_al textcat.teach ...`` runs the recipe once; :func:`serve_app`
+then wraps its components in one shared :class:`~spacy_al.serve.feed.Feed`,
+hands the feed to the labelling app through :func:`serving_feed`, and runs
+Streamlit's server in this same process until Ctrl+C or SIGTERM (the caller
+passes the function that starts Streamlit: the library never imports it). When
+the server stops, the feed closes and the model is checkpointed; there is no
+child process to outlive its launcher. :func:`serve_api` serves the same feed
+as a JSON API instead.
+
+Nothing here prints: what the person at the terminal should read goes to the
+``report`` callable the CLI passes in. ``app.py`` run on its own (``streamlit
+run app.py``, or Streamlit's ``AppTest``) builds its feed from the environment
+instead (:func:`app_env`, :func:`build_feed`).
 """
 
 from __future__ import annotations
@@ -14,23 +21,28 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import types
 import typing
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from importlib import resources
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import urlencode
 
+from spacy_al import registry
+from spacy_al.checkpoints import Checkpoints
 from spacy_al.errors import Errors
-from spacy_al.serve.feed import Feed, make_tokens, parse_annotators
+from spacy_al.serve.feed import (
+    Feed,
+    configure_process,
+    make_tokens,
+    parse_annotators,
+)
 
 ENV_RECIPE = "SPACY_AL_RECIPE"
 ENV_ARGS = "SPACY_AL_ARGS"
@@ -39,10 +51,23 @@ ENV_FILES = "SPACY_AL_RECIPE_FILES"
 # Feed settings for every server of this process (the app's and the API's).
 ENV_CHECKPOINT_SECONDS = "SPACY_AL_CHECKPOINT_SECONDS"
 ENV_LEASE_SECONDS = "SPACY_AL_LEASE_SECONDS"
-TOKENS_SUFFIX = ".tokens.json"
 CHECKOUT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
+
+#: ``report(kind, text)``: a line for the person at the terminal; ``kind`` is
+#: "good", "info", "warn", "fail" or "text" (the CLI prints it with wasabi).
+Report = Callable[[str, str], None]
+#: ``run_server(app_path, flag_options)``: start Streamlit's server in this
+#: process on the script ``app_path`` and return once it has stopped.
+RunServer = Callable[[Path, dict[str, Any]], None]
+
+_serving: Feed | None = None
+
+
+def serving_feed() -> Feed | None:
+    """The feed this process serves to the labelling app (None when the app
+    script runs without the CLI: it then builds its own from the environment)."""
+    return _serving
 
 
 def resource_path(package: str, name: str, *, checkout_dir: str) -> Path:
@@ -68,27 +93,19 @@ def app_path() -> Path:
     return resource_path("spacy_al.app", "app.py", checkout_dir=".")
 
 
-def streamlit_command(*, host: str, port: int, app: Path | None = None) -> list[str]:
-    """The command line that serves the app headless on ``host:port``."""
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app or app_path()),
-        "--server.headless",
-        "true",
-        "--server.address",
-        host,
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-        "--client.toolbarMode",
-        "minimal",
-    ]
+def streamlit_options(*, host: str, port: int) -> dict[str, Any]:
+    """Streamlit's settings for the labelling server (``streamlit run``'s flags):
+    headless on ``host:port``, no file watcher, no usage statistics, and no
+    welcome message (the links are reported once the server listens)."""
+    return {
+        "server.headless": True,
+        "server.address": host,
+        "server.port": port,
+        "browser.gatherUsageStats": False,
+        "server.fileWatcherType": "none",
+        "client.toolbarMode": "minimal",
+        "logger.hideWelcomeMessage": True,
+    }
 
 
 def _json_value(value: Any) -> Any:
@@ -159,12 +176,9 @@ def build_components(
     recipe: str, kwargs: Mapping[str, Any], *, recipe_files: Iterable[str] = ()
 ) -> dict[str, Any]:
     """Run the interactive recipe ``recipe`` with ``kwargs``; return its components."""
-    from spacy_al import registry
-    from spacy_al.cli import load_builtin_recipes, load_recipe_file
-
-    load_builtin_recipes()
+    registry.load_builtin_recipes()
     for path in recipe_files:
-        load_recipe_file(path)
+        registry.load_recipe_file(path)
     recipes = registry.recipes.get_all()
     if recipe not in recipes:
         names = ", ".join(sorted(recipes))
@@ -188,6 +202,7 @@ def build_feed(
 ) -> Feed:
     """The app's shared feed: run ``recipe`` and wrap its components."""
     components = build_components(recipe, kwargs, recipe_files=recipe_files)
+    configure_process()  # the app's process serves: requests first
     return Feed.from_components(
         components, tokens=tokens or None, **{**feed_settings(), **feed_kwargs}
     )
@@ -212,37 +227,25 @@ def feed_settings(env: Mapping[str, str] | None = None) -> dict[str, float]:
 
 
 def annotator_tokens(
-    annotators: Iterable[str], checkpoint: str | Path | None
+    annotators: Iterable[str], checkpoint: Checkpoints | str | Path | None
 ) -> dict[str, str]:
     """Each annotator's token, the same across restarts of the server.
 
-    Kept beside the dataset's model checkpoint (``CHECKPOINT.tokens.json``,
-    readable by the owner only), so that after a crash or a restart everyone's
-    link still works; a new name gets a new token. Without a checkpoint folder,
-    fresh tokens.
+    Kept in the dataset's checkpoint folder (readable by the owner only), so
+    that after a crash or a restart everyone's link still works; a new name
+    gets a new token. Without a checkpoint folder, fresh tokens.
     """
     names = parse_annotators(list(annotators))
     if checkpoint is None:
         return make_tokens(names)
-    path = Path(checkpoint)
-    path = path.with_name(path.name + TOKENS_SUFFIX)
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        if not isinstance(saved, dict):
-            saved = {}
-        tokens = {
-            name: saved[name] if isinstance(saved.get(name), str) else token
-            for name, token in make_tokens(names).items()
-        }
-        if any(saved.get(name) != token for name, token in tokens.items()):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({**saved, **tokens}, f)
-            os.replace(tmp, path)
-    except (OSError, ValueError) as e:
-        raise ValueError(Errors.E852.format(path=path, err=e)) from e
+    if isinstance(checkpoint, str | Path):  # a model folder: tokens beside it
+        checkpoint = Checkpoints.at(checkpoint)
+    saved = checkpoint.read_tokens()
+    tokens = {
+        name: saved.get(name, token) for name, token in make_tokens(names).items()
+    }
+    if any(saved.get(name) != token for name, token in tokens.items()):
+        checkpoint.write_tokens({**saved, **tokens})
     return tokens
 
 
@@ -273,13 +276,13 @@ def check_port(host: str, port: int) -> None:
 
 
 def wait_until_ready(
-    url: str, process: subprocess.Popen, *, timeout: float = READY_TIMEOUT
+    url: str, *, timeout: float = READY_TIMEOUT, stopped: threading.Event | None = None
 ) -> bool:
-    """Poll Streamlit's health endpoint until it answers (True) or the process
-    exits or ``timeout`` passes (False)."""
+    """Poll Streamlit's health endpoint until it answers (True), or ``timeout``
+    passes or ``stopped`` is set (False)."""
     deadline = time.monotonic() + timeout
     health = url.rstrip("/") + "/_stcore/health"
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and not (stopped and stopped.is_set()):
         try:
             with urllib.request.urlopen(health, timeout=2) as response:
                 if response.status == 200:
@@ -290,142 +293,112 @@ def wait_until_ready(
     return False
 
 
-def stop(process: subprocess.Popen, *, timeout: float = STOP_TIMEOUT) -> int:
-    """Stop the server: SIGINT (as Ctrl+C), then SIGTERM, then SIGKILL."""
-    for send in (
-        lambda: process.send_signal(signal.SIGINT),
-        process.terminate,
-        process.kill,
-    ):
-        if process.poll() is not None:
-            break
-        send()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            continue
-    return process.wait()
-
-
-def serve_recipe(
-    name: str,
-    kwargs: Mapping[str, Any],
-    components: dict[str, Any],
-    *,
-    recipe_files: Sequence[str | Path] | None = None,
-) -> int:
-    """Serve an interactive recipe's app until it stops; return its exit code.
-
-    ``components`` (what the recipe returned here) are only read for their
-    settings and then released: the app process builds its own from ``name`` and
-    ``kwargs``. ``recipe_files`` are the ``-F`` files (default: those on this
-    process's command line). Ctrl+C stops the server and returns 0.
-    """
-    from wasabi import msg
-
-    from spacy_al.cli import split_recipe_files
-
-    config = components.get("config") or {}
-    host = str(config.get("host") or "127.0.0.1")
-    port = int(config.get("port") or 8501)
-    annotators = parse_annotators(config.get("annotators"))
-    try:
-        tokens = (
-            annotator_tokens(annotators, components.get("checkpoint"))
-            if annotators
-            else {}
-        )
-    except ValueError as e:
-        msg.fail(str(e))
-        return 1
-    if recipe_files is None:
-        recipe_files, _ = split_recipe_files(sys.argv[1:])
-    # This process's copy of the pool and model isn't used again: let it go.
-    store = components.get("store")
-    if store is not None:
-        store.close()
-    components.clear()
-    try:
-        check_port(host, port)
-    except ValueError as e:
-        msg.fail(str(e))
-        return 1
-    env = app_env(name, kwargs, tokens=tokens, recipe_files=recipe_files)
-    process = subprocess.Popen(streamlit_command(host=host, port=port), env=env)
-    # SIGTERM (a service manager, docker stop) stops the server too, as Ctrl+C does.
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        urls = session_urls(host, port, tokens=tokens)
-        base = next(iter(urls.values())).split("?")[0]
-        if not wait_until_ready(base, process):
-            code = stop(process)
-            msg.fail(Errors.E612.format(code=code, url=base))
-            return code or 1
-        if tokens:
-            msg.good(f"Labelling app for {name} is running. One link per annotator:")
-            for who, url in urls.items():
-                msg.text(f"  {who}: {url}")
-        else:
-            msg.good(f"Labelling app for {name}: {base}?session=YOUR_NAME")
-        msg.text("Press Ctrl+C to stop.")
-        return process.wait()
-    except KeyboardInterrupt:
-        stop(process)
-        msg.info("Stopped the labelling app.")
-        return 0
-    finally:
-        stop(process)  # whatever happened here, never leave the server behind
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def serve_api(name: str, components: dict[str, Any]) -> int:
-    """Serve an interactive recipe's feed as a JSON API (see :mod:`spacy_al.serve.api`)
-    in this process until Ctrl+C or SIGTERM; return the exit code.
-
-    The recipe already built the components here, so nothing is built twice. The
-    API listens on the recipe's ``--host`` and ``--port``; with ``--annotators``
-    each annotator's token is printed (and kept for the next start).
-    """
-    from wasabi import msg
-
-    from spacy_al.serve.api import make_server
-
+def _settings(components: Mapping[str, Any]) -> tuple[str, int, dict[str, str]]:
+    """(host, port, tokens) of an interactive recipe's components: with
+    ``--annotators``, each annotator's token (kept for the next start)."""
     config = components.get("config") or {}
     host = str(config.get("host") or "127.0.0.1")
     port = int(config.get("port") if config.get("port") is not None else 8501)
     annotators = parse_annotators(config.get("annotators"))
-    try:
-        tokens = (
-            annotator_tokens(annotators, components.get("checkpoint"))
-            if annotators
-            else None
+    tokens = (
+        annotator_tokens(annotators, components.get("checkpoint")) if annotators else {}
+    )
+    return host, port, tokens
+
+
+def _report_links(
+    name: str, host: str, port: int, tokens: Mapping[str, str], report: Report
+) -> None:
+    urls = session_urls(host, port, tokens=tokens)
+    if tokens:
+        report("good", f"Labelling app for {name} is running. One link per annotator:")
+        for who, url in urls.items():
+            report("text", f"  {who}: {url}")
+    else:
+        # Never a placeholder that works as a name: the person adds their own.
+        report("good", f"Labelling app for {name} is running at {urls['']}")
+        report(
+            "text",
+            f"  Each annotator opens it with their own name: {urls['']}?session=NAME",
         )
-        feed = Feed.from_components(components, tokens=tokens, **feed_settings())
-    except ValueError as e:
-        msg.fail(str(e))
-        return 1
+    report("text", "Press Ctrl+C to stop.")
+
+
+def serve_app(
+    name: str,
+    components: dict[str, Any],
+    *,
+    run_server: RunServer,
+    report: Report,
+) -> int:
+    """Serve an interactive recipe's components in the labelling app, in this
+    process, until the server stops; return the exit code.
+
+    The feed is built before the server starts (the first page never waits for
+    the model) and handed to the app script through :func:`serving_feed`. The
+    links are reported once the server answers. ``run_server`` starts Streamlit
+    (which handles Ctrl+C and SIGTERM itself) and returns when it has stopped;
+    then the feed is closed, which checkpoints the model. Expected problems (a
+    port in use, unreadable tokens) raise ValueError before anything is served.
+    """
+    global _serving
+    host, port, tokens = _settings(components)
+    check_port(host, port)
+    configure_process()  # this process serves: requests first
+    feed = Feed.from_components(components, tokens=tokens or None, **feed_settings())
+    _serving = feed
+    stopped = threading.Event()
+
+    def announce() -> None:
+        base = session_urls(host, port)[""]
+        if wait_until_ready(base, stopped=stopped):
+            _report_links(name, host, port, tokens, report)
+
+    threading.Thread(target=announce, name="spacy_al-links", daemon=True).start()
+    try:
+        run_server(app_path(), streamlit_options(host=host, port=port))
+    except KeyboardInterrupt:  # Ctrl+C before Streamlit took the signal over
+        pass
+    finally:
+        stopped.set()
+        report("info", "Stopping the labelling app (saving the model)...")
+        _serving = None
+        feed.close()
+    return 0
+
+
+def serve_api(name: str, components: dict[str, Any], *, report: Report) -> int:
+    """Serve an interactive recipe's feed as a JSON API (see :mod:`spacy_al.serve.api`)
+    in this process until Ctrl+C or SIGTERM; return the exit code.
+
+    The API listens on the recipe's ``--host`` and ``--port``; with
+    ``--annotators`` each annotator's token is reported (and kept for the next
+    start). Expected problems (a port in use, unreadable tokens) raise ValueError.
+    """
+    from spacy_al.serve.api import make_server
+
+    host, port, tokens = _settings(components)
+    configure_process()  # this process serves: requests first
+    feed = Feed.from_components(components, tokens=tokens or None, **feed_settings())
     try:
         httpd = make_server(feed, host, port)
     except OSError as e:
         feed.close()
-        msg.fail(Errors.E611.format(host=host, port=port, err=e))
-        return 1
+        raise ValueError(Errors.E611.format(host=host, port=port, err=e)) from e
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-        msg.good(f"JSON API for {name}: http://{shown}:{httpd.port}/ (POST /next)")
-        for who, token in (tokens or {}).items():
-            msg.text(f"  {who}: token {token}")
-        msg.text("Press Ctrl+C to stop.")
-        sys.stdout.flush()
+        report(
+            "good", f"JSON API for {name}: http://{shown}:{httpd.port}/ (POST /next)"
+        )
+        for who, token in tokens.items():
+            report("text", f"  {who}: token {token}")
+        report("text", "Press Ctrl+C to stop.")
         httpd.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
-        msg.info("Stopping the API (saving the model)...")
+        report("info", "Stopping the API (saving the model)...")
     finally:
         httpd.server_close()
         feed.close()

@@ -9,13 +9,14 @@ update here, and the app shows what :meth:`ModelProgress.stats` returns:
   learnt from them (test, then train).
 * **Stopping signal.** Stabilizing predictions: Cohen's kappa between successive
   versions' predictions on a fixed stop set sampled from the pool
-  (:mod:`spacy_al.stopping`). Saved beside the model checkpoint, so a restarted
-  server carries the signal on when it resumes the same version.
+  (:mod:`spacy_al.stopping`).
+
+Both are saved in the dataset's checkpoint folder after every update, so a
+restarted server continues the curve's points and the signal's history.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -26,12 +27,12 @@ import numpy as np
 from spacy.scorer import get_ner_prf
 from spacy.training import Example
 
+from spacy_al.checkpoints import Checkpoints
 from spacy_al.corpus import Source, gold_labels
-from spacy_al.loop import BaseLoop
 from spacy_al.metrics import textcat_score
-from spacy_al.ner.loop import NERLoop
 from spacy_al.ner.model import gold_docs
 from spacy_al.ner.targets import reference_doc
+from spacy_al.protocols import Loop, Updater
 from spacy_al.stopping import (
     DEFAULT_STOP_SET_SIZE,
     DEFAULT_THRESHOLD,
@@ -40,19 +41,16 @@ from spacy_al.stopping import (
     sample_stop_set,
     stop_set_labels,
 )
-from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.targets import TextcatTarget
 
 # The progressive curve needs this many gold answers before its first point.
 MIN_CURVE_EXAMPLES = 10
 
 
-def serving_probs(updater: Any, texts: Sequence[str]) -> np.ndarray:
+def serving_probs(updater: Updater, texts: Sequence[str]) -> np.ndarray:
     """Label probabilities of the serving text classifier (a committee's mean)."""
     served, _ = updater.serving()
-    models = served if isinstance(served, list) else [served]
-    docs = models[0].make_docs(texts)
-    return np.mean([model.predict(docs) for model in models], axis=0)
+    return served.predict(served.make_docs(texts))
 
 
 class ModelProgress:
@@ -68,10 +66,10 @@ class ModelProgress:
 
     def __init__(
         self,
-        loop: BaseLoop,
+        loop: Loop,
         *,
         eval_path: str | Path | None = None,
-        checkpoint: str | Path | None = None,
+        checkpoint: Checkpoints | None = None,
         curve_window: int = 100,
         stop_set_size: int = DEFAULT_STOP_SET_SIZE,
         stop_window: int = DEFAULT_WINDOW,
@@ -80,11 +78,13 @@ class ModelProgress:
         self.loop = loop
         self.labels: tuple[str, ...] = tuple(loop.labels)
         self.exclusive: bool = loop.exclusive
-        self.ner = isinstance(loop, NERLoop)
+        self.ner = loop.task == "ner"
         self.eval_path = Path(eval_path) if eval_path else None
-        self.checkpoint = Path(checkpoint) if checkpoint else None
-        # Another loop serves and learns the same way, without curve or signal.
-        self.enabled = isinstance(loop, (ActiveLoop, NERLoop))
+        self.checkpoint = checkpoint
+        # What an earlier session saved (read once, at the start).
+        self._saved: dict[str, Any] | None = None
+        # A loop that learns nothing (review) has no curve or signal.
+        self.enabled = loop.updater is not None
         self._lock = threading.Lock()
         self._curve: list[dict[str, Any]] = []
         self._curve_kind: str | None = (
@@ -99,7 +99,7 @@ class ModelProgress:
         self._stopping = StabilizingPredictions(
             window=stop_window, threshold=stop_threshold
         )
-        self._stop_keys: list[int] = []  # input hashes of the stop set
+        self._stop_keys: list[int] = []  # input keys of the stop set
         self._stop_docs: list | None = None
         self._stop_points: list[dict[str, Any]] = []
         self._stopped_at: dict[str, int] | None = None
@@ -117,31 +117,41 @@ class ModelProgress:
         finally:
             with self._lock:
                 self._curve_kind = "eval" if self._eval_docs else "progressive"
-        self._add_eval_point(answers)
+                self._curve = self._saved_curve(self._curve_kind)
+        if not any(p["version"] == self.loop.version for p in self._curve):
+            self._add_eval_point(answers)
 
-    def start_stopping(self) -> None:
-        """Sample the stop set and predict it with the serving model, or take the
-        signal back from the checkpoint when it was saved for this version."""
+    def start_stopping(self, *, answers: int | None = None) -> None:
+        """Take the signal and its history back from the checkpoint folder, or
+        sample a new stop set; predict the stop set with the serving model
+        unless the saved signal already holds this version's predictions."""
         pool = self.loop.pool
         if not self.enabled or not len(pool):
             return
-        indices = sample_stop_set(len(pool), size=self._stop_set_size, seed=0)
-        keys = [int(pool.tasks[int(i)]["_input_hash"]) for i in indices]
+        restored = self._saved_stopping()
+        if restored is not None:
+            signal, points, stopped_at, keys, saved_version = restored
+            indices = [pool.index[key] for key in keys]
+        else:
+            indices = sample_stop_set(len(pool), size=self._stop_set_size, seed=0)
+            keys = [int(pool.tasks[int(i)]["_input_key"]) for i in indices]
         docs = self.loop.docs(indices)  # tokenized once, reused after every update
-        restored = self._read_stopping(keys)
         with self._lock:
             self._stop_keys = keys
             if restored is not None:
-                self._stopping, self._stop_points, self._stopped_at = restored
-        if restored is None:
-            served, version = self.loop.updater.serving()
-            labels = stop_set_labels(served, docs)
-            with self._lock:
-                self._stopping.update(labels)
-                self._stop_version = version
-        else:
-            self._stop_version = self.loop.version
+                self._stopping, self._stop_points, self._stopped_at = (
+                    signal,
+                    points,
+                    stopped_at,
+                )
+                self._stop_version = saved_version
         self._stop_docs = docs
+        if restored is None or saved_version != self.loop.version:
+            # A new signal's first predictions; or, after answers learnt at the
+            # restart, the next point of the history (kappa with the saved ones).
+            self._add_stopping_point(
+                self._saved_answers() if answers is None else answers
+            )
 
     # --- each update ---------------------------------------------------------------
 
@@ -150,8 +160,8 @@ class ModelProgress:
         hasn't learnt them yet (the progressive curve's test data)."""
         if not self.enabled or self._eval_docs is not None:
             return
-        new = [t for t in targets if t.is_gold and t.input_hash not in self._learnt]
-        self._learnt.update(t.input_hash for t in targets)
+        new = [t for t in targets if t.is_gold and t.input_key not in self._learnt]
+        self._learnt.update(t.input_key for t in targets)
         if not new:
             return
         if self.ner:  # entities predicted by the serving model vs. the gold spans
@@ -218,8 +228,7 @@ class ModelProgress:
         if not texts:
             return None
         served, _ = self.loop.updater.serving()
-        model = served[0] if isinstance(served, list) else served
-        return model.make_docs(texts), gold
+        return served.make_docs(texts), gold
 
     def _read_ner_eval(self) -> tuple[list, None] | None:
         """Gold Docs of the eval file's complete annotations: records with
@@ -246,8 +255,7 @@ class ModelProgress:
             if score is not None:
                 self._add_point(answers, version, float(score))
             return
-        models = served if isinstance(served, list) else [served]
-        probs = np.mean([model.predict(docs) for model in models], axis=0)
+        probs = served.predict(docs)
         score = textcat_score(probs, gold, self.labels, exclusive=self.exclusive)
         self._add_point(answers, version, score)
 
@@ -300,50 +308,84 @@ class ModelProgress:
             "stop_set_size": len(self._stop_keys),
         }
 
-    # --- beside the checkpoint ----------------------------------------------------------
+    # --- in the checkpoint folder --------------------------------------------------------
 
-    def _stopping_path(self) -> Path | None:
-        if self.checkpoint is None:
-            return None
-        return self.checkpoint.with_name(self.checkpoint.name + ".stopping.json")
+    def _read_saved(self) -> dict[str, Any]:
+        """What the checkpoint folder holds for this dataset ({} if nothing)."""
+        if self._saved is None:
+            saved = self.checkpoint.read_progress() if self.checkpoint else None
+            self._saved = saved or {}
+        return self._saved
 
-    def _read_stopping(
-        self, keys: list[int]
-    ) -> tuple[StabilizingPredictions, list[dict], dict | None] | None:
-        """The signal saved beside the checkpoint, if it belongs to the model
-        version loaded, the same stop set and the same settings."""
-        path = self._stopping_path()
-        if path is None or not path.is_file():
+    def _saved_answers(self) -> int:
+        points = self._stop_points or self._curve
+        return int(points[-1]["answers"]) if points else 0
+
+    def _saved_curve(self, kind: str) -> list[dict[str, Any]]:
+        """The curve's points of an earlier session, if it was the same kind of
+        curve (on the same eval file, or progressive)."""
+        saved = self._read_saved()
+        if saved.get("curve_kind") != kind or saved.get("eval") != (
+            str(self.eval_path) if self.eval_path else None
+        ):
+            return []
+        try:
+            return [
+                {
+                    "answers": int(p["answers"]),
+                    "version": int(p["version"]),
+                    "score": float(p["score"]),
+                }
+                for p in saved.get("curve", [])
+            ]
+        except (KeyError, TypeError, ValueError):
+            return []
+
+    def _saved_stopping(
+        self,
+    ) -> tuple[StabilizingPredictions, list[dict], dict | None, list[int], int] | None:
+        """The signal and its history saved by an earlier session, if it had the
+        same settings and its stop set is in the pool (read so far)."""
+        state = self._read_saved().get("stopping")
+        if not isinstance(state, dict):
             return None
         try:
-            state = json.loads(path.read_text(encoding="utf8"))
             signal = StabilizingPredictions.from_dict(state["signal"])
-            same = (
-                state["version"] == self.loop.version
-                and state["stop_set"] == keys
-                and signal.window == self._stopping.window
-                and signal.threshold == self._stopping.threshold
-            )
+            keys = [int(k) for k in state["stop_set"]]
             points = [dict(p) for p in state["points"]]
             stopped_at = state["stopped_at"]
-        except (OSError, ValueError, KeyError, TypeError):
+            version = int(state["version"])
+        except (KeyError, TypeError, ValueError):
             return None  # unreadable: start the signal again
-        return (signal, points, stopped_at) if same else None
+        same = (
+            signal.window == self._stopping.window
+            and signal.threshold == self._stopping.threshold
+            and keys
+            and len(keys) <= self._stop_set_size
+            and all(key in self.loop.pool.index for key in keys)
+        )
+        return (signal, points, stopped_at, keys, version) if same else None
 
     def save(self) -> None:
-        """Save the stopping signal beside the checkpoint (atomically)."""
-        path = self._stopping_path()
-        if path is None or self._stop_docs is None:
+        """Save the curve and the stopping signal with its history in the
+        checkpoint folder, so that a restart continues them."""
+        if self.checkpoint is None or not self.enabled:
             return
         with self._lock:
-            state = {
-                "version": self._stop_version,
-                "stop_set": list(self._stop_keys),
-                "signal": self._stopping.to_dict(),
-                "points": [dict(p) for p in self._stop_points],
-                "stopped_at": self._stopped_at,
+            state: dict[str, Any] = {
+                "version": self.loop.version,
+                "curve_kind": self._curve_kind,
+                "eval": str(self.eval_path) if self.eval_path else None,
+                "curve": [dict(p) for p in self._curve],
             }
-        tmp = path.with_name(path.name + ".tmp")
-        # json (not srsly's ujson): the kappas read back exactly as written
-        tmp.write_text(json.dumps(state), encoding="utf8")
-        tmp.replace(path)
+            if self._stop_docs is not None:
+                state["stopping"] = {
+                    "version": self._stop_version,
+                    "stop_set": list(self._stop_keys),
+                    "signal": self._stopping.to_dict(),
+                    "points": [dict(p) for p in self._stop_points],
+                    "stopped_at": self._stopped_at,
+                }
+            elif isinstance(self._read_saved().get("stopping"), dict):
+                state["stopping"] = self._read_saved()["stopping"]  # not started yet
+        self.checkpoint.write_progress(state)

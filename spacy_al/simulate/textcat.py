@@ -15,6 +15,7 @@ from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.metrics import textcat_score
 from spacy_al.pool import Pool
+from spacy_al.protocols import Served
 from spacy_al.simulate.runner import (
     Progress,
     SimulationConfig,
@@ -54,9 +55,9 @@ def gold_set(records: Sequence[dict], *, what: str) -> GoldSet:
         task = set_hashes(
             {"text": record["text"], "meta": dict(record.get("meta") or {})}
         )
-        if task["_input_hash"] in seen:
+        if task["_input_key"] in seen:
             continue
-        seen.add(task["_input_hash"])
+        seen.add(task["_input_key"])
         tasks.append(task)
         gold.append(list(labels))
     return GoldSet(tasks, gold)
@@ -92,9 +93,7 @@ def labels_to_target(
     return None
 
 
-def _evaluate(
-    model: TextcatModel, eval_docs, eval_set: GoldSet, config, labels
-) -> float:
+def _evaluate(model: Served, eval_docs, eval_set: GoldSet, config, labels) -> float:
     return textcat_score(
         model.predict(eval_docs),
         eval_set.gold,
@@ -104,7 +103,9 @@ def _evaluate(
     )
 
 
-def _new_updater(config: SimulationConfig, labels, spec: StrategySpec, seed: int):
+def _new_updater(
+    config: SimulationConfig, labels, spec: StrategySpec, seed: int
+) -> Updater | Committee:
     nlp = build_textcat(
         labels,
         exclusive=not config.multilabel,
@@ -149,7 +150,7 @@ def run_one(
         else None
     )
     pool = Pool(train.tasks)
-    gold = {t["_input_hash"]: g for t, g in zip(train.tasks, train.gold, strict=True)}
+    gold = {t["_input_key"]: g for t, g in zip(train.tasks, train.gold, strict=True)}
     loop = ActiveLoop(
         pool,
         updater,
@@ -167,17 +168,8 @@ def run_one(
         if stopping is not None:
             stopping.update(stop_set_labels(updater.serving()[0], stop_docs))
 
-    def evaluate() -> float:
+    def evaluate() -> float:  # a committee scores the mean of its members
         served, _ = updater.serving()
-        if isinstance(served, list):  # a committee: score the mean of its members
-            probs = np.mean([m.predict(eval_docs) for m in served], axis=0)
-            return textcat_score(
-                probs,
-                eval_set.gold,
-                labels,
-                exclusive=exclusive,
-                positive_label=config.positive_label,
-            )
         return _evaluate(served, eval_docs, eval_set, config, labels)
 
     # The seed set: the same random examples for every strategy with this seed.
@@ -187,7 +179,7 @@ def run_one(
     )
     loop.answer(
         [
-            seed_answer(pool.tasks[i], gold[pool.tasks[i]["_input_hash"]])
+            seed_answer(pool.tasks[i], gold[pool.tasks[i]["_input_key"]])
             for i in seed_idx
         ],
         annotator="oracle",
@@ -206,7 +198,7 @@ def run_one(
         loop.answer(
             [
                 oracle_answer(
-                    t, gold[t["_input_hash"]], exclusive=exclusive, mode=config.oracle
+                    t, gold[t["_input_key"]], exclusive=exclusive, mode=config.oracle
                 )
                 for t in tasks
             ],
@@ -233,7 +225,7 @@ def full_data_score(
     def target(i: int) -> TextcatTarget:
         t, g = train.tasks[i], train.gold[i]
         return TextcatTarget(
-            t["text"], t["_input_hash"], {x: float(x in g) for x in labels}, {}, True
+            t["text"], t["_input_key"], {x: float(x in g) for x in labels}, {}, True
         )
 
     nlp = build_textcat(

@@ -11,6 +11,7 @@ from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
 from spacy_al.loop import BaseLoop, StrategySpec
 from spacy_al.pool import Pool
+from spacy_al.protocols import Updater, YieldPoint
 from spacy_al.store import Store
 from spacy_al.strategies import Candidates
 from spacy_al.textcat.patterns import PatternMatcher
@@ -26,10 +27,12 @@ class ActiveLoop(BaseLoop):
     an exclusive model, the least certain for a multilabel one).
     """
 
+    task = "textcat"
+
     def __init__(
         self,
         pool: Pool,
-        updater,
+        updater: Updater,
         *,
         spec: StrategySpec,
         store: Store | None = None,
@@ -41,6 +44,7 @@ class ActiveLoop(BaseLoop):
         strategy_config: dict | None = None,
         seed: int = 0,
         doc_cache_size: int = 100_000,
+        yield_point: YieldPoint | None = None,
     ) -> None:
         super().__init__(
             pool,
@@ -53,10 +57,11 @@ class ActiveLoop(BaseLoop):
             strategy_config=strategy_config,
             seed=seed,
             doc_cache_size=doc_cache_size,
+            yield_point=yield_point,
         )
         self.exclusive: bool = updater.model.exclusive
         self.scorer: Scorer = make_scorer(spec.measure, multilabel=not self.exclusive)
-        if spec.uses_committee and not isinstance(updater.serving()[0], list):
+        if spec.uses_committee and updater.n_members < 2:
             raise ValueError(Errors.E409.format(measure=spec.measure))
         self.patterns = patterns
         self.min_label_answers = min_label_answers
@@ -77,7 +82,7 @@ class ActiveLoop(BaseLoop):
     def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
         """The next ``n`` questions, most informative first, as tasks.
 
-        ``exclude`` holds input hashes not to serve (held by other annotators).
+        ``exclude`` holds input keys not to serve (held by other annotators).
         """
         indices = self.candidates(exclude=exclude)
         if not len(indices):
@@ -86,7 +91,7 @@ class ActiveLoop(BaseLoop):
         served, version = self.updater.serving()
         # Tokenize and score the window batch by batch (score_stream); keep the
         # Docs only where the patterns or the strategy need them again.
-        diverse = self.spec.strategy == "spacy_al.diverse.v1"
+        diverse = self.spec.needs_vectors
         docs: list[Doc] | None = [] if diverse or self.patterns is not None else None
         n_tokens = np.empty(len(indices))
 
@@ -179,6 +184,7 @@ class ActiveLoop(BaseLoop):
             "text": source["text"],
             "meta": meta,
             "_input_hash": source["_input_hash"],
+            "_input_key": source["_input_key"],
             "_model_version": version,
         }
         if self.asks_label:

@@ -18,12 +18,14 @@ from thinc.api import Model, Optimizer, set_dropout_rate
 
 from spacy_al.errors import Errors
 from spacy_al.pipelines import load_base
-from spacy_al.serve import priority
+from spacy_al.protocols import YieldPoint
 from spacy_al.textcat import architectures
 from spacy_al.textcat.targets import TextcatTarget
 
 ARCHITECTURES = ("bow", "ensemble")
 DEFAULT_LEARN_RATE = {"bow": 0.01, "ensemble": 0.002}
+#: Docs per call of the classifier's model in ``predict``.
+PREDICT_BATCH = 512
 
 
 def _bow_config(*, exclusive: bool) -> dict:
@@ -129,7 +131,11 @@ def _accepted(target: TextcatTarget) -> str | None:
 
 
 class TextcatModel:
-    """A pipeline plus the name of its text classifier."""
+    """A pipeline plus the name of its text classifier (a ``protocols.Model``).
+
+    ``yield_point`` (None: none) is called between prediction batches; the
+    updater sets it (``Updater.set_yield_point``) and snapshots keep it.
+    """
 
     task = "textcat"
     #: The Updater's defaults for this model (see ``Updater``): extra steps while
@@ -144,6 +150,7 @@ class TextcatModel:
         *,
         component: str | None = None,
         thinc_model: Model | None = None,
+        yield_point: YieldPoint | None = None,
     ) -> None:
         if component is None:
             names = [
@@ -162,6 +169,12 @@ class TextcatModel:
         # The weights: the pipe's own model, or a snapshot's private copy of it.
         self.thinc_model: Model = pipe.model if thinc_model is None else thinc_model
         self._label_index = {label: i for i, label in enumerate(self.labels)}
+        self.yield_point = yield_point
+
+    @property
+    def members(self) -> tuple[TextcatModel, ...]:
+        """The models whose predictions this one's are: itself alone."""
+        return (self,)
 
     def snapshot(self) -> TextcatModel:
         """A copy of the weights (about 2 ms for bow) sharing the tokenizer."""
@@ -169,10 +182,19 @@ class TextcatModel:
             self.nlp,
             component=self.component,
             thinc_model=copy.deepcopy(self.thinc_model),
+            yield_point=self.yield_point,
         )
 
     def make_docs(self, texts: Iterable[str]) -> list[Doc]:
         return [self.nlp.make_doc(text) for text in texts]
+
+    def make_doc(self, task: dict[str, Any]) -> Doc:
+        """The Doc of a pool task's text."""
+        return self.nlp.make_doc(task["text"])
+
+    def target_doc(self, target: TextcatTarget) -> Doc:
+        """The Doc a target trains on."""
+        return self.nlp.make_doc(target.text)
 
     def checkpoint_state(self) -> dict[str, Any]:
         """What a checkpoint records beside the pipeline: nothing more for textcat."""
@@ -183,13 +205,16 @@ class TextcatModel:
         """The model of a checkpoint's pipeline (see :mod:`spacy_al.checkpoints`)."""
         return cls(nlp, component=state["component"])
 
-    def predict(self, docs: Sequence[Doc], *, batch_size: int = 512) -> np.ndarray:
+    def predict(
+        self, docs: Sequence[Doc], *, predict_batch: int = PREDICT_BATCH
+    ) -> np.ndarray:
         """Probabilities, shape (n_docs, n_labels), columns in ``self.labels`` order."""
         model = self.thinc_model
         out = np.zeros((len(docs), len(self.labels)), dtype="f")
-        for i in range(0, len(docs), batch_size):
-            priority.pause()  # an annotator's request goes first
-            batch = docs[i : i + batch_size]
+        for i in range(0, len(docs), predict_batch):
+            if self.yield_point is not None:
+                self.yield_point()  # e.g. an annotator's request goes first
+            batch = docs[i : i + predict_batch]
             # As TextCategorizer.predict: a batch of empty docs scores all zeros.
             if any(len(doc) for doc in batch):
                 out[i : i + len(batch)] = model.ops.to_numpy(model.predict(batch))
@@ -296,4 +321,4 @@ class TextcatModel:
             for label in self.labels
         ]
         pipe.initialize(lambda: examples, nlp=nlp, labels=list(self.labels))
-        return TextcatModel(nlp, component=self.component)
+        return TextcatModel(nlp, component=self.component, yield_point=self.yield_point)

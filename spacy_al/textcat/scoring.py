@@ -1,6 +1,7 @@
 """Score documents with the serving model: probabilities and one uncertainty each.
 
-A scorer takes what an updater serves and a batch of Docs, and returns the
+A scorer takes what an updater serves (a ``protocols.Served``: one model, or a
+committee's ``CommitteeModel``) and a batch of Docs, and returns the
 probabilities (columns = labels) and a document-level informativeness score
 (higher = more informative), using the measures in ``spacy_al.uncertainty``.
 """
@@ -19,6 +20,7 @@ from thinc.api import set_dropout_rate
 
 from spacy_al import uncertainty
 from spacy_al.errors import Errors
+from spacy_al.protocols import Served
 from spacy_al.textcat.model import TextcatModel
 
 #: Measures of a single model (the names of ``uncertainty.get_measure``).
@@ -32,13 +34,17 @@ class Scores:
 
 
 class Scorer(Protocol):
-    measure: str
+    """Scores Docs with a served model. ``batchable``: each doc's score depends
+    on that doc alone, so ``score_stream`` may score the docs batch by batch."""
 
-    def __call__(self, served: object, docs: Sequence[Doc]) -> Scores: ...
+    measure: str
+    batchable: bool
+
+    def __call__(self, served: Served, docs: Sequence[Doc]) -> Scores: ...
 
 
 #: Docs scored per step by ``score_stream`` (``nlp.pipe``'s default for textcat).
-STREAM_BATCH_SIZE = 512
+STREAM_PREDICT_BATCH = 512
 
 
 class ModelScorer:
@@ -51,7 +57,7 @@ class ModelScorer:
         self.measure = measure
         self._measure = uncertainty.get_measure(measure, multilabel=multilabel)
 
-    def __call__(self, served: TextcatModel, docs: Sequence[Doc]) -> Scores:
+    def __call__(self, served: Served, docs: Sequence[Doc]) -> Scores:
         probs = served.predict(docs)
         return Scores(probs, self._measure(probs) if len(docs) else np.zeros(0))
 
@@ -59,8 +65,8 @@ class ModelScorer:
 class CommitteeScorer:
     """Disagreement of a committee: vote entropy, consensus entropy or max KL.
 
-    The committee's members are served as a list of models; the probabilities
-    reported are the committee's mean.
+    The committee is served as one model whose ``members`` are scored each;
+    the probabilities reported are the committee's mean.
     """
 
     batchable = True
@@ -75,8 +81,8 @@ class CommitteeScorer:
         self.measure = measure
         self._measure = uncertainty.COMMITTEE_MEASURES[measure]
 
-    def __call__(self, served: Sequence[TextcatModel], docs: Sequence[Doc]) -> Scores:
-        member_probs = np.stack([model.predict(docs) for model in served])
+    def __call__(self, served: Served, docs: Sequence[Doc]) -> Scores:
+        member_probs = np.stack([model.predict(docs) for model in served.members])
         if not len(docs):
             return Scores(member_probs.mean(0), np.zeros(0))
         return Scores(member_probs.mean(0), self._measure(member_probs))
@@ -92,6 +98,8 @@ class BALDScorer:
     """
 
     measure = "bald"
+    #: The dropout samples are drawn per call: all the docs in one.
+    batchable = False
 
     def __init__(self, *, n_samples: int = 10, dropout: float = 0.2) -> None:
         self.n_samples = n_samples
@@ -123,24 +131,24 @@ class BALDScorer:
 
 def score_stream(
     scorer: Scorer,
-    served: object,
+    served: Served,
     docs: Iterable[Doc],
     *,
-    batch_size: int = STREAM_BATCH_SIZE,
+    predict_batch: int = STREAM_PREDICT_BATCH,
 ) -> Scores:
-    """``scorer(served, docs)``, a batch of ``batch_size`` docs at a time.
+    """``scorer(served, docs)``, a batch of ``predict_batch`` docs at a time.
 
     Docs made on the fly (a generator) are then tokenized and scored batch by
     batch, as ``nlp.pipe`` does, instead of all being built first and kept alive
     together. The scores are those of one call on all the docs. A scorer whose
-    scores depend on the whole set (no ``batchable`` attribute set True, e.g.
-    ``BALDScorer``, which copies the model per call) gets all the docs at once.
+    scores depend on the whole set (``batchable`` False, e.g. ``BALDScorer``,
+    which copies the model per call) gets all the docs at once.
     """
-    if not getattr(scorer, "batchable", False):
+    if not scorer.batchable:
         return scorer(served, list(docs))
     stream = iter(docs)
     parts: list[Scores] = []
-    while batch := list(itertools.islice(stream, batch_size)):
+    while batch := list(itertools.islice(stream, predict_batch)):
         parts.append(scorer(served, batch))
     if not parts:
         return scorer(served, [])
