@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from wasabi import msg
 
 from spacy_al.errors import Errors
 from spacy_al.stopping import (
@@ -180,6 +181,20 @@ def session_settings(
         **stop,
         **extra,
     }
+
+
+def report(components: dict) -> None:
+    """One line on what an interactive recipe is about to serve, and a warning
+    for the source's skipped lines."""
+    src = components["source"]
+    loop = components["loop"]
+    msg.info(
+        f"{components['dataset']}: {len(loop.pool)} texts from {src['path']}, "
+        f"{loop.pool.n_done} already answered, labels {components['labels']} "
+        f"({components['view_id']})"
+    )
+    if src["skipped"]:
+        msg.warn(f"Skipped {src['skipped']} malformed line(s) of {src['path']}")
 
 
 # --- exporting and training from datasets (train, data-to-spacy) ----------------

@@ -14,18 +14,13 @@ from typing import Annotated
 
 import typer
 
+from spacy_al import registry
+from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.registry import recipe
-from spacy_al.serve.launcher import resource_path
 
 from ._options import Host, Port
 
-# Read from the bundled corpus: the labels its texts were written for.
-LABELS = "BILLING,SHIPPING,TECHNICAL,ACCOUNT"
-
-
-def corpus_path(name: str) -> str:
-    """A file of the bundled corpora (package data ``spacy_al.corpora``)."""
-    return str(resource_path("spacy_al.corpora", name, checkout_dir="corpora"))
+__all__ = ["LABELS", "corpus_path", "demo"]
 
 
 @recipe("demo")
@@ -45,9 +40,8 @@ def demo(
     textcat.teach on the bundled corpus (322 messages, labels BILLING, SHIPPING,
     TECHNICAL and ACCOUNT) with a live learning curve on 80 held-out messages.
     """
-    # Imported here so that `demo` is registered even if textcat's import is slow.
-    from spacy_al.recipes.textcat import teach
-
+    # textcat.teach, found by its name as the command line finds it.
+    teach = registry.recipes.get("textcat.teach")
     # 1. The pool and the held-out set ship with spacy_al (see corpora/README.md).
     # 2. Everything else is textcat.teach: the model asks about the messages it is
     #    least sure of (margin), learns after every 10 answers, and the curve is

@@ -26,7 +26,7 @@ Every task is a dict with::
                   Prodigy); "score" is the model's probability of that entity
     meta          {"strategy", "uncertainty", "score", "pattern", ...}
     _view_id      "ner" (ner.teach) or "ner_manual" (ner.correct, ner.manual)
-    _input_hash, _task_hash, _model_version
+    _input_key, _task_key (identity), _input_hash, _task_hash (Prodigy), _model_version
 
 * ``view_id == "ner"`` (ner.teach): ``spans`` holds exactly one entity and
   ``label`` its label. The answer is the task with ``answer`` = "accept" (this
@@ -51,12 +51,7 @@ from typing import Annotated
 
 import typer
 
-from spacy_al.checkpoints import (
-    learn_stored_answers,
-    load_checkpoint,
-    read_version_mark,
-)
-from spacy_al.corpus import Source
+from spacy_al.checkpoints import Checkpoints
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.ner.loop import NERLoop
@@ -70,11 +65,9 @@ from spacy_al.ner.model import (
 from spacy_al.ner.patterns import EntityPatterns
 from spacy_al.ner.targets import answers_to_ner_targets
 from spacy_al.pipelines import load_base
-from spacy_al.pool import Pool
 from spacy_al.registry import recipe
+from spacy_al.session import open_session
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
-from spacy_al.store import Store
-from spacy_al.team.consensus import Consensus, review_answers
 from spacy_al.updater import Updater
 
 from ._options import (
@@ -93,10 +86,10 @@ from ._options import (
     StopSetSize,
     StopThreshold,
     StopWindow,
+    report,
     session_settings,
     split_commas,
 )
-from .textcat import checkpoint_dir, report
 
 Labels = Annotated[
     str | None, typer.Option("--label", "-l", help="Comma-separated entity labels")
@@ -154,45 +147,29 @@ def build_ner_components(
     if not labels:
         raise ValueError(Errors.E535)
     view_id = "ner" if mode == "teach" else "ner_manual"
-    # 1. The database: answers are committed here before the app moves on.
-    store = Store(db)
-    store.create_dataset(
-        dataset,
-        meta={
-            "labels": labels,
-            "view_id": view_id,
-            "task": "ner",
-            "mode": mode,
-            "overlap": int((settings or {}).get("overlap") or 1),
-        },
-    )
-    # 2. The pool: every text of the source, minus what this dataset has answered.
-    source_reader = Source(source, skip_invalid=skip_invalid)
-    answered = store.answered_input_hashes(dataset)
-    #    After a second, a big source goes on being read in the background.
-    pool = Pool(source_reader, answered=answered, foreground_seconds=1.0)
-    # 3. The model: from a checkpoint of an earlier session, or a new one.
-    ckpt = checkpoint_dir(db, dataset)
-    # (None when there is none, or none readable: load_checkpoint warns.)
-    updater = load_checkpoint(
-        ckpt,
-        model_class=NERModel,
-        learn_rate=DEFAULT_LEARN_RATE,
-        drop=0.1,
-        use_averages=True,
-    )
-    resumed = updater is not None
-    if updater is not None:
-        if set(updater.labels) != set(labels):
+    overlap = int((settings or {}).get("overlap") or 1)
+
+    def load_updater(checkpoints: Checkpoints) -> Updater | None:
+        # (None when there is none, or none readable: it warns.) A checkpoint of
+        # other labels can't be resumed: the user must choose.
+        updater = checkpoints.load(
+            model_class=NERModel,
+            learn_rate=DEFAULT_LEARN_RATE,
+            drop=0.1,
+            use_averages=True,
+        )
+        if updater is not None and set(updater.labels) != set(labels):
             raise ValueError(
                 Errors.E545.format(
-                    path=ckpt,
+                    path=checkpoints.model_path,
                     saved=list(updater.labels),
                     labels=labels,
                     dataset=dataset,
                 )
             )
-    else:
+        return updater
+
+    def new_updater(version: int) -> Updater:
         nlp = build_ner(
             labels,
             base=base,
@@ -201,63 +178,69 @@ def build_ner_components(
             component=component,
         )
         # Served snapshots hold the averaged weights: steadier suggestions.
-        updater = Updater(
+        return Updater(
             NERModel(nlp, component=component, beam_width=beam_width),
             learn_rate=DEFAULT_LEARN_RATE,
             drop=0.1,
             use_averages=True,
-            # The version continues after the last one served, even unsaved.
-            version=read_version_mark(ckpt),
+            version=version,
         )
-    # 4. Earlier answers of this dataset: remembered for replay, and, when there was
-    #    no checkpoint to resume, learnt from before the first question.
-    #    With --overlap N, only examples N annotators agree on (or a reviewer
-    #    adjudicated) are learnt; the others are held until they are.
-    consensus = Consensus(int((settings or {}).get("overlap") or 1))
-    previous = store.get_answers(dataset) if answered else []
-    held = consensus.split([*previous, *review_answers(store, dataset)])
-    if previous:
-        targets = answers_to_ner_targets(held.learn, updater.labels)
-        # Learnt now: all of them when there was no checkpoint, else those stored
-        # after it was written (a crash loses no answer; the version goes on).
-        learn_stored_answers(updater, targets, resumed=resumed, checkpoint=ckpt)
-    # 5. Patterns: pre-highlighted in ner.manual, asked about first in ner.teach
+
+    # 1. The session: the source (read and checked first), the database (answers
+    #    are committed there before the app moves on), and the model, resumed from
+    #    this dataset's checkpoint when there is one. Earlier answers are learnt
+    #    now if the checkpoint didn't know them; with --overlap N only those N
+    #    annotators agree on are learnt, the others are held back until they do.
+    session = open_session(
+        dataset,
+        source,
+        db=db,
+        meta={
+            "labels": labels,
+            "view_id": view_id,
+            "task": "ner",
+            "mode": mode,
+            "overlap": overlap,
+        },
+        new_updater=new_updater,
+        load_updater=load_updater,
+        to_targets=answers_to_ner_targets,
+        overlap=overlap,
+        skip_invalid=skip_invalid,
+    )
+    updater = session.updater
+    # 2. Patterns: pre-highlighted in ner.manual, asked about first in ner.teach
     #    while a label has few accepted entities (the cold start).
     matcher = (
         EntityPatterns.from_file(updater.model.nlp, patterns, labels=updater.labels)
         if patterns
         else None
     )
-    # 6. The loop: scores the pool, picks questions, stores answers, learns.
+    # 3. The loop: scores the pool, picks questions, stores answers, learns.
     loop = NERLoop(
-        pool,
+        session.pool,
         updater,
         spec=StrategySpec.parse(strategy, task="ner"),
         mode=mode,
-        store=store,
+        store=session.store,
         dataset=dataset,
         batch_size=batch_size,
         window=window,
         patterns=matcher,
     )
-    loop.consensus = consensus
-    loop.hold(held.held)
+    loop.consensus = session.consensus
+    loop.hold(session.held)
     return {
         "dataset": dataset,
         "view_id": view_id,
         "task": "ner",
-        "store": store,
+        "store": session.store,
         "loop": loop,
         "labels": list(updater.labels),
         "exclusive": False,
         "eval": str(eval_path) if eval_path else None,
-        "checkpoint": str(ckpt),
-        "source": {
-            "path": str(source),
-            "read": source_reader.n_read,
-            "skipped": source_reader.n_skipped,
-            "duplicates": source_reader.n_duplicates,
-        },
+        "checkpoint": session.checkpoints,
+        "source": session.source_info(),
         "config": {
             "batch_size": batch_size,
             "strategy": strategy,

@@ -8,25 +8,15 @@ simulator and the tests drive the same components with an oracle instead.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from wasabi import msg
 
-from spacy_al.checkpoints import (
-    learn_stored_answers,
-    load_checkpoint,
-    read_version_mark,
-)
-from spacy_al.corpus import Source
 from spacy_al.loop import StrategySpec
-from spacy_al.pool import Pool
 from spacy_al.registry import recipe
+from spacy_al.session import open_session
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
-from spacy_al.store import Store
-from spacy_al.team.consensus import Consensus, review_answers
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
 from spacy_al.textcat.patterns import PatternMatcher
@@ -51,6 +41,7 @@ from ._options import (
     StopSetSize,
     StopThreshold,
     StopWindow,
+    report,
     session_settings,
     split_commas,
 )
@@ -68,14 +59,6 @@ Strategy = Annotated[
 Patterns = Annotated[
     Path | None, typer.Option("--patterns", help="JSONL patterns for the cold start")
 ]
-
-
-def checkpoint_dir(db: str, dataset: str) -> Path:
-    """Where a dataset's in-loop model is checkpointed: beside an SQLite file."""
-    if "://" not in db or db.startswith("sqlite:///"):
-        path = Path(db.removeprefix("sqlite:///"))
-        return path.parent / f"{path.stem}.models" / dataset
-    return Path(os.environ.get("SPACY_AL_HOME", ".spacy_al")) / "models" / dataset
 
 
 def build_components(
@@ -98,97 +81,82 @@ def build_components(
     settings: dict | None = None,
 ) -> dict:
     """The parts of a text-classification labelling session, ready to serve."""
-    # 1. The database: answers are committed here before the app moves on.
-    store = Store(db)
-    store.create_dataset(
+    overlap = int((settings or {}).get("overlap") or 1)
+    spec = StrategySpec.parse(strategy)
+    learn_rate = DEFAULT_LEARN_RATE.get(arch, 0.01)
+
+    def new_model() -> TextcatModel:
+        return TextcatModel(
+            build_textcat(
+                labels, exclusive=not multilabel, base=base, architecture=arch
+            )
+        )
+
+    def new_updater(version: int) -> Updater | Committee:
+        # A committee (vote_entropy, bald) trains K members on bootstrap samples;
+        # it isn't checkpointed, but its version goes on too.
+        if spec.uses_committee:
+            return Committee.build(
+                new_model(), size=committee_size, learn_rate=learn_rate, version=version
+            )
+        return Updater(new_model(), learn_rate=learn_rate, version=version)
+
+    # 1. The session: the source (read and checked first), the database (answers
+    #    are committed there before the app moves on), and the model, resumed from
+    #    this dataset's checkpoint when there is one. Earlier answers are learnt
+    #    now if the checkpoint didn't know them; with --overlap N only those N
+    #    annotators agree on are learnt, the others are held back until they do.
+    session = open_session(
         dataset,
+        source,
+        db=db,
         meta={
             "labels": labels,
             "view_id": view_id,
             "exclusive": not multilabel,
             "task": "textcat",
-            "overlap": int((settings or {}).get("overlap") or 1),
+            "overlap": overlap,
         },
+        new_updater=new_updater,
+        load_updater=None
+        if spec.uses_committee
+        else lambda checkpoints: checkpoints.load(learn_rate=learn_rate),
+        to_targets=lambda answers, labels: answers_to_textcat_targets(
+            answers, labels, exclusive=not multilabel
+        ),
+        overlap=overlap,
+        skip_invalid=skip_invalid,
     )
-    # 2. The pool: every text of the source, minus what this dataset has answered.
-    source_reader = Source(source, skip_invalid=skip_invalid)
-    answered = store.answered_input_hashes(dataset)
-    #    After a second, a big source goes on being read in the background.
-    pool = Pool(source_reader, answered=answered, foreground_seconds=1.0)
-    # 3. The model: from a checkpoint of an earlier session, or a new one.
-    spec = StrategySpec.parse(strategy)
-    ckpt = checkpoint_dir(db, dataset)
-    learn_rate = DEFAULT_LEARN_RATE.get(arch, 0.01)
-    if spec.uses_committee:
-        model = TextcatModel(
-            build_textcat(
-                labels, exclusive=not multilabel, base=base, architecture=arch
-            )
-        )
-        updater = Committee.build(
-            model,
-            size=committee_size,
-            learn_rate=learn_rate,
-            version=read_version_mark(ckpt),  # no checkpoint, but the version goes on
-        )
-    else:  # None when there is none, or none readable (with a warning)
-        updater = load_checkpoint(ckpt, learn_rate=learn_rate)
-    resumed = updater is not None
-    if updater is None:
-        model = TextcatModel(
-            build_textcat(
-                labels, exclusive=not multilabel, base=base, architecture=arch
-            )
-        )
-        # The version continues after the last one served, even without a save.
-        updater = Updater(model, learn_rate=learn_rate, version=read_version_mark(ckpt))
-    # 4. Earlier answers of this dataset: remembered for replay, and, when there was
-    #    no checkpoint to resume, learnt from before the first question.
-    #    With --overlap N, only examples N annotators agree on (or a reviewer
-    #    adjudicated) are learnt; the others are held until they are.
-    consensus = Consensus(int((settings or {}).get("overlap") or 1))
-    previous = store.get_answers(dataset) if answered else []
-    held = consensus.split([*previous, *review_answers(store, dataset)])
-    if previous:
-        targets = answers_to_textcat_targets(
-            held.learn, updater.labels, exclusive=not multilabel
-        )
-        # Learnt now: all of them when there was no checkpoint, else those stored
-        # after it was written (a crash loses no answer; the version goes on).
-        learn_stored_answers(updater, targets, resumed=resumed, checkpoint=ckpt)
+    updater = session.updater
+    # 2. Patterns: asked about first while a label has few answers (the cold start).
     matcher = (
         PatternMatcher.from_file(updater.model.nlp, patterns) if patterns else None
     )
-    # 5. The loop: scores the pool, picks questions, stores answers, learns.
+    # 3. The loop: scores the pool, picks questions, stores answers, learns.
     loop = ActiveLoop(
-        pool,
+        session.pool,
         updater,
         spec=spec,
-        store=store,
+        store=session.store,
         dataset=dataset,
         batch_size=batch_size,
         window=window,
         patterns=matcher,
     )
-    loop.consensus = consensus
+    loop.consensus = session.consensus
     # A choice asks about no one label: its tasks and answers carry no ``label``.
     loop.asks_label = view_id == "classification"
-    loop.hold(held.held)
+    loop.hold(session.held)
     return {
         "dataset": dataset,
         "view_id": view_id,
-        "store": store,
+        "store": session.store,
         "loop": loop,
         "labels": list(updater.labels),
         "exclusive": not multilabel,
         "eval": str(eval_path) if eval_path else None,
-        "checkpoint": str(ckpt),
-        "source": {
-            "path": str(source),
-            "read": source_reader.n_read,
-            "skipped": source_reader.n_skipped,
-            "duplicates": source_reader.n_duplicates,
-        },
+        "checkpoint": session.checkpoints,
+        "source": session.source_info(),
         "config": {"batch_size": batch_size, "strategy": strategy, **(settings or {})},
     }
 
@@ -337,16 +305,3 @@ def manual(
     )
     report(components)
     return components
-
-
-def report(components: dict) -> None:
-    """One line on what is about to be served, and a warning for skipped lines."""
-    src = components["source"]
-    loop = components["loop"]
-    msg.info(
-        f"{components['dataset']}: {len(loop.pool)} texts from {src['path']}, "
-        f"{loop.pool.n_done} already answered, labels {components['labels']} "
-        f"({components['view_id']})"
-    )
-    if src["skipped"]:
-        msg.warn(f"Skipped {src['skipped']} malformed line(s) of {src['path']}")

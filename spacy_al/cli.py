@@ -4,45 +4,59 @@ Every registered recipe becomes a command. Built-in recipes live in the
 ``spacy_al.recipes`` package (the repository's ``recipes/`` folder); a user's own
 recipe file loads with ``-F FILE`` (as in Prodigy), and installed packages add
 recipes through the ``spacy_al_recipes`` entry-point group.
+
+An interactive recipe's components are served here, in this process: in the
+labelling app (Streamlit's server runs in this process) or, with ``--api``, as
+a JSON API. Every expected error of every command (a message of
+``spacy_al.errors``, with its code) is printed as one line, and the command
+exits with status 1: no traceback. An error without a code is a bug, and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
-import pkgutil
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import typer
+from wasabi import msg
 
 from spacy_al import registry
-from spacy_al.errors import Errors
+from spacy_al.errors import SpacyALError
+from spacy_al.registry import load_builtin_recipes, load_recipe_file
+
+__all__ = ["load_builtin_recipes", "load_recipe_file", "main"]
+
+#: Messages of spacy_al.errors start with their code: "[E123] ...".
+_CODED = re.compile(r"\[[EW]\d{3}\]")
+#: The errors a command may end with: a person can act on their message.
+EXPECTED = (SpacyALError, ValueError, OSError, ImportError, KeyError)
 
 
-def load_builtin_recipes() -> None:
-    """Import every module of the built-in recipes package so they register."""
-    import spacy_al.recipes as package
+def expected_error(error: BaseException) -> bool:
+    """Whether ``error`` is one a person can act on (a spacy_al error, or one
+    raised with a coded message of ``spacy_al.errors``), not a bug."""
+    if isinstance(error, SpacyALError):
+        return True
+    return isinstance(error, EXPECTED) and bool(_CODED.search(str(error)))
 
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+
+def fail(text: str) -> None:
+    """Print an error's message to stderr, as one clean line."""
+    print(f"\u2718 {text}", file=sys.stderr, flush=True)
 
 
-def load_recipe_file(path: str | Path) -> None:
-    """Import a user's recipe file (``-F FILE``) so its recipes register."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(Errors.E401.format(path=path))
-    spec = importlib.util.spec_from_file_location(f"spacy_al_user_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(Errors.E401.format(path=path))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def report(kind: str, text: str) -> None:
+    """Print a line for the person at the terminal (the launcher's reporter)."""
+    if kind == "fail":
+        fail(text)
+        return
+    printers = {"good": msg.good, "info": msg.info, "warn": msg.warn}
+    printers.get(kind, msg.text)(text)
+    sys.stdout.flush()
 
 
 def split_recipe_files(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -105,19 +119,33 @@ def _command(
     name: str, func: Callable[..., Any], *, api: bool = False
 ) -> Callable[..., Any]:
     """Run a recipe; if it returns components (a ``view_id``), serve them in the
-    app (or as a JSON API with ``api``)."""
+    app (or as a JSON API with ``api``). An expected error ends the command
+    with its message and status 1."""
 
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> None:
-        result = func(*args, **kwargs)
-        if isinstance(result, dict) and "view_id" in result:
-            from spacy_al.serve.launcher import serve_api, serve_recipe
-
-            if api:
-                raise SystemExit(serve_api(name, result))
-            raise SystemExit(serve_recipe(name, kwargs, result))
+        try:
+            result = func(*args, **kwargs)
+            if isinstance(result, dict) and "view_id" in result:
+                raise SystemExit(serve(name, result, api=api))
+        except EXPECTED as e:
+            if not expected_error(e):
+                raise
+            fail(str(e))
+            raise SystemExit(1) from None
 
     return run
+
+
+def serve(name: str, components: dict[str, Any], *, api: bool = False) -> int:
+    """Serve an interactive recipe's components in this process until stopped."""
+    from spacy_al.serve.launcher import serve_api, serve_app
+
+    if api:
+        return serve_api(name, components, report=report)
+    from spacy_al.recipes._streamlit import run_server
+
+    return serve_app(name, components, run_server=run_server, report=report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -129,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             load_recipe_file(path)
         except (FileNotFoundError, ImportError) as e:
-            raise SystemExit(str(e)) from e
+            fail(str(e))
+            raise SystemExit(1) from e
     rest = join_subcommand(rest, registry.recipes.get_all())
     app = build_app(api=api)
     app(args=rest, prog_name="python -m spacy_al")

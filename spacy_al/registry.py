@@ -7,10 +7,17 @@ in behaviour gets a new version, never an edit. Entry points in the groups
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import catalogue
+
+from spacy_al.errors import Errors
 
 strategies = catalogue.create("spacy_al", "strategies", entry_points=True)
 recipes = catalogue.create("spacy_al", "recipes", entry_points=True)
@@ -33,3 +40,29 @@ def recipe(name: str) -> Callable[[F], F]:
         return func
 
     return register
+
+
+#: The package of the built-in recipes (the repository's ``recipes/`` folder),
+#: imported by name as the entry points are: the registry sits below them.
+BUILTIN_RECIPES = "spacy_al.recipes"
+
+
+def load_builtin_recipes() -> None:
+    """Import every module of the built-in recipes package so they register."""
+    package = importlib.import_module(BUILTIN_RECIPES)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def load_recipe_file(path: str | Path) -> None:
+    """Import a user's recipe file (``-F FILE``) so its recipes register."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(Errors.E401.format(path=path))
+    spec = importlib.util.spec_from_file_location(f"spacy_al_user_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(Errors.E401.format(path=path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)

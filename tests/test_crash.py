@@ -17,10 +17,11 @@ import warnings
 from pathlib import Path
 
 import pytest
-from spacy_al.recipes.textcat import build_components, checkpoint_dir
+from spacy_al.recipes.textcat import build_components
 
 from spacy_al.benchmarks.durability import run_trials
 from spacy_al.checkpoints import (
+    Checkpoints,
     load_checkpoint,
     read_version_mark,
     save_updater,
@@ -121,7 +122,7 @@ def _answer(loop, n: int, who: str = "alice") -> None:
 def test_crash_answers_after_the_checkpoint_are_learnt_on_restart(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'a.db'}"
     first = _components(db_url)
-    loop, ckpt = first["loop"], first["checkpoint"]
+    loop, ckpt = first["loop"], first["checkpoint"].model_path
     _answer(loop, 5)
     loop.learn()
     save_updater(loop.updater, ckpt)  # version 1 knows 5 answers
@@ -136,7 +137,7 @@ def test_crash_answers_after_the_checkpoint_are_learnt_on_restart(tmp_path):
         answers = store.get_answers("crash")
     targets = answers_to_textcat_targets(answers, LABEL_LIST, exclusive=True)
     state = json.loads((Path(ckpt) / "state.json").read_text())
-    assert {str(t.input_hash): target_digest(t) for t in targets} == state["learnt"]
+    assert {str(t.input_key): target_digest(t) for t in targets} == state["learnt"]
     again["store"].close()
 
     # Nothing new: a restart learns nothing and keeps the version.
@@ -149,7 +150,7 @@ def test_crash_answers_after_the_checkpoint_are_learnt_on_restart(tmp_path):
 def test_crash_version_never_goes_back_after_unsaved_updates(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'a.db'}"
     first = _components(db_url)
-    loop, ckpt = first["loop"], first["checkpoint"]
+    loop, ckpt = first["loop"], first["checkpoint"].model_path
     _answer(loop, 5)
     loop.learn()
     save_updater(loop.updater, ckpt)
@@ -167,7 +168,7 @@ def test_crash_version_never_goes_back_after_unsaved_updates(tmp_path):
 def test_crash_broken_checkpoint_falls_back_to_the_previous_one(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'a.db'}"
     first = _components(db_url)
-    loop, ckpt = first["loop"], Path(first["checkpoint"])
+    loop, ckpt = first["loop"], first["checkpoint"].model_path
     _answer(loop, 5)
     loop.learn()
     save_updater(loop.updater, ckpt)
@@ -188,7 +189,7 @@ def test_crash_broken_checkpoint_falls_back_to_the_previous_one(tmp_path):
 def test_crash_unreadable_checkpoint_retrains_from_the_answers(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'a.db'}"
     first = _components(db_url)
-    loop, ckpt = first["loop"], Path(first["checkpoint"])
+    loop, ckpt = first["loop"], first["checkpoint"].model_path
     _answer(loop, 5)
     loop.learn()
     save_updater(loop.updater, ckpt)
@@ -248,4 +249,5 @@ def test_crash_leases_survive_a_restart_and_expire_by_the_wall_clock(tmp_path):
 
 def test_crash_checkpoint_dir_for_postgres_uses_spacy_al_home(monkeypatch, tmp_path):
     monkeypatch.setenv("SPACY_AL_HOME", str(tmp_path))
-    assert checkpoint_dir("postgresql://u@h/db", "ds") == tmp_path / "models" / "ds"
+    checkpoints = Checkpoints.for_db("postgresql://u@h/db", "ds")
+    assert checkpoints.model_path.parent.parent == tmp_path / "models"

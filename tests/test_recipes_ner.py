@@ -11,7 +11,6 @@ from spacy_al.recipes.ner import correct, manual, teach
 from spacy_al.recipes.textcat import build_components
 from typer.testing import CliRunner
 
-from spacy_al.checkpoints import save_updater
 from spacy_al.cli import build_app, load_builtin_recipes
 from spacy_al.errors import SourceError
 from spacy_al.ner.loop import NERLoop, oracle_answer
@@ -150,7 +149,7 @@ def test_recipes_ner_checkpoint_with_other_labels_is_refused(wnut, tmp_path):
     db = str(tmp_path / "al.db")
     components = teach("tweets", source, label=LABELS, db=db)
     annotate(components["loop"], gold, 10, mode="teach")
-    save_updater(components["loop"].updater, components["checkpoint"])
+    components["checkpoint"].save(components["loop"].updater)
     resumed = teach("tweets", source, label=LABELS, db=db)
     assert resumed["loop"].version == components["loop"].version
     with pytest.raises(ValueError, match="E545"):

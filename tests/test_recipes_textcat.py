@@ -9,7 +9,6 @@ import srsly
 from spacy_al.recipes.textcat import build_components
 from typer.testing import CliRunner
 
-from spacy_al.checkpoints import save_updater
 from spacy_al.cli import build_app, load_builtin_recipes
 from spacy_al.store import Store
 
@@ -63,7 +62,7 @@ def test_recipes_textcat_teach_stores_answers_and_resumes(sms_sample, tmp_path):
     )
     assert components["view_id"] == "classification"
     label_with_oracle(components, gold, 40)
-    save_updater(components["loop"].updater, components["checkpoint"])
+    components["checkpoint"].save(components["loop"].updater)
     assert Store(db).count_answers("sms") == 40
     # A new session resumes: answered texts are left out, the model version continues.
     again = build_components(
@@ -156,9 +155,9 @@ def test_recipes_textcat_bad_source_names_file_and_line(app, tmp_path):
             strategy="margin",
             db=db,
         )
-    # Nothing already stored is touched by a refused source.
+    # A refused source creates nothing: the source is read before the dataset row.
     store = Store(db)
-    assert store.count_answers("x") == 0
+    assert not store.has_dataset("x")
     components = build_components(
         "x",
         source,
