@@ -276,14 +276,26 @@ def db_drop(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Don't ask for confirmation")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Delete it even while a labelling server is using it"
+        ),
+    ] = False,
     db: Db = DEFAULT_DB,
 ) -> None:
-    """Delete a dataset and all its answers."""
+    """Delete a dataset and all its answers.
+
+    A dataset a labelling server is using (a live lease, or a server seen in the
+    last 30 seconds) is kept unless --force is given: deleting it under a server
+    loses the answers it goes on collecting.
+    """
     with _exit_on_error(), Store(db) as store:
         n = store.count_answers(dataset)
         question = f"Delete dataset '{dataset}' and its {n} answers from {store.url}?"
         if not yes and not typer.confirm(question):
             msg.info(f"Kept dataset '{dataset}'")
             raise typer.Exit(1)
-        removed = store.drop_dataset(dataset)
+        # Refused (a clean message, exit status 1) while the dataset is in use.
+        removed = store.drop_dataset(dataset, force=force)
     msg.good(f"Deleted dataset '{dataset}' and its {removed} answers")

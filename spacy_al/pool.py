@@ -26,7 +26,9 @@ class Pool:
     ``remaining`` cover what has been read so far, in the source's order.
     ``loading`` says whether more is coming and ``wait`` waits for it. An error
     raised while reading in the foreground propagates as usual; one raised in the
-    background stops the reading and is kept in ``error``, and ``check`` raises it.
+    background stops the reading and is kept in ``error``, and ``check`` raises it;
+    every task read before the error is kept (a serving feed then stops serving
+    and names the record: the texts after it were never read).
     """
 
     #: Tasks read per step; the lock is held only to add a step's tasks.
@@ -70,13 +72,17 @@ class Pool:
     def _add_chunk(self, stream: Iterator[dict]) -> bool:
         """Read up to ``chunk_size`` tasks and add them; False at the end."""
         chunk = []
-        for task in itertools.islice(stream, self.chunk_size):
-            if not (
-                type(task.get("_input_hash")) is int
-                and type(task.get("_task_hash")) is int
-            ):
-                task = set_hashes(task)
-            chunk.append(task)
+        error: Exception | None = None
+        try:
+            for task in itertools.islice(stream, self.chunk_size):
+                if not (
+                    type(task.get("_input_hash")) is int
+                    and type(task.get("_task_hash")) is int
+                ):
+                    task = set_hashes(task)
+                chunk.append(task)
+        except Exception as e:  # a bad record: every good one before it is kept
+            error = e
         with self._lock:
             n = len(self.tasks)
             if n + len(chunk) > len(self._done):
@@ -91,6 +97,8 @@ class Pool:
                     self.tasks.append(task)
                     if self._marks:
                         self._done[i] = self._marks.pop(key, False)
+        if error is not None:
+            raise error
         return len(chunk) == self.chunk_size
 
     def __len__(self) -> int:

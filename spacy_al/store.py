@@ -164,6 +164,26 @@ leases_table = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# The labelling servers serving a dataset: each renews its row every few seconds
+# (``expires`` wall-clock, unix seconds), so that ``drop`` can tell a dataset in
+# use from one nobody serves. A crashed server's row simply runs out.
+HEARTBEAT_TTL = 30.0  # seconds a server's heartbeat counts after it was written
+servers_table = sa.Table(
+    "servers",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "dataset_id",
+        _Id,
+        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("server", sa.String(64), nullable=False),
+    sa.Column("expires", sa.Float(), nullable=False),
+    sa.UniqueConstraint("dataset_id", "server", name="uq_servers_dataset_server"),
+    sqlite_autoincrement=True,
+)
+
 
 # --- JSON and validation -----------------------------------------------------
 
@@ -522,15 +542,33 @@ class Store:
         with self._transaction(write=False) as conn:
             return {name: count for name, count in conn.execute(query)}
 
-    def drop_dataset(self, name: str) -> int:
-        """Delete dataset ``name`` and its answers; return how many answers."""
+    def drop_dataset(
+        self, name: str, *, force: bool = False, now: float | None = None
+    ) -> int:
+        """Delete dataset ``name`` and its answers; return how many answers.
+
+        A dataset in use (a live lease, or a labelling server's heartbeat, see
+        :meth:`beat`) is kept and ValueError raised, unless ``force``: deleting
+        it under a server loses what the server goes on answering. ``now`` is
+        the wall clock (unix seconds) leases and heartbeats are compared with.
+        """
+        wall = time.time() if now is None else float(now)
 
         def drop(conn: Connection) -> int:
             dataset_id = self._dataset_id(conn, name)
+            if not force:
+                use = self._use(conn, dataset_id, wall)
+                if use["leases"] or use["servers"]:
+                    raise ValueError(
+                        Errors.E985.format(name=name, seconds=HEARTBEAT_TTL, **use)
+                    )
             a = answers_table
             removed = conn.execute(a.delete().where(a.c.dataset_id == dataset_id))
             conn.execute(
                 leases_table.delete().where(leases_table.c.dataset_id == dataset_id)
+            )
+            conn.execute(
+                servers_table.delete().where(servers_table.c.dataset_id == dataset_id)
             )
             conn.execute(
                 datasets_table.delete().where(datasets_table.c.id == dataset_id)
@@ -758,6 +796,141 @@ class Store:
             return None
         query = sa.select(datasets_table.c.id).where(datasets_table.c.name == name)
         return conn.execute(query).scalar_one_or_none()
+
+    def claim_lease(
+        self,
+        dataset: str,
+        key: int,
+        annotator: str,
+        *,
+        expires: float,
+        task: dict[str, Any],
+        overlap: int = 1,
+        grace: float = 0.0,
+        now: float | None = None,
+    ) -> dict[str, Any] | None:
+        """Lease the example ``key`` to ``annotator`` until ``expires`` (unix
+        seconds), if it is still open to them: across every server of the
+        dataset, fewer than ``overlap`` annotators have answered it or hold a
+        live lease on it, and ``annotator`` hasn't answered it.
+
+        One transaction that takes the dataset's writer lock, so claims and
+        answers of every process take turns: of two servers claiming the last
+        slot of an example, one wins. A lease counts as live until ``grace``
+        seconds after its stored end (a server writes renewals a little late).
+        ``annotator``'s own live lease is renewed. Returns ``claimed`` (bool),
+        ``answered`` (who answered it) and ``held`` (the others who hold a live
+        lease on it), or None if the dataset doesn't exist.
+        """
+        wall = time.time() if now is None else float(now)
+        key = int(key)
+
+        def write(conn: Connection) -> dict[str, Any] | None:
+            dataset_id = self._find_dataset(conn, dataset)  # the writer lock
+            if dataset_id is None:
+                return None
+            lt, a = leases_table, answers_table
+            mine = (lt.c.dataset_id == dataset_id, lt.c.input_hash == key)
+            conn.execute(lt.delete().where(*mine, lt.c.expires <= wall - grace))
+            held = set(conn.execute(sa.select(lt.c.annotator).where(*mine)).scalars())
+            # A lease's key is the example's identity key (``_input_key``).
+            same = getattr(a.c, "input_key", a.c.input_hash) == key
+            answered = set(
+                conn.execute(
+                    sa.select(a.c.annotator)
+                    .distinct()
+                    .where(a.c.dataset_id == dataset_id, same)
+                ).scalars()
+            )
+            claimed = annotator not in answered and (
+                annotator in held or len(answered | held) < overlap
+            )
+            if claimed and annotator in held:
+                conn.execute(
+                    lt.update()
+                    .where(*mine, lt.c.annotator == annotator)
+                    .values(expires=float(expires), task=task)
+                )
+            elif claimed:
+                conn.execute(
+                    lt.insert().values(
+                        dataset_id=dataset_id,
+                        input_hash=key,
+                        annotator=annotator,
+                        expires=float(expires),
+                        task=task,
+                    )
+                )
+            return {
+                "claimed": claimed,
+                "answered": sorted(answered),
+                "held": sorted(held - {annotator}),
+            }
+
+        return self._write(write, n=0, dataset=dataset)
+
+    def beat(self, dataset: str, server: str, *, expires: float) -> bool:
+        """Record that labelling server ``server`` (an id of its own) serves
+        ``dataset`` until ``expires`` (unix seconds); servers renew this every
+        few seconds. False if the dataset doesn't exist (any more)."""
+
+        def write(conn: Connection) -> bool:
+            dataset_id = self._lease_dataset(conn, dataset)
+            if dataset_id is None:
+                return False
+            st = servers_table
+            mine = (st.c.dataset_id == dataset_id, st.c.server == server)
+            done = conn.execute(st.update().where(*mine).values(expires=expires))
+            if not done.rowcount:
+                conn.execute(
+                    st.insert().values(
+                        dataset_id=dataset_id, server=server, expires=expires
+                    )
+                )
+            return True
+
+        return self._write(write, n=0, dataset=dataset)
+
+    def end_beat(self, dataset: str, server: str) -> None:
+        """Forget labelling server ``server`` of ``dataset`` (it stopped)."""
+
+        def write(conn: Connection) -> None:
+            dataset_id = self._lease_dataset(conn, dataset)
+            if dataset_id is not None:
+                st = servers_table
+                conn.execute(
+                    st.delete().where(
+                        st.c.dataset_id == dataset_id, st.c.server == server
+                    )
+                )
+
+        self._write(write, n=0, dataset=dataset)
+
+    def dataset_in_use(
+        self, dataset: str, *, now: float | None = None
+    ) -> dict[str, int]:
+        """How many live ``leases`` and labelling ``servers`` (heartbeats) the
+        dataset has now (both 0 for an unknown dataset)."""
+        wall = time.time() if now is None else float(now)
+        with self._transaction(write=False) as conn:
+            dataset_id = self._lease_dataset(conn, dataset)
+            if dataset_id is None:
+                return {"leases": 0, "servers": 0}
+            return self._use(conn, dataset_id, wall)
+
+    def _use(self, conn: Connection, dataset_id: int, wall: float) -> dict[str, int]:
+        lt, st = leases_table, servers_table
+        leases = conn.execute(
+            sa.select(sa.func.count(lt.c.id)).where(
+                lt.c.dataset_id == dataset_id, lt.c.expires > wall
+            )
+        ).scalar_one()
+        servers = conn.execute(
+            sa.select(sa.func.count(st.c.id)).where(
+                st.c.dataset_id == dataset_id, st.c.expires > wall
+            )
+        ).scalar_one()
+        return {"leases": int(leases), "servers": int(servers)}
 
     def answer_id(self, dataset: str, *, task_hash: int, annotator: str) -> int | None:
         """The id of ``annotator``'s stored answer to task ``task_hash``, or None."""

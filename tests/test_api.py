@@ -10,9 +10,12 @@ from __future__ import annotations
 import hmac
 import http.client
 import json
+import logging
 import os
+import socket
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ from streamlit.testing.v1 import AppTest
 from spacy_al.cli import join_subcommand, split_api_flag
 from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve import access as access_module
+from spacy_al.serve import api as api_module
 from spacy_al.serve import launcher as server
 from spacy_al.serve.api import MAX_BODY, make_server
 from spacy_al.serve.feed import Feed
@@ -187,7 +191,7 @@ def test_api_refuses_bad_requests_with_json_errors(api, db_url):
                 {**auth, "task": {"text": "hi", "answer": "yes"}},
             ),
             400,
-            "E603",
+            "E988",  # an answer names the task it answers
         ),
         (
             call(
@@ -337,3 +341,203 @@ def test_api_two_word_commands_run_dotted_recipes():
         "--corpus",
         "x",
     ]
+
+
+# --- the server answers from what it served (#11, fault 3) --------------------------
+
+
+def _next(port, who):
+    status, text, _ = call(port, "POST", "/next", {**AUTH[who], "wait": 5})
+    assert status == 200, text
+    return json.loads(text)["task"]
+
+
+def _send(port, who, task):
+    status, text, _ = call(port, "POST", "/answer", {**AUTH[who], "task": task})
+    return status, json.loads(text)
+
+
+AUTH = {who: {"annotator": who, "token": token} for who, token in TOKENS.items()}
+
+
+def test_api_answer_is_stored_as_served_whatever_the_client_sends(api, db_url):
+    port, feed = api()
+    first = _next(port, "alice")
+    status, reply = _send(port, "alice", {**first, "answer": "accept"})
+    assert status == 200
+    second = _next(port, "alice")
+    tampered = {
+        **second,
+        "answer": "reject",
+        "_task_hash": first["_task_hash"],  # an earlier answer's hash
+        "_task_key": first["_task_key"],
+        "_input_hash": first["_input_hash"],
+        "text": "a text that is not in the source",
+        "_model_version": 99,
+        "extra": {"evil": True},
+        "meta": {"source": "forged"},
+    }
+    status, reply = _send(port, "alice", tampered)
+    assert status == 200 and reply["duplicate"] is False
+    with Store(db_url) as store:
+        stored = {eg["_id"]: eg for eg in store.get_answers(DATASET)}
+    assert len(stored) == 2  # the earlier answer is untouched
+    mine = stored[reply["id"]]
+    assert mine["text"] == second["text"] and mine["answer"] == "reject"
+    assert mine["_task_hash"] == second["_task_hash"]
+    assert mine["_input_key"] == second["_input_key"]
+    assert mine["_model_version"] == second["_model_version"] != 99
+    assert "extra" not in mine and mine["meta"] == second["meta"]
+    assert {eg["text"] for eg in stored.values()} == {first["text"], second["text"]}
+
+
+def test_api_answer_to_a_task_not_leased_to_the_annotator_is_refused(api, db_url):
+    port, feed = api()
+    served = _next(port, "bob")
+    # A task of the pool that was never served to anyone.
+    never = next(
+        t for t in feed.loop.pool.tasks if t["_input_key"] != served["_input_key"]
+    )
+    status, reply = _send(port, "alice", {**never, "answer": "accept"})
+    assert status == 409 and "E980" in reply["error"]
+    # alice answers bob's leased task: refused; bob's answer is the only one.
+    status, reply = _send(port, "alice", {**served, "answer": "accept"})
+    assert status == 409 and "E980" in reply["error"]
+    status, reply = _send(port, "bob", {**served, "answer": "reject"})
+    assert status == 200 and reply["duplicate"] is False
+    with Store(db_url) as store:
+        stored = store.get_answers(DATASET)
+    assert [(eg["_annotator_id"], eg["answer"]) for eg in stored] == [("bob", "reject")]
+
+
+def test_api_simultaneous_repeats_of_an_answer_all_get_its_id(api, db_url):
+    port, _ = api()
+    task = _next(port, "alice")
+    barrier = threading.Barrier(8)
+    replies: list[tuple[int, dict]] = []
+
+    def send() -> None:
+        barrier.wait()
+        replies.append(_send(port, "alice", {**task, "answer": "accept"}))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with Store(db_url) as store:
+        [stored] = store.get_answers(DATASET)
+    assert sorted(status for status, _ in replies) == [200] * 8
+    assert {reply["id"] for _, reply in replies} == {stored["_id"]}
+    assert sorted(reply["duplicate"] for _, reply in replies) == [False] + [True] * 7
+
+
+def test_api_answer_needs_only_the_task_key_and_the_answer(api, db_url):
+    port, _ = api()
+    task = _next(port, "alice")
+    slim = {"_input_key": task["_input_key"], "answer": "accept", "accept": ["BILLING"]}
+    status, reply = _send(port, "alice", slim)
+    assert status == 200
+    with Store(db_url) as store:
+        [stored] = store.get_answers(DATASET)
+    assert stored["text"] == task["text"] and stored["accept"] == ["BILLING"]
+    assert stored["label"] == task["label"]
+
+
+# --- the API's edges (#11, fault 10) ------------------------------------------------
+
+
+def test_api_bad_values_get_a_json_4xx_not_a_500(api):
+    port, _ = api()
+    query = "&".join(f"f{i}=x" for i in range(9))
+    huge = b'{"annotator": "alice", "token": "%s", "wait": 1%s}' % (
+        TOKENS["alice"].encode(),
+        b"0" * 4000,
+    )
+    task = _next(port, "alice")
+    cases = [
+        (call(port, "GET", f"/stats?{query}"), 400, "E982"),
+        (call(port, "POST", "/next", raw=huge), 400, "E850"),
+    ]
+    for key in (str(task["_input_key"]), [task["_input_key"]], {"k": 1}, 1.5, None):
+        cases.append(
+            (
+                call(
+                    port,
+                    "POST",
+                    "/answer",
+                    {**AUTH["alice"], "task": {"_input_key": key, "answer": "accept"}},
+                ),
+                400,
+                "E988",
+            )
+        )
+    for (status, text, headers), want_status, code in cases:
+        assert status == want_status, text
+        assert code in json.loads(text)["error"]
+        assert headers["Content-Type"].startswith("application/json")
+
+
+def _stall(port: int, body: bytes, *, every: float | None = None) -> float:
+    """Send a request whose body never arrives whole (``every``: one byte per
+    that many seconds); return the seconds until the server closed it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    start = time.monotonic()
+    try:
+        sock.sendall(
+            b"POST /next HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (len(body) + 100)
+        )
+        sock.sendall(body[:5])
+        if every is None:
+            return _closed_after(sock, start)
+        sock.settimeout(every)
+        for byte in body[5:]:
+            try:
+                if sock.recv(1024) == b"":
+                    return time.monotonic() - start
+            except TimeoutError:
+                pass
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                return time.monotonic() - start
+        return _closed_after(sock, start)
+    finally:
+        sock.close()
+
+
+def _closed_after(sock: socket.socket, start: float) -> float:
+    try:
+        while sock.recv(1024):
+            pass
+    except OSError:
+        pass
+    return time.monotonic() - start
+
+
+def test_api_stalled_and_trickling_clients_are_cut_off_with_one_log_line(
+    api, monkeypatch, caplog, capfd
+):
+    monkeypatch.setattr(api_module, "REQUEST_SECONDS", 1.5)
+    port, _ = api(tokens=None)
+    body = json.dumps({"annotator": "zoe", "wait": 0}).encode()
+    caplog.set_level(logging.WARNING, logger="spacy_al.api")
+    stalled: list[float] = []
+    threads = [
+        threading.Thread(target=lambda: stalled.append(_stall(port, body)))
+        for _ in range(12)
+    ]
+    for thread in threads:
+        thread.start()
+    # One byte every 0.4 s: no single read waits long, but the request does.
+    trickled = _stall(port, body * 3, every=0.4)
+    for thread in threads:
+        thread.join()
+    assert len(stalled) == 12 and max(stalled) < 10
+    assert trickled < 10  # the whole body would take over 20 s
+    lines = [r.getMessage() for r in caplog.records if r.name == "spacy_al.api"]
+    assert len(lines) == 13 and all("E984" in line for line in lines)
+    assert "Traceback" not in capfd.readouterr().err
+    # The server goes on answering.
+    assert call(port, "GET", "/health")[:2] == (200, '{"status": "ok"}')

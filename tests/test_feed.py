@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -15,8 +16,17 @@ from spacy_al.recipes.ner import correct as ner_correct
 from spacy_al.recipes.ner import teach as ner_teach
 from spacy_al.recipes.textcat import correct, teach
 
+from spacy_al.corpus import Source
 from spacy_al.demo_corpus import LABELS, corpus_path
-from spacy_al.serve.feed import Feed, check_annotator, make_tokens, parse_annotators
+from spacy_al.errors import SourceError
+from spacy_al.pool import Pool
+from spacy_al.serve.feed import (
+    Feed,
+    ServingStopped,
+    check_annotator,
+    make_tokens,
+    parse_annotators,
+)
 from spacy_al.store import Store
 
 SUPPORT = Path(corpus_path("support.jsonl"))
@@ -149,9 +159,10 @@ def test_feed_answer_is_committed_before_it_returns(make_feed, db_url):
 @pytest.mark.parametrize(
     "eg,code",
     [
-        ({"answer": "maybe"}, "E604"),
+        ({"answer": "maybe"}, "E960"),
         ({"answer": "reject", "accept": ["REFUNDS"]}, "E605"),
-        ({"answer": "accept", "_input_hash": 12345}, "E603"),
+        ({"answer": "accept", "_input_key": 12345}, "E603"),
+        ({"answer": "accept", "_input_key": [1]}, "E988"),
     ],
 )
 def test_feed_rejects_a_malformed_answer_and_stores_nothing(
@@ -606,3 +617,46 @@ def test_feed_ner_teach_answer_is_about_one_span(make_ner_feed, ner_source, db_u
     with Store(db_url) as store:
         [stored] = store.get_answers("feed_ner")
     assert stored["answer"] == "reject" and stored["spans"] == task["spans"]
+
+
+# --- a bad line late in the source (#11, fault 4) ------------------------------------
+
+
+@pytest.fixture
+def late_bad_line(tmp_path, monkeypatch) -> tuple[Path, int]:
+    """A source of 700 good lines and a bad one at the end, read in chunks of
+    256 (the bad line's chunk holds 188 good lines)."""
+    monkeypatch.setattr(Pool, "chunk_size", 256)
+    path = tmp_path / "late.jsonl"
+    lines = [json.dumps({"text": f"support message number {i}"}) for i in range(700)]
+    path.write_text("\n".join([*lines, '{"text": "cut off']) + "\n", encoding="utf-8")
+    return path, 700
+
+
+def test_feed_pool_keeps_every_good_line_read_before_a_bad_one(late_bad_line):
+    path, n_good = late_bad_line
+    pool = Pool(Source(path), foreground_seconds=0.0)  # the rest in the background
+    assert pool.wait(WAIT)
+    assert len(pool) == n_good  # none of the bad line's chunk is lost
+    assert isinstance(pool.error, SourceError) and pool.error.line == n_good + 1
+    # --skip-invalid: skipped and counted, every good line kept.
+    source = Source(path, skip_invalid=True)
+    pool = Pool(source, foreground_seconds=0.0)
+    assert pool.wait(WAIT) and pool.error is None
+    assert len(pool) == n_good and source.n_skipped == 1
+
+
+def test_feed_bad_line_in_the_source_stops_serving_with_its_line(
+    make_feed, late_bad_line
+):
+    path, n_good = late_bad_line
+    feed = make_feed()
+    served = feed.next_task("alice")
+    feed.loop.pool = Pool(Source(path), foreground_seconds=0.0)
+    assert feed.loop.pool.wait(WAIT)
+    with pytest.raises(ServingStopped, match="E987") as e:
+        feed.next_task("bob")
+    assert f"line {n_good + 1}" in str(e.value) and str(path) in str(e.value)
+    # What was served can still be answered.
+    feed.loop.pool = Pool(Source(SUPPORT))
+    assert feed.answer("alice", {**served, "answer": "accept"}) is not None

@@ -8,7 +8,7 @@ import pytest
 from spacy_al.recipes.textcat import teach
 
 from spacy_al.demo_corpus import LABELS, corpus_path
-from spacy_al.serve.feed import Feed
+from spacy_al.serve.feed import Feed, LeaseError, ServingStopped
 from spacy_al.serve.leases import Leases
 from spacy_al.store import Store
 
@@ -245,11 +245,136 @@ def test_leases_failed_write_shows_as_the_feeds_error(tmp_path: Path):
             raise OSError("disk full")
 
         feed.store.put_leases = broken
+        feed.store.claim_lease = lambda *args, **kwargs: broken(None, None)
         task = feed.next_task("alice")
         assert task is not None  # serving goes on
         error = feed.stats()["error"]
         assert error == "Saving leases failed: OSError: disk full"
-        assert feed._leases.held_by("alice") == [task["_input_hash"]]
+        assert feed._leases.held_by("alice") == [task["_input_key"]]
     finally:
         del feed.store.put_leases
+        del feed.store.claim_lease
+        feed.close()
+
+
+# --- leases across processes, and drop (#11, fault 8) -------------------------------
+
+
+def test_leases_claim_gives_each_example_to_overlap_annotators(store, clocks):
+    def claim(who, *, overlap=1, key=1, now=WALL_START):
+        return store.claim_lease(
+            "leased",
+            key,
+            who,
+            expires=now + LEASE,
+            task=task(key),
+            overlap=overlap,
+            grace=LEASE / 4,
+            now=now,
+        )
+
+    assert claim("alice")["claimed"]
+    lost = claim("bob")
+    assert not lost["claimed"] and lost["held"] == ["alice"]
+    assert claim("alice")["claimed"]  # one's own lease is renewed
+    assert claim("bob", overlap=2)["claimed"]  # overlap 2: a second annotator
+    assert not claim("carol", overlap=2)["claimed"]
+    # A lease counts until a quarter lease after its stored end (renewals lag).
+    assert not claim("carol", overlap=2, now=WALL_START + LEASE + 1)["claimed"]
+    assert claim("carol", overlap=2, now=WALL_START + 1.3 * LEASE)["claimed"]
+    # An answered example isn't claimed again; nor by whoever answered it.
+    ids = store.add_answers(
+        "leased", [{"text": "answered", "answer": "accept"}], annotator="dave"
+    )
+    [answered] = store.get_answers("leased")
+    assert ids == [answered["_id"]]
+    found = claim("erin", key=answered["_input_key"])
+    assert not found["claimed"] and found["answered"] == ["dave"]
+    assert not claim("dave", overlap=2, key=answered["_input_key"])["claimed"]
+    assert claim("erin", overlap=2, key=answered["_input_key"])["claimed"]
+    assert store.claim_lease("nope", 1, "x", expires=0.0, task={}) is None
+
+
+def test_leases_two_feeds_on_one_database_never_serve_one_example_twice(tmp_path):
+    db = f"sqlite:///{tmp_path / 'two.db'}"
+    feeds = [
+        Feed.from_components(
+            teach(
+                dataset="shared",
+                source=Path(corpus_path("support.jsonl")),
+                label=LABELS,
+                db=db,
+                batch_size=4,
+            )
+        )
+        for _ in range(2)
+    ]
+    try:
+        # The two feeds select the same examples; each is leased once.
+        served = [
+            feeds[i % 2].next_task(f"annotator{i}", timeout=10.0) for i in range(12)
+        ]
+        keys = [t["_input_key"] for t in served if t is not None]
+        assert len(keys) == 12 and len(set(keys)) == 12
+        # Nobody answers on one server what another server's annotator holds.
+        for i, t in enumerate(served):
+            who = f"annotator{i}"
+            with pytest.raises(LeaseError, match="E980"):
+                feeds[i % 2].answer(f"other{i}", {**t, "answer": "accept"})
+            assert feeds[i % 2].answer(who, {**t, "answer": "accept"}) is not None
+        # Answered on one server: not served on the other.
+        more = [feeds[i % 2].next_task(f"late{i}", timeout=10.0) for i in range(12)]
+        assert not {t["_input_key"] for t in more if t} & set(keys)
+    finally:
+        for feed in feeds:
+            feed.close()
+    with Store(db) as store:
+        assert store.count_answers("shared") == 12
+
+
+def test_leases_drop_refuses_a_dataset_in_use_unless_forced(store, clocks):
+    store.put_leases(
+        "leased",
+        [{"input_hash": 1, "annotator": "alice", "expires": WALL_START, "task": {}}],
+    )
+    with pytest.raises(ValueError, match="E985"):
+        store.drop_dataset("leased", now=WALL_START - 1)  # a live lease
+    store.beat("leased", "server-1", expires=WALL_START + 30)
+    with pytest.raises(ValueError, match="E985"):
+        store.drop_dataset("leased", now=WALL_START + 10)  # a server's heartbeat
+    assert store.dataset_in_use("leased", now=WALL_START + 10) == {
+        "leases": 0,
+        "servers": 1,
+    }
+    store.end_beat("leased", "server-1")
+    assert store.drop_dataset("leased", now=WALL_START + 10) == 0  # nobody uses it
+    store.create_dataset("leased")
+    store.beat("leased", "server-2", expires=WALL_START + 30)
+    assert store.drop_dataset("leased", force=True, now=WALL_START) == 0
+    assert not store.has_dataset("leased")
+
+
+def test_leases_feed_stops_when_its_dataset_is_dropped_under_it(tmp_path):
+    db = f"sqlite:///{tmp_path / 'drop.db'}"
+    comps = teach(
+        dataset="dropped",
+        source=Path(corpus_path("support.jsonl")),
+        label=LABELS,
+        db=db,
+        batch_size=4,
+    )
+    feed = Feed.from_components(comps)
+    try:
+        served = feed.next_task("alice")
+        with Store(db) as store:
+            with pytest.raises(ValueError, match="E985"):
+                store.drop_dataset("dropped")  # the feed is serving it
+            store.drop_dataset("dropped", force=True)
+        with pytest.raises(ServingStopped, match="E986"):
+            feed.answer("alice", {**served, "answer": "accept"})
+        with pytest.raises(ServingStopped, match="E986"):
+            feed.next_task("bob")
+        with Store(db) as store:  # not created again without its settings
+            assert not store.has_dataset("dropped")
+    finally:
         feed.close()

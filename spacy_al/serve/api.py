@@ -8,33 +8,53 @@ this API instead of the Streamlit app (same pool, leases, store and trainer)::
     GET  /stats?annotator=NAME&token=TOKEN        → Feed.stats(annotator)
     GET  /health                                  → {"status": "ok"}
 
+The server answers from what it served: ``task`` names the task /next gave by
+its ``_input_key`` and carries only the answer (``answer``: accept, reject or
+ignore; ``accept``: the right labels; ``spans`` where spans are edited). Text,
+hashes, model version and meta are stored as they were served, whatever else
+the client sends (sending the whole task back is fine). An answer to a task not
+leased to the annotator (never served to them, or their lease ended) gets 409.
+
 ``/answer`` replies only once the answer is committed to the store, so an
 answer whose reply arrived survives any crash after it. Sending the same answer
-again (a retry after a lost reply) stores nothing and replies with the stored
-answer's id and ``"duplicate": true``. ``token`` is needed only when the server
-was started with ``--annotators``; a missing or wrong token, and an unknown
-name, get the same 401 reply, which says nothing about the data. Errors are JSON
-(``{"error": message}``) with a status code; bodies over ``MAX_BODY`` bytes are
-refused unread. Texts are only ever sent back as JSON strings.
+again (a retry after a lost reply, or several at once) stores nothing and
+replies with the stored answer's id and ``"duplicate": true``. ``token`` is
+needed only when the server was started with ``--annotators``; a missing or
+wrong token, and an unknown name, get the same 401 reply, which says nothing
+about the data. Errors are JSON (``{"error": message}``) with a status code;
+bodies over ``MAX_BODY`` bytes are refused unread, and a request must arrive
+whole within ``REQUEST_SECONDS`` (a client trickling bytes is cut off). A
+refused connection is one warning line in the ``spacy_al.api`` log, never a
+traceback. Texts are only ever sent back as JSON strings.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import socket
+import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
-from spacy_al.serve.feed import Feed, check_annotator
+from spacy_al.serve.feed import Feed, LeaseError, ServingStopped, check_annotator
 
 MAX_BODY = 1_000_000  # bytes of one request body
 MAX_WAIT = 10.0  # seconds /next may wait for the selector
 DEFAULT_WAIT = 2.0
-REQUEST_TIMEOUT = 30.0  # seconds a connection may sit idle
+REQUEST_TIMEOUT = 30.0  # seconds a connection may sit idle (per read)
+REQUEST_SECONDS = 30.0  # seconds to receive one request whole (line, headers, body)
+MAX_QUERY_FIELDS = 8
+WATCH_SECONDS = 0.25  # how often the watchdog looks for requests past their time
+# The key that names a task in an answer (the identity key /next sent with it).
+TASK_KEY = "_input_key"
+
+logger = logging.getLogger("spacy_al.api")
 
 
 class ApiError(Exception):
@@ -57,7 +77,12 @@ def _dumps(value: Any) -> bytes:
 
 
 class ApiServer(ThreadingHTTPServer):
-    """A threaded HTTP server that answers every request from one :class:`Feed`."""
+    """A threaded HTTP server that answers every request from one :class:`Feed`.
+
+    A watchdog thread cuts off a connection whose request hasn't arrived whole
+    within ``REQUEST_SECONDS`` (the socket's timeout is per read: a client
+    sending a byte every few seconds would otherwise hold it for ever).
+    """
 
     daemon_threads = True
     allow_reuse_address = True
@@ -65,17 +90,58 @@ class ApiServer(ThreadingHTTPServer):
 
     def __init__(self, feed: Feed, address: tuple[str, int]) -> None:
         self.feed = feed
+        self._deadlines: dict[ApiHandler, float] = {}
+        self._watch_lock = threading.Lock()
+        self._closed = threading.Event()
         super().__init__(address, ApiHandler)
+        self._watchdog = threading.Thread(
+            target=self._watch_forever, name="spacy_al-api-watchdog", daemon=True
+        )
+        self._watchdog.start()
 
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    def watch(self, handler: ApiHandler) -> None:
+        """Start timing the request ``handler`` is receiving."""
+        with self._watch_lock:
+            self._deadlines[handler] = time.monotonic() + REQUEST_SECONDS
+
+    def unwatch(self, handler: ApiHandler) -> None:
+        """The request arrived whole (or the connection ended)."""
+        with self._watch_lock:
+            self._deadlines.pop(handler, None)
+
+    def _watch_forever(self) -> None:
+        while not self._closed.wait(WATCH_SECONDS):
+            now = time.monotonic()
+            with self._watch_lock:
+                late = [h for h, end in self._deadlines.items() if end <= now]
+                for handler in late:
+                    del self._deadlines[handler]
+            for handler in late:
+                handler.cut(Errors.E983.format(seconds=REQUEST_SECONDS))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One warning line, never a traceback, for a connection that failed."""
+        logger.warning(
+            Errors.E984.format(client=_client(client_address), reason="it failed")
+        )
+
+    def server_close(self) -> None:
+        self._closed.set()
+        super().server_close()
 
 
 def make_server(feed: Feed, host: str = "127.0.0.1", port: int = 0) -> ApiServer:
     """An :class:`ApiServer` for ``feed`` on ``host:port`` (0: any free port),
     listening already; call ``serve_forever()`` to answer."""
     return ApiServer(feed, (host, port))
+
+
+class _Cut(Exception):
+    """The connection was cut off (too slow, or gone): nothing more to send."""
 
 
 class ApiHandler(BaseHTTPRequestHandler):
@@ -86,9 +152,51 @@ class ApiHandler(BaseHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT
     server_version = "spacy_al"
     sys_version = ""
+    _gone = False  # cut off, and logged once
 
     def log_message(self, format: str, *args: Any) -> None:
         """No access log: the library prints nothing (and logs no texts)."""
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError as e:  # the client went away, or was cut off
+            self.close_connection = True
+            if not self._gone:
+                self._gone = True
+                logger.warning(
+                    Errors.E984.format(
+                        client=_client(self.client_address), reason=type(e).__name__
+                    )
+                )
+        finally:
+            self.server.unwatch(self)
+
+    def handle_one_request(self) -> None:
+        # Waiting for a request is bounded by the per-read timeout; once its
+        # first byte is there, the whole request must arrive in REQUEST_SECONDS.
+        try:
+            if not self.rfile.peek(1):  # closed by the client
+                self.close_connection = True
+                return
+        except (TimeoutError, OSError):  # an idle connection: closed quietly
+            self.close_connection = True
+            return
+        self.server.watch(self)
+        super().handle_one_request()
+
+    def cut(self, reason: str) -> None:
+        """Cut the connection off (from the watchdog): one log line."""
+        if self._gone:
+            return
+        self._gone = True
+        logger.warning(
+            Errors.E984.format(client=_client(self.client_address), reason=reason)
+        )
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -118,10 +226,11 @@ class ApiHandler(BaseHTTPRequestHandler):
                 request = self._read_json()
             else:
                 self._refuse_body()
-                request = {
-                    k: v[-1] for k, v in parse_qs(parts.query, max_num_fields=8).items()
-                }
+                request = _query(parts.query)
+            self.server.unwatch(self)  # received whole: the action may take its time
             self._reply(HTTPStatus.OK, action(self.server.feed, request))
+        except _Cut:
+            self.close_connection = True
         except ApiError as e:
             self._reply(e.status, {"error": str(e)})
         except Exception as e:  # never a traceback, never the data, to the client
@@ -129,9 +238,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": message})
 
     def _refuse_body(self) -> None:
-        if self.headers.get("Transfer-Encoding") or int(
-            self.headers.get("Content-Length") or 0
-        ):
+        if self.headers.get("Transfer-Encoding") or self.headers.get(
+            "Content-Length", "0"
+        ).strip() not in ("", "0"):
             self.close_connection = True
             raise ApiError(HTTPStatus.BAD_REQUEST, Errors.E845)
 
@@ -139,20 +248,25 @@ class ApiHandler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             raise ApiError(HTTPStatus.LENGTH_REQUIRED, Errors.E846.format(max=MAX_BODY))
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
+        text = self.headers.get("Content-Length", "").strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 12:
             self.close_connection = True
-            raise ApiError(
-                HTTPStatus.LENGTH_REQUIRED, Errors.E846.format(max=MAX_BODY)
-            ) from None
-        if length < 0 or length > MAX_BODY:
+            raise ApiError(HTTPStatus.LENGTH_REQUIRED, Errors.E846.format(max=MAX_BODY))
+        length = int(text)
+        if length > MAX_BODY:
             self.close_connection = True  # the body is left unread
             raise ApiError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 Errors.E847.format(size=length, max=MAX_BODY),
             )
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except (TimeoutError, OSError) as e:  # stalled mid-body, or gone
+            self.cut(Errors.E983.format(seconds=REQUEST_SECONDS))
+            raise _Cut from e
+        if len(body) < length:  # cut off by the watchdog, or the client closed
+            self.cut(Errors.E983.format(seconds=REQUEST_SECONDS))
+            raise _Cut
         try:
             request = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -167,6 +281,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         return request
 
     def _reply(self, status: HTTPStatus, payload: Any) -> None:
+        if self._gone:
+            return
         body = _dumps(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -178,6 +294,24 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+
+
+def _client(address: Any) -> str:
+    try:
+        return f"{address[0]}:{address[1]}"
+    except (TypeError, IndexError):
+        return str(address)
+
+
+def _query(query: str) -> dict[str, str]:
+    """The query string's fields (the last of repeated ones); 400 for too many."""
+    try:
+        fields = parse_qs(query, max_num_fields=MAX_QUERY_FIELDS)
+    except ValueError:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, Errors.E982.format(max=MAX_QUERY_FIELDS)
+        ) from None
+    return {k: v[-1] for k, v in fields.items()}
 
 
 # --- the routes -------------------------------------------------------------------
@@ -198,16 +332,26 @@ def _annotator(feed: Feed, request: dict[str, Any]) -> str:
         raise ApiError(HTTPStatus.BAD_REQUEST, str(e)) from None
 
 
+def _wait(request: dict[str, Any]) -> float:
+    """The seconds /next may wait: a number, clipped to 0..MAX_WAIT; 400 else."""
+    wait = request.get("wait", DEFAULT_WAIT)
+    try:
+        ok = isinstance(wait, int | float) and not isinstance(wait, bool)
+        seconds = float(wait) if ok else math.nan
+    except OverflowError:  # an int of thousands of digits
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise ApiError(HTTPStatus.BAD_REQUEST, Errors.E850.format(max=MAX_WAIT))
+    return min(max(seconds, 0.0), MAX_WAIT)
+
+
 def _next(feed: Feed, request: dict[str, Any]) -> dict[str, Any]:
     who = _annotator(feed, request)
-    wait = request.get("wait", DEFAULT_WAIT)
-    if (
-        not isinstance(wait, (int, float))
-        or isinstance(wait, bool)
-        or not math.isfinite(wait)
-    ):
-        raise ApiError(HTTPStatus.BAD_REQUEST, Errors.E850.format(max=MAX_WAIT))
-    task = feed.next_task(who, timeout=min(max(float(wait), 0.0), MAX_WAIT))
+    wait = _wait(request)
+    try:
+        task = feed.next_task(who, timeout=wait)
+    except ServingStopped as e:
+        raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(e)) from None
     return {"task": task}
 
 
@@ -218,18 +362,17 @@ def _answer(feed: Feed, request: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(HTTPStatus.BAD_REQUEST, Errors.E851)
     try:
         answer_id = feed.answer(who, task)
-    except ValueError as e:  # a bad answer, named by the feed or the store
+    except LeaseError as e:  # not this annotator's task (now)
+        raise ApiError(HTTPStatus.CONFLICT, str(e)) from None
+    except ServingStopped as e:
+        raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(e)) from None
+    except (ValueError, PermissionError) as e:  # a bad answer, named by the feed
         raise ApiError(HTTPStatus.BAD_REQUEST, str(e)) from None
     if answer_id is not None:
         return {"id": answer_id, "duplicate": False}
-    # Answered before (a retry whose first reply was lost): the stored answer.
-    task_hash = set_hashes(task).get("_task_hash")
-    stored = (
-        feed.store.answer_id(feed.dataset, task_hash=task_hash, annotator=who)
-        if feed.store is not None
-        else None
-    )
-    return {"id": stored, "duplicate": True}
+    # Answered before (a retry whose first reply was lost, or a repeat sent at
+    # the same time): the id of the answer stored.
+    return {"id": feed.answer_id(who, task.get(TASK_KEY)), "duplicate": True}
 
 
 def _stats(feed: Feed, request: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,13 @@ per lease, until the feed writes them (:meth:`Leases.pending`, then
 real one by a quarter of ``lease_seconds``: a lease is written a few times,
 not on every renewal.
 
+A new lease is not written this way: the feed claims it in the store itself
+(:meth:`spacy_al.store.Store.claim_lease`, one transaction under the dataset's
+writer lock), so that several servers on one database never hand one example
+to more annotators than the overlap asks for; :meth:`Leases.claimed` then
+notes it as stored. Other servers count a stored lease as live until a
+quarter of ``lease_seconds`` after its stored end (the most a renewal lags).
+
 A ``Leases`` object has no lock of its own: every method except :meth:`write`
 is called under the feed's lock, and :meth:`write` by one writer at a time,
 outside it.
@@ -82,11 +89,22 @@ class Leases:
 
     # --- changing ------------------------------------------------------------
 
-    def lease(self, key: int, who: str, now: float, *, first: bool = False) -> None:
+    def lease(
+        self,
+        key: int,
+        who: str,
+        now: float,
+        *,
+        first: bool = False,
+        store: bool = True,
+    ) -> None:
         """Lease ``key`` to ``who`` until ``lease_seconds`` after ``now``, last in
-        their queue (``first``: first, to be served next)."""
+        their queue (``first``: first, to be served next). ``store=False``: not
+        written by :meth:`write` (the feed claims it in the store itself, see
+        :meth:`claimed`)."""
         self._held.setdefault(key, {})[who] = now + self.lease_seconds
-        self._note(key, who, now + self.lease_seconds)
+        if store:
+            self._note(key, who, now + self.lease_seconds)
         queue = self._queues[who]
         if key in queue:
             queue.remove(key)
@@ -104,6 +122,18 @@ class Leases:
         for key in self._queues.get(who, ()):
             self._held[key][who] = expiry
             self._note(key, who, expiry)
+
+    def wall_end(self, key: int, who: str) -> float | None:
+        """The wall-clock end (unix seconds) of ``who``'s lease of ``key``, or
+        None if they don't hold it."""
+        expiry = self._held.get(key, {}).get(who)
+        return None if expiry is None else self._wall() + (expiry - self._clock())
+
+    def claimed(self, key: int, who: str, wall: float) -> None:
+        """Note that ``who``'s lease of ``key`` is in the store until ``wall``
+        (the feed claimed it there): later renewals and its end are written."""
+        self._saved[(key, who)] = wall
+        self._changes.pop((key, who), None)
 
     def drop(self, key: int, who: str) -> None:
         """End ``who``'s lease of ``key`` (answered, or no longer served)."""
