@@ -60,7 +60,8 @@ class Updater:
     ``model.class_weight``; NER's are 0: neither).
 
     ``minibatch`` is the number of targets per gradient step's call to the
-    model. ``yield_point`` (see ``set_yield_point``) is called before each.
+    model. ``yield_point`` (see ``set_yield_point``; None: the model's own, if
+    any) is called before each.
 
     With ``use_averages`` (and ``snapshots``) the snapshot holds the optimizer's
     moving average of the weights instead of the last step's (as ``spacy train``
@@ -116,8 +117,10 @@ class Updater:
         # Set by load: {input hash: target_digest} of what the checkpoint had
         # learnt (None for a checkpoint that didn't record it).
         self.learnt: dict[int, str] | None = None
-        self.yield_point: YieldPoint | None = None
-        self.set_yield_point(yield_point)
+        # None: the model's own (a model built with one keeps it).
+        self.yield_point: YieldPoint | None = model.yield_point
+        if yield_point is not None:
+            self.set_yield_point(yield_point)
 
     def set_yield_point(self, yield_point: YieldPoint | None) -> None:
         """Call ``yield_point`` between training steps, and have the model (and
