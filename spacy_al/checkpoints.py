@@ -59,13 +59,14 @@ class WrongTaskError(SpacyALError, ValueError):
     the user must act (another dataset, or delete the checkpoint)."""
 
 
-def models_dir(db: str) -> Path:
-    """The project's models folder: beside an SQLite file, else under
-    ``$SPACY_AL_HOME/models`` (default ``.spacy_al/models``)."""
+def models_dir(db: str, *, home: str | Path | None = None) -> Path:
+    """The project's models folder: beside an SQLite file, else under ``home``
+    (default ``$SPACY_AL_HOME``, else ``.spacy_al``) as ``HOME/models``."""
     if "://" not in db or db.startswith("sqlite:///"):
         path = Path(db.removeprefix("sqlite:///"))
         return path.parent / f"{path.stem}.models"
-    return Path(os.environ.get("SPACY_AL_HOME", ".spacy_al")) / "models"
+    home = home if home is not None else os.environ.get("SPACY_AL_HOME", ".spacy_al")
+    return Path(home) / "models"
 
 
 def folder_name(dataset: str) -> str:
@@ -122,10 +123,13 @@ class Checkpoints:
         self.progress_path = self.folder / PROGRESS
 
     @classmethod
-    def for_db(cls, db: str, dataset: str) -> Checkpoints:
-        """The checkpoints of ``dataset`` in database ``db``; a folder of the
-        earlier layout is moved in first."""
-        checkpoints = cls(models_dir(db), dataset)
+    def for_db(
+        cls, db: str, dataset: str, *, home: str | Path | None = None
+    ) -> Checkpoints:
+        """The checkpoints of ``dataset`` in database ``db`` (see
+        :func:`models_dir` for ``home``); a folder of the earlier layout is
+        moved in first."""
+        checkpoints = cls(models_dir(db, home=home), dataset)
         checkpoints.migrate()
         return checkpoints
 
@@ -266,14 +270,17 @@ class Checkpoints:
         self._mark_dataset()
         for source, target in found:
             _guard(source, self.root)
-            if target is None:  # the stopping signal becomes the progress file
-                try:
-                    self.write_progress({"stopping": _read_json(source)})
-                except (OSError, ValueError):
-                    pass
-                source.unlink()
-            else:
-                source.rename(_guard(target, self.root))
+            try:
+                if target is None:  # the stopping signal becomes the progress file
+                    try:
+                        self.write_progress({"stopping": _read_json(source)})
+                    except ValueError:
+                        pass
+                    source.unlink()
+                else:
+                    source.rename(_guard(target, self.root))
+            except FileNotFoundError:  # another server, starting too, moved it
+                continue
         return True
 
 

@@ -154,3 +154,13 @@ def test_checkpoints_tokens_are_private_and_progress_round_trips(tmp_path):
     assert checkpoints.learnt() is None
     checkpoints.save(_updater())
     assert checkpoints.learnt() == {}
+
+
+def test_checkpoints_models_folder_beside_sqlite_or_under_home(tmp_path):
+    assert models_dir(str(tmp_path / "a.db")) == tmp_path / "a.models"
+    assert models_dir(f"sqlite:///{tmp_path / 'a.db'}") == tmp_path / "a.models"
+    url = "postgresql://u@h/db"
+    assert models_dir(url, home=tmp_path) == tmp_path / "models"
+    assert Checkpoints.for_db(url, "ds", home=tmp_path).folder.parent == (
+        tmp_path / "models"
+    )
