@@ -32,6 +32,7 @@ from spacy.tokens import Doc
 from thinc.api import Optimizer
 
 if TYPE_CHECKING:  # the store and pool import heavy modules; names only
+    from spacy_al.checkpoints import Checkpoints
     from spacy_al.pool import Pool
     from spacy_al.store import Store
     from spacy_al.team.consensus import Consensus
@@ -223,8 +224,9 @@ class Components(TypedDict, total=False):
     """What an interactive recipe returns: the parts a labelling server runs.
 
     ``dataset``, ``view_id``, ``store`` and ``loop`` are always there; ``eval``
-    (a labelled file for the learning curve), ``checkpoint`` (the folder the
-    trainer saves to), ``source`` (where the pool was read from: ``path``,
+    (a labelled file for the learning curve), ``checkpoint`` (the dataset's
+    :class:`~spacy_al.checkpoints.Checkpoints`, or a folder: where the trainer
+    saves the model, the version and the progress), ``source`` (where the pool was read from: ``path``,
     ``read``, ``skipped``, ``duplicates``) and ``config`` (the recipe's
     settings: overlap, preselect, the stopping signal's, host and port ...) when
     the recipe has them. ``task`` is the loop's task; ``review_of`` the datasets
@@ -238,7 +240,7 @@ class Components(TypedDict, total=False):
     labels: Sequence[str]
     exclusive: bool
     eval: str | Path | None
-    checkpoint: str | Path | None
+    checkpoint: Checkpoints | str | Path | None
     source: dict[str, Any]
     config: dict[str, Any]
     task: str
