@@ -180,3 +180,61 @@ def test_store_concurrency_processes_lose_nothing(
     assert sorted(a["_annotator_id"] for a in race) == [
         f"w{w}" for w in range(N_WORKERS)
     ]
+
+
+N_KEYS = 40  # examples every claimer tries to lease
+
+
+def _claim(url: str, worker: int, overlap: int, start: Any, results: Any) -> None:
+    """One server's annotator claiming every example, as fast as it can."""
+    try:
+        won = []
+        with Store(url) as db:
+            start.wait()
+            for key in range(N_KEYS):
+                found = db.claim_lease(
+                    "c",
+                    key,
+                    f"w{worker}",
+                    expires=time.time() + 60,
+                    task={"text": f"t{key}"},
+                    overlap=overlap,
+                )
+                if found and found["claimed"]:
+                    won.append(key)
+        results.put((worker, won))
+    except Exception as e:
+        results.put(("error", f"claimer {worker}: {type(e).__name__}: {e}"))
+        raise
+
+
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_store_concurrency_claims_give_each_example_to_overlap_annotators(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, overlap: int
+) -> None:
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+    with Store(store_url) as db:
+        db.create_dataset("c")
+    start = CTX.Barrier(N_WORKERS)
+    results = CTX.Queue()
+    processes = [
+        CTX.Process(
+            target=_claim, args=(store_url, w, overlap, start, results), daemon=True
+        )
+        for w in range(N_WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    won: dict[int, list[int]] = {}
+    for _ in processes:
+        key, value = results.get(timeout=120)
+        assert key != "error", value
+        won[key] = value
+    for process in processes:
+        process.join(timeout=60)
+    per_key = Counter(key for keys in won.values() for key in keys)
+    # Every example leased to exactly ``overlap`` of the racing processes.
+    assert per_key == {key: overlap for key in range(N_KEYS)}
+    with Store(store_url) as db:
+        stored = Counter(lease["input_hash"] for lease in db.get_leases("c"))
+    assert stored == per_key
