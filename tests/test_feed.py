@@ -22,6 +22,7 @@ from spacy_al.errors import SourceError
 from spacy_al.pool import Pool
 from spacy_al.serve.feed import (
     Feed,
+    LeaseError,
     ServingStopped,
     check_annotator,
     make_tokens,
@@ -660,3 +661,25 @@ def test_feed_bad_line_in_the_source_stops_serving_with_its_line(
     # What was served can still be answered.
     feed.loop.pool = Pool(Source(SUPPORT))
     assert feed.answer("alice", {**served, "answer": "accept"}) is not None
+
+
+def test_feed_late_answer_counts_unless_someone_else_took_the_example(
+    make_feed, db_url
+):
+    clock = FakeClock()
+    feed = make_feed(clock=clock, lease_seconds=60)
+    mine = feed.next_task("alice")
+    clock.advance(61)  # alice's lease ran out, and nobody took her example
+    assert feed.answer("alice", {**mine, "answer": "accept"}) is not None
+    held = feed.next_task("alice")
+    clock.advance(61)
+    assert feed.next_task("bob")["_input_key"] == held["_input_key"]  # bob has it
+    with pytest.raises(LeaseError, match="E980"):
+        feed.answer("alice", {**held, "answer": "accept"})
+    assert feed.answer("bob", {**held, "answer": "reject"}) is not None
+    with Store(db_url) as store:
+        stored = store.get_answers("feed_test")
+    assert [(eg["_annotator_id"], eg["text"]) for eg in stored] == [
+        ("alice", mine["text"]),
+        ("bob", held["text"]),
+    ]

@@ -434,7 +434,7 @@ class Feed:
         malformed record: the texts after it were never read)."""
         if self._fatal is not None:
             raise ServingStopped(self._fatal)
-        error = getattr(self.loop.pool, "error", None) if source else None
+        error = self.loop.pool.error if source else None
         if error is not None:
             raise ServingStopped(Errors.E987.format(err=error))
 
@@ -667,14 +667,26 @@ class Feed:
                 return None
             self._leases.expire(self._clock())
             served = self._active.get(key)
-            if served is None or who not in self._leases.holders(key):
-                raise LeaseError(
-                    Errors.E980.format(
-                        who=who, input_hash=key, seconds=self.lease_seconds
-                    )
-                )
+            not_leased = LeaseError(
+                Errors.E980.format(who=who, input_hash=key, seconds=self.lease_seconds)
+            )
+            holds = who in self._leases.holders(key)
+            # A lease that ran out while nobody else took the example: a late
+            # answer takes it back (claimed in the store like a new lease).
+            retake = (
+                served is not None
+                and not holds
+                and self._leases.lapsed(key, who)
+                and self._open_to(key, who)
+            )
+            if served is None or not (holds or retake):
+                raise not_leased
+            if retake:
+                self._leases.lease(key, who, self._clock(), store=False)
             self._answering.add((who, key))
         try:
+            if retake and not self._claim(who, served):
+                raise not_leased
             answer = self._from_served(served, eg)
             self._check_dataset()
             with self._loop_lock:

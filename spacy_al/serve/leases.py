@@ -36,6 +36,8 @@ from typing import Any
 
 from spacy_al.store import Store
 
+# Ran-out leases remembered (for late answers), at most.
+MAX_LAPSED = 10_000
 # A lease change waiting to be written: (wall-clock end, task), or None if the
 # lease ended; keyed by (input hash, annotator).
 LeaseChanges = dict[tuple[int, str], tuple[float, dict] | None]
@@ -71,6 +73,9 @@ class Leases:
         self._queues: dict[str, list[int]] = defaultdict(list)  # who → leased hashes
         self._changes: LeaseChanges = {}  # not yet written
         self._saved: dict[tuple[int, str], float] = {}  # each stored (wall) expiry
+        # Leases that ran out (not answered), latest last: a late answer may
+        # take its example back if nobody else has it (see :meth:`lapsed`).
+        self._lapsed: dict[tuple[int, str], None] = {}
 
     # --- reading -------------------------------------------------------------
 
@@ -103,6 +108,7 @@ class Leases:
         written by :meth:`write` (the feed claims it in the store itself, see
         :meth:`claimed`)."""
         self._held.setdefault(key, {})[who] = now + self.lease_seconds
+        self._lapsed.pop((key, who), None)
         if store:
             self._note(key, who, now + self.lease_seconds)
         queue = self._queues[who]
@@ -137,6 +143,7 @@ class Leases:
 
     def drop(self, key: int, who: str) -> None:
         """End ``who``'s lease of ``key`` (answered, or no longer served)."""
+        self._lapsed.pop((key, who), None)
         holders = self._held.get(key)
         if holders and who in holders:
             del holders[who]
@@ -154,8 +161,16 @@ class Leases:
                     del holders[who]
                     self._queues[who].remove(key)
                     self._note(key, who, None)
+                    self._lapsed[(key, who)] = None
+                    if len(self._lapsed) > MAX_LAPSED:
+                        del self._lapsed[next(iter(self._lapsed))]
             if not holders:
                 del self._held[key]
+
+    def lapsed(self, key: int, who: str) -> bool:
+        """Whether ``who``'s lease of ``key`` ran out (rather than being
+        answered or taken back): the example was theirs until then."""
+        return (key, who) in self._lapsed
 
     def _note(self, key: int, who: str, expiry: float | None) -> None:
         """Queue a lease change for the store (None: the lease ended)."""
