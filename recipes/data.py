@@ -23,20 +23,24 @@ dev.spacy holds a share of the texts whose every annotation is gold.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from spacy.cli.init_config import init_config
-from spacy.tokens import Doc, DocBin
 from wasabi import msg
 
+from spacy_al.export import (
+    load_ner_targets,
+    load_textcat_targets,
+    merge_records,
+    split_records,
+    write_records,
+)
 from spacy_al.ner.model import INCORRECT_SPANS_KEY
-from spacy_al.ner.targets import NERTarget, reference_doc
+from spacy_al.ner.targets import NERTarget
 from spacy_al.pipelines import load_base
 from spacy_al.registry import recipe
-from spacy_al.spans import make_ner_doc
 from spacy_al.store import Store
 from spacy_al.textcat.targets import TextcatTarget, gold_cats_for_export
 
@@ -49,73 +53,6 @@ from ._options import (
     TextcatSets,
     split_commas,
 )
-from .train import load_ner_targets, load_textcat_targets
-
-
-def write_docbin(nlp, targets: list[TextcatTarget], path: Path) -> int:
-    """Docs with ``doc.cats`` for each target (only its known labels)."""
-    db = DocBin(store_user_data=False)
-    for target in targets:
-        doc = nlp.make_doc(target.text)
-        doc.cats = dict(target.cats)
-        db.add(doc)
-    db.to_disk(path)
-    return len(targets)
-
-
-@dataclass
-class Record:
-    """Everything known about one text: its categories and/or its entities."""
-
-    text: str
-    cats: TextcatTarget | None = None
-    ents: NERTarget | None = None
-
-    @property
-    def is_gold(self) -> bool:
-        return all(t.is_gold for t in (self.cats, self.ents) if t is not None)
-
-    def doc(self, nlp) -> Doc:
-        if self.ents is not None:
-            doc, _ = reference_doc(
-                nlp, self.ents, incorrect_spans_key=INCORRECT_SPANS_KEY
-            )
-        else:
-            doc = make_ner_doc(nlp, {"text": self.text}, missing=True)
-        if self.cats is not None:
-            doc.cats = dict(self.cats.cats)
-        return doc
-
-
-def merge_records(
-    cats: list[TextcatTarget], ents: list[NERTarget]
-) -> dict[int, Record]:
-    """One record per input hash, in first-seen order."""
-    records: dict[int, Record] = {}
-    for target in cats:
-        records.setdefault(target.input_hash, Record(target.text)).cats = target
-    for target in ents:
-        records.setdefault(target.input_hash, Record(target.text)).ents = target
-    return records
-
-
-def split_records(
-    records: list[Record], *, eval_split: float, seed: int = 0
-) -> tuple[list[Record], list[Record]]:
-    """Hold out a share of the all-gold records for dev; the rest train."""
-    gold = [r for r in records if r.is_gold]
-    random.Random(seed).shuffle(gold)
-    n_eval = int(round(len(gold) * eval_split))
-    held = {id(r) for r in gold[:n_eval]}
-    return [r for r in records if id(r) not in held], gold[:n_eval]
-
-
-def write_records(nlp, records: list[Record], path: Path) -> int:
-    db = DocBin(store_user_data=False)
-    for record in records:
-        db.add(record.doc(nlp))
-    db.to_disk(path)
-    return len(records)
 
 
 @recipe("data-to-spacy")
@@ -140,7 +77,6 @@ def data_to_spacy(
     seed: Seed = 0,
 ) -> None:
     """Export datasets as train.spacy, dev.spacy and config.cfg for spacy train."""
-    store = Store(db)
     textcat_names, ner_names = split_commas(textcat), split_commas(ner)
     if not textcat_names and not ner_names:
         msg.fail(
@@ -150,10 +86,21 @@ def data_to_spacy(
     cat_targets: list[TextcatTarget] = []
     ent_targets: list[NERTarget] = []
     exclusive = True
+    # The blank pipeline whose tokens the exported Docs have.
+    nlp = load_base(f"blank:{lang}")
+    try:
+        store = Store(db)
+        if textcat_names:
+            cats = load_textcat_targets(store, textcat_names, multilabel=multilabel)
+        if ner_names:
+            ents = load_ner_targets(store, ner_names, nlp=nlp)
+    except ValueError as e:
+        msg.fail(str(e), exits=1)
     if textcat_names:
-        cat_targets, labels, exclusive = load_textcat_targets(
-            store, textcat_names, multilabel=multilabel
-        )
+        # What consensus held back, and the answers that can't be used.
+        for level, text in cats.notes(textcat_names):
+            getattr(msg, level)(text)
+        cat_targets, labels, exclusive = cats.targets, cats.labels, cats.exclusive
         # spaCy's exclusive textcat can't learn "not X" alone: those are left out.
         cat_targets, dropped = gold_cats_for_export(cat_targets, exclusive=exclusive)
         if dropped:
@@ -164,7 +111,9 @@ def data_to_spacy(
             )
         pipeline.append("textcat" if exclusive else "textcat_multilabel")
     if ner_names:
-        ent_targets, _ = load_ner_targets(store, ner_names)
+        for level, text in ents.notes(ner_names):
+            getattr(msg, level)(text)
+        ent_targets = ents.targets
         pipeline.append("ner")
     records = list(merge_records(cat_targets, ent_targets).values())
     if not records:
@@ -196,7 +145,6 @@ def data_to_spacy(
             "No gold answers for dev.spacy: lower --eval-split or add answers.", exits=1
         )
     output.mkdir(parents=True, exist_ok=True)
-    nlp = load_base(f"blank:{lang}")
     n_train = write_records(nlp, train_records, output / "train.spacy")
     n_dev = write_records(nlp, dev_records, output / "dev.spacy")
     config = init_config(lang=lang, pipeline=pipeline, optimize=optimize, gpu=False)

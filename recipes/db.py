@@ -24,15 +24,13 @@ import srsly
 import typer
 from wasabi import msg
 
+from spacy_al.answers import ANSWERS, AnswerError, check_answer_value, validate_answer
 from spacy_al.corpus import Source, write_jsonl
-from spacy_al.errors import Errors
+from spacy_al.errors import Errors, SourceError
+from spacy_al.pipelines import load_base
 from spacy_al.registry import recipe
-from spacy_al.store import (
-    ANSWERS,
-    AnswerError,
-    Store,
-    validate_answer,
-)
+from spacy_al.spans import check_answer_spans
+from spacy_al.store import Store
 from spacy_al.team.agreement import agreement_summary, consensus
 from spacy_al.team.consensus import review_answers, review_datasets
 
@@ -89,6 +87,10 @@ def db_in(
             "--skip-invalid", help="Skip malformed records instead of stopping"
         ),
     ] = False,
+    lang: Annotated[
+        str,
+        typer.Option("--lang", help="Language whose tokens entity spans must fit"),
+    ] = "en",
     db: Db = DEFAULT_DB,
 ) -> None:
     """Import answers from a file into a dataset.
@@ -96,34 +98,50 @@ def db_in(
     Records that carry an "answer" keep it; the others get --answer. Everything is
     read and checked before anything is written: a malformed record stops the
     import with its file, line and field, and the database stays as it was (unless
-    --skip-invalid is given, which skips such records and counts them).
+    --skip-invalid is given, which skips such records and counts them). Entity
+    spans are checked as export and training will use them: on token boundaries
+    (of --lang's tokenizer, or the record's own "tokens") and not overlapping.
     """
-    if answer not in ANSWERS:
-        msg.fail(Errors.E119.format(value=answer), exits=1)
+    try:
+        check_answer_value(answer, field="--answer", fix="Pass one of them.")
+    except AnswerError as e:
+        msg.fail(str(e), exits=1)
     # 1. Read every record. The Source checks each one and names the file and line
     #    of a bad one. dedupe=False: several answers may share a text.
     tasks: list[dict[str, Any]] = []
     invalid: list[str] = []
     with _exit_on_error():
+        nlp = load_base(f"blank:{lang}")  # the tokens entity spans must fit
         stream = Source(source, loader=loader, skip_invalid=skip_invalid, dedupe=False)
         for n, record in enumerate(stream, start=1):
             # 2. Records without an answer get --answer; then check the record as the
             #    store will, so that a bad one is reported before anything is written.
             try:
-                tasks.append(validate_answer({"answer": answer, **record}))
+                task = validate_answer({"answer": answer, **record})
             except AnswerError as e:
                 message = Errors.E118.format(n=n, path=source, err=e)
                 if not skip_invalid:
                     msg.fail(message, exits=1)
                 invalid.append(message)
-    # 3. Write them all in one transaction: all of them, or none.
+                continue
+            # 3. Entity spans must make the Doc that export and train will build:
+            #    a span that cuts a word, or two that overlap, stop the import here.
+            try:
+                check_answer_spans(nlp, task, path=str(source), line=stream.line)
+            except SourceError as e:
+                if not skip_invalid:
+                    msg.fail(str(e), exits=1)
+                invalid.append(str(e))
+                continue
+            tasks.append(task)
+    # 4. Write them all in one transaction: all of them, or none.
     with _exit_on_error(), Store(db) as store:
         ids = store.add_answers(dataset, tasks, annotator=annotator)
     msg.good(
         f"Imported {len(tasks)} answers into dataset '{dataset}' ({len(set(ids))} "
         f"distinct tasks) in {store.url}"
     )
-    # 4. Say what was skipped, with the first few reasons.
+    # 5. Say what was skipped, with the first few reasons.
     n_skipped = stream.n_skipped + len(invalid)
     if n_skipped:
         msg.warn(f"Skipped {n_skipped} malformed records (--skip-invalid), e.g.:")
@@ -230,7 +248,7 @@ def team_agreement(store: Store, dataset: str) -> dict[str, Any] | None:
     if not summary["n_shared"]:
         return None
     _, conflicts = consensus(answers, min_answers=min_answers)
-    reviewed = {eg["_input_hash"] for eg in review_answers(store, dataset)}
+    reviewed = {eg["_input_key"] for eg in review_answers(store, dataset)}
     summary["dataset"] = dataset
     summary["overlap"] = overlap
     summary["reviewed"] = len(reviewed & set(conflicts))

@@ -7,9 +7,9 @@ are kept as they are. Sources are JSONL, CSV, TXT and DocBin (``.spacy``) files,
 lazily, one line at a time. A malformed record raises :class:`SourceError` naming its
 file, line and field, or is skipped and counted with ``skip_invalid=True``.
 
-Hashes follow Prodigy: ``_input_hash`` identifies the input (the text), ``_task_hash``
-the question asked about it (the input plus its label fields). Both are 32-bit signed
-murmurhash values of canonical JSON, so they are the same in every process and run.
+Each task gets its identity keys (``_input_key``, ``_task_key``) and Prodigy
+hashes (``_input_hash``, ``_task_hash``) from :mod:`spacy_al.identity`, whose
+functions this module re-exports; duplicates are texts of the same content.
 """
 
 from __future__ import annotations
@@ -18,23 +18,71 @@ import csv
 import json
 import math
 from collections.abc import Iterable, Iterator
-from json.encoder import encode_basestring_ascii as _encode_string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import murmurhash
 import srsly
 
+from spacy_al.answers import FIX_SOURCE_LINE, AnswerError, check_answer_value
 from spacy_al.errors import Errors, SourceError
+from spacy_al.identity import (
+    INPUT_HASH_ATTR,
+    INPUT_KEY_ATTR,
+    INPUT_KEYS,
+    KEY_MAX,
+    KEY_MIN,
+    TASK_HASH_ATTR,
+    TASK_KEY_ATTR,
+    TASK_KEYS,
+    _text_hashes,
+    check_same_input,
+    get_input_hash,
+    get_input_key,
+    get_task_hash,
+    get_task_key,
+    input_content,
+    input_key_of,
+    is_key,
+    set_hashes,
+    task_key_of,
+)
 
 if TYPE_CHECKING:
     from spacy.vocab import Vocab
 
-INPUT_HASH_ATTR = "_input_hash"
-TASK_HASH_ATTR = "_task_hash"
-INPUT_KEYS: tuple[str, ...] = ("text", "image", "html")
-TASK_KEYS: tuple[str, ...] = ("label", "labels", "cats", "spans", "options")
-ANSWERS: tuple[str, ...] = ("accept", "reject", "ignore")
+# The identity names are re-exported: readers of tasks have always found them here.
+__all__ = [
+    "CSV_FIELD_LIMIT",
+    "INPUT_HASH_ATTR",
+    "INPUT_KEYS",
+    "INPUT_KEY_ATTR",
+    "KEY_MAX",
+    "KEY_MIN",
+    "LOADERS",
+    "MAX_DEPTH",
+    "MAX_SKIPPED_ERRORS",
+    "SUFFIXES",
+    "Source",
+    "TASK_HASH_ATTR",
+    "TASK_KEYS",
+    "TASK_KEY_ATTR",
+    "check_same_input",
+    "get_input_hash",
+    "get_input_key",
+    "get_task_hash",
+    "get_task_key",
+    "gold_labels",
+    "input_content",
+    "input_key_of",
+    "is_key",
+    "read_jsonl",
+    "read_source",
+    "set_hashes",
+    "task_key_of",
+    "validate_task",
+    "write_jsonl",
+]
+
 LOADERS: tuple[str, ...] = ("jsonl", "csv", "txt", "spacy")
 SUFFIXES: dict[str, str] = {
     ".jsonl": "jsonl",
@@ -50,71 +98,6 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON tools (ujson) read and wri
 
 # What a loader yields: (1-based line, raw record) or (line, the error on that line).
 _Raw = tuple[int, "dict[str, Any] | SourceError"]
-
-
-# --- hashing ---------------------------------------------------------------
-
-
-def _hash(values: dict[str, Any], prefix: str = "") -> int:
-    return murmurhash.hash(prefix + srsly.json_dumps(values, sort_keys=True))
-
-
-def _text_hashes(text: str) -> tuple[int, int]:
-    """``get_input_hash`` and ``get_task_hash`` of a task whose only input and
-    task key is ``text``, without building and dumping a dict for each.
-
-    The same canonical JSON as ``_hash`` (``json.dumps`` with ``sort_keys``,
-    compact separators, ASCII escapes), so the values are identical.
-    """
-    input_hash = murmurhash.hash('{"text":' + _encode_string(text) + "}")
-    return input_hash, murmurhash.hash(f"{input_hash}{{}}")
-
-
-def _task_hash(task: dict[str, Any], input_hash: int, task_keys: Iterable[str]) -> int:
-    return _hash({k: task[k] for k in task_keys if k in task}, prefix=str(input_hash))
-
-
-def get_input_hash(
-    task: dict[str, Any], *, input_keys: Iterable[str] = INPUT_KEYS
-) -> int:
-    """Hash of the input keys present in ``task`` (by default text, image, html)."""
-    return _hash({k: task[k] for k in input_keys if k in task})
-
-
-def get_task_hash(
-    task: dict[str, Any],
-    *,
-    input_keys: Iterable[str] = INPUT_KEYS,
-    task_keys: Iterable[str] = TASK_KEYS,
-) -> int:
-    """Hash of the input hash plus the task keys present in ``task``.
-
-    The task's own ``_input_hash`` is used if it has one, so that task hashes stay
-    consistent with input hashes kept from an earlier tool.
-    """
-    input_hash = task.get(INPUT_HASH_ATTR)
-    if not _is_int(input_hash):
-        input_hash = get_input_hash(task, input_keys=input_keys)
-    return _task_hash(task, input_hash, task_keys)
-
-
-def set_hashes(
-    task: dict[str, Any],
-    *,
-    input_keys: Iterable[str] = INPUT_KEYS,
-    task_keys: Iterable[str] = TASK_KEYS,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Return a copy of ``task`` with ``_input_hash`` and ``_task_hash`` set.
-
-    Hashes the task already has are kept unless ``overwrite`` is True.
-    """
-    task = dict(task)
-    if overwrite or not _is_int(task.get(INPUT_HASH_ATTR)):
-        task[INPUT_HASH_ATTR] = get_input_hash(task, input_keys=input_keys)
-    if overwrite or not _is_int(task.get(TASK_HASH_ATTR)):
-        task[TASK_HASH_ATTR] = _task_hash(task, task[INPUT_HASH_ATTR], task_keys)
-    return task
 
 
 # --- validation ------------------------------------------------------------
@@ -262,11 +245,11 @@ def validate_task(
                 raise fail(msg, "cats")
     if "spans" in record:
         _check_spans(record["spans"], len(text), fail)
-    if "answer" in record and record["answer"] not in ANSWERS:
-        msg = Errors.E016.format(
-            answers=", ".join(ANSWERS), snippet=_snippet(record["answer"])
-        )
-        raise fail(msg, "answer")
+    if "answer" in record:
+        try:
+            check_answer_value(record["answer"], fix=FIX_SOURCE_LINE)
+        except AnswerError as e:
+            raise fail(str(e), "answer") from e
     meta = record.get("meta", {})
     if not isinstance(meta, dict):
         raise fail(Errors.E017.format(kind=_kind(meta), snippet=_snippet(meta)), "meta")
@@ -274,7 +257,7 @@ def validate_task(
         cost = meta["cost"]
         if not (_is_number(cost) and cost > 0 and _is_finite(cost)):
             raise fail(Errors.E018.format(snippet=_snippet(cost)), "meta.cost")
-    for attr in (INPUT_HASH_ATTR, TASK_HASH_ATTR):
+    for attr in (INPUT_HASH_ATTR, TASK_HASH_ATTR, INPUT_KEY_ATTR, TASK_KEY_ATTR):
         if attr in record and not _is_int(record[attr]):
             raise fail(
                 Errors.E019.format(field=attr, snippet=_snippet(record[attr])), attr
@@ -283,6 +266,13 @@ def validate_task(
     _check_values(record, fail)
     task = dict(record)
     task["meta"] = dict(meta)
+    if INPUT_KEY_ATTR in task and task[INPUT_KEY_ATTR] != get_input_key(task):
+        # Identity comes from the content: keys that aren't the content's (an
+        # edited text, keys out of range) are recomputed.
+        del task[INPUT_KEY_ATTR]
+        task.pop(TASK_KEY_ATTR, None)
+    if TASK_KEY_ATTR in task and not is_key(task[TASK_KEY_ATTR]):
+        del task[TASK_KEY_ATTR]
     return set_hashes(task)
 
 
@@ -316,7 +306,12 @@ def _plain_task(record: Any) -> dict[str, Any] | None:
         return None
     task = dict(record)  # keys in the record's order, as validate_task makes them
     task["meta"] = dict(meta)
-    task[INPUT_HASH_ATTR], task[TASK_HASH_ATTR] = _text_hashes(text)
+    (
+        task[INPUT_HASH_ATTR],
+        task[TASK_HASH_ATTR],
+        task[INPUT_KEY_ATTR],
+        task[TASK_KEY_ATTR],
+    ) = _text_hashes(text)
     return task
 
 
@@ -615,8 +610,12 @@ class Source:
     Each iteration re-reads the file. ``n_read`` (records read, blank lines not
     counted), ``n_skipped`` (invalid records skipped), ``n_duplicates`` (records
     whose input hash was seen before) and ``skipped_errors`` (the first messages of
-    skipped records) describe the last iteration, as far as it got. For DocBin
-    files the "line" of an error is the 1-based number of the doc.
+    skipped records) describe the last iteration, as far as it got; ``line`` is
+    the line of the task yielded last. For DocBin files the "line" of an error
+    is the 1-based number of the doc.
+
+    Duplicates are records of the same text (the same ``_input_key``, and the
+    same input when compared); two different texts are never taken for one.
     """
 
     def __init__(
@@ -646,6 +645,7 @@ class Source:
         self.n_skipped = 0
         self.n_duplicates = 0
         self.skipped_errors: list[str] = []
+        self.line: int | None = None  # the line of the task yielded last
 
     def __repr__(self) -> str:
         return f"Source({str(self.path)!r}, loader={self.loader!r})"
@@ -671,7 +671,7 @@ class Source:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.n_read = self.n_skipped = self.n_duplicates = 0
         self.skipped_errors = []
-        seen: set[int] = set()
+        seen: dict[int, dict[str, Any]] = {}
         for line, record in self._raw():
             self.n_read += 1
             try:
@@ -686,10 +686,14 @@ class Source:
                     self.skipped_errors.append(str(e))
                 continue
             if self.dedupe:
-                if task[INPUT_HASH_ATTR] in seen:
+                key = task[INPUT_KEY_ATTR]
+                first = seen.get(key)
+                if first is not None:
+                    check_same_input(first, task, key)
                     self.n_duplicates += 1
                     continue
-                seen.add(task[INPUT_HASH_ATTR])
+                seen[key] = task  # the task itself: no copy of its text
+            self.line = line
             yield task
 
 

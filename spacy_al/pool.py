@@ -10,14 +10,19 @@ from collections.abc import Collection, Iterable, Iterator
 
 import numpy as np
 
-from spacy_al.corpus import set_hashes
+from spacy_al.corpus import check_same_input, set_hashes
 
 #: Texts scored per selection at most while the pool is read in the background.
 LOADING_WINDOW = 2_000
 
 
 class Pool:
-    """The examples to ask about, deduplicated by input hash, and which are done.
+    """The examples to ask about, deduplicated by content, and which are done.
+
+    Examples are known by their ``_input_key`` (``index``, ``mark``, ``remaining``
+    and ``answered`` take input keys); two tasks with the same key are compared,
+    and two different texts under one key raise ValueError instead of one being
+    dropped as a duplicate.
 
     By default ``tasks`` are read to the end before the pool is returned. With
     ``foreground_seconds``, the pool reads for that long and then goes on reading
@@ -76,8 +81,8 @@ class Pool:
         try:
             for task in itertools.islice(stream, self.chunk_size):
                 if not (
-                    type(task.get("_input_hash")) is int
-                    and type(task.get("_task_hash")) is int
+                    type(task.get("_input_key")) is int
+                    and type(task.get("_task_key")) is int
                 ):
                     task = set_hashes(task)
                 chunk.append(task)
@@ -90,8 +95,10 @@ class Pool:
                 grown[:n] = self._done[:n]
                 self._done = grown
             for task in chunk:
-                key = task["_input_hash"]
-                if key not in self.index:
+                key = task["_input_key"]
+                if key in self.index:
+                    check_same_input(self.tasks[self.index[key]], task, key)
+                else:
                     i = len(self.tasks)
                     self.index[key] = i
                     self.tasks.append(task)
@@ -129,10 +136,11 @@ class Pool:
         with self._lock:
             return int(self._done[: len(self.tasks)].sum())
 
-    def mark(self, input_hashes: Iterable[int], done: bool = True) -> None:
-        """Mark examples (not) done; those not read yet are marked when they are."""
+    def mark(self, input_keys: Iterable[int], done: bool = True) -> None:
+        """Mark examples (not) done by their input keys; those not read yet are
+        marked when they are."""
         with self._lock:
-            for key in input_hashes:
+            for key in input_keys:
                 i = self.index.get(key)
                 if i is not None:
                     self._done[i] = done

@@ -510,3 +510,35 @@ def make_ner_example(
     if incorrect_spans_key is not None:
         doc.spans[incorrect_spans_key] = negatives
     return doc, negatives
+
+
+#: Views whose spans aren't entities to learn (highlighted pattern matches).
+NON_ENTITY_VIEWS: tuple[str, ...] = ("classification", "choice", "text")
+
+
+def check_answer_spans(
+    nlp: Language | Vocab,
+    task: Mapping[str, Any],
+    *,
+    path: str | None = None,
+    line: int | None = None,
+) -> None:
+    """Check that an answer's entities can become the reference Doc that export
+    and training build from it, before it is stored.
+
+    Its spans must be inside the text, on ``nlp``'s token boundaries (or moved
+    only across whitespace or punctuation) and, where accepted, not overlapping.
+    Answers without spans, ignored ones, and those of a view whose spans aren't
+    entities (:data:`NON_ENTITY_VIEWS`) pass. Raises SourceError naming ``path``,
+    ``line`` and the field.
+    """
+    if not task.get("spans") or task.get("answer") == "ignore":
+        return
+    if task.get("_view_id") in NON_ENTITY_VIEWS:
+        return
+    try:
+        make_ner_example(nlp, task, path=path, line=line)
+    except SourceError:
+        raise
+    except ValueError as e:  # an answer value other than accept or reject
+        raise SourceError(str(e), path=path, line=line, field="spans") from e

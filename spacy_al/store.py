@@ -4,10 +4,16 @@ SQLAlchemy Core over an SQLite file by default (WAL journal, busy timeout, forei
 keys) or any SQLAlchemy URL, such as PostgreSQL's. A dataset holds answers, one row
 per (dataset, task, annotator): answering a task again replaces the earlier answer
 with a new row (a new, higher id), so readers polling with ``since_id`` see edits.
+A task is known by its identity keys (``_input_key``, ``_task_key``: 64-bit hashes
+of its content, see :mod:`spacy_al.corpus`), and where a key matches a stored
+answer's, the inputs are compared too: two different texts are never stored as one
+(a write that would is refused). Databases made before the keys are upgraded in
+place when opened (:func:`migrate`).
 Writers to one dataset take turns, so its ids are committed in increasing order and
 ``since_id`` polling misses nothing.
 Answers read back as Prodigy-style tasks with ``answer``, ``_input_hash``,
-``_task_hash``, ``_annotator_id``, ``_session_id``, ``_timestamp`` and more.
+``_task_hash``, ``_input_key``, ``_task_key``, ``_annotator_id``, ``_session_id``,
+``_timestamp`` and more.
 """
 
 from __future__ import annotations
@@ -28,12 +34,20 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from spacy_al.corpus import set_hashes
-from spacy_al.errors import Errors, SpacyALError
+from spacy_al.answers import (
+    ANSWERS,
+    STORED_KEYS,
+    AnswerError,
+    check_answer_value,
+    json_default,
+    unstorable_text,
+    validate_answer,
+)
+from spacy_al.errors import Errors
+from spacy_al.identity import get_input_key, get_task_key, input_content
 
 DEFAULT_DB = "spacy_al.db"
 DB_ENV_VAR = "SPACY_AL_DB"
-ANSWERS: tuple[str, ...] = ("accept", "reject", "ignore")
 MAX_NAME_LENGTH = 255
 BUSY_TIMEOUT_MS = 30_000
 WRITE_ATTEMPTS = 5
@@ -41,35 +55,13 @@ RETRY_WAIT = 0.05  # seconds; a retry waits up to this times the attempt number
 # SQLSTATEs of a transaction that lost a race: serialization failure, deadlock.
 _CONFLICT_STATES = ("40001", "40P01")
 # Keys that are columns and set on every answer read back; never kept in ``content``.
-ANSWER_KEYS: tuple[str, ...] = (
-    "answer",
-    "_input_hash",
-    "_task_hash",
-    "_annotator_id",
-    "_session_id",
-    "_timestamp",
-    "_model_version",
-    "_id",
-)
+ANSWER_KEYS = STORED_KEYS
+#: Rows compared per query when a write checks its keys against stored answers.
+IDENTITY_PAGE = 500
 _HASH_MIN, _HASH_MAX = -(2**63), 2**63 - 1
 _WRITE_OPTION = "spacy_al_write"
 
 T = TypeVar("T")
-
-
-class AnswerError(SpacyALError, ValueError):
-    """An answer is malformed. In a batch, nothing of the batch was written.
-
-    ``field`` names the key at fault (None if the answer isn't a dict); ``index`` is
-    the answer's position in the batch (None when validated alone).
-    """
-
-    def __init__(
-        self, message: str, *, field: str | None = None, index: int | None = None
-    ) -> None:
-        self.field = field
-        self.index = index
-        super().__init__(message)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -118,6 +110,8 @@ answers_table = sa.Table(
     ),
     sa.Column("input_hash", sa.BigInteger(), nullable=False),
     sa.Column("task_hash", sa.BigInteger(), nullable=False),
+    sa.Column("input_key", sa.BigInteger(), nullable=False),
+    sa.Column("task_key", sa.BigInteger(), nullable=False),
     sa.Column("annotator", sa.String(MAX_NAME_LENGTH), nullable=False),
     sa.Column("answer", sa.String(16), nullable=False),
     sa.Column("label", sa.Text(), nullable=True),
@@ -126,12 +120,12 @@ answers_table = sa.Table(
     sa.Column("created", UTCDateTime(), nullable=False),
     sa.Column("content", sa.JSON(), nullable=False),
     sa.UniqueConstraint(
-        "dataset_id", "task_hash", "annotator", name="uq_answers_dataset_task_annotator"
+        "dataset_id", "task_key", "annotator", name="uq_answers_dataset_key_annotator"
     ),
     sa.CheckConstraint(
         "answer IN ('accept', 'reject', 'ignore')", name="ck_answers_answer"
     ),
-    sa.Index("ix_answers_dataset_input", "dataset_id", "input_hash"),
+    sa.Index("ix_answers_dataset_input_key", "dataset_id", "input_key"),
     sa.Index("ix_answers_dataset_annotator", "dataset_id", "annotator"),
     # Ids only grow, never reused after a delete, so since_id readers miss nothing.
     sqlite_autoincrement=True,
@@ -139,8 +133,9 @@ answers_table = sa.Table(
 
 
 # Who holds which example, until when: the feed's leases, kept so that a restarted
-# server serves each annotator the example they held. ``expires`` is wall-clock
-# (unix seconds); ``task`` the task as it was served.
+# server serves each annotator the example they held. ``input_hash`` holds the
+# example's identity key (``_input_key``); ``expires`` is wall-clock (unix
+# seconds); ``task`` the task as it was served.
 leases_table = sa.Table(
     "leases",
     metadata,
@@ -188,15 +183,8 @@ servers_table = sa.Table(
 # --- JSON and validation -----------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, allow_nan=False)
+    return json.dumps(value, default=json_default, allow_nan=False)
 
 
 def _snippet(value: Any, width: int = 60) -> str:
@@ -207,31 +195,7 @@ def _snippet(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _unstorable_text(value: str) -> str | None:
-    """Why a string can't go into a text column on every backend, or None."""
-    if "\x00" in value:
-        return "it contains a NUL character"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        return f"{value[e.start]!r} at {e.start} is half a surrogate pair"
-    return None
-
-
-def _field_name(key: Any) -> str:
-    if isinstance(key, str):
-        return key.encode("utf-8", "backslashreplace").decode("utf-8")
-    return _snippet(key)
-
-
-def _check_json(value: Any) -> None:
-    """Raise TypeError or ValueError unless ``value`` is storable as UTF-8 JSON."""
-    try:
-        json.dumps(
-            value, default=_json_default, allow_nan=False, ensure_ascii=False
-        ).encode("utf-8")
-    except RecursionError as e:
-        raise ValueError("it is nested too deeply") from e
+_unstorable_text = unstorable_text
 
 
 def _is_int(value: Any) -> bool:
@@ -257,61 +221,10 @@ def _check_answer_values(answers: str | Iterable[str] | None) -> list[str] | Non
         return None
     values = [answers] if isinstance(answers, str) else list(answers)
     for value in values:
-        if value not in ANSWERS:
-            raise ValueError(Errors.E112.format(snippet=_snippet(value)))
-    return values
-
-
-def validate_answer(answer: Any) -> dict[str, Any]:
-    """Check one answer and return a copy with both hashes set.
-
-    An answer is a task dict with a non-empty ``text`` (or an ``_input_hash``), an
-    ``answer`` of accept, reject or ignore, an optional string ``label`` and an
-    optional ``accept`` list; every value must be storable as JSON. Raises
-    :class:`AnswerError` naming the field at fault.
-    """
-    if not isinstance(answer, dict):
-        msg = Errors.E104.format(kind=type(answer).__name__, snippet=_snippet(answer))
-        raise AnswerError(msg)
-    text = answer.get("text")
-    if ("_input_hash" not in answer or "text" in answer) and not (
-        isinstance(text, str) and text.strip()
-    ):
-        raise AnswerError(Errors.E105.format(snippet=_snippet(text)), field="text")
-    if answer.get("answer") not in ANSWERS:
-        msg = Errors.E106.format(snippet=_snippet(answer.get("answer")))
-        raise AnswerError(msg, field="answer")
-    label = answer.get("label")
-    if label is not None and not isinstance(label, str):
-        msg = Errors.E107.format(kind=type(label).__name__, snippet=_snippet(label))
-        raise AnswerError(msg, field="label")
-    why = None if label is None else _unstorable_text(label)
-    if why is not None:
-        raise AnswerError(
-            Errors.E764.format(snippet=_snippet(label), why=why), field="label"
+        check_answer_value(
+            value, field="answers", fix="Filter by any of them, e.g. accept."
         )
-    accept = answer.get("accept")
-    if accept is not None and not (
-        isinstance(accept, list)
-        and all(isinstance(v, str) or _is_int(v) for v in accept)
-    ):
-        raise AnswerError(Errors.E108.format(snippet=_snippet(accept)), field="accept")
-    for key in ("_input_hash", "_task_hash"):
-        if key in answer and not (
-            _is_int(answer[key]) and _HASH_MIN <= answer[key] <= _HASH_MAX
-        ):
-            msg = Errors.E109.format(field=key, snippet=_snippet(answer[key]))
-            raise AnswerError(msg, field=key)
-    for key, value in answer.items():
-        if not isinstance(key, str) or _field_name(key) != key:
-            field = _field_name(key)
-            raise AnswerError(Errors.E765.format(field=field), field=field)
-        try:
-            _check_json(value)
-        except (TypeError, ValueError) as e:
-            msg = Errors.E110.format(field=key, err=e)
-            raise AnswerError(msg, field=key) from e
-    return set_hashes(answer)
+    return values
 
 
 # --- URLs and engines ----------------------------------------------------------
@@ -409,10 +322,14 @@ class Store:
         )
         try:
             with self._transaction(write=True) as conn:
+                migrate(conn)
                 metadata.create_all(conn)
         except sa.exc.OperationalError as e:
             self._engine.dispose()
             raise ValueError(Errors.E101.format(url=self.url, err=e.orig)) from e
+        except (DBAPIError, ValueError, TypeError) as e:
+            self._engine.dispose()
+            raise ValueError(Errors.E964.format(url=self.url, err=e)) from e
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -594,6 +511,9 @@ class Store:
         batch is written. The dataset is created if missing. An answer to a task that
         ``annotator`` already answered in this dataset replaces the earlier one; within
         the batch, the last answer to a task wins (and its id is returned for both).
+        A task is known by its ``_task_key``; an answer whose keys match a stored
+        answer's (or another of the batch's) on a different input is refused
+        (:class:`AnswerError`, nothing written): keys are hashes, the text decides.
         """
         _check_name(dataset, "dataset")
         _check_name(annotator, "annotator")
@@ -611,6 +531,8 @@ class Store:
                 {
                     "input_hash": task["_input_hash"],
                     "task_hash": task["_task_hash"],
+                    "input_key": task["_input_key"],
+                    "task_key": task["_task_key"],
                     "annotator": annotator,
                     "answer": task["answer"],
                     "label": task.get("label"),
@@ -620,16 +542,19 @@ class Store:
                     "content": {k: v for k, v in task.items() if k not in ANSWER_KEYS},
                 }
             )
-        last = {row["task_hash"]: i for i, row in enumerate(rows)}
+        _check_batch_identity(rows, dataset)
+        last = {row["task_key"]: i for i, row in enumerate(rows)}
         unique = sorted(last.values())
 
         def write(conn: Connection) -> list[int]:
             dataset_id = self._ensure_dataset(conn, dataset)
-            return self._replace_rows(conn, dataset_id, [rows[i] for i in unique])
+            chosen = [rows[i] for i in unique]
+            _check_stored_identity(conn, dataset_id, chosen, dataset)
+            return self._replace_rows(conn, dataset_id, chosen)
 
         ids = self._write(write, n=len(unique), dataset=dataset)
         id_of = dict(zip(unique, ids, strict=True))
-        return [id_of[last[row["task_hash"]]] for row in rows]
+        return [id_of[last[row["task_key"]]] for row in rows]
 
     def _replace_rows(
         self, conn: Connection, dataset_id: int, rows: list[dict[str, Any]]
@@ -640,17 +565,17 @@ class Store:
         conn.execute(
             a.delete().where(
                 a.c.dataset_id == sa.bindparam("b_dataset_id"),
-                a.c.task_hash == sa.bindparam("b_task_hash"),
+                a.c.task_key == sa.bindparam("b_task_key"),
                 a.c.annotator == sa.bindparam("b_annotator"),
             ),
             [
                 {
                     "b_dataset_id": dataset_id,
-                    "b_task_hash": row["task_hash"],
+                    "b_task_key": row["task_key"],
                     "b_annotator": row["annotator"],
                 }
                 # One lock order for every writer makes deadlocks rarer.
-                for row in sorted(rows, key=lambda row: row["task_hash"])
+                for row in sorted(rows, key=lambda row: row["task_key"])
             ],
         )
         params = [{**row, "dataset_id": dataset_id} for row in rows]
@@ -661,8 +586,8 @@ class Store:
             int(conn.execute(a.insert(), [p]).inserted_primary_key[0]) for p in params
         ]
 
-    def remove_answer(self, dataset: str, *, task_hash: int, annotator: str) -> bool:
-        """Delete ``annotator``'s answer to task ``task_hash`` (undo).
+    def remove_answer(self, dataset: str, *, task_key: int, annotator: str) -> bool:
+        """Delete ``annotator``'s answer to the task ``task_key`` (undo).
 
         Returns whether there was such an answer.
         """
@@ -673,7 +598,7 @@ class Store:
             result = conn.execute(
                 a.delete().where(
                     a.c.dataset_id == dataset_id,
-                    a.c.task_hash == task_hash,
+                    a.c.task_key == task_key,
                     _is_annotator(annotator),
                 )
             )
@@ -834,7 +759,7 @@ class Store:
             conn.execute(lt.delete().where(*mine, lt.c.expires <= wall - grace))
             held = set(conn.execute(sa.select(lt.c.annotator).where(*mine)).scalars())
             # A lease's key is the example's identity key (``_input_key``).
-            same = getattr(a.c, "input_key", a.c.input_hash) == key
+            same = a.c.input_key == key
             answered = set(
                 conn.execute(
                     sa.select(a.c.annotator)
@@ -932,18 +857,18 @@ class Store:
         ).scalar_one()
         return {"leases": int(leases), "servers": int(servers)}
 
-    def answer_id(self, dataset: str, *, task_hash: int, annotator: str) -> int | None:
-        """The id of ``annotator``'s stored answer to task ``task_hash``, or None."""
+    def answer_id(self, dataset: str, *, task_key: int, annotator: str) -> int | None:
+        """The id of ``annotator``'s stored answer to the task ``task_key``, or None."""
         a = answers_table
         with self._transaction(write=False) as conn:
             dataset_id = self._lease_dataset(conn, dataset)
             if dataset_id is None or not (
-                _is_int(task_hash) and _HASH_MIN <= task_hash <= _HASH_MAX
+                _is_int(task_key) and _HASH_MIN <= task_key <= _HASH_MAX
             ):
                 return None
             query = sa.select(a.c.id).where(
                 a.c.dataset_id == dataset_id,
-                a.c.task_hash == task_hash,
+                a.c.task_key == task_key,
                 _is_annotator(annotator),
             )
             found = conn.execute(query).scalar_one_or_none()
@@ -965,6 +890,8 @@ class Store:
                 a.c.id,
                 a.c.input_hash,
                 a.c.task_hash,
+                a.c.input_key,
+                a.c.task_key,
                 a.c.annotator,
                 a.c.answer,
                 a.c.model_version,
@@ -1005,6 +932,8 @@ class Store:
                 "answer": row.answer,
                 "_input_hash": row.input_hash,
                 "_task_hash": row.task_hash,
+                "_input_key": row.input_key,
+                "_task_key": row.task_key,
                 "_annotator_id": row.annotator,
                 "_session_id": f"{dataset}-{row.annotator}",
                 "_timestamp": int(row.created.timestamp()),
@@ -1025,7 +954,7 @@ class Store:
         """The answers in ``dataset`` as tasks, in id order.
 
         Each is the task as answered plus ``answer``, ``_input_hash``, ``_task_hash``,
-        ``_annotator_id``, ``_session_id`` (``"{dataset}-{annotator}"``),
+        ``_input_key``, ``_task_key``, ``_annotator_id``, ``_session_id`` (``"{dataset}-{annotator}"``),
         ``_timestamp`` (unix seconds), ``_model_version`` and ``_id`` (its row id).
         Filter by ``annotator``, by ids greater than ``since_id``, and by ``answers``
         (e.g. ``["accept"]``). Raises ValueError for an unknown dataset.
@@ -1097,17 +1026,19 @@ class Store:
                 query = query.where(_is_annotator(annotator))
             return set(conn.execute(query).scalars())
 
-    def answered_input_hashes(
+    def answered_input_keys(
         self, dataset: str, *, annotator: str | None = None
     ) -> set[int]:
-        """Input hashes answered in ``dataset`` (by ``annotator``, if given)."""
-        return self._scalar_set(dataset, answers_table.c.input_hash, annotator)
+        """Input keys (``_input_key``) answered in ``dataset`` (by ``annotator``,
+        if given)."""
+        return self._scalar_set(dataset, answers_table.c.input_key, annotator)
 
-    def answered_task_hashes(
+    def answered_task_keys(
         self, dataset: str, *, annotator: str | None = None
     ) -> set[int]:
-        """Task hashes answered in ``dataset`` (by ``annotator``, if given)."""
-        return self._scalar_set(dataset, answers_table.c.task_hash, annotator)
+        """Task keys (``_task_key``) answered in ``dataset`` (by ``annotator``, if
+        given)."""
+        return self._scalar_set(dataset, answers_table.c.task_key, annotator)
 
     def count_answers(self, dataset: str, *, annotator: str | None = None) -> int:
         """How many answers ``dataset`` holds (by ``annotator``, if given)."""
@@ -1192,3 +1123,186 @@ def _is_annotator(name: str) -> sa.ColumnElement[bool]:
 
 def _timestamp(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp())
+
+
+# --- identity ------------------------------------------------------------------
+
+
+def _input_of(row: dict[str, Any]) -> dict[str, Any]:
+    return input_content({**row["content"], "_input_hash": row["input_hash"]})
+
+
+def _check_batch_identity(rows: list[dict[str, Any]], dataset: str) -> None:
+    """Refuse a batch in which one key stands for two different inputs."""
+    first: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in rows:
+        for column in ("input_key", "task_key"):
+            seen = first.setdefault((column, row[column]), row)
+            if seen is not row and _input_of(seen) != _input_of(row):
+                msg = Errors.E962.format(
+                    key=row[column],
+                    dataset=dataset,
+                    first=_snippet(_input_of(seen)),
+                    second=_snippet(_input_of(row)),
+                )
+                raise AnswerError(msg, field=f"_{column}")
+
+
+def _check_stored_identity(
+    conn: Connection, dataset_id: int, rows: list[dict[str, Any]], dataset: str
+) -> None:
+    """Refuse rows whose input or task key is a stored answer's on another input.
+
+    Keys are 64-bit hashes: equal keys almost always mean the same input, and
+    comparing the inputs makes it always.
+    """
+    a = answers_table
+    for column in ("input_key", "task_key"):
+        by_key = {row[column]: row for row in rows}
+        keys = sorted(by_key)
+        for start in range(0, len(keys), IDENTITY_PAGE):
+            page = keys[start : start + IDENTITY_PAGE]
+            found = conn.execute(
+                sa.select(a.c[column], a.c.input_hash, a.c.content).where(
+                    a.c.dataset_id == dataset_id, a.c[column].in_(page)
+                )
+            ).all()
+            for key, input_hash, content in found:
+                stored = _input_of({"input_hash": input_hash, "content": content})
+                new = _input_of(by_key[key])
+                if stored != new:
+                    msg = Errors.E962.format(
+                        key=key,
+                        dataset=dataset,
+                        first=_snippet(stored),
+                        second=_snippet(new),
+                    )
+                    raise AnswerError(msg, field=f"_{column}")
+
+
+# --- migrations ------------------------------------------------------------------
+
+
+def _row_keys(input_hash: int, content: dict[str, Any]) -> tuple[int, int]:
+    """The identity keys of a stored answer, from its content (as
+    :func:`~spacy_al.corpus.set_hashes` would have set them)."""
+    task = {**content, "_input_hash": input_hash}
+    task.pop("_input_key", None)
+    task.pop("_task_key", None)
+    input_key = get_input_key(task)
+    return input_key, get_task_key({**task, "_input_key": input_key})
+
+
+def migrate(conn: Connection) -> bool:
+    """Upgrade an answers table made before the identity keys, in place.
+
+    Adds the ``input_key`` and ``task_key`` columns, fills them from each answer's
+    content, and makes (dataset, task key, annotator) the unique key instead of
+    (dataset, 32-bit task hash, annotator), under which two different texts whose
+    hashes collided were one answer. Ids are kept (SQLite's id sequence too), so
+    ``since_id`` readers miss nothing. Runs in the caller's write transaction:
+    all of it, or none. Returns whether anything was upgraded.
+    """
+    if not sa.inspect(conn).has_table("answers"):
+        return False
+    if conn.dialect.name == "postgresql":
+        # Another process may be upgrading too: the second waits, then sees it done.
+        conn.exec_driver_sql("LOCK TABLE answers IN ACCESS EXCLUSIVE MODE")
+    inspector = sa.inspect(conn)
+    columns = {column["name"] for column in inspector.get_columns("answers")}
+    if "task_key" in columns:
+        return False
+    if conn.dialect.name == "sqlite":
+        _migrate_sqlite(conn)
+    else:
+        _migrate_alter(conn, inspector)
+    return True
+
+
+def _old_rows(conn: Connection, table: str) -> Iterator[Any]:
+    last = 0
+    while True:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT id, input_hash, content FROM {table} "
+                "WHERE id > :last ORDER BY id LIMIT :n"
+            ),
+            {"last": last, "n": IDENTITY_PAGE},
+        ).all()
+        yield from rows
+        if len(rows) < IDENTITY_PAGE:
+            return
+        last = rows[-1].id
+
+
+def _content(value: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str | bytes) else dict(value)
+
+
+def _migrate_sqlite(conn: Connection) -> None:
+    # SQLite can't drop a constraint: rebuild the table under its new schema.
+    sequence = conn.exec_driver_sql(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'answers'"
+    ).scalar_one_or_none()
+    for index in sa.inspect(conn).get_indexes("answers"):
+        conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index["name"]}"')
+    conn.exec_driver_sql("ALTER TABLE answers RENAME TO answers_before_keys")
+    answers_table.create(conn)
+    names = [
+        c.name for c in answers_table.columns if c.name not in ("input_key", "task_key")
+    ]
+    listed = ", ".join(names)
+    copy = sa.text(
+        f"INSERT INTO answers ({listed}, input_key, task_key) "
+        f"SELECT {listed}, :input_key, :task_key FROM answers_before_keys "
+        "WHERE id = :id"
+    )
+    batch: list[dict[str, int]] = []
+    for row in _old_rows(conn, "answers_before_keys"):
+        input_key, task_key = _row_keys(row.input_hash, _content(row.content))
+        batch.append({"input_key": input_key, "task_key": task_key, "id": row.id})
+        if len(batch) >= IDENTITY_PAGE:
+            conn.execute(copy, batch)
+            batch = []
+    if batch:
+        conn.execute(copy, batch)
+    conn.exec_driver_sql("DROP TABLE answers_before_keys")
+    if sequence is not None:
+        conn.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'answers'")
+        conn.exec_driver_sql(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('answers', ?)",
+            (int(sequence),),
+        )
+
+
+def _migrate_alter(conn: Connection, inspector: Any) -> None:
+    conn.exec_driver_sql("ALTER TABLE answers ADD COLUMN input_key BIGINT")
+    conn.exec_driver_sql("ALTER TABLE answers ADD COLUMN task_key BIGINT")
+    update = sa.text(
+        "UPDATE answers SET input_key = :input_key, task_key = :task_key WHERE id = :id"
+    )
+    batch: list[dict[str, int]] = []
+    for row in _old_rows(conn, "answers"):
+        input_key, task_key = _row_keys(row.input_hash, _content(row.content))
+        batch.append({"input_key": input_key, "task_key": task_key, "id": row.id})
+        if len(batch) >= IDENTITY_PAGE:
+            conn.execute(update, batch)
+            batch = []
+    if batch:
+        conn.execute(update, batch)
+    conn.exec_driver_sql("ALTER TABLE answers ALTER COLUMN input_key SET NOT NULL")
+    conn.exec_driver_sql("ALTER TABLE answers ALTER COLUMN task_key SET NOT NULL")
+    for constraint in inspector.get_unique_constraints("answers"):
+        if constraint["column_names"] == ["dataset_id", "task_hash", "annotator"]:
+            conn.exec_driver_sql(
+                f'ALTER TABLE answers DROP CONSTRAINT "{constraint["name"]}"'
+            )
+    for index in inspector.get_indexes("answers"):
+        if index["column_names"] == ["dataset_id", "input_hash"]:
+            conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+    for constraint in answers_table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            conn.execute(sa.schema.AddConstraint(constraint))
+    for index in answers_table.indexes:
+        if index.name == "ix_answers_dataset_input_key":
+            index.create(conn)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
-from spacy_al.corpus import get_input_hash, get_task_hash
+from spacy_al.corpus import get_input_hash, get_input_key, get_task_hash, get_task_key
 from spacy_al.store import Store
 from spacy_al.team.agreement import (
     Rating,
@@ -73,6 +73,8 @@ def teach(
         "answer": answer,
         "_input_hash": get_input_hash({"text": text}),
         "_task_hash": get_task_hash({"text": text, "label": label}),
+        "_input_key": get_input_key({"text": text}),
+        "_task_key": get_task_key({"text": text, "label": label}),
         "_annotator_id": annotator,
         "_id": id_,
     }
@@ -86,6 +88,8 @@ def choice(text: str, annotator: str, chosen: list[str], **extra: Any) -> dict:
         "answer": "accept",
         "_input_hash": get_input_hash({"text": text}),
         "_task_hash": get_input_hash({"text": text}) + 1,
+        "_input_key": get_input_key({"text": text}),
+        "_task_key": get_input_key({"text": text}) + 1,
         "_annotator_id": annotator,
         **extra,
     }
@@ -266,7 +270,7 @@ def test_agreement_rating_reads_well() -> None:
 
 def test_agreement_consensus_teach_answers() -> None:
     agreed, conflicts = consensus(THREE)
-    by_text = {a["_input_hash"]: a["text"] for a in THREE}
+    by_text = {a["_input_key"]: a["text"] for a in THREE}
     assert {by_text[h]: r for h, r in agreed.items()} == {
         "t1": YES,
         "t2": NO,
@@ -292,7 +296,7 @@ def test_agreement_consensus_reports_conflicts_with_their_answers() -> None:
         ("a", "accept"),
         ("b", "reject"),
     ]
-    hashes = {a["text"]: a["_input_hash"] for a in answers}
+    hashes = {a["text"]: a["_input_key"] for a in answers}
     assert set(agreed) == {hashes["agree"]} and set(conflicts) == {hashes["split"]}
     # "alone" has one answer: still open with min_answers=2, agreed with 1.
     assert consensus(answers, min_answers=1)[0][hashes["alone"]] == YES
@@ -307,9 +311,9 @@ def test_agreement_consensus_needs_a_strict_majority() -> None:
         choice("t", "c", ["B"]),
         choice("t", "d", ["A", "B"]),
     ]
-    assert consensus(answers[:3])[0] == {answers[0]["_input_hash"]: Rating(("A",))}
+    assert consensus(answers[:3])[0] == {answers[0]["_input_key"]: Rating(("A",))}
     agreed, conflicts = consensus(answers)  # 2 of 4 is no majority
-    assert agreed == {} and len(conflicts[answers[0]["_input_hash"]]) == 4
+    assert agreed == {} and len(conflicts[answers[0]["_input_key"]]) == 4
 
 
 def test_agreement_consensus_choice_order_doesnt_matter() -> None:
@@ -325,7 +329,7 @@ def test_agreement_latest_answer_of_an_annotator_counts() -> None:
         teach("t", "b", "reject", id_=5),
         teach("t", "c", "ignore", id_=10),  # says nothing
     ]
-    assert ratings(answers) == {answers[0]["_input_hash"]: {"b": NO, "a": NO}}
+    assert ratings(answers) == {answers[0]["_input_key"]: {"b": NO, "a": NO}}
     agreed, conflicts = consensus(answers)
     assert list(agreed.values()) == [NO] and conflicts == {}
     assert annotators(answers) == ["b", "a"]
@@ -336,7 +340,7 @@ def test_agreement_needs_store_fields() -> None:
     del answer["_annotator_id"]
     with pytest.raises(ValueError, match=r"\[E750\] Answer 1 .*'_annotator_id'"):
         consensus([teach("t", "b", "accept"), answer])
-    with pytest.raises(ValueError, match=r"\[E750\] Answer 0 .*'_input_hash'"):
+    with pytest.raises(ValueError, match=r"\[E750\] Answer 0 .*'_input_key'"):
         ratings(["accept"])  # type: ignore[list-item]
 
 
@@ -364,7 +368,7 @@ def test_agreement_consensus_on_store_answers(db_url: str) -> None:
         )
         answers = db.get_answers("d")
     agreed, conflicts = consensus(answers, min_answers=3)
-    texts = {a["_input_hash"]: a["text"] for a in answers}
+    texts = {a["_input_key"]: a["text"] for a in answers}
     spam, ham = (Rating(("SPAM",), accept, True) for accept in (True, False))
     assert {texts[h]: r for h, r in agreed.items()} == {"a": spam, "b": ham, "c": ham}
     assert conflicts == {}
@@ -427,7 +431,7 @@ def test_agreement_rating_table_counts_each_input() -> None:
     table = rating_table(THREE)
     assert table.categories == [YES, NO]
     assert table.counts.tolist() == [[3, 0], [0, 3], [2, 1], [1, 2], [1, 2]]
-    assert len(table.input_hashes) == 5
+    assert len(table.input_keys) == 5
 
 
 def test_agreement_summary() -> None:
@@ -465,6 +469,7 @@ def ner(who: str, view: str, spans: list[dict], value: str = "accept") -> dict:
         "answer": value,
         "_view_id": view,
         "_input_hash": 7,
+        "_input_key": 7,
         "_annotator_id": who,
     }
 

@@ -33,6 +33,8 @@ def eg(who: str, value: str = "accept", *, accept=None, label=None, key=1, **ext
         "answer": value,
         "_input_hash": key,
         "_task_hash": key * 10,
+        "_input_key": key,
+        "_task_key": key * 10,
         "_annotator_id": who,
         **extra,
     }
@@ -89,7 +91,7 @@ def test_consensus_waits_for_every_annotator() -> None:
     one = [eg("alice", accept=["A"])]
     assert Consensus(2).decide(one).kind == "wait"
     # the same annotator answering twice is still one annotator
-    twice = [*one, eg("alice", accept=["B"], _task_hash=99)]
+    twice = [*one, eg("alice", accept=["B"], _task_hash=99, _task_key=99)]
     assert Consensus(2).decide(twice).kind == "wait"
     two = [*one, eg("bob", accept=["A"])]
     assert Consensus(3).decide(two).kind == "wait"
@@ -193,7 +195,7 @@ def test_loop_holds_a_conflict_and_learns_it_after_adjudication(db_url) -> None:
         loop.answer([choice(TEXTS[0], ["A"])], annotator="alice")
         assert loop.n_waiting == 1 and loop.targets == []
         loop.answer([choice(TEXTS[0], ["B"])], annotator="bob")
-        key = set_hashes({"text": TEXTS[0]})["_input_hash"]
+        key = set_hashes({"text": TEXTS[0]})["_input_key"]
         assert list(loop.conflicts) == [key]
         assert loop.pop_targets() == []  # nothing learnt from the conflict
         review = choice(TEXTS[0], ["C"])

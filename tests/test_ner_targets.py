@@ -146,7 +146,7 @@ def test_ner_targets_overlapping_manual_spans_are_refused():
 
 
 def test_ner_targets_bad_answer_value_is_refused():
-    with pytest.raises(ValueError, match="E542"):
+    with pytest.raises(ValueError, match="E960"):
         answers_to_ner_targets([{**binary(PARIS, "accept"), "answer": "yes"}], LABELS)
 
 

@@ -101,8 +101,27 @@ def test_recipes_db_in_answer_and_annotator_options(run: Any, source: Path) -> N
 def test_recipes_db_in_rejects_unknown_answer_option(run: Any, source: Path) -> None:
     result = run("db-in", "news", str(source), "--answer", "yes")
     assert result.exit_code == 1
-    assert "E119" in result.output
+    assert "E960" in result.output
     assert not Path("spacy_al.db").exists()
+
+
+MISALIGNED = json.dumps(  # "Car" cuts the word "Carol"
+    {
+        "text": "Carol visited Berlin.",
+        "spans": [{"start": 0, "end": 3, "label": "PERSON"}],
+        "_view_id": "ner_manual",
+    }
+)
+OVERLAPPING = json.dumps(
+    {
+        "text": "Dave and Erin live in Rome.",
+        "spans": [
+            {"start": 0, "end": 8, "label": "PERSON"},
+            {"start": 5, "end": 13, "label": "PERSON"},
+        ],
+        "_view_id": "ner_manual",
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -112,6 +131,9 @@ def test_recipes_db_in_rejects_unknown_answer_option(run: Any, source: Path) -> 
         (['{"text": "ok"}', '{"text": "x", "answer": "maybe"}'], 2, "answer"),
         (['{"text": "ok"}', "", '{"text": ""}'], 3, "text"),
         (['{"text": "ok"}', '{"label": "SPORTS"}'], 2, "text"),
+        # Entity spans that would break data-to-spacy and train (issue #11).
+        (['{"text": "ok"}', "", MISALIGNED], 3, "spans"),
+        ([OVERLAPPING, '{"text": "ok"}'], 1, "spans"),
     ],
 )
 def test_recipes_db_in_malformed_input_changes_nothing(

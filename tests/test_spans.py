@@ -14,6 +14,7 @@ from spacy.training import Example
 from spacy_al.errors import SourceError
 from spacy_al.spans import (
     align_span,
+    check_answer_spans,
     make_ner_doc,
     make_ner_example,
     utf16_spans_to_char,
@@ -446,3 +447,50 @@ def test_spans_wnut17_train_aligns_strictly(nlp, wnut17_train, with_tokens):
         assert got == [(s["start"], s["end"], s["label"]) for s in task["spans"]], line
         n_spans += len(got)
     assert (len(wnut17_train), n_spans) == (3394, 1975)
+
+
+# --- answers checked before they are stored -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,spans,view,code",
+    [
+        # "New" cuts the word "Newcastle"
+        (
+            "I love Newcastle",
+            [{"start": 7, "end": 10, "label": "GPE"}],
+            "ner_manual",
+            "E510",
+        ),
+        (TEXT, [{"start": 8, "end": 15, "label": "GPE"}], "ner", "E510"),  # "ew York"
+        (
+            TEXT,
+            [
+                {"start": 7, "end": 15, "label": "GPE"},
+                {"start": 11, "end": 15, "label": "GPE"},
+            ],
+            "ner_manual",
+            "E509",
+        ),
+    ],
+)
+def test_spans_check_answer_spans_names_file_line_and_field(
+    nlp, text, spans, view, code
+):
+    task = {"text": text, "spans": spans, "_view_id": view, "answer": "accept"}
+    with pytest.raises(SourceError, match=code) as info:
+        check_answer_spans(nlp, task, path="in.jsonl", line=4)
+    assert (info.value.path, info.value.line, info.value.field) == (
+        "in.jsonl",
+        4,
+        "spans",
+    )
+
+
+def test_spans_check_answer_spans_passes_what_export_can_use(nlp):
+    good = [{"start": 7, "end": 15, "label": "GPE"}]
+    check_answer_spans(nlp, {"text": TEXT, "spans": good, "_view_id": "ner_manual"})
+    cut = [{"start": 8, "end": 15, "label": "GPE"}]
+    # Ignored answers aren't learnt; a textcat card's spans are highlights only.
+    check_answer_spans(nlp, {"text": TEXT, "spans": cut, "answer": "ignore"})
+    check_answer_spans(nlp, {"text": TEXT, "spans": cut, "_view_id": "classification"})

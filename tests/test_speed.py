@@ -53,7 +53,7 @@ def make_loop(pool: Pool, *, strategy: str = "margin", **kwargs) -> ActiveLoop:
 
 def test_loop_pool_serves_what_is_read_while_reading_goes_on():
     gate = threading.Event()
-    answered = set_hashes({"text": TEXTS[-1]})["_input_hash"]
+    answered = set_hashes({"text": TEXTS[-1]})["_input_key"]
     pool = SmallPool(
         gated(TEXTS, gate, after=16), answered=[answered], foreground_seconds=0.0
     )
@@ -73,8 +73,8 @@ def test_loop_pool_serves_what_is_read_while_reading_goes_on():
 def test_loop_pool_marks_answers_made_while_reading():
     gate = threading.Event()
     pool = SmallPool(gated(TEXTS, gate, after=8), foreground_seconds=0.0)
-    first = pool.tasks[0]["_input_hash"]
-    late = set_hashes({"text": TEXTS[50]})["_input_hash"]
+    first = pool.tasks[0]["_input_key"]
+    late = set_hashes({"text": TEXTS[50]})["_input_key"]
     pool.mark([first, late])
     gate.set()
     assert pool.wait(WAIT)
@@ -140,7 +140,7 @@ def trained():
     targets = [
         TextcatTarget(
             text=t,
-            input_hash=i,
+            input_key=i,
             cats={"ham": float("cats" in t), "spam": float("cash" in t)},
             is_gold=True,
         )
@@ -195,7 +195,7 @@ def test_loop_select_picks_the_same_whatever_the_stream_batch(monkeypatch, strat
         )
         loop = make_loop(Pool({"text": t} for t in TEXTS), strategy=strategy, seed=3)
         return [
-            (t["_input_hash"], t["label"], t["meta"]["uncertainty"])
+            (t["_input_key"], t["label"], t["meta"]["uncertainty"])
             for t in loop.select(10)
         ]
 
@@ -249,7 +249,7 @@ def test_feed_serves_the_previous_ranking_while_the_selector_is_busy(tmp_path):
         assert busy.is_set()  # the queue ran low: the selector was busy meanwhile
         versions = [t["_model_version"] for t in served]
         assert versions[0] == 1 and set(versions[1:]) == {0}  # fresh, then stale
-        keys = [t["_input_hash"] for t in first + served]
+        keys = [t["_input_key"] for t in first + served]
         assert len(set(keys)) == len(keys)
     finally:
         release.set()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacy_al.corpus import get_input_hash, get_task_hash
+from spacy_al.corpus import get_input_hash, get_input_key, get_task_hash
 from spacy_al.store import AnswerError, Store, metadata, validate_answer
 
 POSTGRES_URL = os.environ.get("SPACY_AL_TEST_POSTGRES_URL")
@@ -167,10 +167,10 @@ def test_store_batch_is_all_or_nothing(
         lambda s: s.get_answers("nope"),
         lambda s: s.iter_answers("nope"),
         lambda s: s.count_answers("nope"),
-        lambda s: s.answered_input_hashes("nope"),
+        lambda s: s.answered_input_keys("nope"),
         lambda s: s.stats("nope"),
         lambda s: s.drop_dataset("nope"),
-        lambda s: s.remove_answer("nope", task_hash=1, annotator="a"),
+        lambda s: s.remove_answer("nope", task_key=1, annotator="a"),
     ],
 )
 def test_store_unknown_dataset_error(store: Store, call: Any) -> None:
@@ -312,24 +312,24 @@ def test_store_iter_answers_streams_everything(store: Store, batch_size: int) ->
     assert [a["text"] for a in rejected] == ["t3"]
 
 
-def test_store_answered_hashes_per_annotator(store: Store) -> None:
+def test_store_answered_keys_per_annotator(store: Store) -> None:
     al = store.add_answers("d", _answers(["a", "b"], label="X"), annotator="al")
     store.add_answers("d", _answers(["b", "c"], label="X"), annotator="bo")
     by_id = {a["_id"]: a for a in store.get_answers("d")}
-    al_tasks = {by_id[i]["_task_hash"] for i in al}
-    assert store.answered_task_hashes("d", annotator="al") == al_tasks
-    expected = {get_input_hash({"text": t}) for t in "abc"}
-    assert store.answered_input_hashes("d") == expected
-    assert len(store.answered_input_hashes("d", annotator="bo")) == 2
+    al_tasks = {by_id[i]["_task_key"] for i in al}
+    assert store.answered_task_keys("d", annotator="al") == al_tasks
+    expected = {get_input_key({"text": t}) for t in "abc"}
+    assert store.answered_input_keys("d") == expected
+    assert len(store.answered_input_keys("d", annotator="bo")) == 2
 
 
 def test_store_remove_answer_is_undo(store: Store) -> None:
     store.add_answers("d", _answers(["a", "b"]), annotator="al")
-    task_hash = store.get_answers("d")[0]["_task_hash"]
-    assert store.remove_answer("d", task_hash=task_hash, annotator="bo") is False
-    assert store.remove_answer("d", task_hash=task_hash, annotator="al") is True
+    task_key = store.get_answers("d")[0]["_task_key"]
+    assert store.remove_answer("d", task_key=task_key, annotator="bo") is False
+    assert store.remove_answer("d", task_key=task_key, annotator="al") is True
     assert [a["text"] for a in store.get_answers("d")] == ["b"]
-    assert store.remove_answer("d", task_hash=task_hash, annotator="al") is False
+    assert store.remove_answer("d", task_key=task_key, annotator="al") is False
 
 
 def test_store_drop_dataset(store: Store) -> None:
@@ -496,8 +496,8 @@ def test_store_drop_dataset_drops_its_leases(store: Store) -> None:
 
 def test_store_answer_id_finds_the_stored_answer(store: Store) -> None:
     [answer_id] = store.add_answers("ids", _answers(["hello"]), annotator="alice")
-    task_hash = store.get_answers("ids")[0]["_task_hash"]
-    assert store.answer_id("ids", task_hash=task_hash, annotator="alice") == answer_id
-    assert store.answer_id("ids", task_hash=task_hash, annotator="bob") is None
-    assert store.answer_id("ids", task_hash=2**70, annotator="alice") is None
-    assert store.answer_id("nope", task_hash=task_hash, annotator="alice") is None
+    task_key = store.get_answers("ids")[0]["_task_key"]
+    assert store.answer_id("ids", task_key=task_key, annotator="alice") == answer_id
+    assert store.answer_id("ids", task_key=task_key, annotator="bob") is None
+    assert store.answer_id("ids", task_key=2**70, annotator="alice") is None
+    assert store.answer_id("nope", task_key=task_key, annotator="alice") is None

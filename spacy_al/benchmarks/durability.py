@@ -17,7 +17,6 @@ and the crash test report its :class:`TrialReport`.
 from __future__ import annotations
 
 import http.client
-import json
 import random
 import threading
 import time
@@ -35,7 +34,7 @@ from spacy_al.benchmarks.processes import (
     free_port,
     request,
 )
-from spacy_al.checkpoints import target_digest
+from spacy_al.checkpoints import Checkpoints, models_dir, target_digest
 
 
 @dataclass
@@ -150,7 +149,7 @@ def _client(
                     "accept" if choice < 0.6 else "reject" if choice < 0.9 else "ignore"
                 )
                 unsent = task
-            key = (who, int(unsent["_task_hash"]))
+            key = (who, int(unsent["_task_key"]))
             with ledger.lock:
                 ledger.unconfirmed.add(key)
             start = time.perf_counter()
@@ -257,12 +256,11 @@ def run_trials(
     stop = threading.Event()
     say = progress or (lambda _: None)
 
-    checkpoint = _checkpoint(db, dataset, workdir)
+    checkpoints = _checkpoints(db, dataset, workdir)
 
     def read_tokens() -> None:
-        if restricted:  # kept beside the checkpoint: the same after every restart
-            path = checkpoint.with_name(checkpoint.name + ".tokens.json")
-            tokens.update(json.loads(path.read_text(encoding="utf-8")))
+        if restricted:  # kept in the checkpoint folder: the same after every restart
+            tokens.update(checkpoints.read_tokens())
 
     def stats_version() -> int | None:
         who = names[0]
@@ -359,9 +357,9 @@ def run_trials(
     with Store(db) as store:
         rows = store.get_answers(dataset) if store.has_dataset(dataset) else []
     by_id = {row["_id"]: row for row in rows}
-    per_key = Counter((row["_annotator_id"], row["_input_hash"]) for row in rows)
-    per_input = Counter(row["_input_hash"] for row in rows)
-    stored_keys = Counter((row["_annotator_id"], row["_task_hash"]) for row in rows)
+    per_key = Counter((row["_annotator_id"], row["_input_key"]) for row in rows)
+    per_input = Counter(row["_input_key"] for row in rows)
+    stored_keys = Counter((row["_annotator_id"], row["_task_key"]) for row in rows)
     report.acknowledged = len(ledger.acked)
     report.stored = len(rows)
     for (who, task_key), (answer_id, answer) in ledger.acked.items():
@@ -369,7 +367,7 @@ def run_trials(
         if (
             row is None
             or row["_annotator_id"] != who
-            or row["_task_hash"] != task_key
+            or row["_task_key"] != task_key
             or row["answer"] != answer
         ):
             report.lost += 1
@@ -385,12 +383,7 @@ def run_trials(
     report.answer_p95_ms = _percentile(ledger.answer_ms, 95)
     report.next_p95_ms = _percentile(ledger.next_ms, 95)
     # --- what the final checkpoint learnt ------------------------------------------
-    state = checkpoint / "state.json"
-    learnt = (
-        json.loads(state.read_text(encoding="utf-8")).get("learnt")
-        if state.exists()
-        else None
-    )
+    learnt = checkpoints.learnt()
     if rows and learnt is not None:
         from spacy_al.textcat.targets import answers_to_textcat_targets
 
@@ -400,7 +393,7 @@ def run_trials(
             rows, meta.get("labels") or list(labels), exclusive=meta.get("exclusive")
         )
         report.unlearnt = sum(
-            learnt.get(str(t.input_hash)) != target_digest(t) for t in targets
+            learnt.get(str(t.input_key)) != target_digest(t) for t in targets
         )
     elif rows:
         report.unlearnt = len(rows)
@@ -415,13 +408,13 @@ def _watch_version(stats_version: Callable[[], int | None], ledger: _Ledger) -> 
             ledger.max_version = max(ledger.max_version, version)
 
 
-def _checkpoint(db: str, dataset: str, workdir: Path) -> Path:
-    """Where the server checkpoints: beside an SQLite file, or, for a database
-    server, under the trial's own ``SPACY_AL_HOME`` (``workdir/home``)."""
-    if "://" not in db or db.startswith("sqlite:///"):
-        path = Path(db.removeprefix("sqlite:///"))
-        return path.parent / f"{path.stem}.models" / dataset
-    return workdir / "home" / "models" / dataset
+def _checkpoints(db: str, dataset: str, workdir: Path) -> Checkpoints:
+    """The server's checkpoints of ``dataset``: beside an SQLite file, or, for a
+    database server, under the trial's own ``SPACY_AL_HOME`` (``workdir/home``)."""
+    sqlite = "://" not in db or db.startswith("sqlite:///")
+    return Checkpoints(
+        models_dir(db) if sqlite else workdir / "home" / "models", dataset
+    )
 
 
 def _percentile(values: Sequence[float], q: float) -> float:

@@ -401,7 +401,7 @@ def _updater_and_targets(records: Sequence[dict], model: str, n: int) -> tuple:
         targets = [
             TextcatTarget(
                 text=t,
-                input_hash=set_hashes({"text": t})["_input_hash"],
+                input_key=set_hashes({"text": t})["_input_key"],
                 cats={label: float(label in g) for label in labels},
                 is_gold=True,
             )
@@ -427,7 +427,7 @@ def _updater_and_targets(records: Sequence[dict], model: str, n: int) -> tuple:
         targets = [
             NERTarget(
                 text=r["text"],
-                input_hash=set_hashes({"text": r["text"]})["_input_hash"],
+                input_key=set_hashes({"text": r["text"]})["_input_key"],
                 spans=[
                     {"start": s["start"], "end": s["end"], "label": s["label"]}
                     for s in r["spans"]
@@ -661,7 +661,7 @@ def measure_ner_scoring(
     targets = [
         NERTarget(
             text=r["text"],
-            input_hash=i,
+            input_key=i,
             spans=r["spans"],
             tokens=r.get("tokens"),
             is_gold=True,

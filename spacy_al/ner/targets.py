@@ -29,12 +29,13 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
+from spacy_al.answers import check_answer_value
+from spacy_al.corpus import input_key_of
 from spacy_al.errors import Errors
 from spacy_al.spans import make_ner_example, validate_spans
 
 BINARY_VIEWS = ("ner", "ner_teach")
 MANUAL_VIEWS = ("ner_manual", "spans_manual")
-ANSWERS = ("accept", "reject", "ignore")
 
 
 @dataclass
@@ -47,7 +48,7 @@ class NERTarget:
     """
 
     text: str
-    input_hash: int
+    input_key: int
     spans: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     tokens: list[str] | None = None
@@ -115,9 +116,8 @@ def answers_to_ner_targets(
     states: dict[int, dict[str, Any]] = {}
     for eg in answers:
         answer = eg.get("answer")
-        key = eg["_input_hash"]
-        if answer not in ANSWERS:
-            raise ValueError(Errors.E542.format(input_hash=key, answer=answer))
+        key = input_key_of(eg)
+        check_answer_value(answer)
         if answer == "ignore":
             continue
         state = states.setdefault(
@@ -152,7 +152,7 @@ def answers_to_ner_targets(
     for key, state in states.items():
         common = {
             "text": state["text"],
-            "input_hash": key,
+            "input_key": key,
             "tokens": state["tokens"],
             "meta": state["meta"],
         }

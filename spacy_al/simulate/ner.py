@@ -64,9 +64,9 @@ def ner_gold_set(records: Sequence[dict], *, what: str) -> NERGoldSet:
         if record.get("tokens"):
             task["tokens"] = list(record["tokens"])
         task = set_hashes(task)
-        if task["_input_hash"] in seen:
+        if task["_input_key"] in seen:
             continue
-        seen.add(task["_input_hash"])
+        seen.add(task["_input_key"])
         tasks.append(task)
         spans.append(
             [
@@ -105,7 +105,7 @@ def _ner_gold_docs(
 
 def _gold_target(task: dict, spans: list[dict]) -> NERTarget:
     return NERTarget(
-        task["text"], task["_input_hash"], list(spans), [], task.get("tokens"), {}, True
+        task["text"], task["_input_key"], list(spans), [], task.get("tokens"), {}, True
     )
 
 
@@ -145,7 +145,7 @@ def run_one_ner(
         else None
     )
     pool = Pool(train.tasks)
-    gold = {t["_input_hash"]: g for t, g in zip(train.tasks, train.spans, strict=True)}
+    gold = {t["_input_key"]: g for t, g in zip(train.tasks, train.spans, strict=True)}
     loop = NERLoop(
         pool,
         updater,
@@ -158,7 +158,7 @@ def run_one_ner(
     )
     eval_docs = _ner_gold_docs(model, eval_set)
     n_tokens = {
-        t["_input_hash"]: len(d)
+        t["_input_key"]: len(d)
         for t, d in zip(pool.tasks, loop.docs(range(len(pool))), strict=True)
     }
     annotated = 0
@@ -182,13 +182,13 @@ def run_one_ner(
     seed_answers = [
         oracle_ner_answer(
             {**pool.tasks[i], "_view_id": "ner_manual"},
-            gold[pool.tasks[i]["_input_hash"]],
+            gold[pool.tasks[i]["_input_key"]],
             mode="manual",
         )
         for i in seed_idx
     ]
     loop.answer(seed_answers, annotator="oracle")
-    annotated += sum(n_tokens[eg["_input_hash"]] for eg in seed_answers)
+    annotated += sum(n_tokens[eg["_input_key"]] for eg in seed_answers)
     loop.learn()
     updater.retrain()
     curve = [point()]
@@ -200,10 +200,10 @@ def run_one_ner(
         if not tasks:
             break
         answers = [
-            oracle_ner_answer(t, gold[t["_input_hash"]], mode=mode) for t in tasks
+            oracle_ner_answer(t, gold[t["_input_key"]], mode=mode) for t in tasks
         ]
         loop.answer(answers, annotator="oracle")
-        annotated += sum(n_tokens[t["_input_hash"]] for t in tasks)
+        annotated += sum(n_tokens[t["_input_key"]] for t in tasks)
         loop.learn()
         curve.append(point())
         if on_round is not None:

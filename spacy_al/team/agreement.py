@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import cohen_kappa_score
 
+from spacy_al.corpus import INPUT_KEYS, input_key_of
 from spacy_al.errors import Errors
 
 REFERENCES: tuple[str, ...] = ("others", "all")
@@ -67,12 +68,12 @@ class Agreement:
 class RatingTable:
     """How many annotators gave each rating to each input.
 
-    ``counts[i, j]`` counts ratings ``categories[j]`` of input ``input_hashes[i]``.
+    ``counts[i, j]`` counts ratings ``categories[j]`` of input ``input_keys[i]``.
     """
 
     counts: np.ndarray
     categories: list[Rating]
-    input_hashes: list[int]
+    input_keys: list[int]
 
 
 # --- ratings ---------------------------------------------------------------------
@@ -116,8 +117,12 @@ def _latest(answers: Iterable[dict[str, Any]]) -> dict[int, dict[str, _Rated]]:
     """Each annotator's latest answer with a rating, per input, oldest first."""
     found: dict[int, dict[str, tuple[tuple[int, int], _Rated]]] = {}
     for i, answer in enumerate(answers):
-        for field in ("_input_hash", "_annotator_id"):
-            if not isinstance(answer, dict) or field not in answer:
+        for field in ("_input_key", "_annotator_id"):
+            if not isinstance(answer, dict) or (
+                field not in answer
+                # An answer without keys is known by its content.
+                and not (field == "_input_key" and _has_input(answer))
+            ):
                 msg = Errors.E750.format(i=i, field=field, snippet=_snippet(answer))
                 raise ValueError(msg)
         found_rating = rating(answer)
@@ -125,17 +130,21 @@ def _latest(answers: Iterable[dict[str, Any]]) -> dict[int, dict[str, _Rated]]:
             continue
         order = answer.get("_id")
         key = (order if isinstance(order, int) else -1, i)
-        mine = found.setdefault(answer["_input_hash"], {})
+        mine = found.setdefault(input_key_of(answer), {})
         name = answer["_annotator_id"]
         if name not in mine or mine[name][0] < key:
             mine[name] = (key, (answer, found_rating))
     return {
-        input_hash: {
+        input_key: {
             name: rated
             for name, (_, rated) in sorted(by.items(), key=lambda item: item[1][0])
         }
-        for input_hash, by in found.items()
+        for input_key, by in found.items()
     }
+
+
+def _has_input(answer: dict[str, Any]) -> bool:
+    return "_input_hash" in answer or any(key in answer for key in INPUT_KEYS)
 
 
 def rated_answers(
@@ -143,20 +152,20 @@ def rated_answers(
 ) -> dict[int, dict[str, tuple[dict[str, Any], Rating]]]:
     """Each annotator's latest rated answer and its rating, per input.
 
-    ``{input_hash: {annotator: (answer, rating)}}``, annotators in the order of
+    ``{input_key: {annotator: (answer, rating)}}``, annotators in the order of
     those answers. Raises ValueError as :func:`ratings` does.
     """
     return _latest(answers)
 
 
 def ratings(answers: Iterable[dict[str, Any]]) -> dict[int, dict[str, Rating]]:
-    """Each annotator's rating of each input: ``{input_hash: {annotator: rating}}``.
+    """Each annotator's rating of each input: ``{input_key: {annotator: rating}}``.
 
-    Raises ValueError for an answer without ``_input_hash`` or ``_annotator_id``.
+    Raises ValueError for an answer without an input or ``_annotator_id``.
     """
     return {
-        input_hash: {name: value for name, (_, value) in by.items()}
-        for input_hash, by in _latest(answers).items()
+        input_key: {name: value for name, (_, value) in by.items()}
+        for input_key, by in _latest(answers).items()
     }
 
 
@@ -185,7 +194,7 @@ def consensus(
     """Majority consensus per input: ``(agreed, conflicts)``.
 
     An input with at least ``min_answers`` annotators' ratings is agreed when more
-    than half of them give the same rating (``agreed[input_hash]``); otherwise its
+    than half of them give the same rating (``agreed[input_key]``); otherwise its
     counted answers (one per annotator, oldest first) are a conflict to review.
     Inputs with fewer ratings are in neither (still open): pass the overlap as
     ``min_answers`` to wait for every annotator.
@@ -198,14 +207,14 @@ def _consensus(
 ) -> tuple[dict[int, Rating], dict[int, list[dict[str, Any]]]]:
     agreed: dict[int, Rating] = {}
     conflicts: dict[int, list[dict[str, Any]]] = {}
-    for input_hash, by in latest.items():
+    for input_key, by in latest.items():
         if len(by) < min_answers:
             continue
         top = _majority([value for _, value in by.values()])
         if top is None:
-            conflicts[input_hash] = [answer for answer, _ in by.values()]
+            conflicts[input_key] = [answer for answer, _ in by.values()]
         else:
-            agreed[input_hash] = top
+            agreed[input_key] = top
     return agreed, conflicts
 
 
@@ -397,7 +406,7 @@ def agreement_summary(
     table = _rating_table(rated)
     per_annotator = _consensus_agreement(rated, "others")
     return {
-        "n_examples": len(table.input_hashes),
+        "n_examples": len(table.input_keys),
         "n_annotators": len(per_annotator),
         "n_shared": int((table.counts.sum(axis=1) >= 2).sum()),
         "n_agreed": len(agreed),

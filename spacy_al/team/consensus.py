@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from spacy_al.corpus import input_key_of
 from spacy_al.errors import Errors
 from spacy_al.team.agreement import Rating, consensus, rated_answers
 
@@ -74,7 +75,7 @@ class Split:
 
     ``learn``: the answers to learn from (reviews last, so they win where
     answers are merged); ``waiting`` / ``conflicts``: every answer of the inputs
-    held back, by input hash; ``decisions``: each input's decision.
+    held back, by input key; ``decisions``: each input's decision.
     """
 
     learn: list[dict[str, Any]] = field(default_factory=list)
@@ -140,7 +141,7 @@ class Consensus:
         """Decide every input of ``answers`` (e.g. a dataset read from the store)."""
         groups: dict[int, list[dict[str, Any]]] = {}
         for eg in answers:
-            groups.setdefault(eg["_input_hash"], []).append(eg)
+            groups.setdefault(input_key_of(eg), []).append(eg)
         out = Split()
         reviewed: list[dict[str, Any]] = []
         for key, group in groups.items():

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from spacy_al.corpus import input_key_of
 from spacy_al.errors import Errors
 
 
@@ -33,7 +34,7 @@ class TextcatTarget:
     """What is known about one text: ``cats`` holds only the known labels."""
 
     text: str
-    input_hash: int
+    input_key: int
     cats: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     # True when every label's value is known (a gold label), False when partial.
@@ -60,7 +61,7 @@ def answers_to_textcat_targets(
     for eg in answers:
         if eg.get("answer") == "ignore":
             continue
-        key = eg["_input_hash"]
+        key = input_key_of(eg)
         state = by_input.setdefault(
             key,
             {"text": eg["text"], "gold": None, "pos": set(), "neg": set(), "meta": {}},
