@@ -116,9 +116,11 @@ def main() -> None:
         alert(Errors.E613.format(view_id=feed.view_id, views=", ".join(VIEWS)), "error")
         return
     render(feed, who, task, stats)
+    n = stats["you"]["answers"]
     st.html(
-        f'<div class="sal-you">You answered <span class="sal-count">'
-        f"{stats['you']['answers']}</span> examples.</div>"
+        f'<div class="sal-you">You answered <span class="sal-count">{n}</span> '
+        + ("example." if n == 1 else "examples.")
+        + "</div>"
     )
 
 

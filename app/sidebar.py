@@ -245,6 +245,14 @@ def sidebar(feed: Feed, who: str) -> None:
             ),
             width="stretch",
         )
+        last = stats["curve"][-1]
+        metric = stats.get("curve_metric", "macro F1")
+        n = len(stats["curve"])
+        st.html(
+            f'<div class="sal-you sal-curve">Last: {esc(metric)} {last["score"]:.2f} '
+            f"at {last['answers']} answers (model v{last['version']}); "
+            f"{n} point{'s' if n != 1 else ''}.</div>"
+        )
     elif stats["curve_kind"] is not None:
         st.html(
             '<div class="sal-you">The learning curve starts after the first update.</div>'

@@ -65,6 +65,8 @@ CSS = """
 .stButton button:focus:not(:focus-visible) {box-shadow: none !important;
   outline: none !important;}
 .stButton button:focus-visible {outline: 2px solid #111827; outline-offset: 2px;}
+[data-testid="stMain"]:focus, [data-testid="stMain"]:focus-visible {
+  outline: none !important; box-shadow: none !important;}
 </style>
 """
 
@@ -209,10 +211,10 @@ def selection(task: dict, initial: list[str]) -> str:
 
 
 def version_fact(task: dict, version: int) -> str:
+    """Which model chose the text: a fact of the card that doesn't go stale while
+    the sidebar's version moves on (the sidebar shows the current one)."""
     asked = task.get("_model_version")
-    if asked is not None and asked != version:
-        return f"model v{version} (chose this at v{asked})"
-    return f"model v{version}"
+    return f"chosen by model v{version if asked is None else asked}"
 
 
 def trained(task: dict, version: int) -> bool:

@@ -5,9 +5,9 @@
 Starts ``python -m spacy_al`` servers (demo = textcat.teach, textcat.correct,
 textcat.manual --multilabel, ner.teach, ner.correct on a few texts written to a
 temporary file) on free ports with throwaway databases, and saves one PNG per
-view (only the VIEWs named, e.g. ``ner_teach ner_correct``, if any). Needs Debian's chromium (/usr/bin/chromium) and the ``playwright``
-package (pip install playwright; never ``playwright install``). The helpers here
-(serve, open_page, answer_with_key) are reused by scripts/roundtrip.py.
+view (only the VIEWs named, e.g. ``first_screen teach_50 multilabel team_sidebar``,
+if any). Needs Debian's chromium (/usr/bin/chromium) and the ``playwright``
+package (pip install playwright; never ``playwright install``).
 """
 
 from __future__ import annotations
@@ -140,11 +140,11 @@ def answer_with_key(page, key: str) -> float:
 
 def toggle(page, key: str, n_chosen: int) -> None:
     """Press a label's number key; wait until ``n_chosen`` labels are chosen."""
-    chosen = '.stButton [data-testid="stBaseButton-primary"]'
+    chosen = '[class*="st-key-label-"] [data-testid="stBaseButton-primary"]'
     page.locator(".sal-head").first.click()
     page.keyboard.press(key)
     page.wait_for_function(
-        "([sel, n]) => document.querySelectorAll(sel).length === n + 1",  # + Accept
+        "([sel, n]) => document.querySelectorAll(sel).length === n",
         arg=[chosen, n_chosen],
         timeout=30_000,
     )
@@ -197,6 +197,64 @@ def team_answers(db: Path) -> None:
             store.add_answers("team", answers, annotator=who)
 
 
+# Keys for a teach session: accept, reject, ignore and reject → correct.
+TEACH_KEYS = ["a", "x", "Space", "2", "x", "a", "3", "x", "a", "x"]
+
+
+def shoot(browser, name: str, url: str, out_dir: Path) -> None:
+    """Drive the page of view ``name`` as an annotator would, then save it."""
+    if name == "first_screen":
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(url)
+        page.get_by_text("Your name").wait_for(timeout=90_000)
+        page.wait_for_selector(IDLE)
+        page.screenshot(path=out_dir / f"{name}.png")
+        page.close()
+        return
+    ready = ".sal-ents" if name.startswith("ner") else ".sal-text"
+    tall = name in ("teach_50", "stopping_signal", "team_sidebar")
+    page = open_page(browser, url, "alice", ready=ready, height=1500 if tall else 1000)
+    if name == "teach_50":
+        for key in TEACH_KEYS * 5:  # 50 answers: five updates of ten
+            answer_with_key(page, key)
+        page.wait_for_timeout(4000)  # the sidebar polls every 2 s
+    if name == "stopping_signal":
+        for key in ["a", "x", "x", "a"] * 7:
+            answer_with_key(page, key)
+        page.wait_for_timeout(4000)
+    if name == "multilabel":
+        # Two batches of four, so that a trained model scores every label: each
+        # time toggle one label (a correction of the model's choice), then accept.
+        for key in ["1", "2", "3", "4"] * 2:
+            page.locator(".sal-head").first.click()
+            page.keyboard.press(key)
+            page.wait_for_timeout(400)
+            page.wait_for_selector(IDLE)
+            answer_with_key(page, "a")
+        page.wait_for_timeout(3000)
+        # Answer on until the card was chosen by a trained model (its scores show).
+        while page.get_by_text("model's scores").count() == 0:
+            answer_with_key(page, "a")
+        page.locator(".sal-head").first.click()
+        page.keyboard.press("2")  # toggle a label, as an annotator correcting would
+        page.wait_for_timeout(1000)
+        page.wait_for_selector(IDLE)
+    if name == "team_sidebar":
+        bob = open_page(browser, url, "bob")
+        for i in range(6):  # both answer, so each example has two answers
+            answer_with_key(page, ["a", "x"][i % 2])
+            answer_with_key(bob, ["x", "x", "a"][i % 3])
+        page.wait_for_timeout(7000)  # agreement figures: the team thread, then a poll
+        bob.context.close()
+    if name == "ner_correct":
+        pills = page.locator('[data-testid="stButtonGroup"]').nth(1)
+        for i in (0, 1):
+            pills.locator("button").nth(i).click()
+            page.wait_for_selector(IDLE)
+    page.screenshot(path=out_dir / f"{name}.png")
+    page.context.close()
+
+
 def main(out_dir: Path, only: list[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -209,13 +267,22 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
             for i, t in enumerate(NER_TEXTS)
         )
     )
+    eval_path = str(CORPUS.with_name("support_eval.jsonl"))
     views = {
-        "classification_teach": ["demo", "--db", str(tmp / "demo.db")],
-        "choice_correct": [
+        # The first screen: what the session is, and the name box.
+        "first_screen": ["demo", "--db", str(tmp / "first.db")],
+        # textcat.teach after 50 answers: the card, the sidebar with the curve.
+        "teach_50": ["demo", "--db", str(tmp / "demo.db")],
+        "multilabel": [
             "textcat.correct", "shots", str(CORPUS), "--label", LABELS,
-            "--db", str(tmp / "correct.db"),
+            "--multilabel", "--batch-size", "4", "--db", str(tmp / "multi.db"),
         ],
-        "choice_manual_multilabel": [
+        # Two annotators on every example: the sidebar's agreement figures.
+        "team_sidebar": [
+            "textcat.teach", "team_shots", str(CORPUS), "--label", LABELS,
+            "--overlap", "2", "--batch-size", "4", "--db", str(tmp / "team2.db"),
+        ],
+        "manual_multilabel": [
             "textcat.manual", "shots", str(CORPUS), "--label", LABELS,
             "--multilabel", "--db", str(tmp / "manual.db"),
         ],
@@ -227,11 +294,9 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
             "ner.correct", "shots", str(ner_source), "--label", "PERSON,ORG,GPE",
             "--db", str(tmp / "ner_correct.db"),
         ],
-        # The sidebar after several updates: learning curve and stopping signal.
         "stopping_signal": [
             "textcat.teach", "shots", str(CORPUS), "--label", LABELS,
-            "--batch-size", "4", "--eval", str(CORPUS.with_name("support_eval.jsonl")),
-            "--db", str(tmp / "stopping.db"),
+            "--batch-size", "4", "--eval", eval_path, "--db", str(tmp / "stop.db"),
         ],
         # A reviewer adjudicating alice's and bob's conflicting answers.
         "review": ["review", "team_review", "--input", "team", "--db", str(tmp / "team.db")],
@@ -243,50 +308,7 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
         browser = launch(p)
         for name, args in views.items():
             with serve(args, log=tmp / f"{name}.log") as url:
-                ready = ".sal-ents" if name.startswith("ner") else ".sal-text"
-                height = 1500 if name == "stopping_signal" else 1100
-                page = open_page(browser, url, "alice", ready=ready, height=height)
-                if name == "classification_teach":
-                    # Answer a batch and a half so the model version and curve move.
-                    for key in [
-                        "a",
-                        "x",
-                        "Space",
-                        "2",
-                        "x",
-                        "a",
-                        "3",
-                        "x",
-                        "a",
-                        "x",
-                        "x",
-                        "1",
-                    ]:
-                        answer_with_key(page, key)
-                    page.wait_for_timeout(3000)  # the sidebar polls every 2 s
-                if name == "stopping_signal":
-                    # Seven updates of four answers: six kappas, the last three
-                    # averaged against the threshold.
-                    for key in ["a", "x", "x", "a"] * 7:
-                        answer_with_key(page, key)
-                    page.wait_for_timeout(4000)  # the sidebar polls every 2 s
-                if name == "choice_manual_multilabel":
-                    for n_chosen, key in enumerate(["2", "4"], start=1):
-                        toggle(page, key, n_chosen)
-                if name == "ner_correct":
-                    # Select two tokens, as an annotator marking an entity would.
-                    pills = page.locator('[data-testid="stButtonGroup"]').nth(1)
-                    for i in (0, 1):
-                        pills.locator("button").nth(i).click()
-                        page.wait_for_selector(IDLE)
-                page.screenshot(path=out_dir / f"{name}.png")
-                if name == "classification_teach":
-                    prompt = browser.new_page(viewport={"width": 1200, "height": 700})
-                    prompt.goto(url)
-                    prompt.get_by_text("Your name").wait_for()
-                    prompt.wait_for_selector(IDLE)
-                    prompt.screenshot(path=out_dir / "name_prompt.png")
-                page.context.close()
+                shoot(browser, name, url, out_dir)
         browser.close()
     for png in sorted(out_dir.glob("*.png")):
         print(png)
