@@ -166,7 +166,8 @@ def db_out(
 ) -> None:
     """Export a dataset's answers as Prodigy-style JSONL.
 
-    One answered task per line, with "answer", "_input_hash", "_task_hash",
+    One answered task per line, with "answer", "_input_key", "_task_key" (the
+    task's identity), "_input_hash", "_task_hash" (Prodigy's),
     "_annotator_id", "_session_id", "_timestamp" and "_model_version".
     """
     answers = [value.strip() for value in answer.split(",")] if answer else None

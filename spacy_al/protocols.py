@@ -125,7 +125,7 @@ class Updater(Protocol):
     ``serving`` is safe from any thread; ``update``, ``retrain`` and
     ``add_targets`` are called by one trainer thread. ``n_members`` is 1 for a
     single model and the committee's size for a committee. ``learnt`` holds what
-    a resumed checkpoint had learnt ({input hash: target digest}), or None.
+    a resumed checkpoint had learnt ({input key: target digest}), or None.
     """
 
     @property

@@ -114,7 +114,7 @@ class Updater:
         self._n_updates = 0
         self._serving = model.snapshot() if snapshots else model
         self.history: list[UpdateStats] = []
-        # Set by load: {input hash: target_digest} of what the checkpoint had
+        # Set by load: {input key: target_digest} of what the checkpoint had
         # learnt (None for a checkpoint that didn't record it).
         self.learnt: dict[int, str] | None = None
         # None: the model's own (a model built with one keeps it).

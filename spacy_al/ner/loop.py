@@ -300,7 +300,7 @@ class NERLoop(BaseLoop):
         if self.mode == "teach":
             task["label"] = out_spans[0]["label"]
         # The question, not the model's numbers: the same span (teach) or the same
-        # text (correct, manual) asked again has the same task hash.
+        # text (correct, manual) asked again has the same task key (and hash).
         asked = [
             {"start": s["start"], "end": s["end"], "label": s["label"]}
             for s in (out_spans if self.mode == "teach" else [])

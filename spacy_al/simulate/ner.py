@@ -52,7 +52,7 @@ class NERGoldSet:
 
 
 def ner_gold_set(records: Sequence[dict], *, what: str) -> NERGoldSet:
-    """Records with gold ``spans``, deduplicated by input hash (first one wins)."""
+    """Records with gold ``spans``, deduplicated by input key (first one wins)."""
     tasks, spans, seen = [], [], set()
     for i, record in enumerate(records, start=1):
         if not isinstance(record.get("spans"), list) or record.get("answer") in (

@@ -46,7 +46,7 @@ class GoldSet:
 
 
 def gold_set(records: Sequence[dict], *, what: str) -> GoldSet:
-    """Records with gold labels, deduplicated by input hash (first one wins)."""
+    """Records with gold labels, deduplicated by input key (first one wins)."""
     tasks, gold, seen = [], [], set()
     for i, record in enumerate(records, start=1):
         labels = gold_labels(record)
