@@ -23,8 +23,12 @@ import spacy_al.identity
 from spacy_al.answers import AnswerError
 from spacy_al.cli import build_app, load_builtin_recipes
 from spacy_al.corpus import Source, get_input_key, get_task_key, set_hashes
+from spacy_al.loop import StrategySpec
 from spacy_al.pool import Pool
 from spacy_al.store import Store
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.updater import Updater
 
 # Different texts, the same 32-bit _input_hash (-904607487) and so the same
 # _task_hash for the same question.
@@ -73,6 +77,28 @@ def test_identity_db_in_and_db_out_keep_both(
     assert sorted(eg["text"] for eg in exported) == sorted(COLLIDING)
     # The Prodigy-compatible hashes stay in the export.
     assert {eg["_input_hash"] for eg in exported} == {-904607487}
+
+
+def test_identity_loop_answers_both_and_learns_both(tmp_path: Path) -> None:
+    """Answered through a labelling loop (as the app and the API do): two stored
+    answers, two examples done, two targets."""
+    pool = Pool({"text": text} for text in COLLIDING)
+    model = TextcatModel(build_textcat(["SPORTS", "OTHER"]))
+    with Store(tmp_path / "a.db") as store:
+        loop = ActiveLoop(
+            pool,
+            Updater(model, seed=0),
+            spec=StrategySpec.parse("sequential"),
+            store=store,
+            dataset="news",
+        )
+        tasks = loop.select(2)
+        assert sorted(t["text"] for t in tasks) == sorted(COLLIDING)
+        assert tasks[0]["_task_hash"] == tasks[1]["_task_hash"]
+        for task in tasks:
+            loop.answer([{**task, "answer": "accept"}], annotator="al")
+        assert store.count_answers("news") == 2
+    assert pool.n_done == 2 and len(loop.targets) == 2
 
 
 def test_identity_pool_and_source_keep_both(tmp_path: Path) -> None:
