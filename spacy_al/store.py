@@ -23,7 +23,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,6 +163,7 @@ leases_table = sa.Table(
 # (``expires`` wall-clock, unix seconds), so that ``drop`` can tell a dataset in
 # use from one nobody serves. A crashed server's row simply runs out.
 HEARTBEAT_TTL = 30.0  # seconds a server's heartbeat counts after it was written
+_NO_BOUND = 1e300  # a lease end later than any real one (drop_leases' not_after)
 servers_table = sa.Table(
     "servers",
     metadata,
@@ -655,13 +656,19 @@ class Store:
         keys: Iterable[tuple[int, str]] = (),
         *,
         expired_before: float | None = None,
+        not_after: Mapping[tuple[int, str], float] | None = None,
     ) -> int:
-        """Delete leases given as (input hash, annotator) pairs, and with
+        """Delete leases given as (input key, annotator) pairs, and with
         ``expired_before`` (unix seconds) every lease that ended before it.
-        Returns how many were deleted."""
+        ``not_after`` ({pair: unix seconds}) spares a pair's lease whose stored
+        end is later (renewed by another server meanwhile). Returns how many
+        were deleted."""
         pairs = sorted({(int(k), str(who)) for k, who in keys})
         if not pairs and expired_before is None:
             return 0
+        bounds = {
+            (int(k), str(who)): float(t) for (k, who), t in (not_after or {}).items()
+        }
 
         def write(conn: Connection) -> int:
             dataset_id = self._lease_dataset(conn, dataset)
@@ -675,8 +682,16 @@ class Store:
                         lt.c.dataset_id == dataset_id,
                         lt.c.input_hash == sa.bindparam("b_input_hash"),
                         lt.c.annotator == sa.bindparam("b_annotator"),
+                        lt.c.expires <= sa.bindparam("b_not_after"),
                     ),
-                    [{"b_input_hash": k, "b_annotator": who} for k, who in pairs],
+                    [
+                        {
+                            "b_input_hash": k,
+                            "b_annotator": who,
+                            "b_not_after": bounds.get((k, who), _NO_BOUND),
+                        }
+                        for k, who in pairs
+                    ],
                 )
                 removed += max(int(result.rowcount), 0)
             if expired_before is not None:

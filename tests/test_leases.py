@@ -378,3 +378,25 @@ def test_leases_feed_stops_when_its_dataset_is_dropped_under_it(tmp_path):
             assert not store.has_dataset("dropped")
     finally:
         feed.close()
+
+
+def test_leases_ended_here_spare_a_lease_another_server_renewed(store, clocks):
+    leases = make_leases(store, clocks)
+    leases.lease(1, "alice", clocks.now)
+    flush(leases)
+    # alice goes on with the example on another server, which renews it.
+    later = WALL_START + 10 * LEASE
+    store.put_leases(
+        "leased",
+        [{"input_hash": 1, "annotator": "alice", "expires": later, "task": task(1)}],
+    )
+    clocks.advance(LEASE)
+    leases.expire(clocks.now)
+    flush(leases)
+    assert stored(store)[(1, "alice")]["expires"] == later
+    # A lease this server wrote last is deleted when it ends.
+    leases.lease(2, "bob", clocks.now)
+    flush(leases)
+    leases.drop(2, "bob")
+    flush(leases)
+    assert set(stored(store)) == {(1, "alice")}

@@ -1,6 +1,6 @@
 """The lease book of a feed: who holds which example, until when.
 
-An example (by input hash) served to an annotator is leased to them: they hold
+An example (by its input key) served to an annotator is leased to them: they hold
 it until ``lease_seconds`` after the lease was last renewed (serving it again,
 or :meth:`Leases.touch` while their page is open). Each annotator holds a
 queue of examples, oldest first; a reload serves the first one again. Once a
@@ -29,6 +29,7 @@ outside it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -39,7 +40,7 @@ from spacy_al.store import Store
 # Ran-out leases remembered (for late answers), at most.
 MAX_LAPSED = 10_000
 # A lease change waiting to be written: (wall-clock end, task), or None if the
-# lease ended; keyed by (input hash, annotator).
+# lease ended; keyed by (input key, annotator).
 LeaseChanges = dict[tuple[int, str], tuple[float, dict] | None]
 
 
@@ -69,13 +70,15 @@ class Leases:
         self._tasks = tasks
         self._clock = clock
         self._wall = wall
-        self._held: dict[int, dict[str, float]] = {}  # input hash → {who: expiry}
+        self._held: dict[int, dict[str, float]] = {}  # input key → {who: expiry}
         self._queues: dict[str, list[int]] = defaultdict(list)  # who → leased hashes
         self._changes: LeaseChanges = {}  # not yet written
         self._saved: dict[tuple[int, str], float] = {}  # each stored (wall) expiry
         # Leases that ran out (not answered), latest last: a late answer may
         # take its example back if nobody else has it (see :meth:`lapsed`).
         self._lapsed: dict[tuple[int, str], None] = {}
+        # The last stored end of each ended lease not yet deleted (see write).
+        self._ended: dict[tuple[int, str], float] = {}
 
     # --- reading -------------------------------------------------------------
 
@@ -177,8 +180,10 @@ class Leases:
         if self.store is None:
             return
         if expiry is None:
-            if self._saved.pop((key, who), None) is not None:
+            saved = self._saved.pop((key, who), None)
+            if saved is not None:
                 self._changes[(key, who)] = None
+                self._ended[(key, who)] = saved
             return
         task = self._tasks.get(key)
         if task is None:
@@ -211,7 +216,10 @@ class Leases:
             if ch is not None
         ]
         if ended:
-            self.store.drop_leases(self.dataset, ended)
+            # Only the rows this server wrote: another server may have renewed
+            # the same annotator's lease since (after a restart, say).
+            bounds = {pair: self._ended.pop(pair, math.inf) for pair in ended}
+            self.store.drop_leases(self.dataset, ended, not_after=bounds)
         if held:
             self.store.put_leases(self.dataset, held)
 
