@@ -189,8 +189,8 @@ def load_textcat_targets(
             exclusive_flags.add(bool(meta["exclusive"]))
     found = consensus_answers(store, datasets)
     for eg in found.answers:
-        labels.extend(str(x) for x in eg.get("accept") or [])
-        if isinstance(eg.get("label"), str) and eg["label"]:
+        labels.extend(eg.get("accept") or [])
+        if eg.get("label"):
             labels.append(eg["label"])
     labels = list(dict.fromkeys(labels))
     if multilabel is not None:
