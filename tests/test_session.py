@@ -122,15 +122,15 @@ def test_session_restart_keeps_the_version_curve_and_stopping_history(tmp_path):
     again = Feed.from_components(_components(db), checkpoint_seconds=0)
     try:
         assert again.stats()["version"] == before["version"] + 1
-        assert _wait_for(lambda: again.stats()["stopping"]["stop_set_size"] > 0)
+        old = before["stopping"]["points"]
         assert _wait_for(lambda: len(again.stats()["curve"]) > len(before["curve"]))
+        assert _wait_for(lambda: len(again.stats()["stopping"]["points"]) > len(old))
         after = again.stats()
         # The curve's points continue, then a point for the version learnt now.
         assert after["curve"][: len(before["curve"])] == before["curve"]
         assert after["curve"][-1]["version"] == before["version"] + 1
         # The stopping history continues: its points, and one more for the
         # version learnt at the start (its kappa with the saved predictions).
-        old = before["stopping"]["points"]
         assert after["stopping"]["points"][: len(old)] == old
         assert after["stopping"]["points"][-1]["version"] == before["version"] + 1
     finally:
