@@ -34,7 +34,7 @@ from spacy_al.benchmarks.processes import (
     free_port,
     request,
 )
-from spacy_al.checkpoints import Checkpoints, models_dir, target_digest
+from spacy_al.checkpoints import Checkpoints, target_digest
 
 
 @dataclass
@@ -409,12 +409,9 @@ def _watch_version(stats_version: Callable[[], int | None], ledger: _Ledger) -> 
 
 
 def _checkpoints(db: str, dataset: str, workdir: Path) -> Checkpoints:
-    """The server's checkpoints of ``dataset``: beside an SQLite file, or, for a
-    database server, under the trial's own ``SPACY_AL_HOME`` (``workdir/home``)."""
-    sqlite = "://" not in db or db.startswith("sqlite:///")
-    return Checkpoints(
-        models_dir(db) if sqlite else workdir / "home" / "models", dataset
-    )
+    """The server's checkpoints of ``dataset`` (its ``SPACY_AL_HOME`` is the
+    trial's own ``workdir/home``)."""
+    return Checkpoints.for_db(db, dataset, home=workdir / "home")
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
