@@ -159,20 +159,22 @@ SESSION = "spacy_al.benchmarks.speed:textcat_session"
 
 
 def textcat_session(pool_path: Path, db: Path, labels: list[str]) -> dict:
-    """The components ``textcat.teach`` serves for a new dataset on a pool: bow
-    model, margin sampling over a 20k scoring window, batches of 10, an SQLite
-    store, the pool read in the background after a second."""
+    """The components ``textcat.teach`` serves for a new dataset on a pool, opened
+    as it opens them (:func:`spacy_al.session.open_session`): bow model, margin
+    sampling over a 20k scoring window, batches of 10, an SQLite store."""
     from spacy_al.loop import StrategySpec
-    from spacy_al.pool import Pool
-    from spacy_al.store import Store
+    from spacy_al.session import open_session
     from spacy_al.textcat.loop import ActiveLoop
     from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
+    from spacy_al.textcat.targets import answers_to_textcat_targets
     from spacy_al.updater import Updater
 
     dataset, view_id, batch_size, strategy = "bench", "classification", 10, "margin"
-    store = Store(f"sqlite:///{db}")
-    store.create_dataset(
+    learn_rate = DEFAULT_LEARN_RATE.get("bow", 0.01)
+    session = open_session(
         dataset,
+        pool_path,
+        db=f"sqlite:///{db}",
         meta={
             "labels": list(labels),
             "view_id": view_id,
@@ -180,31 +182,36 @@ def textcat_session(pool_path: Path, db: Path, labels: list[str]) -> dict:
             "task": "textcat",
             "overlap": 1,
         },
-    )
-    # A new database: nothing is answered yet.
-    pool = Pool(Source(Path(pool_path)), foreground_seconds=1.0)
-    updater = Updater(
-        TextcatModel(build_textcat(list(labels), architecture="bow")),
-        learn_rate=DEFAULT_LEARN_RATE.get("bow", 0.01),
+        new_updater=lambda version: Updater(
+            TextcatModel(build_textcat(list(labels), architecture="bow")),
+            learn_rate=learn_rate,
+            version=version,
+        ),
+        load_updater=lambda checkpoints: checkpoints.load(learn_rate=learn_rate),
+        to_targets=lambda answers, labels: answers_to_textcat_targets(
+            answers, labels, exclusive=True
+        ),
     )
     loop = ActiveLoop(
-        pool,
-        updater,
+        session.pool,
+        session.updater,
         spec=StrategySpec.parse(strategy),
-        store=store,
+        store=session.store,
         dataset=dataset,
         batch_size=batch_size,
         window=20_000,
     )
+    loop.consensus = session.consensus
     return {
         "dataset": dataset,
         "view_id": view_id,
-        "store": store,
+        "store": session.store,
         "loop": loop,
-        "labels": list(updater.labels),
+        "labels": list(session.updater.labels),
         "exclusive": True,
         "eval": None,
-        "checkpoint": None,
+        "checkpoint": session.checkpoints,
+        "source": session.source_info(),
         "config": {"batch_size": batch_size, "strategy": strategy},
     }
 
