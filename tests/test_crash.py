@@ -92,7 +92,7 @@ def test_crash_kill_9_on_postgres(tmp_path):
     finally:
         with Store(POSTGRES_URL) as store:
             if store.has_dataset(dataset):
-                store.drop_dataset(dataset)
+                store.drop_dataset(dataset, force=True)  # the trial's own data
     assert report.kills >= 8
     _check(report)
 
