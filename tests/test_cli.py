@@ -144,7 +144,7 @@ def test_cli_serves_the_app_in_its_own_process_and_frees_the_port_on_ctrl_c(
         out = log.read_text()
         assert _children(process.pid) == [], out  # no Streamlit child to outlive it
         assert f"http://127.0.0.1:{port}/" in out and "?session=NAME" in out, out
-        assert "YOUR_NAME" not in out
+        assert "YOUR_NAME" not in out and f"{port}/?session=" not in out
         process.send_signal(signal.SIGINT)
         assert process.wait(120) == 0, log.read_text()
     finally:

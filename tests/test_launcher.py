@@ -141,7 +141,7 @@ def test_launcher_serves_the_recipes_feed_in_this_process_and_saves_on_stop(
     # The links: the base URL and how to add a name, never a name that works.
     text = "\n".join(t for _, t in reports)
     assert f"http://127.0.0.1:{port}/" in text and "?session=NAME" in text
-    assert "YOUR_NAME" not in text
+    assert "YOUR_NAME" not in text and f"{port}/?session=" not in text
     # Stopping closed the feed, which saved the model it had learnt.
     checkpoints = Checkpoints.for_db(db, "support")
     assert checkpoints.load().version == 1 and len(checkpoints.learnt()) == 5

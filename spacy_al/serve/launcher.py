@@ -315,12 +315,10 @@ def _report_links(
         for who, url in urls.items():
             report("text", f"  {who}: {url}")
     else:
-        # Never a placeholder that works as a name: the person adds their own.
+        # No link with a placeholder name (clicked, it would label as "NAME"):
+        # the base URL, and what each annotator adds to it.
         report("good", f"Labelling app for {name} is running at {urls['']}")
-        report(
-            "text",
-            f"  Each annotator opens it with their own name: {urls['']}?session=NAME",
-        )
+        report("text", "  Each annotator adds their own name to it: ?session=NAME")
     report("text", "Press Ctrl+C to stop.")
 
 
