@@ -8,6 +8,7 @@ import streamlit as st
 from spacy_al.app.views.widgets import alert, esc
 
 from spacy_al.serve.feed import Feed
+from spacy_al.serve.progress import MIN_CURVE_EXAMPLES
 
 REFRESH_SECONDS = 2.0  # how often the sidebar polls progress and the curve
 CHART_HEIGHT = 200
@@ -36,7 +37,11 @@ def agreement_block(stats: dict) -> None:
     if found["annotators"]:
         st.dataframe(
             [
-                {"annotator": name, "kappa": a["kappa"], "n": a["n"]}
+                {
+                    "annotator": name,
+                    "kappa": None if a["kappa"] is None else round(a["kappa"], 2),
+                    "n": a["n"],
+                }
                 for name, a in found["annotators"].items()
             ],
             hide_index=True,
@@ -255,7 +260,8 @@ def sidebar(feed: Feed, who: str) -> None:
         )
     elif stats["curve_kind"] is not None:
         st.html(
-            '<div class="sal-you">The learning curve starts after the first update.</div>'
+            '<div class="sal-you">The learning curve starts once the model has '
+            f"learnt and {MIN_CURVE_EXAMPLES} new answers test it.</div>"
         )
     if stopping is not None:
         stopping_signal(stopping, right)

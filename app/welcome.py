@@ -31,7 +31,13 @@ def task_line(feed: Feed) -> str:
 def keys(feed: Feed) -> list[tuple[str, str]]:
     """(key, what it does) for this view."""
     ner_manual = feed.view_id == "ner_manual"
-    found = [("A", "accept")]
+    found = []
+    if feed.view_id in ("classification", "ner", "ner_manual") or not feed.exclusive:
+        found.append(("A", "accept"))
+    elif feed.preselect:  # an exclusive choice answers by its label keys, or so
+        found.append(("A", "accept the model's choice"))
+    elif feed.view_id == "review":
+        found.append(("A", "accept the majority's choice"))
     if feed.view_id in ("classification", "ner"):
         found.append(("X", "reject"))
     found += [

@@ -75,8 +75,8 @@ CSS = """
 # it, and the card (st.html) is drawn before that: a key pressed as soon as the
 # text shows reached no handler and was lost. This listener runs first (capture
 # phase), presses the button the key stands for (by its widget key, the
-# ``st-key-*`` class), and if that button isn't drawn yet, presses it when it is
-# (within 5 s). Keys typed into a text field, with a modifier, or held down are
+# ``st-key-*`` class), and if the card is drawn but that button isn't yet,
+# presses it when it is (within 5 s). Keys typed into a text field, with a modifier, or held down are
 # left alone; a disabled button (Undo with nothing to undo) is not pressed.
 KEYS_JS = """
 (() => {
@@ -101,13 +101,17 @@ KEYS_JS = """
     if (!keys) return;
     event.preventDefault();
     event.stopImmediatePropagation();
+    // A click on the page focuses its scrolling main area; a key press would then
+    // draw a focus frame around the whole page.
+    const focused = document.activeElement;
+    if (focused && focused.getAttribute("data-testid") === "stMain") focused.blur();
     const until = Date.now() + 5000;
     const press = () => {
       const button = find(keys);
       if (button) {
         if (!button.disabled) button.click();
-      } else if (Date.now() < until) {
-        requestAnimationFrame(press);
+      } else if (document.querySelector(".sal-card") && Date.now() < until) {
+        requestAnimationFrame(press);  // the card is drawn, its buttons not yet
       }
     };
     press();

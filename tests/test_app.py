@@ -118,6 +118,14 @@ def test_app_first_screen_explains_the_session(serve):
     assert "<kbd>1–4</kbd></td><td>reject and give the right label" in body
 
 
+def test_app_first_screen_of_a_choice_names_only_its_keys(serve):
+    serve("textcat.manual", batch_size=None)
+    body = html_bodies(session(None))
+    assert "Choose the label of each text." in body
+    assert "<kbd>A</kbd>" not in body and "<kbd>X</kbd>" not in body
+    assert "<kbd>1–4</kbd></td><td>choose the label" in body
+
+
 @pytest.mark.parametrize(
     "key,value", [("accept", "accept"), ("reject", "reject"), ("ignore", "ignore")]
 )
