@@ -472,10 +472,26 @@ def test_api_bad_values_get_a_json_4xx_not_a_500(api):
                 "E988",
             )
         )
+    # Only the Prodigy hash, of the wrong type: the task isn't named.
+    wrong_hash = {"_input_hash": {"x": [1]}, "answer": "accept"}
+    cases.append(
+        (
+            call(port, "POST", "/answer", {**AUTH["alice"], "task": wrong_hash}),
+            400,
+            "E988",
+        )
+    )
     for (status, text, headers), want_status, code in cases:
         assert status == want_status, text
         assert code in json.loads(text)["error"]
         assert headers["Content-Type"].startswith("application/json")
+    # Beside the task's key, a wrong-typed hash is ignored like any other field.
+    status, reply = _send(
+        port,
+        "alice",
+        {**task, "_input_hash": ["x"], "_task_hash": 2**80, "answer": "ignore"},
+    )
+    assert status == 200 and reply["duplicate"] is False
 
 
 def _stall(port: int, body: bytes, *, every: float | None = None) -> float:
