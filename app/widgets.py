@@ -18,8 +18,8 @@ FLASH = {
     "duplicate": "That example was already answered.",
     "no_span": "Select one or more tokens first, then add the span.",
 }
-# Accept is green and reject red, as everywhere else; a chosen label is blue (not
-# Streamlit's red primary colour, which reads as "reject"). A button keeps the
+# Accept is green and reject red, as everywhere else; a chosen label, pill or
+# segment is blue (not Streamlit's red primary colour, which reads as "reject"). A button keeps the
 # focus after a click: its ring would look like a selection, so only keyboard
 # focus (Tab) is outlined.
 CSS = """
@@ -65,6 +65,9 @@ CSS = """
 .stButton button:focus:not(:focus-visible) {box-shadow: none !important;
   outline: none !important;}
 .stButton button:focus-visible {outline: 2px solid #111827; outline-offset: 2px;}
+[data-testid="stButtonGroup"] button[data-selected="true"],
+[data-testid="stButtonGroup"] button[aria-pressed="true"] {color: #1d4ed8 !important;
+  border-color: #2563eb !important; background: #eff6ff !important;}
 [data-testid="stMain"]:focus, [data-testid="stMain"]:focus-visible {
   outline: none !important; box-shadow: none !important;}
 </style>
