@@ -68,6 +68,8 @@ CSS = """
 [data-testid="stButtonGroup"] button[data-selected="true"],
 [data-testid="stButtonGroup"] button[aria-pressed="true"] {color: #1d4ed8 !important;
   border-color: #2563eb !important; background: #eff6ff !important;}
+@media (min-width: 1000px) {[data-testid="stSidebar"] {min-width: 360px;}}
+[data-testid="stProgressBarTrack"] > div {background-color: #2563eb !important;}
 [data-testid="stMain"]:focus, [data-testid="stMain"]:focus-visible {
   outline: none !important; box-shadow: none !important;}
 </style>
