@@ -1,0 +1,104 @@
+"""How the store reaches its database: URLs, engines and transactions.
+
+A URL is an SQLite file path, ``":memory:"`` or any SQLAlchemy URL. SQLite
+connections get a busy timeout, the WAL journal and foreign keys, and writers take
+the write lock when they begin (``BEGIN IMMEDIATE``), so no transaction has to
+upgrade a read lock. :func:`is_conflict` says which database errors are a lost
+race that a retry of the whole transaction can win.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from spacy_al.answers import json_default
+from spacy_al.errors import Errors
+
+DEFAULT_DB = "spacy_al.db"
+DB_ENV_VAR = "SPACY_AL_DB"
+BUSY_TIMEOUT_MS = 30_000
+WRITE_ATTEMPTS = 5
+RETRY_WAIT = 0.05  # seconds; a retry waits up to this times the attempt number
+# SQLSTATEs of a transaction that lost a race: serialization failure, deadlock.
+_CONFLICT_STATES = ("40001", "40P01")
+# A connection's execution option marking a write transaction (see _on_sqlite_begin).
+WRITE_OPTION = "spacy_al_write"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default, allow_nan=False)
+
+
+def default_db() -> str:
+    """The database to use when none is given: ``$SPACY_AL_DB`` or ``spacy_al.db``."""
+    return os.environ.get(DB_ENV_VAR) or DEFAULT_DB
+
+
+def to_url(url: str | Path) -> URL:
+    text = str(url)
+    if text == ":memory:":
+        return URL.create("sqlite")
+    if "://" not in text:
+        return URL.create("sqlite", database=str(Path(text).expanduser()))
+    try:
+        return make_url(text)
+    except ArgumentError as e:
+        raise ValueError(Errors.E101.format(url=text, err=e)) from e
+
+
+def is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (see _on_sqlite_begin), so disable the driver's own.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front, so a transaction never has to upgrade a
+    # read lock (which fails at once in WAL mode instead of waiting).
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_engine(url: URL) -> Engine:
+    kwargs: dict[str, Any] = {"json_serializer": dumps}
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite:
+        kwargs["connect_args"] = {"check_same_thread": False}
+        if is_memory(url):
+            kwargs["poolclass"] = StaticPool
+        elif url.database and not url.database.startswith("file:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError) as e:
+        shown = url.render_as_string(hide_password=True)
+        raise ValueError(Errors.E101.format(url=shown, err=e)) from e
+    if sqlite:
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def is_conflict(error: DBAPIError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return state in _CONFLICT_STATES
