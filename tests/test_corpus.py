@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import DocBin
 
-from spacy_al import corpus
+from spacy_al import tasks
 from spacy_al.corpus import (
     MAX_SKIPPED_ERRORS,
     Source,
@@ -628,7 +628,7 @@ def _outcome(record: object) -> tuple:
 
 def _full_check_outcome(record: object) -> tuple:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(corpus, "_plain_task", lambda record: None)
+        mp.setattr(tasks, "_plain_task", lambda record: None)
         return _outcome(record)
 
 
@@ -694,7 +694,7 @@ def test_corpus_source_reads_plain_lines_as_the_full_check_does(tmp_path: Path) 
     path = write_lines(tmp_path / "mixed.jsonl", lines)
     fast = list(Source(path))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(corpus, "_plain_task", lambda record: None)
+        mp.setattr(tasks, "_plain_task", lambda record: None)
         full = list(Source(path))
     assert [(t, list(t)) for t in fast] == [(t, list(t)) for t in full]
     assert [t["text"] for t in fast] == ["plain", "meta first", "labelled", "nested"]
