@@ -16,7 +16,6 @@ FLASH = {
     "undone": "Took back your last answer: here it is again.",
     "not_undone": "Nothing to undo.",
     "duplicate": "That example was already answered.",
-    "no_span": "Select one or more tokens first, then add the span.",
 }
 # Accept is green and reject red, as everywhere else; a chosen label, pill or
 # segment is blue (not Streamlit's red primary colour, which reads as "reject"). A button keeps the
@@ -88,7 +87,7 @@ KEYS_JS = """
   if (window.__salKeys) return;
   window.__salKeys = true;
   const names = { a: ["accept"], x: ["reject"], " ": ["ignore"], backspace: ["undo"],
-    enter: ["correct", "add_span"] };
+    enter: ["correct"] };
   for (let i = 1; i <= 9; i++) names[String(i)] = ["label-" + (i - 1)];
   const typing = (el) => !!el && (["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName)
     || el.isContentEditable);
@@ -100,8 +99,16 @@ KEYS_JS = """
     return null;
   };
   window.addEventListener("keydown", (event) => {
+    if (typing(event.target)) return;
+    // The NER span editor (app/span_editor.py) keeps its keys: labels, answers,
+    // arrows to select.
+    if (window.__salEditor && window.__salEditor(event)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
-    if (event.repeat || typing(event.target)) return;
+    if (event.repeat) return;
     const keys = names[event.key.toLowerCase()];
     if (!keys) return;
     event.preventDefault();

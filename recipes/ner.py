@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from spacy.pipeline import EntityRecognizer
 
 from spacy_al.checkpoints import Checkpoints
 from spacy_al.errors import Errors
@@ -113,6 +114,11 @@ Strategy = Annotated[
         "(e.g. diverse:mnlp, cost:mnlp)",
     ),
 ]
+# ner.teach without patterns: ask for whole analyses (the manual view) while the
+# model is untrained. Off until the feed answers a task in the view it was
+# served in (spacy_al/serve/feed.py uses the session's view for every answer).
+COLD_START = False
+
 Patterns = Annotated[
     Path | None,
     typer.Option("--patterns", help="JSONL entity patterns (EntityRuler format)"),
@@ -148,6 +154,9 @@ def build_ner_components(
         raise ValueError(Errors.E535)
     view_id = "ner" if mode == "teach" else "ner_manual"
     overlap = int((settings or {}).get("overlap") or 1)
+    # Whether the base pipeline brings a trained entity recognizer: then the
+    # model's suggestions mean something before the first update.
+    pretrained = {"value": False}
 
     def load_updater(checkpoints: Checkpoints) -> Updater | None:
         # (None when there is none, or none readable: it warns.) A checkpoint of
@@ -170,9 +179,15 @@ def build_ner_components(
         return updater
 
     def new_updater(version: int) -> Updater:
+        base_nlp = load_base(base)
+        pretrained["value"] = any(
+            name == component
+            or (component is None and isinstance(pipe, EntityRecognizer))
+            for name, pipe in base_nlp.pipeline
+        )
         nlp = build_ner(
             labels,
-            base=base,
+            base=base_nlp,
             factory=arch,
             beam_width=max(beam_width, 2),
             component=component,
@@ -209,14 +224,19 @@ def build_ner_components(
         skip_invalid=skip_invalid,
     )
     updater = session.updater
-    # 2. Patterns: pre-highlighted in ner.manual, asked about first in ner.teach
-    #    while a label has few accepted entities (the cold start).
+    # 2. Patterns: pre-highlighted in ner.manual (and in ner.correct while the
+    #    model is untrained), asked about first in ner.teach while a label has
+    #    few accepted entities (the cold start).
     matcher = (
         EntityPatterns.from_file(updater.model.nlp, patterns, labels=updater.labels)
         if patterns
         else None
     )
-    # 3. The loop: scores the pool, picks questions, stores answers, learns.
+    # 3. The loop: scores the pool, picks questions, stores answers, learns. An
+    #    untrained model's entities aren't suggested (ner.correct pre-fills
+    #    nothing, or the pattern matches); `cold_start` would have ner.teach
+    #    without patterns ask for whole analyses first (it waits for the feed to
+    #    answer a task in the view it was served in).
     loop = NERLoop(
         session.pool,
         updater,
@@ -227,6 +247,8 @@ def build_ner_components(
         batch_size=batch_size,
         window=window,
         patterns=matcher,
+        pretrained=pretrained["value"],
+        cold_start=COLD_START,
     )
     loop.consensus = session.consensus
     loop.hold(session.held)
@@ -322,6 +344,7 @@ def correct(
     component: Component = None,
     strategy: Strategy = "mnlp",
     batch_size: BatchSize = 10,
+    patterns: Patterns = None,
     eval_path: Eval = None,
     skip_invalid: SkipInvalid = False,
     host: Host = "127.0.0.1",
@@ -336,7 +359,8 @@ def correct(
 
     The model's full analysis is pre-filled; correct it and accept. Every answer
     is gold (every token not in a span is outside any entity), and the model
-    learns from each batch.
+    learns from each batch. Until its first update the model knows nothing, so
+    nothing is pre-filled but the matches of --patterns, if given.
     """
     components = build_ner_components(
         dataset,
@@ -350,6 +374,7 @@ def correct(
         beam_width=beam_width,
         component=component,
         batch_size=batch_size,
+        patterns=patterns,
         eval_path=eval_path,
         skip_invalid=skip_invalid,
         settings=session_settings(

@@ -258,6 +258,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E920 = "Refusing to remove or rename {path}: it isn't inside the models folder {root}, the only folder spacy_al ever removes anything from. This is a bug: please report it with the dataset name."
 
     # --- E94x the labelling app
+    E945 = "The span editor's answer isn't for the example shown (got {snippet}): nothing was stored. Answer the example on the page again; if this repeats, reload the page."
 
     # --- E95x benchmarks
     E950 = "Can't find '{name}' of the bundled demo corpus; looked in: {places}. Reinstall spacy_al (pip install --force-reinstall spacy-al), or run it from a source checkout."

@@ -175,6 +175,12 @@ class BaseLoop:
     def version(self) -> int:
         return self.updater.version
 
+    @property
+    def trained(self) -> bool:
+        """Whether the model has learnt anything (an untrained model's
+        suggestions are noise): it has been updated at least once."""
+        return self.updater.version > 0
+
     # --- selecting ------------------------------------------------------------
 
     def docs(self, indices: Sequence[int]) -> list[Doc]:

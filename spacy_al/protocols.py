@@ -162,7 +162,9 @@ class Loop(Protocol):
 
     ``task`` is one of :data:`TASKS`: what its answers are about (labels, or
     entity spans). ``updater`` is None for a loop that learns nothing (the
-    review queue): its ``version`` stays 0, it is never ``ready_to_learn``, has
+    review queue): its ``version`` stays 0 and it is never ``trained`` (whether
+    the model has learnt anything: an untrained one's suggestions are noise,
+    so the app doesn't show them), it is never ``ready_to_learn``, has
     no targets to pop and nothing waiting or in conflict. ``batch_size`` is the
     annotation batch: answers learnt per update.
     """
@@ -179,6 +181,9 @@ class Loop(Protocol):
 
     @property
     def version(self) -> int: ...
+
+    @property
+    def trained(self) -> bool: ...
 
     @property
     def n_pending(self) -> int: ...

@@ -394,84 +394,185 @@ def test_app_ner_teach_stores_the_answer_with_its_span(serve, ner_source, key):
     assert f"{span['label']}</span>" in body
 
 
-def test_app_ner_manual_add_remove_and_accept_gold_spans(serve, ner_source):
+def editor_sent(at: AppTest) -> dict:
+    """What the span editor component was given (AppTest can't run its JS)."""
+    [element] = [
+        e
+        for e in at.get("bidi_component")
+        if e.proto.component_name == "spacy_al.span_editor"
+    ]
+    return json.loads(element.proto.json)
+
+
+def answer_in_editor(at: AppTest, answer: str, spans: list[dict]) -> AppTest:
+    """Send the span editor's answer as the browser does (a trigger value of the
+    component: AppTest can't run its JS), then rerun: its callback stores it."""
+    from streamlit.components.v2.bidi_component.main import _make_trigger_id
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    [element] = [
+        e
+        for e in at.get("bidi_component")
+        if e.proto.component_name == "spacy_al.span_editor"
+    ]
+    payload = {"task": editor_sent(at)["task"], "answer": answer, "spans": spans}
+    states = at._tree.get_widget_states
+
+    def with_trigger():
+        ws = states()
+        trigger = WidgetState(id=_make_trigger_id(element.proto.id, "events"))
+        trigger.json_trigger_value = json.dumps([{"event": "answer", "value": payload}])
+        ws.widgets.append(trigger)
+        return ws
+
+    at._tree.get_widget_states = with_trigger
+    try:
+        return at.run()
+    finally:  # a trigger is sent once
+        at._tree.get_widget_states = states
+
+
+def test_app_ner_manual_sends_the_text_and_labels_to_the_editor(serve, ner_source):
+    serve("ner.manual", source=str(ner_source), label=NER_LABELS)
+    at = session("alice")
+    sent = editor_sent(at)
+    text = "Alice Smith joined Acme in week 0."  # ner.manual serves in source order
+    assert sent["text"] == text and sent["spans"] == []
+    assert sent["labels"] == sorted(NER_LABELS.split(","))
+    assert sent["answers"] == ["accept", "ignore"]
+    assert [text[a:b] for a, b in sent["tokens"]][:4] == [
+        "Alice",
+        "Smith",
+        "joined",
+        "Acme",
+    ]
+
+
+def test_app_ner_editor_answer_becomes_the_stored_answer():
+    from spacy_al.app.views.span_editor import answer_from_editor, editor_data
+
+    text = "Hi 😀 Paris and Rome"
+    tokens = [
+        {"text": w, "start": text.index(w), "end": text.index(w) + len(w)}
+        for w in ("Hi", "😀", "Paris", "and", "Rome")
+    ]
+    task = {"text": text, "tokens": tokens, "_task_key": 2**63 - 25, "spans": []}
+    sent = editor_data(task, ["GPE"], spans=[{"start": 15, "end": 19, "label": "GPE"}])
+    assert sent["task"] == str(2**63 - 25)  # a string: JS numbers lose its digits
+    assert sent["tokens"][2] == [6, 11]  # UTF-16: the emoji is two code units
+    assert sent["spans"] == [{"start": 16, "end": 20, "label": "GPE"}]
+    eg = answer_from_editor(
+        task,
+        {
+            "task": sent["task"],
+            "answer": "accept",
+            "spans": [sent["spans"][0], {"start": 6, "end": 11, "label": "GPE"}],
+        },
+    )
+    assert eg["answer"] == "accept"
+    assert [
+        (text[s["start"] : s["end"]], s["token_start"], s["token_end"])
+        for s in eg["spans"]
+    ] == [
+        ("Paris", 2, 2),
+        ("Rome", 4, 4),
+    ]
+    for payload in (
+        {"task": "1", "answer": "accept", "spans": []},  # another task's answer
+        {"task": sent["task"], "answer": "maybe", "spans": []},
+        {"task": sent["task"], "answer": "accept", "spans": [{"start": 6}]},
+        None,
+    ):
+        with pytest.raises(ValueError, match="E945"):
+            answer_from_editor(task, payload)
+
+
+def test_app_ner_manual_answer_from_the_editor_is_stored_and_moves_on(
+    serve, ner_source
+):
     db_url = serve("ner.manual", source=str(ner_source), label=NER_LABELS)
     at = session("alice")
-    assert at.session_state["ner_spans"] == []
-    text = "Alice Smith joined Acme in week 0."  # ner.manual serves in source order
-    assert "Alice Smith" in html_bodies(at)
-    at.segmented_control(key="ner_label").set_value("PERSON")
-    at.pills(key="ner_tokens_0").select(0).select(1).run()
-    at.button(key="add_span").click().run()
-    assert at.pills(key="ner_tokens_0").value == []
-    at.segmented_control(key="ner_label").set_value("ORG")
-    at.pills(key="ner_tokens_0").select(3).run()
-    at.button(key="add_span").click().run()
-    # a wrong span, overlapping "Acme": replaces it, then is removed
-    at.pills(key="ner_tokens_0").select(3).select(4).run()
-    at.button(key="add_span").click().run()
-    assert [s["token_end"] for s in at.session_state["ner_spans"]] == [1, 4]
-    at.pills(key="ner_remove").select(1).run()
-    at.button(key="remove_spans").click().run()
-    assert len(at.session_state["ner_spans"]) == 1
-    at.pills(key="ner_tokens_0").select(3).run()
-    at.button(key="add_span").click().run()
-    at.button(key="accept").click().run()
+    first = editor_sent(at)
+    text = first["text"]
+    spans = [
+        {"start": 0, "end": 11, "label": "PERSON"},
+        {"start": 19, "end": 23, "label": "ORG"},
+    ]
+    at = answer_in_editor(at, "accept", spans)
     [stored] = answers(db_url)
     assert stored["text"] == text and stored["answer"] == "accept"
+    assert stored["_view_id"] == "ner_manual"
     assert [
         (text[s["start"] : s["end"]], s["label"], s["token_start"], s["token_end"])
         for s in stored["spans"]
     ] == [("Alice Smith", "PERSON", 0, 1), ("Acme", "ORG", 3, 3)]
-    assert at.session_state["ner_spans"] == []  # the next text starts clean
+    after = editor_sent(at)  # the next text, in the same run, with nothing marked
+    assert after["task"] != first["task"] and after["spans"] == []
+
+
+def test_app_ner_manual_refuses_spans_off_the_tokens(serve, ner_source):
+    db_url = serve("ner.manual", source=str(ner_source), label=NER_LABELS)
+    at = answer_in_editor(
+        session("alice"), "accept", [{"start": 1, "end": 4, "label": "PERSON"}]
+    )
+    assert answers(db_url) == []
+    assert "E615" in html_bodies(at) or "align" in html_bodies(at)
 
 
 def test_app_ner_manual_undo_serves_the_text_again(serve, ner_source):
     db_url = serve("ner.manual", source=str(ner_source), label=NER_LABELS)
     at = session("alice")
-    first = at.session_state["ner_for"]
-    at.button(key="ignore").click().run()
-    assert at.session_state["ner_for"] != first and len(answers(db_url)) == 1
+    first = editor_sent(at)["task"]
+    at = answer_in_editor(at, "ignore", [])
+    assert editor_sent(at)["task"] != first and len(answers(db_url)) == 1
     at.button(key="undo").click().run()
-    assert at.session_state["ner_for"] == first and answers(db_url) == []
+    assert editor_sent(at)["task"] == first and answers(db_url) == []
 
 
-def test_app_ner_correct_prefills_the_model_analysis(serve, ner_source):
-    db_url = serve("ner.correct", source=str(ner_source), label=NER_LABELS)
+def test_app_ner_correct_prefills_nothing_while_the_model_is_untrained(
+    serve, ner_source, tmp_path
+):
+    serve("ner.correct", source=str(ner_source), label=NER_LABELS)
     at = session("alice")
-    task_spans = at.session_state["ner_spans"]
-    assert "Most uncertain tokens" in html_bodies(at) or all(
-        s["label"] in NER_LABELS for s in task_spans
+    sent = editor_sent(at)
+    assert sent["spans"] == [] and "hasn't learnt anything yet" in sent["notice"]
+
+
+def test_app_ner_correct_prefills_pattern_matches(serve, ner_source, tmp_path):
+    patterns = tmp_path / "patterns.jsonl"
+    srsly.write_jsonl(
+        patterns,
+        [
+            {"label": "PERSON", "pattern": "Alice Smith"},
+            {"label": "ORG", "pattern": "Acme"},
+        ],
     )
-    at.button(key="accept").click().run()
-    [stored] = answers(db_url)
-    assert stored["_view_id"] == "ner_manual"
-    assert [(s["start"], s["end"], s["label"]) for s in stored["spans"]] == [
-        (s["start"], s["end"], s["label"]) for s in task_spans
+    serve(
+        "ner.correct",
+        source=str(ner_source),
+        label=NER_LABELS,
+        patterns=str(patterns),
+        strategy="sequential",
+    )
+    at = session("alice")
+    sent = editor_sent(at)
+    assert [
+        (sent["text"][s["start"] : s["end"]], s["label"]) for s in sent["spans"]
+    ] == [
+        ("Alice Smith", "PERSON"),
+        ("Acme", "ORG"),
     ]
 
 
-def test_app_ner_manual_pages_long_texts_and_renders_them_inert(serve, tmp_path):
-    words = [f"w{i}" for i in range(100)]
-    words[90:92] = ["<img", "src=x onerror=alert(1)>"]
-    text = " ".join(words)
-    source = tmp_path / "long.jsonl"
-    srsly.write_jsonl(source, [{"text": text}])
-    db_url = serve("ner.manual", source=str(source), label=NER_LABELS)
+def test_app_ner_labels_render_as_text(serve, ner_source):
+    labels = "<img src=x onerror=alert(1)>,<i>LOC</i>"
+    serve("ner.teach", source=str(ner_source), label=labels)
     at = session("alice")
     body = html_bodies(at)
-    assert "<img" not in body and "&lt;img" in body
-    assert at.pills(key="ner_tokens_0").options[-1] == "w79"
-    at.selectbox(key="ner_page").select(80).run()
-    tokens = at.pills(key="ner_tokens_80")
-    first = [o.replace("\\", "") for o in tokens.options].index("<")
-    at.segmented_control(key="ner_label").set_value("ORG")
-    tokens.select(80 + first).select(80 + first + 1).run()
-    at.button(key="add_span").click().run()
-    at.button(key="accept").click().run()
-    [stored] = answers(db_url)
-    [span] = stored["spans"]
-    assert text[span["start"] : span["end"]] == "<img" and span["label"] == "ORG"
+    assert "<img" not in body and "<i>" not in body
+    assert (
+        "&lt;i&gt;LOC&lt;/i&gt;" in body or "&lt;img src=x onerror=alert(1)&gt;" in body
+    )
 
 
 # --- what the card and the sidebar say ------------------------------------------------

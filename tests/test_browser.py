@@ -342,3 +342,116 @@ def test_browser_restart_keeps_the_curve_and_the_version(browser, tmp_path):
         assert int(chosen_by[1].split()[0]) in (1, 2)
     finally:
         stop(process)
+
+
+# --- the NER span editor -------------------------------------------------------
+
+NER_TEXTS = [
+    "Alice Smith joined Acme in Paris.",
+    "Bob Jones left Globex last week.",
+    "Carol White visited Initech.",
+]
+
+
+def ner_server(tmp_path: Path, recipe: str, labels: str, *extra: str):
+    source = tmp_path / "ner.jsonl"
+    srsly.write_jsonl(source, [{"text": t} for t in NER_TEXTS])
+    db = str(tmp_path / "ner.db")
+    args = [recipe, "ner_test", str(source), "--label", labels, "--db", db, *extra]
+    process, url = start(args, tmp_path / "server.log")
+    return process, url, db
+
+
+def open_editor(browser, url: str):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/?session=alice", timeout=60_000)
+    page.locator(".sal-editor .sal-tok").first.wait_for(timeout=60_000)
+    return page
+
+
+def drag(page, first: int, last: int) -> None:
+    """A mouse selection from the middle of token ``first`` to that of ``last``."""
+    tokens = page.locator(".sal-editor .sal-tok")
+    a, b = tokens.nth(first).bounding_box(), tokens.nth(last).bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=5)
+    page.mouse.up()
+
+
+def stored_spans(db: str) -> list[list[tuple[str, str]]]:
+    with Store(db) as store:
+        return [
+            [(eg["text"][s["start"] : s["end"]], s["label"]) for s in eg["spans"]]
+            for eg in store.get_answers("ner_test")
+        ]
+
+
+def test_browser_ner_manual_mouse_selection_and_html_labels(browser, tmp_path):
+    """Two words dragged over, a number key, then A: exactly that span, at
+    the right character offsets; a label written as HTML shows as text."""
+    process, url, db = ner_server(tmp_path, "ner.manual", "PERSON,<i>LOC</i>")
+    try:
+        page = open_editor(browser, url)
+        buttons = page.locator(".sal-editor .sal-label-button")
+        assert buttons.nth(0).inner_text().endswith("<i>LOC</i>")  # sorted: "<" < "P"
+        assert page.locator(".sal-editor i").count() == 0
+        drag(page, 0, 1)
+        page.keyboard.press("2")  # PERSON, for the entity just marked
+        assert (
+            page.locator(".sal-editor mark.sal-ent")
+            .inner_text()
+            .startswith("Alice Smith")
+        )
+        page.keyboard.press("a")
+        page.wait_for_function(
+            "() => document.querySelector('.sal-count')?.textContent === '1'"
+        )
+        with Store(db) as store:
+            [eg] = store.get_answers("ner_test")
+        assert eg["answer"] == "accept"
+        assert [(s["start"], s["end"], s["label"]) for s in eg["spans"]] == [
+            (0, 11, "PERSON")
+        ]
+    finally:
+        stop(process)
+
+
+def test_browser_ner_correct_removes_one_of_two_entities(browser, tmp_path):
+    """Of two pre-filled entities, one removed, then A: only the other is
+    stored, and the next text starts with nothing marked or selected."""
+    patterns = tmp_path / "patterns.jsonl"
+    srsly.write_jsonl(
+        patterns,
+        [
+            {"label": "PERSON", "pattern": "Alice Smith"},
+            {"label": "ORG", "pattern": "Acme"},
+        ],
+    )
+    process, url, db = ner_server(
+        tmp_path,
+        "ner.correct",
+        "PERSON,ORG",
+        "--patterns",
+        str(patterns),
+        "--strategy",
+        "sequential",
+    )
+    try:
+        page = open_editor(browser, url)
+        marks = page.locator(".sal-editor mark.sal-ent")
+        assert marks.count() == 2
+        marks.nth(1).locator(".sal-x").click()  # Acme
+        assert marks.count() == 1
+        page.keyboard.press("a")
+        page.wait_for_function(
+            "() => document.querySelector('.sal-count')?.textContent === '1'"
+        )
+        assert stored_spans(db) == [[("Alice Smith", "PERSON")]]
+        editor = page.locator(".sal-editor")
+        assert "Bob Jones" in editor.locator(".sal-text").inner_text()
+        assert editor.locator("mark.sal-ent").count() == 0
+        assert editor.locator(".sal-sel").count() == 0
+    finally:
+        stop(process)

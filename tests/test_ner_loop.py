@@ -96,7 +96,8 @@ def test_ner_loop_teach_ranks_the_most_uncertain_entity_first():
 
 
 def test_ner_loop_correct_shows_the_model_analysis():
-    loop = make_loop(mode="correct", strategy="mnlp")
+    # (a trained model's: an untrained one's suggests nothing, see below)
+    loop = make_loop(mode="correct", strategy="mnlp", pretrained=True)
     served, _ = loop.updater.serving()
     tasks = loop.select(4)
     assert len(tasks) == 4
@@ -187,9 +188,7 @@ def test_ner_loop_undo_before_learning_serves_the_text_again(store):
     loop.answer([eg], annotator="alice")
     assert loop.undo(eg, annotator="alice")
     assert store.count_answers("ents") == 0 and loop.n_pending == 0
-    assert task["_input_key"] in {
-        t["_input_key"] for t in loop.select(len(loop.pool))
-    }
+    assert task["_input_key"] in {t["_input_key"] for t in loop.select(len(loop.pool))}
 
 
 def test_ner_loop_task_hash_names_the_question_not_the_scores():
@@ -290,3 +289,30 @@ def test_ner_loop_exclude_holds_back_texts():
     assert len(rest) == len(loop.pool) - 20 and not held & {
         t["_input_key"] for t in rest
     }
+
+
+def test_ner_loop_correct_suggests_nothing_while_untrained():
+    loop = make_loop(mode="correct", strategy="mnlp")
+    assert not loop.trained
+    tasks = loop.select(4)
+    assert tasks and all(t["spans"] == [] for t in tasks)
+    assert all(t["meta"]["untrained"] for t in tasks)
+    patterns = [{"label": "GPE", "pattern": c} for c in CITIES]
+    loop = make_loop(mode="correct", strategy="sequential", patterns=patterns)
+    [task] = loop.select(1)
+    assert [
+        (s["label"], task["text"][s["start"] : s["end"]]) for s in task["spans"]
+    ] == [("GPE", "Paris")]
+
+
+def test_ner_loop_teach_cold_start_asks_for_whole_analyses():
+    loop = make_loop(mode="teach", cold_start=True, min_label_answers=1)
+    tasks = loop.select(3)
+    assert [t["_view_id"] for t in tasks] == ["ner_manual"] * 3
+    assert all(t["spans"] == [] and t["meta"]["cold_start"] for t in tasks)
+    # answered with their entities (as the manual view does), the model learns
+    answers = [oracle_answer(t, GOLD[t["text"]], mode="teach") for t in tasks]
+    loop.answer(answers, annotator="a")
+    person = [t for t in loop.select(40) if t["meta"].get("cold_start")]
+    assert person  # PERSON not seen yet: still asking for whole analyses
+    assert make_loop(mode="teach").select(1)[0]["_view_id"] == "ner"  # off by default

@@ -10,9 +10,18 @@ drive it the same way; its ``task`` is ``"ner"``. It runs in one of three modes:
   label has few accepted answers, a span a pattern marks. Texts are ranked by the
   strategy's measure (``entity`` by default: the uncertainty of that candidate;
   or ``mnlp``, ``token-entropy`` ...).
-* ``correct`` (view ``ner_manual``): the model's best analysis, to be fixed.
+* ``correct`` (view ``ner_manual``): the model's best analysis, to be fixed;
+  while the model is untrained (:attr:`NERLoop.trained`), nothing (or the
+  patterns' matches): an untrained model's entities are noise to delete.
 * ``manual`` (view ``ner_manual``): spans from scratch, pre-highlighted by
   patterns if any.
+
+The cold start of ``teach`` without patterns (``cold_start=True``): while the
+model is untrained and some label has fewer than ``min_label_answers``
+accepted entities, the texts are served in source order as ``ner_manual``
+tasks (``meta["cold_start"]``) for the annotator to mark, instead of an
+untrained model's guesses. This needs a feed that answers a task in the view it
+was served in (its ``_view_id``).
 
 Every task carries its tokens with the model's per-token entropy and entity
 probability (when the model scored it), for shading in the app.
@@ -71,6 +80,8 @@ class NERLoop(BaseLoop):
         window: int | None = None,
         patterns: EntityPatterns | None = None,
         min_label_answers: int = 5,
+        pretrained: bool = False,
+        cold_start: bool = False,
         strategy_config: dict | None = None,
         seed: int = 0,
         doc_cache_size: int = 100_000,
@@ -96,6 +107,30 @@ class NERLoop(BaseLoop):
         self.exclusive = False
         self.patterns = patterns
         self.min_label_answers = min_label_answers
+        self.pretrained = pretrained
+        self.cold_start = cold_start
+
+    @property
+    def trained(self) -> bool:
+        """Whether the model has learnt anything: updated at least once, or
+        built on a pipeline whose entity recognizer came trained
+        (``pretrained``)."""
+        return self.pretrained or self.version > 0
+
+    def in_cold_start(self, version: int | None = None) -> bool:
+        """Whether ``teach`` asks for whole analyses now (see the module doc)."""
+        version = self.version if version is None else version
+        return (
+            self.mode == "teach"
+            and self.cold_start
+            and self.patterns is None
+            and not self.pretrained
+            and (
+                version == 0
+                or bool(len(self.labels))
+                and int(self.label_counts().min()) < self.min_label_answers
+            )
+        )
 
     # --- selecting ------------------------------------------------------------
 
@@ -155,6 +190,13 @@ class NERLoop(BaseLoop):
             return []
         n = min(n, len(indices))
         served, version = self.updater.serving()
+        if self.in_cold_start(version):
+            picked = indices[:n]
+            return [
+                self._task(int(i), doc, None, [], version, None, False, cold=True)
+                for i, doc in zip(picked, self.docs(picked), strict=True)
+            ]
+        trained = self.pretrained or version > 0
         docs = self.docs(indices)
         score_all = self.mode == "teach" or self.spec.needs_scores
         scored = served.score(docs) if score_all else None
@@ -176,7 +218,13 @@ class NERLoop(BaseLoop):
                     scored[j] = s
             for j in picked:
                 chosen.append(
-                    (j, self._suggest(docs[j], scored[j] if scored else None), False)
+                    (
+                        j,
+                        self._suggest(
+                            docs[j], scored[j] if scored else None, trained=trained
+                        ),
+                        False,
+                    )
                 )
         tasks = []
         for j, spans, from_pattern in chosen:
@@ -197,6 +245,8 @@ class NERLoop(BaseLoop):
                     from_pattern,
                 )
             )
+            if not trained and self.mode != "manual":  # the app says so
+                tasks[-1]["meta"]["untrained"] = True
         return tasks
 
     def _pattern_picks(
@@ -226,15 +276,18 @@ class NERLoop(BaseLoop):
                     break
         return picks
 
-    def _suggest(self, doc: Doc, scores: DocNERScores | None) -> list[Suggestion]:
+    def _suggest(
+        self, doc: Doc, scores: DocNERScores | None, *, trained: bool = True
+    ) -> list[Suggestion]:
         """What a task shows: one uncertain entity (teach), the model's analysis
-        (correct), or the pattern matches (manual)."""
+        (correct; the pattern matches while the model is untrained), or the
+        pattern matches (manual)."""
         if self.mode == "teach":
             start, end, label, prob = min(
                 scores.entities, key=lambda c: (abs(c[3] - 0.5), c[0], c[1], c[2])
             )
             return [(start, end, label, prob)]
-        if self.mode == "correct":
+        if self.mode == "correct" and trained:
             probs = {(s, e, lab): p for s, e, lab, p in scores.entities}
             return [
                 (s, e, lab, probs.get((s, e, lab))) for s, e, lab in scores.predicted
@@ -252,7 +305,13 @@ class NERLoop(BaseLoop):
         version: int,
         uncertainty: float | None,
         from_pattern: bool,
+        *,
+        cold: bool = False,
     ) -> dict:
+        """The task of pool text ``i``; ``cold``: a cold-start task of
+        ``teach``, answered in the ``ner_manual`` view."""
+        view_id = "ner_manual" if cold else self.view_id
+        teach = self.mode == "teach" and not cold
         source = self.pool.tasks[i]
         tokens = []
         for token in doc:
@@ -283,10 +342,12 @@ class NERLoop(BaseLoop):
         meta["strategy"] = self.spec.name
         if uncertainty is not None:
             meta["uncertainty"] = _round(uncertainty)
-        if self.mode == "teach" and out_spans and "score" in out_spans[0]:
+        if teach and out_spans and "score" in out_spans[0]:
             meta["score"] = out_spans[0]["score"]
         if from_pattern:
             meta["pattern"] = True
+        if cold:
+            meta["cold_start"] = True
         task: dict[str, Any] = {
             "text": source["text"],
             "tokens": tokens,
@@ -295,17 +356,17 @@ class NERLoop(BaseLoop):
             "_input_hash": source["_input_hash"],
             "_input_key": source["_input_key"],
             "_model_version": version,
-            "_view_id": self.view_id,
+            "_view_id": view_id,
         }
-        if self.mode == "teach":
+        if teach:
             task["label"] = out_spans[0]["label"]
         # The question, not the model's numbers: the same span (teach) or the same
         # text (correct, manual) asked again has the same task key (and hash).
         asked = [
             {"start": s["start"], "end": s["end"], "label": s["label"]}
-            for s in (out_spans if self.mode == "teach" else [])
+            for s in (out_spans if teach else [])
         ]
-        question = {"spans": asked, "label": self.view_id}
+        question = {"spans": asked, "label": view_id}
         task["_task_hash"] = get_task_hash(
             {"_input_hash": source["_input_hash"], **question}
         )
@@ -333,10 +394,11 @@ def oracle_answer(task: dict, gold: Sequence[dict], *, mode: str) -> dict:
     """What a careful annotator answers, from the gold spans (character offsets).
 
     ``teach``: accept the suggested span if it is exactly a gold entity, else
-    reject it. ``correct``/``manual``: the gold spans, accepted.
+    reject it. ``correct``/``manual`` (and a cold-start task of ``teach``): the
+    gold spans, accepted.
     """
     eg = dict(task)
-    if mode == "teach":
+    if mode == "teach" and task.get("_view_id", "ner") == "ner":  # not a cold start
         gold_triples = {(s["start"], s["end"], s["label"]) for s in gold}
         span = task["spans"][0]
         eg["answer"] = (

@@ -67,6 +67,11 @@ class ReviewLoop:
         return 0
 
     @property
+    def trained(self) -> bool:
+        """False: there is no model."""
+        return False
+
+    @property
     def n_pending(self) -> int:
         """0: reviews are stored, never queued for learning."""
         return 0
