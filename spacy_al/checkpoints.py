@@ -302,8 +302,11 @@ def _version_mark_path(path: str | Path) -> Path:
 def write_version_mark(path: str | Path, version: int) -> None:
     """Record (atomically) that ``version`` was served from checkpoint ``path``'s
     model: cheap enough after every update, so that a restarted server never
-    serves an older version number than one already shown."""
-    _write_json(_version_mark_path(path), {"version": int(version)})
+    serves an older version number than one already shown. The mark only goes
+    up: servers of one dataset on one SQLite file share the folder, and one that
+    learnt less must not lower what the other showed."""
+    version = max(int(version), read_version_mark(path))
+    _write_json(_version_mark_path(path), {"version": version})
 
 
 def read_version_mark(path: str | Path) -> int:

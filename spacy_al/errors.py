@@ -264,6 +264,10 @@ class Errors(metaclass=ErrorsWithCodes):
     E950 = "Can't find '{name}' of the bundled demo corpus; looked in: {places}. Reinstall spacy_al (pip install --force-reinstall spacy-al), or run it from a source checkout."
     E951 = "measure_ner_scoring needs repeats >= 1 and epochs >= 1, got repeats={repeats!r} and epochs={epochs!r}."
     E952 = "The NER scoring benchmark needs at least 2 training records and 1 record to score with gold 'spans' (and at least one entity label), got {n_train} and {n_docs}. Pass --ner-corpus a directory whose train.jsonl and test.jsonl carry gold spans, e.g. ../shared/corpora/wnut17."
+    E955 = "The durability trial needs at least 1 server and at least one annotator per server, got {servers} servers and {annotators} annotators."
+    E956 = "The train kill trials need at least 1 trial and a kill share between 0 and 1, got trials={trials!r} and write_share={write_share!r}."
+    E957 = "The complete 'train' run of the kill trials failed (exit status {code}), so there is no model to protect: {tail}"
+    E958 = "'bench durability' can't run '{run}': {reason}"
 
     # --- E96x-E97x identity, the answer format, import and export
     E960 = "'{field}' must be one of 'accept', 'reject' or 'ignore', got {snippet}. {fix}"

@@ -4,7 +4,9 @@ across restarts.
 The big test starts ``python -m spacy_al textcat.teach ... --api`` as its own
 process, lets four clients label through the JSON API, kills the process with
 SIGKILL at random moments (20 times; also while it starts) and compares what
-the clients were told with what the database holds at the end.
+the clients were told with what the database holds at the end. Two servers on
+one database are killed the same way, and ``train`` is killed while it writes
+its pipeline (the previous one must still load).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 from spacy_al.recipes.textcat import build_components
 
-from spacy_al.benchmarks.durability import run_trials
+from spacy_al.benchmarks.durability import run_train_kills, run_trials
 from spacy_al.checkpoints import (
     Checkpoints,
     load_checkpoint,
@@ -251,3 +253,87 @@ def test_crash_checkpoint_dir_for_postgres_uses_spacy_al_home(monkeypatch, tmp_p
     monkeypatch.setenv("SPACY_AL_HOME", str(tmp_path))
     checkpoints = Checkpoints.for_db("postgresql://u@h/db", "ds")
     assert checkpoints.model_path.parent.parent == tmp_path / "models"
+
+
+# --- two servers on one database, and train, killed with SIGKILL ----------------------
+
+
+@pytest.fixture(scope="module")
+def two_servers_killed(tmp_path_factory):
+    """Two real servers on one SQLite database, 4 annotators split between them,
+    either server killed 3 times: (database URL, report)."""
+    workdir = tmp_path_factory.mktemp("two_servers")
+    db_url = f"sqlite:///{workdir / 'answers.db'}"
+    report = run_trials(
+        db=db_url,
+        source=SUPPORT,
+        labels=LABEL_LIST,
+        workdir=workdir,
+        kills=3,
+        annotators=4,
+        servers=2,
+        uptime=(1.0, 2.5),
+        startup_kill_share=0.0,
+        think=0.2,
+        seed=3,
+    )
+    return db_url, report
+
+
+def test_crash_kill_9_of_either_of_two_servers_loses_nothing(two_servers_killed):
+    _, report = two_servers_killed
+    summary = json.dumps(report.as_dict(), indent=1)
+    assert report.servers == 2 and report.kills == 3, summary
+    assert report.acknowledged >= 30, summary  # both servers' annotators got work done
+    assert report.lost == 0, summary  # acknowledged = stored as told
+    assert report.duplicates == 0, summary  # no example answered twice at overlap 1
+    assert report.errors == 0, summary
+    assert report.version_regressions == 0, summary
+    assert report.stored - report.acknowledged <= report.unconfirmed, summary
+    assert len(report.final_versions) == 2 and min(report.final_versions) >= 1
+
+
+def test_crash_kill_9_of_train_keeps_a_loadable_model(two_servers_killed, tmp_path):
+    db_url, _ = two_servers_killed
+    report = run_train_kills(
+        db=db_url,
+        dataset="durability",
+        workdir=tmp_path,
+        trials=3,
+        write_share=1.0,  # every kill aimed at the write of the new pipeline
+        max_epochs=3,
+        seed=1,
+    )
+    summary = json.dumps(report.as_dict(), indent=1)
+    assert report.answers >= 30, summary
+    assert report.kills >= 1 and report.during_write >= 1, summary
+    assert report.not_loadable == 0 and report.loadable == report.kills, summary
+    assert report.kept_previous >= 1, summary  # the previous model, untouched
+    # The complete runs (the first, the last) saved a model that loads, and the
+    # last one removed what the killed runs left beside it.
+    assert report.completed >= 2, summary
+    assert report.completed_loadable == report.completed, summary
+    assert report.leftovers_after == 0, summary
+
+
+def test_crash_two_servers_on_one_sqlite_file_never_serve_an_older_version(tmp_path):
+    # They share the checkpoint folder (DB.models/NAME-HASH): the version mark
+    # the second writes must not lower the version the first showed.
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    first, second = _components(db_url), _components(db_url)  # two servers
+    ckpt = first["checkpoint"].model_path
+    for _ in range(3):  # the first serves versions 1, 2, 3
+        _answer(first["loop"], 5, who="alice")
+        first["loop"].learn()
+        write_version_mark(ckpt, first["loop"].updater.version)
+    _answer(second["loop"], 5, who="bob")  # the second learns once and saves
+    second["loop"].learn()
+    second["checkpoint"].save(second["loop"].updater)
+    write_version_mark(second["checkpoint"].model_path, second["loop"].updater.version)
+    first["store"].close()  # the first is killed; started again:
+    again = _components(db_url)
+    try:
+        assert again["loop"].updater.version > 3  # alice saw version 3
+    finally:
+        again["store"].close()
+        second["store"].close()

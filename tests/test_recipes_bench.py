@@ -8,7 +8,7 @@ from spacy_al.recipes import bench as bench_recipe
 from typer.testing import CliRunner
 
 from spacy_al.benchmarks import peers
-from spacy_al.benchmarks.durability import TrialReport
+from spacy_al.benchmarks.durability import TrainKillReport, TrialReport
 from spacy_al.benchmarks.labels import median_labels, summarize
 from spacy_al.benchmarks.peers import PEERS, available_peers, seed_indices
 from spacy_al.cli import build_app, load_builtin_recipes, main
@@ -236,27 +236,57 @@ def test_recipes_bench_durability_runs_both_runs_per_database(tmp_path, monkeypa
     from spacy_al.recipes import bench_durability
 
     calls = []
+    trained = []
 
     def fake_run_trials(**kwargs):
         calls.append(kwargs)
         return TrialReport(
-            backend="sqlite", acknowledged=7, stored=7, kills=kwargs["kills"]
+            backend="sqlite",
+            acknowledged=7,
+            stored=7,
+            kills=kwargs["kills"],
+            servers=kwargs.get("servers", 1),
         )
 
+    def fake_run_train_kills(**kwargs):
+        trained.append(kwargs)
+        return TrainKillReport(backend="sqlite", trials=kwargs["trials"], kills=2)
+
     monkeypatch.setattr(bench_durability, "run_trials", fake_run_trials)
+    monkeypatch.setattr(bench_durability, "run_train_kills", fake_run_train_kills)
     with pytest.raises(SystemExit) as exit_info:
         main(
             ["bench", "durability", "--trials", "3", "--annotators", "20"]
             + ["--minutes", "0.5", "--output", str(tmp_path)]
+            + ["--server-kills", "5", "--train-kills", "4"]
         )
     assert exit_info.value.code in (0, None)
     assert [(c["kills"], c["annotators"], c["seconds"]) for c in calls] == [
         (3, 4, None),
         (0, 20, 30.0),
+        (5, 20, None),
+    ]
+    assert calls[2]["servers"] == 2  # 20 annotators split between two servers
+    # train is killed on the answers of the two servers' run.
+    assert [(t["db"], t["dataset"], t["trials"]) for t in trained] == [
+        (calls[2]["db"], calls[2]["dataset"], 4)
     ]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["run"] for r in results] == ["kill -9", "load"]
-    assert all(r["acknowledged"] == 7 and "load_before" in r for r in results)
+    assert [r["run"] for r in results] == [
+        "kill -9",
+        "load",
+        "2 servers kill -9",
+        "train kill -9",
+    ]
+    assert all(r["acknowledged"] == 7 and "load_before" in r for r in results[:3])
+    assert results[3]["kills"] == 2 and "load_before" in results[3]
+
+
+def test_recipes_bench_durability_unknown_run_fails_clearly(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "durability", "--runs", "kill,nap", "--output", str(tmp_path)])
+    assert exit_info.value.code == 1
+    assert not (tmp_path / "results.json").exists()
 
 
 # --- bench speed ----------------------------------------------------------------

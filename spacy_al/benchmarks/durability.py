@@ -1,17 +1,22 @@
-"""Durability trials: kill a real API server with SIGKILL while annotators answer.
+"""Durability trials: kill real API servers and ``train`` with SIGKILL.
 
 What a team lead needs to trust: every answer a client was told is stored
-survives ``kill -9`` at any moment, nothing is stored twice, and the model's
-version never goes backwards. :func:`run_trials` starts the JSON API of an
-interactive recipe (``python -m spacy_al RECIPE ... --api``) as a separate
-process, lets several client threads label through it (each keeping a ledger
-of what it was told), kills the process at random moments and starts it again,
-and at the end compares the ledgers with what the database holds. With
-``kills=0`` it is a plain load run: N annotators for a while, with latencies.
+survives ``kill -9`` at any moment, nothing is stored twice, the model's version
+never goes backwards, and a killed ``train`` never destroys the pipeline it was
+replacing. :func:`run_trials` starts the JSON API of an interactive recipe
+(``python -m spacy_al RECIPE ... --api``) as one or more separate processes on
+one database, lets client threads label through them (each annotator talks to
+one server and keeps a ledger of what it was told), kills a server at random
+moments and starts it again with the same command, and at the end compares the
+ledgers with what the database holds. With ``kills=0`` it is a plain load run:
+N annotators for a while, with latencies. :func:`run_train_kills` runs
+``python -m spacy_al train OUT --textcat DATASET``, kills it at random moments
+(some of them aimed at the write of the pipeline) and loads OUT with
+``spacy.load`` after every kill.
 
-The server is a real process (:class:`~spacy_al.benchmarks.processes.ServerProcess`),
-killed with SIGKILL. This module prints nothing: the ``bench durability`` recipe
-and the crash test report its :class:`TrialReport`.
+The processes are real (:mod:`spacy_al.benchmarks.processes`), killed with
+SIGKILL. This module prints nothing: the ``bench durability`` recipe and the
+crash tests report its :class:`TrialReport` and :class:`TrainKillReport`.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ import numpy as np
 
 from spacy_al.benchmarks.processes import (
     REQUEST_TIMEOUT,
+    CliProcess,
     ServerProcess,
     free_port,
     request,
 )
 from spacy_al.checkpoints import Checkpoints, target_digest
+from spacy_al.errors import Errors
 
 
 @dataclass
@@ -49,10 +56,17 @@ class TrialReport:
     are fine, each at most once); ``errors``: replies with an error status
     (kills' broken connections are not errors); ``version_regressions``:
     restarts that served an older model version than one seen before the kill;
-    ``unlearnt``: stored answers the final checkpoint hasn't learnt.
+    ``failed_starts``: starts (with the same command) after which a server died
+    on its own before answering its health check (it is started again, up to
+    three times in a row), with the end of its log in ``error_samples``;
+    ``unlearnt``: stored answers the final checkpoint hasn't learnt (with
+    several servers, summed over their checkpoints). ``servers``: server
+    processes on the one database; ``versions`` and ``final_versions`` are
+    per server start (each server has a model of its own).
     """
 
     backend: str
+    servers: int = 1
     kills: int = 0
     starts: int = 0
     annotators: int = 0
@@ -64,11 +78,13 @@ class TrialReport:
     unconfirmed: int = 0
     unconfirmed_stored: int = 0
     errors: int = 0
+    failed_starts: int = 0
     error_samples: list[str] = field(default_factory=list)
     interrupted: int = 0
     version_regressions: int = 0
     versions: list[int] = field(default_factory=list)
     final_version: int = 0
+    final_versions: list[int] = field(default_factory=list)
     unlearnt: int = 0
     learnt_after_restart: bool = False
     answer_p50_ms: float = 0.0
@@ -86,6 +102,7 @@ class TrialReport:
             self.lost == 0
             and self.duplicates == 0
             and self.errors == 0
+            and self.failed_starts == 0
             and self.version_regressions == 0
             and self.unlearnt == 0
         )
@@ -102,7 +119,15 @@ class _Ledger:
         self.interrupted = 0
         self.answer_ms: list[float] = []
         self.next_ms: list[float] = []
-        self.max_version = 0
+        self.max_version: dict[int, int] = {}  # per server: the newest version seen
+
+    def saw(self, server: int, version: int) -> None:
+        with self.lock:
+            self.max_version[server] = max(self.max_version.get(server, 0), version)
+
+    def seen(self, server: int) -> int:
+        with self.lock:
+            return self.max_version.get(server, 0)
 
 
 def _client(
@@ -112,12 +137,14 @@ def _client(
     ledger: _Ledger,
     stop: threading.Event,
     *,
+    server: int = 0,
     seed: int,
     think: float,
 ) -> None:
-    """One annotator: ask, answer, and after a broken reply send it again."""
+    """One annotator of ``server``: ask, answer (naming the task by its
+    ``_input_key``, as the API asks), and after a broken reply send it again."""
     rng = random.Random(seed)
-    unsent: dict | None = None  # an answer whose reply was cut off
+    unsent: dict | None = None  # the task of an answer whose reply was cut off
     while not stop.is_set():
         try:
             if unsent is None:
@@ -138,10 +165,7 @@ def _client(
                 if task is None:
                     time.sleep(0.2)
                     continue
-                with ledger.lock:
-                    ledger.max_version = max(
-                        ledger.max_version, int(task.get("_model_version") or 0)
-                    )
+                ledger.saw(server, int(task.get("_model_version") or 0))
                 if think:
                     time.sleep(rng.uniform(0.5 * think, 1.5 * think))
                 choice = rng.random()
@@ -157,11 +181,18 @@ def _client(
                 port_of(),
                 "POST",
                 "/answer",
-                {"annotator": who, "token": token(), "task": unsent},
+                {
+                    "annotator": who,
+                    "token": token(),
+                    "task": {
+                        "_input_key": unsent["_input_key"],
+                        "answer": unsent["answer"],
+                    },
+                },
             )
             elapsed = (time.perf_counter() - start) * 1000
             if status != 200:
-                _error(ledger, f"/answer {status}: {reply}")
+                _error(ledger, f"{who} /answer {status}: {reply}")
                 unsent = None
                 continue
             with ledger.lock:
@@ -189,6 +220,34 @@ def _error(ledger: _Ledger, message: str) -> None:
         ledger.errors.append(message[:300])
 
 
+@dataclass
+class _Server:
+    """One server process of a trial, and what its annotators need from it."""
+
+    index: int
+    process: ServerProcess
+    names: list[str]
+    checkpoints: Checkpoints
+    restricted: bool
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def read_tokens(self) -> None:
+        if self.restricted:  # kept in the checkpoint folder: the same after restarts
+            self.tokens.update(self.checkpoints.read_tokens())
+
+    def version(self) -> int | None:
+        """The model version the server serves now (None if it doesn't answer)."""
+        if not self.names:
+            return None
+        who = self.names[0]
+        query = f"/stats?annotator={who}&token={self.tokens.get(who, '')}"
+        try:
+            status, reply = request(self.process.port, "GET", query, timeout=5.0)
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        return int(reply["version"]) if status == 200 else None
+
+
 def run_trials(
     *,
     db: str,
@@ -197,6 +256,7 @@ def run_trials(
     workdir: str | Path,
     kills: int = 20,
     annotators: int = 4,
+    servers: int = 1,
     seconds: float | None = None,
     uptime: tuple[float, float] = (0.3, 2.5),
     startup_kill_share: float = 0.2,
@@ -210,23 +270,29 @@ def run_trials(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> TrialReport:
-    """Kill the server ``kills`` times while ``annotators`` clients label, then
+    """Kill a server ``kills`` times while ``annotators`` clients label, then
     compare what they were told with the database (see :class:`TrialReport`).
 
-    Each kill comes at a random moment: ``uptime`` seconds (uniform) after the
-    server answered its first health check, or, for ``startup_kill_share`` of
-    the kills, while it is still starting (loading the checkpoint, learning the
-    answers stored after it). With ``kills=0`` the server runs ``seconds`` and
-    is never killed (a load run). ``think`` is each annotator's mean seconds per
-    answer (0: as fast as the server replies). At the end the server starts once
-    more (learning what the last checkpoint missed) and is stopped with SIGTERM.
+    ``servers`` server processes (the same command, each on its own port and
+    with its own model folder) serve one dataset from one database; annotator
+    ``i`` talks to server ``i % servers`` only. Each kill hits one server (at
+    random with several) at a random moment: ``uptime`` seconds (uniform) after
+    the previous kill's server answered its first health check, or, for
+    ``startup_kill_share`` of the kills, while it is still starting (loading
+    the checkpoint, learning the answers stored after it); the killed server is
+    started again with the same command. With ``kills=0`` the servers run
+    ``seconds`` and are never killed (a load run). ``think`` is each annotator's
+    mean seconds per answer (0: as fast as the server replies). At the end every
+    server starts once more (learning what its last checkpoint missed) and is
+    stopped with SIGTERM.
     """
     from spacy_al.store import Store
 
+    if servers < 1 or annotators < servers:
+        raise ValueError(Errors.E955.format(servers=servers, annotators=annotators))
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    port = free_port()
     names = [f"annotator{i:02d}" for i in range(annotators)]
     argv = [
         recipe,
@@ -239,123 +305,172 @@ def run_trials(
         "--batch-size",
         str(batch_size),
     ]
-    if restricted:
-        argv += ["--annotators", ",".join(names)]
-    env = {
-        "SPACY_AL_CHECKPOINT_SECONDS": str(checkpoint_seconds),
-        "SPACY_AL_HOME": str(workdir / "home"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    server = ServerProcess(
-        argv, port=port, log=workdir / "server.log", env=env, fork=fork
-    )
     backend = "postgresql" if db.startswith("postgresql") else "sqlite"
-    report = TrialReport(backend=backend, annotators=annotators)
+    report = TrialReport(backend=backend, annotators=annotators, servers=servers)
     ledger = _Ledger()
-    tokens: dict[str, str] = {}
     stop = threading.Event()
     say = progress or (lambda _: None)
 
-    checkpoints = _checkpoints(db, dataset, workdir)
-
-    def read_tokens() -> None:
-        if restricted:  # kept in the checkpoint folder: the same after every restart
-            tokens.update(checkpoints.read_tokens())
-
-    def stats_version() -> int | None:
-        who = names[0]
-        query = f"/stats?annotator={who}&token={tokens.get(who, '')}"
-        try:
-            status, reply = request(port, "GET", query, timeout=5.0)
-        except (OSError, http.client.HTTPException, ValueError):
-            return None
-        return int(reply["version"]) if status == 200 else None
-
-    threads = [
-        threading.Thread(
-            target=_client,
-            args=(lambda: port, who, lambda who=who: tokens.get(who), ledger, stop),
-            kwargs={"seed": seed * 1000 + i, "think": think},
-            daemon=True,
+    group: list[_Server] = []
+    for index in range(servers):
+        # One server keeps the single-server layout (workdir/home, server.log);
+        # several get a model folder each (one learner per dataset is #13).
+        suffix = "" if servers == 1 else str(index)
+        home = workdir / f"home{suffix}"
+        mine = names[index::servers]
+        server_argv = list(argv)
+        if restricted:
+            server_argv += ["--annotators", ",".join(mine)]
+        env = {
+            "SPACY_AL_CHECKPOINT_SECONDS": str(checkpoint_seconds),
+            "SPACY_AL_HOME": str(home),
+            "PYTHONUNBUFFERED": "1",
+        }
+        process = ServerProcess(
+            server_argv,
+            port=free_port(),
+            log=workdir / f"server{suffix}.log",
+            env=env,
+            fork=fork,
         )
-        for i, who in enumerate(names)
-    ]
+        group.append(
+            _Server(
+                index=index,
+                process=process,
+                names=mine,
+                checkpoints=_checkpoints(db, dataset, home),
+                restricted=restricted,
+            )
+        )
+
+    def check_version(server: _Server) -> None:
+        """A (re)started server must not serve a version older than one seen."""
+        seen = ledger.seen(server.index)
+        version = server.version()
+        if version is not None:
+            report.versions.append(version)
+            if version < seen:
+                report.version_regressions += 1
+
+    start_failures: list[str] = []
+
+    def failed_start(server: _Server) -> None:
+        report.failed_starts += 1
+        tail = _tail(Path(server.process.log), 600)
+        start_failures.append(f"server {server.index} died while starting: {tail}")
+
+    def ready_or_retry(server: _Server, attempts: int = 3) -> None:
+        """Wait for ``server`` (started) to answer; a server that died while
+        starting is counted and started again with the same command."""
+        for _ in range(attempts):
+            if server.process.wait_ready():
+                return
+            if server.process.alive():  # no health reply within READY_TIMEOUT
+                break
+            failed_start(server)
+            server.process.start()
+        raise RuntimeError(_tail(Path(server.process.log)))
+
+    def watch(until: float, step: float) -> None:
+        while time.monotonic() < until:
+            for server in group:
+                _watch_version(server, ledger)
+            time.sleep(min(step, max(until - time.monotonic(), 0)))
+
+    threads = []
+    for i, who in enumerate(names):
+        server = group[i % servers]
+        threads.append(
+            threading.Thread(
+                target=_client,
+                args=(
+                    lambda port=server.process.port: port,
+                    who,
+                    lambda who=who, server=server: server.tokens.get(who),
+                    ledger,
+                    stop,
+                ),
+                kwargs={
+                    "server": server.index,
+                    "seed": seed * 1000 + i,
+                    "think": think,
+                },
+                daemon=True,
+            )
+        )
     start_times: list[float] = []
     began = time.monotonic()
     last_start = 3.0
+    victim = group[0]
     try:
         for trial in range(max(kills, 1)):
             started = time.monotonic()
-            server.start()
+            starting = group if trial == 0 else [victim]
+            for server in starting:
+                server.process.start()
             if kills and trial > 0 and rng.random() < startup_kill_share:
                 time.sleep(rng.uniform(0.0, last_start))
-                if not server.wait_ready(timeout=0.01):
-                    server.kill()
-                    report.kills += 1
-                    report.kill_moments.append("starting")
-                    continue
-            if not server.wait_ready():
-                raise RuntimeError(_tail(workdir / "server.log"))
+                if not victim.process.wait_ready(timeout=0.01):
+                    if victim.process.alive():
+                        victim.process.kill()
+                        report.kills += 1
+                        moment = _moment("starting", victim, servers)
+                        report.kill_moments.append(moment)
+                        continue
+                    failed_start(victim)  # it died on its own: start it again
+                    victim.process.start()
+            for server in starting:
+                ready_or_retry(server)
             last_start = time.monotonic() - started
             start_times.append(last_start)
-            read_tokens()
-            version = stats_version()
-            with ledger.lock:
-                seen = ledger.max_version
-            if version is not None:
-                report.versions.append(version)
-                if version < seen:
-                    report.version_regressions += 1
+            for server in starting:
+                server.read_tokens()
+                check_version(server)
             if trial == 0:
                 for thread in threads:
                     thread.start()
             if not kills:
-                deadline = time.monotonic() + float(seconds or 60.0)
-                while time.monotonic() < deadline:
-                    _watch_version(stats_version, ledger)
-                    time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+                watch(time.monotonic() + float(seconds or 60.0), 1.0)
                 break
             up = rng.uniform(*uptime)
-            deadline = time.monotonic() + up
-            while time.monotonic() < deadline:
-                _watch_version(stats_version, ledger)
-                time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
-            server.kill()
+            watch(time.monotonic() + up, 0.1)
+            if servers > 1:
+                victim = group[rng.randrange(servers)]
+            victim.process.kill()
             report.kills += 1
-            report.kill_moments.append(f"{up:.2f}s up")
+            report.kill_moments.append(_moment(f"{up:.2f}s up", victim, servers))
             say(f"kill {report.kills}/{kills}: acknowledged {len(ledger.acked)}")
         stop.set()  # the clients stop: what they were told is now fixed
         for thread in threads:
             if thread.is_alive():
                 thread.join(REQUEST_TIMEOUT + 5)
-        if server.alive():  # a load run ends as a service stop does: SIGTERM
-            server.stop()
+        for server in group:
+            if server.process.alive():  # a load run ends as a service stop: SIGTERM
+                server.process.stop()
         # The last start learns what the last checkpoint missed.
-        with ledger.lock:
-            seen = ledger.max_version
-        server.start()
-        if not server.wait_ready():
-            raise RuntimeError(_tail(workdir / "server.log"))
-        version = stats_version()
-        if version is not None:
-            report.versions.append(version)
-            if version < seen:
-                report.version_regressions += 1
+        for server in group:
+            server.process.start()
+        for server in group:
+            ready_or_retry(server)
+            check_version(server)
     finally:
         stop.set()
         for thread in threads:
             if thread.is_alive():
                 thread.join(REQUEST_TIMEOUT + 5)
-        version = stats_version()
-        report.final_version = version if version is not None else -1
-        server.close()
+        for server in group:
+            version = server.version()
+            report.final_versions.append(version if version is not None else -1)
+            server.process.close()
+    report.final_version = max(report.final_versions)
     report.seconds = round(time.monotonic() - began, 1)
-    report.starts = server.starts
+    report.starts = sum(server.process.starts for server in group)
     report.start_seconds_mean = round(float(np.mean(start_times or [0.0])), 2)
 
     # --- compare the ledgers with the database ----------------------------------
     with Store(db) as store:
         rows = store.get_answers(dataset) if store.has_dataset(dataset) else []
+        meta = store.dataset_meta(dataset) if rows else {}
     by_id = {row["_id"]: row for row in rows}
     per_key = Counter((row["_annotator_id"], row["_input_key"]) for row in rows)
     per_input = Counter(row["_input_key"] for row in rows)
@@ -377,50 +492,280 @@ def run_trials(
     report.unconfirmed = len(ledger.unconfirmed)
     report.unconfirmed_stored = sum(stored_keys[k] for k in ledger.unconfirmed)
     report.errors = len(ledger.errors)
-    report.error_samples = ledger.errors[:5]
+    report.error_samples = [*start_failures[:2], *ledger.errors][:5]
     report.interrupted = ledger.interrupted
     report.answer_p50_ms = _percentile(ledger.answer_ms, 50)
     report.answer_p95_ms = _percentile(ledger.answer_ms, 95)
     report.next_p95_ms = _percentile(ledger.next_ms, 95)
-    # --- what the final checkpoint learnt ------------------------------------------
-    learnt = checkpoints.learnt()
-    if rows and learnt is not None:
-        from spacy_al.textcat.targets import answers_to_textcat_targets
-
-        with Store(db) as store:
-            meta = store.dataset_meta(dataset)
-        targets = answers_to_textcat_targets(
-            rows, meta.get("labels") or list(labels), exclusive=meta.get("exclusive")
-        )
-        report.unlearnt = sum(
-            learnt.get(str(t.input_key)) != target_digest(t) for t in targets
-        )
-    elif rows:
-        report.unlearnt = len(rows)
+    # --- what the final checkpoints learnt -----------------------------------------
+    report.unlearnt = sum(
+        _unlearnt(rows, server.checkpoints, meta, labels) for server in group
+    )
     report.learnt_after_restart = report.unlearnt == 0
     return report
 
 
-def _watch_version(stats_version: Callable[[], int | None], ledger: _Ledger) -> None:
-    version = stats_version()
+def _moment(when: str, server: _Server, servers: int) -> str:
+    return when if servers == 1 else f"server {server.index} {when}"
+
+
+def _unlearnt(
+    rows: list[dict], checkpoints: Checkpoints, meta: dict, labels: Sequence[str]
+) -> int:
+    """Stored answers the checkpoint hasn't learnt (all, without a checkpoint)."""
+    if not rows:
+        return 0
+    learnt = checkpoints.learnt()
+    if learnt is None:
+        return len(rows)
+    from spacy_al.textcat.targets import answers_to_textcat_targets
+
+    targets = answers_to_textcat_targets(
+        rows, meta.get("labels") or list(labels), exclusive=meta.get("exclusive")
+    )
+    return sum(learnt.get(str(t.input_key)) != target_digest(t) for t in targets)
+
+
+def _watch_version(server: _Server, ledger: _Ledger) -> None:
+    version = server.version()
     if version is not None:
-        with ledger.lock:
-            ledger.max_version = max(ledger.max_version, version)
+        ledger.saw(server.index, version)
 
 
-def _checkpoints(db: str, dataset: str, workdir: Path) -> Checkpoints:
-    """The server's checkpoints of ``dataset`` (its ``SPACY_AL_HOME`` is the
-    trial's own ``workdir/home``)."""
-    return Checkpoints.for_db(db, dataset, home=workdir / "home")
+def _checkpoints(db: str, dataset: str, home: Path) -> Checkpoints:
+    """A server's checkpoints of ``dataset`` (its ``SPACY_AL_HOME`` is ``home``,
+    a folder of the trial's own)."""
+    return Checkpoints.for_db(db, dataset, home=home)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 1) if values else 0.0
 
 
-def _tail(path: Path, n: int = 3000) -> str:
+def _tail(path: Path, n: int = 3000, *, what: str = "the server didn't start") -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return f"the server didn't start (no log at {path})"
-    return "the server didn't start:\n" + text[-n:]
+        return f"{what} (no log at {path})"
+    return f"{what}:\n" + text[-n:]
+
+
+# --- kill -9 of train ------------------------------------------------------------
+
+
+@dataclass
+class TrainKillReport:
+    """What killing ``train`` did to the pipeline it was replacing.
+
+    Each trial starts ``python -m spacy_al train OUT --textcat DATASET`` over a
+    pipeline a complete run saved to OUT, and kills it with SIGKILL at a random
+    moment. ``kill_moments`` says where each kill landed, read from what the
+    killed process left beside OUT: ``writing`` (its temporary folder was
+    there: the new pipeline was being written), ``between renames`` (the
+    previous pipeline moved aside, the new one not yet in place), ``removing
+    old`` (the new one in place, the previous one being removed), ``saved`` (the
+    new pipeline in place, the process ending) or ``training`` (before the save:
+    starting, reading the answers, training). ``during_write`` counts the first
+    three. ``loadable``: kills after which ``spacy.load(OUT)`` worked (the
+    previous pipeline, or the new one when the kill came after its rename);
+    ``not_loadable``: the others, with samples. ``completed``: runs that ended on
+    their own (the first, the last, and any that finished before its kill
+    moment), ``completed_loadable`` of them loadable after.
+    ``leftovers_after``: folders of killed runs still beside OUT after the last
+    complete run (it removes them).
+    """
+
+    backend: str
+    dataset: str = ""
+    answers: int = 0
+    trials: int = 0
+    kills: int = 0
+    during_write: int = 0
+    aimed_at_write: int = 0
+    loadable: int = 0
+    kept_previous: int = 0
+    not_loadable: int = 0
+    not_loadable_samples: list[str] = field(default_factory=list)
+    completed: int = 0
+    completed_loadable: int = 0
+    leftovers_after: int = 0
+    train_seconds: float = 0.0
+    write_seconds: float = 0.0
+    seconds: float = 0.0
+    kill_moments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.not_loadable == 0
+            and self.completed >= 1
+            and self.completed_loadable == self.completed
+            and self.leftovers_after == 0
+        )
+
+
+WRITING, BETWEEN, REMOVING = "writing", "between renames", "removing old"
+
+
+def run_train_kills(
+    *,
+    db: str,
+    dataset: str,
+    workdir: str | Path,
+    trials: int = 10,
+    write_share: float = 0.5,
+    max_epochs: int = 10,
+    fork: bool = True,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> TrainKillReport:
+    """Kill ``train`` ``trials`` times and check OUT loads after every kill (see
+    :class:`TrainKillReport`).
+
+    A first complete run of ``python -m spacy_al train OUT --textcat DATASET
+    --db DB`` saves the pipeline the kills must not destroy, and times the run
+    and its write. Each trial then starts the same command and kills it with
+    SIGKILL: for ``write_share`` of the trials at a random moment of the write
+    (once its temporary folder beside OUT appears, within the first run's write
+    time), for the others at a random moment of the whole run. After every kill
+    OUT is loaded with ``spacy.load``. A last complete run must save a loadable
+    pipeline and remove what the killed runs left.
+    """
+    from spacy_al.store import Store
+
+    if trials < 1 or not 0.0 <= write_share <= 1.0:
+        raise ValueError(Errors.E956.format(trials=trials, write_share=write_share))
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    say = progress or (lambda _: None)
+    output = workdir / "model"
+    backend = "postgresql" if db.startswith("postgresql") else "sqlite"
+    with Store(db) as store:
+        n_answers = store.count_answers(dataset) if store.has_dataset(dataset) else 0
+    report = TrainKillReport(backend=backend, dataset=dataset, answers=n_answers)
+    argv = ["train", str(output), "--textcat", dataset, "--db", db]
+    argv += ["--max-epochs", str(max_epochs), "--seed", str(seed)]
+    log = workdir / "train.log"
+    train = CliProcess(argv, log=log, env={"PYTHONUNBUFFERED": "1"}, fork=fork)
+    began = time.monotonic()
+    try:
+        # 1. A complete run: the pipeline to protect, and how long a run and its
+        #    write take.
+        report.train_seconds, report.write_seconds = _complete(train, output, log)
+        report.completed += 1
+        report.completed_loadable += _loads(output) is None
+        for _ in range(trials):
+            report.trials += 1
+            before = _inode(output)
+            train.start()
+            pid = train.pid
+            if rng.random() < write_share:
+                report.aimed_at_write += 1
+                _wait_for(_beside(output, _tmp_kind(), pid).exists, train)
+                time.sleep(rng.uniform(0.0, report.write_seconds))
+            else:
+                time.sleep(rng.uniform(0.0, report.train_seconds))
+            if not train.alive():  # it finished before its kill moment
+                code = train.wait()
+                report.completed += 1
+                problem = _loads(output)
+                report.completed_loadable += problem is None and code == 0
+                report.kill_moments.append("ended first")
+                continue
+            train.kill()
+            report.kills += 1
+            moment = _where(output, pid, before)
+            report.kill_moments.append(moment)
+            report.during_write += moment in (WRITING, BETWEEN, REMOVING)
+            problem = _loads(output)
+            if problem is None:
+                report.loadable += 1
+                report.kept_previous += _inode(output) == before
+            else:
+                report.not_loadable += 1
+                report.not_loadable_samples.append(f"{moment}: {problem}"[:300])
+            say(f"train kill {report.kills}: {moment}")
+        # 2. A last complete run saves a new pipeline and tidies what the kills left.
+        _complete(train, output, log)
+        report.completed += 1
+        report.completed_loadable += _loads(output) is None
+        report.leftovers_after = sum(
+            1
+            for path in output.parent.iterdir()
+            if path.name.startswith(f".{output.name}.")
+        )
+    finally:
+        train.close()
+    report.seconds = round(time.monotonic() - began, 1)
+    return report
+
+
+def _tmp_kind() -> str:
+    from spacy_al.training import _TMP
+
+    return _TMP
+
+
+def _beside(output: Path, kind: str, pid: int | None) -> Path:
+    """The folder ``save_pipeline`` of process ``pid`` writes beside ``output``."""
+    return output.parent / f".{output.name}{kind}{pid}"
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _wait_for(condition: Callable[[], bool], process: CliProcess) -> None:
+    """Poll ``condition`` every 2 ms while ``process`` runs."""
+    while process.alive() and not condition():
+        time.sleep(0.002)
+
+
+def _complete(train: CliProcess, output: Path, log: Path) -> tuple[float, float]:
+    """Run ``train`` to its end: (seconds of the run, seconds of its write, from
+    the temporary folder's appearance to its rename into place)."""
+    train.start()  # the first start also starts the forkserver: not timed
+    started = time.monotonic()
+    tmp = _beside(output, _tmp_kind(), train.pid)
+    _wait_for(tmp.exists, train)
+    writing = time.monotonic()
+    _wait_for(lambda: not tmp.exists(), train)
+    written = time.monotonic()
+    code = train.wait()
+    if code != 0:
+        tail = _tail(log, 2000, what=f"the end of {log}")
+        raise RuntimeError(Errors.E957.format(code=code, tail=tail))
+    return round(time.monotonic() - started, 2), round(max(written - writing, 0.0), 3)
+
+
+def _where(output: Path, pid: int | None, before: int | None) -> str:
+    """Where a killed ``train`` was, from what it left beside ``output``."""
+    from spacy_al.training import _OLD, _TMP
+
+    if _beside(output, _TMP, pid).exists():
+        return WRITING
+    if _beside(output, _OLD, pid).exists():
+        return REMOVING if output.exists() else BETWEEN
+    return "saved" if _inode(output) != before else "training"
+
+
+def _loads(output: Path) -> str | None:
+    """None if ``spacy.load(output)`` gives a pipeline that classifies a text,
+    else what went wrong."""
+    import spacy
+
+    try:
+        nlp = spacy.load(output)
+        doc = nlp("Where is my order? It has not arrived.")
+    except Exception as e:  # any failure to load is the finding
+        return f"{type(e).__name__}: {e}"
+    if not doc.cats:
+        return f"the pipeline at {output} has no text classifier ({nlp.pipe_names})"
+    return None

@@ -1,6 +1,8 @@
-"""A real ``python -m spacy_al ... --api`` server process, to start, kill and ask.
+"""Real ``python -m spacy_al ...`` processes (an ``--api`` server, ``train``), to
+start, kill and ask.
 
-:class:`ServerProcess` starts the JSON API of an interactive recipe on a port,
+:class:`CliProcess` runs one command and kills it at will; :class:`ServerProcess`
+starts the JSON API of an interactive recipe on a port,
 waits until it answers ``/health``, kills it with SIGKILL (no handler, no
 cleanup) or stops it with SIGTERM, and starts it again. With ``fork=True`` (the
 default) each server is forked from a forkserver (:func:`zygote`) that imported
@@ -173,17 +175,19 @@ class _Forked:
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            self.returncode = self.zygote.wait(self.pid, timeout or 3600.0)
+            wait = 3600.0 if timeout is None else timeout
+            self.returncode = self.zygote.wait(self.pid, wait)
         if self.returncode is None:
             raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
         return self.returncode
 
 
-class ServerProcess:
-    """``python -m spacy_al ARGV --api`` on ``port``, started and killed at will.
+class CliProcess:
+    """``python -m spacy_al ARGV`` as a process of its own, started and killed at
+    will.
 
-    ``env`` is added to this process's environment; the server's output goes to
-    ``log``. Each :meth:`start` makes a new process (forked from a preloaded
+    ``env`` is added to this process's environment; the program's output goes
+    to ``log``. Each :meth:`start` makes a new process (forked from a preloaded
     forkserver with ``fork``).
     """
 
@@ -191,13 +195,11 @@ class ServerProcess:
         self,
         argv: Sequence[str],
         *,
-        port: int,
         log: str | Path,
         env: Mapping[str, str] | None = None,
         fork: bool = True,
     ) -> None:
-        self.argv = [*argv, "--port", str(port), "--host", HOST, "--api"]
-        self.port = port
+        self.argv = list(argv)
         self.log = str(log)
         self.env = dict(env or {})
         self.fork = fork
@@ -218,7 +220,7 @@ class ServerProcess:
         else:
             with open(self.log, "ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "spacy_al", *self.argv],
+                    [sys.executable, "-m", PROGRAM, *self.argv],
                     env={**os.environ, **self.env},
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -229,25 +231,21 @@ class ServerProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
-        """Poll ``/health`` until it answers (True), or the process dies or
-        ``timeout`` passes (False)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.alive():
-            try:
-                status, _ = request(self.port, "GET", "/health", timeout=2.0)
-                if status == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait up to ``timeout`` seconds for the process to end: its exit code,
+        or None if it still runs."""
+        if self._proc is None:
+            return None
+        return self._exit_code() if self._join(timeout) else None
 
     def kill(self) -> None:
         """SIGKILL: no handler, no cleanup, no final save."""
         if self._proc is None:
             return
-        os.kill(self._proc.pid, signal.SIGKILL)
+        try:
+            os.kill(self._proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had ended (and is being reaped)
+            pass
         self._join()
 
     def stop(self, timeout: float = 60.0) -> int | None:
@@ -271,11 +269,47 @@ class ServerProcess:
         return None if self._proc is None else self._proc.returncode
 
     def close(self) -> None:
-        """Stop the server if it runs, and the forkserver."""
+        """Stop the process if it runs, and the forkserver."""
         self.stop()
         if self._zygote is not None:
             self._zygote.close()
             self._zygote = None
+
+
+class ServerProcess(CliProcess):
+    """``python -m spacy_al ARGV --api`` on ``port``, started and killed at will
+    (see :class:`CliProcess`); :meth:`wait_ready` waits for ``/health``."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        port: int,
+        log: str | Path,
+        env: Mapping[str, str] | None = None,
+        fork: bool = True,
+    ) -> None:
+        super().__init__(
+            [*argv, "--port", str(port), "--host", HOST, "--api"],
+            log=log,
+            env=env,
+            fork=fork,
+        )
+        self.port = port
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
+        """Poll ``/health`` until it answers (True), or the process dies or
+        ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            try:
+                status, _ = request(self.port, "GET", "/health", timeout=2.0)
+                if status == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
 
 
 def request(
