@@ -299,7 +299,7 @@ def test_crash_kill_9_of_train_keeps_a_loadable_model(two_servers_killed, tmp_pa
         db=db_url,
         dataset="durability",
         workdir=tmp_path,
-        trials=3,
+        trials=4,
         write_share=1.0,  # every kill aimed at the write of the new pipeline
         max_epochs=3,
         seed=1,
