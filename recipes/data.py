@@ -2,7 +2,7 @@
 
     python -m spacy_al data-to-spacy ./corpus --textcat news --ner news_ents
     python -m spacy train ./corpus/config.cfg --paths.train ./corpus/train.spacy \\
-        --paths.dev ./corpus/dev.spacy
+        --paths.dev ./corpus/dev.spacy --output ./model_out
 
 Writes ``train.spacy`` and ``dev.spacy`` (DocBin) and a ``config.cfg`` made by
 spaCy's own ``init config`` for the right components, so the command above runs
@@ -155,7 +155,9 @@ def data_to_spacy(
     msg.good(
         f"Wrote {n_train} training and {n_dev} dev docs to {output} ({', '.join(pipeline)})"
     )
-    msg.text(
+    # One unwrapped line (wasabi wraps to the terminal), so it can be pasted as is.
+    typer.echo(
         f"python -m spacy train {output / 'config.cfg'} --paths.train "
-        f"{output / 'train.spacy'} --paths.dev {output / 'dev.spacy'}"
+        f"{output / 'train.spacy'} --paths.dev {output / 'dev.spacy'} "
+        f"--output {output.parent / (output.name + '_model')}"
     )

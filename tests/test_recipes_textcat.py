@@ -1,7 +1,9 @@
 import itertools
 import json
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import spacy
@@ -113,25 +115,18 @@ def test_recipes_textcat_train_and_data_to_spacy_train_with_spacy(
         "dev.spacy",
         "config.cfg",
     }
-    trained = tmp_path / "trained"
+    # The command it prints runs as printed and saves the trained pipeline.
+    (command,) = [
+        line.strip()
+        for line in result.output.splitlines()
+        if line.strip().startswith("python -m spacy train")
+    ]
+    argv = shlex.split(command)
+    trained = Path(argv[argv.index("--output") + 1])
+    assert trained.parent == tmp_path
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spacy",
-            "train",
-            str(corpus / "config.cfg"),
-            "--paths.train",
-            str(corpus / "train.spacy"),
-            "--paths.dev",
-            str(corpus / "dev.spacy"),
-            "--output",
-            str(trained),
-            "--training.max_epochs",
-            "1",
-            "--training.max_steps",
-            "30",
-        ],
+        [sys.executable, *argv[1:], "--training.max_epochs", "1"]
+        + ["--training.max_steps", "30"],
         capture_output=True,
         text=True,
         timeout=300,
