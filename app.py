@@ -29,7 +29,7 @@ from spacy_al.app.views.widgets import FLASH, alert, header
 
 from spacy_al.errors import Errors
 from spacy_al.serve import launcher as server
-from spacy_al.serve.feed import Feed
+from spacy_al.serve.feed import Feed, ServingStopped
 
 WAIT_SECONDS = 3.0  # how long a page waits for the selector when nothing is queued
 
@@ -94,7 +94,14 @@ def main() -> None:
     flash = st.session_state.pop("flash", None)
     if flash:
         st.toast(FLASH[flash])
-    task = feed.next_task(who, timeout=WAIT_SECONDS)
+    stopped = st.session_state.pop("stopped", None)
+    try:
+        if stopped:
+            raise ServingStopped(stopped)
+        task = feed.next_task(who, timeout=WAIT_SECONDS)
+    except ServingStopped as e:  # the dataset was dropped, or the source is malformed
+        alert(f"This labelling server has stopped serving: {e}", "error")
+        st.stop()
     stats = feed.stats(who)
     st.session_state["waiting"] = task is None
     with st.sidebar:

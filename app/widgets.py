@@ -9,13 +9,14 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from spacy_al.serve.feed import Feed
+from spacy_al.serve.feed import Feed, LeaseError, ServingStopped
 
 SHORTCUTS = {"accept": "A", "reject": "X", "ignore": "Space", "undo": "Backspace"}
 FLASH = {
     "undone": "Took back your last answer: here it is again.",
     "not_undone": "Nothing to undo.",
     "duplicate": "That example was already answered.",
+    "not_yours": "That example went to someone else while you were away: here is your next one.",
 }
 # Accept is green and reject red, as everywhere else; a chosen label, pill or
 # segment is blue (not Streamlit's red primary colour, which reads as "reject"). A button keeps the
@@ -183,7 +184,15 @@ def answer(
         eg["accept"] = list(accept)
     else:
         eg.pop("accept", None)
-    if feed.answer(who, eg) is None:
+    try:
+        stored = feed.answer(who, eg)
+    except LeaseError:  # the lease ran out and another annotator took the example
+        st.session_state["flash"] = "not_yours"
+        return
+    except ServingStopped as e:  # the page says why on its next run
+        st.session_state["stopped"] = str(e)
+        return
+    if stored is None:
         st.session_state["flash"] = "duplicate"
 
 

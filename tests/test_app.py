@@ -144,6 +144,23 @@ def test_app_classification_answer_moves_on(serve, key, value):
     assert '<span class="sal-count">1</span>' in html_bodies(at)
 
 
+def test_app_says_so_when_its_dataset_is_dropped_under_it(serve):
+    db_url = serve()
+    at = session("alice")
+    shown_text(at)
+    with Store(db_url) as store:
+        store.drop_dataset(DATASET, force=True)  # a careless `drop --force`
+    at.button(key="accept").click().run()
+    assert not answers(db_url)  # nothing stored, and the dataset isn't made again
+    with Store(db_url) as store:
+        assert not store.has_dataset(DATASET)
+    errors = " ".join(element.proto.body for element in at.get("alert")) + " ".join(
+        e.value for e in at.error
+    )
+    assert "stopped serving" in html_bodies(at) + errors
+    assert DATASET in html_bodies(at) + errors
+
+
 def test_app_reject_and_correct_in_one_step(serve):
     db_url = serve()
     at = session("alice")
@@ -425,11 +442,8 @@ def answer_in_editor(at: AppTest, answer: str, spans: list[dict]) -> AppTest:
         ws.widgets.append(trigger)
         return ws
 
-    at._tree.get_widget_states = with_trigger
-    try:
-        return at.run()
-    finally:  # a trigger is sent once
-        at._tree.get_widget_states = states
+    at._tree.get_widget_states = with_trigger  # once: a run makes a new tree
+    return at.run()
 
 
 def test_app_ner_manual_sends_the_text_and_labels_to_the_editor(serve, ner_source):
