@@ -70,14 +70,16 @@ def render_ner(feed: Feed, who: str, task: dict, stats: dict) -> None:
     if task.get("_view_id") == "ner_manual":
         render_ner_manual(feed, who, task, stats)
         return
-    if (task.get("meta") or {}).get("untrained"):
+    untrained = (task.get("meta") or {}).get("untrained")
+    if untrained:
         w.alert(UNTRAINED_TEACH, "info")
     span = (task.get("spans") or [{}])[0]
     label = span.get("label")
     facts = []
-    if "score" in span:
+    # (an untrained model's figures are noise: not shown)
+    if "score" in span and not untrained:
         facts.append(f"model's probability for {label}: {span['score']:.2f}")
-    if "uncertainty" in (task.get("meta") or {}):
+    if "uncertainty" in (task.get("meta") or {}) and not untrained:
         facts.append(f"uncertainty {task['meta']['uncertainty']:.2f}")
     if (task.get("meta") or {}).get("pattern"):
         facts.append("suggested by a pattern")
@@ -92,14 +94,14 @@ COLD_NOTICE = (
     "then accept: it learns from these until it has seen each label a few times."
 )
 UNTRAINED_TEACH = (
-    "The model hasn't learnt anything yet: this suggestion is a guess. "
-    "Answer it all the same; start with --patterns to be asked about pattern "
-    "matches first."
+    "The model hasn't learnt anything yet: this suggestion is a guess. Answer it "
+    "all the same; it learns after the first batch. (Started with a patterns file, "
+    "ner.teach asks about its matches first.)"
 )
 UNTRAINED_CORRECT = (
-    "The model hasn't learnt anything yet, so it suggests nothing (only pattern "
-    "matches, with --patterns): mark the entities yourself. It suggests them "
-    "after its first update."
+    "The model hasn't learnt anything yet, so it suggests nothing but the matches "
+    "of a patterns file, if one was given: mark or correct the entities yourself. "
+    "It suggests them after its first update."
 )
 
 
@@ -132,7 +134,11 @@ def edit_entities(
     if error:
         w.alert(error, "error")
     tokens = task.get("tokens") or []
-    if any("entropy" in t for t in tokens):
+    # An untrained model's uncertainty says nothing: not shown.
+    scored = any("entropy" in t for t in tokens) and not (task.get("meta") or {}).get(
+        "untrained"
+    )
+    if scored:
         ranked = sorted(
             (t for t in tokens if t.get("entropy", 0.0) > 0.01 and t["text"].strip()),
             key=lambda t: -t["entropy"],
@@ -154,7 +160,7 @@ def edit_entities(
         notice=notice,
         on_answer=lambda eg: _answer_editor(feed, who, eg),
     )
-    if any("entropy" in t for t in tokens):
+    if scored:
         with st.expander("Where the model is unsure", expanded=False):
             st.html(shading_html(tokens))
     _undo_row(feed, who, stats)
@@ -174,12 +180,6 @@ def render_ner_manual(feed: Feed, who: str, task: dict, stats: dict) -> None:
     notice = ""
     if meta.get("cold_start"):
         notice = COLD_NOTICE
-    elif feed.loop.task == "ner" and feed.view_id == "ner_manual" and not spans:
-        if getattr(feed.loop, "mode", None) == "correct" and not w.trained(
-            task, stats["version"]
-        ):
-            notice = (
-                "The model hasn't learnt anything yet, so nothing is pre-filled: "
-                "mark the entities yourself. It suggests them after its first update."
-            )
+    elif meta.get("untrained"):  # ner.correct before the model's first update
+        notice = UNTRAINED_CORRECT
     edit_entities(feed, who, task, stats, facts=facts, notice=notice)

@@ -147,6 +147,9 @@ export default function (component) {
     const node = document.createElement(tag);
     if (cls) node.className = cls;
     if (textValue !== undefined) node.textContent = textValue;
+    // A clicked button doesn't take the focus: Space or Enter pressed next must
+    // answer, not press that button again.
+    if (tag === "button") node.addEventListener("mousedown", (e) => e.preventDefault());
     return node;
   }
   function kbd(key) { return el("kbd", null, key); }

@@ -197,6 +197,61 @@ def team_answers(db: Path) -> None:
             store.add_answers("team", answers, annotator=who)
 
 
+def ner_team_answers(db: Path) -> None:
+    """Two annotators' entities on the first NER texts, for the NER review:
+    bob labels the second name of each text ORG instead of PERSON."""
+    import spacy
+
+    from spacy_al.corpus import set_hashes
+    from spacy_al.store import Store
+
+    nlp = spacy.blank("en")
+    names = [("Tim Cook", "Sundar Pichai"), ("Angela Merkel", "Olaf Scholz")]
+    with Store(f"sqlite:///{db}") as store:
+        store.create_dataset(
+            "ner_team",
+            meta={
+                "labels": ["GPE", "ORG", "PERSON"],
+                "view_id": "ner_manual",
+                "task": "ner",
+                "overlap": 2,
+            },
+        )
+        for who, second in (("alice", "PERSON"), ("bob", "ORG")):
+            answers = []
+            for text, (a, b) in zip(NER_TEXTS, names, strict=False):
+                doc = nlp(text)
+                spans = [
+                    {
+                        "start": text.index(a),
+                        "end": text.index(a) + len(a),
+                        "label": "PERSON",
+                    },
+                    {
+                        "start": text.index(b),
+                        "end": text.index(b) + len(b),
+                        "label": second,
+                    },
+                ]
+                tokens = [
+                    {"text": t.text, "start": t.idx, "end": t.idx + len(t), "id": t.i,
+                     "ws": bool(t.whitespace_)}
+                    for t in doc
+                ]  # fmt: skip
+                answers.append(
+                    set_hashes(
+                        {
+                            "text": text,
+                            "tokens": tokens,
+                            "spans": spans,
+                            "answer": "accept",
+                            "_view_id": "ner_manual",
+                        }
+                    )
+                )
+            store.add_answers("ner_team", answers, annotator=who)
+
+
 # Keys for a teach session: accept, reject, ignore and reject → correct.
 TEACH_KEYS = ["a", "x", "Space", "2", "x", "a", "3", "x", "a", "x"]
 
@@ -211,8 +266,14 @@ def shoot(browser, name: str, url: str, out_dir: Path) -> None:
         page.screenshot(path=out_dir / f"{name}.png")
         page.close()
         return
-    ready = ".sal-ents" if name.startswith("ner") else ".sal-text"
     tall = name in ("teach_50", "stopping_signal", "team_sidebar")
+    ready = {
+        "ner_teach": ".sal-ents",
+        "ner_correct": ".sal-editor .sal-tok",
+        "ner_manual": ".sal-editor .sal-tok",
+        "ner_review": ".sal-editor .sal-tok",
+    }.get(name, ".sal-text")
+    tall = tall or name == "ner_review"
     page = open_page(browser, url, "alice", ready=ready, height=1500 if tall else 1000)
     if name == "teach_50":
         for key in TEACH_KEYS * 5:  # 50 answers: five updates of ten
@@ -246,11 +307,18 @@ def shoot(browser, name: str, url: str, out_dir: Path) -> None:
             answer_with_key(bob, ["x", "x", "a"][i % 3])
         page.wait_for_timeout(7000)  # agreement figures: the team thread, then a poll
         bob.context.close()
-    if name == "ner_correct":
-        pills = page.locator('[data-testid="stButtonGroup"]').nth(1)
-        for i in (0, 1):
-            pills.locator("button").nth(i).click()
-            page.wait_for_selector(IDLE)
+    if name in ("ner_correct", "ner_manual"):
+        # The span editor: two words dragged over and labelled with a number key
+        # (no round trip: the page stays as it is until the answer).
+        # (ner_correct: "Siemens" as ORG; ner_manual: "Sundar Pichai" as PERSON)
+        first, last, key = (3, 3, "2") if name == "ner_correct" else (3, 4, "3")
+        tokens = page.locator(".sal-editor .sal-tok")
+        a, b = tokens.nth(first).bounding_box(), tokens.nth(last).bounding_box()
+        page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=5)
+        page.mouse.up()
+        page.keyboard.press(key)
     page.screenshot(path=out_dir / f"{name}.png")
     page.context.close()
 
@@ -266,6 +334,15 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
             json.dumps({"text": t, "meta": {"n": i}}) + "\n"
             for i, t in enumerate(NER_TEXTS)
         )
+    )
+    ner_patterns = tmp / "ner_patterns.jsonl"
+    ner_patterns.write_text(
+        json.dumps({"label": "GPE", "pattern": "Berlin"})
+        + "\n"
+        + json.dumps(
+            {"label": "PERSON", "pattern": [{"IS_TITLE": True}, {"IS_TITLE": True}]}
+        )
+        + "\n"
     )
     eval_path = str(CORPUS.with_name("support_eval.jsonl"))
     views = {
@@ -290,9 +367,14 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
             "ner.teach", "shots", str(ner_source), "--label", "PERSON,ORG,GPE",
             "--db", str(tmp / "ner_teach.db"),
         ],
+        # Pre-filled from patterns while the model is untrained.
         "ner_correct": [
             "ner.correct", "shots", str(ner_source), "--label", "PERSON,ORG,GPE",
-            "--db", str(tmp / "ner_correct.db"),
+            "--patterns", str(ner_patterns), "--db", str(tmp / "ner_correct.db"),
+        ],
+        "ner_manual": [
+            "ner.manual", "shots", str(ner_source), "--label", "PERSON,ORG,GPE",
+            "--db", str(tmp / "ner_manual.db"),
         ],
         "stopping_signal": [
             "textcat.teach", "shots", str(CORPUS), "--label", LABELS,
@@ -300,8 +382,13 @@ def main(out_dir: Path, only: list[str] | None = None) -> None:
         ],
         # A reviewer adjudicating alice's and bob's conflicting answers.
         "review": ["review", "team_review", "--input", "team", "--db", str(tmp / "team.db")],
+        # The NER review: both annotators' entities, then the span editor.
+        "ner_review": [
+            "review", "ner_team_review", "--input", "ner_team", "--db", str(tmp / "team.db"),
+        ],
     }  # fmt: skip
     team_answers(tmp / "team.db")
+    ner_team_answers(tmp / "team.db")
     if only:
         views = {k: v for k, v in views.items() if k in only}
     with sync_playwright() as p:

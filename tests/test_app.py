@@ -400,7 +400,9 @@ def test_app_ner_teach_stores_the_answer_with_its_span(serve, ner_source, key):
     db_url = serve("ner.teach", source=str(ner_source), label=NER_LABELS)
     at = session("alice")
     body = html_bodies(at)
-    assert 'class="entities"' in body and "model&#x27;s probability for" in body
+    assert 'class="entities"' in body
+    # before the first update: no model figures, and the card says why
+    assert "this suggestion is a guess" in body and "probability" not in body
     assert body.count("<mark") == 1  # the one suggested entity
     at.button(key=key).click().run()
     [stored] = answers(db_url)
