@@ -66,7 +66,9 @@ from wasabi import msg
 from spacy_al.benchmarks import speed
 from spacy_al.benchmarks.labels import (
     DEFAULT_STRATEGIES,
+    REPORT_SEED,
     TASKS,
+    TUNE_SEED,
     plot_labels,
     read_corpus,
     run_labels,
@@ -138,6 +140,25 @@ def bench_labels(
         Path, typer.Option("--output", help="Directory for the results")
     ] = Path("bench_labels"),
     n_jobs: Annotated[int, typer.Option("--n-jobs", help="Processes in parallel")] = 1,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="test: report on DIR/test.jsonl with seeds from 100; dev: tune on "
+            "a dev split of DIR/train.jsonl with seeds from 0 (test.jsonl unread)",
+        ),
+    ] = "test",
+    first_seed: Annotated[
+        int | None,
+        typer.Option("--first-seed", help="First seed (default: 100 test, 0 dev)"),
+    ] = None,
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="Our text classifier's architecture")
+    ] = None,
+    patterns: Annotated[
+        str | None,
+        typer.Option("--patterns", help="A patterns file (JSONL) for our strategies"),
+    ] = None,
 ) -> None:
     """Labels each system needs: our strategies beside small-text and modAL.
 
@@ -148,10 +169,14 @@ def bench_labels(
     if corpus is None:
         msg.fail(Errors.E711.format(what="labels"), exits=1)
     # 1. The corpus: the pool with its gold labels, and the evaluation set.
+    # --split dev (tuning) reads only train.jsonl and carves a dev set from it;
+    # --split test reports on test.jsonl with seeds never used for tuning.
     try:
-        train_records, eval_records = read_corpus(corpus)
+        train_records, eval_records = read_corpus(corpus, split=split)
     except (SourceError, FileNotFoundError, ValueError) as e:
         msg.fail(str(e), exits=1)
+    if first_seed is None:
+        first_seed = TUNE_SEED if split == "dev" else REPORT_SEED
     if task not in TASKS:
         msg.fail(Errors.E710.format(task=task, tasks=", ".join(TASKS)), exits=1)
     # 2. The systems: our strategies, and every peer unless --peers says otherwise.
@@ -160,9 +185,10 @@ def bench_labels(
         ",".join(PEERS) if peers is None and task == "textcat" else peers or ""
     )
     msg.info(
-        f"bench labels on {corpus}: {len(train_records)} train, {len(eval_records)} "
-        f"test records; {', '.join(strategy_names)} and {', '.join(peer_names) or 'no peers'}; "
-        f"{seeds} seed(s), budget {budget}"
+        f"bench labels on {corpus}: {len(train_records)} pool, {len(eval_records)} "
+        f"{split} records; {', '.join(strategy_names)} and {', '.join(peer_names) or 'no peers'}; "
+        f"seeds {first_seed}-{first_seed + seeds - 1}, budget {budget}; "
+        f"evaluated on {'a dev split of train.jsonl' if split == 'dev' else 'test.jsonl'}"
     )
 
     def on_job_done(name: str, seconds: float) -> None:
@@ -184,6 +210,10 @@ def bench_labels(
             positive_label=positive_label,
             n_jobs=n_jobs,
             on_job_done=on_job_done,
+            first_seed=first_seed,
+            split=split,
+            architecture=arch,
+            patterns=patterns,
         )
     except ValueError as e:
         msg.fail(str(e), exits=1)
@@ -200,6 +230,7 @@ def bench_labels(
         f"= {results['common_score']:.3f}"
     )
     print_labels_table(results)
+    print_comparisons(results)
     msg.good(
         f"Wrote {output / 'results.json'} and {output / 'curves.png'} "
         f"({results['wall_time_seconds']:.0f} s)"
@@ -245,6 +276,36 @@ def print_labels_table(results: dict) -> None:
         msg.text(
             "Stop: where spacy_al's stopping signal (stabilizing predictions) said "
             "stop; at stop: the median score there, over the seeds that stopped."
+        )
+
+
+def print_comparisons(results: dict) -> None:
+    """Our strategies' AUC minus each peer's and random's, with the paired
+    bootstrap 95% interval over seeds, and labels to the common score ÷ random's."""
+    rows = []
+    for name, e in results["systems"].items():
+        ratio = e.get("ratio_to_random")
+        for other, d in e.get("auc_vs", {}).items():
+            rows.append(
+                [
+                    name,
+                    other,
+                    f"{d['diff']:+.4f}",
+                    f"[{d['low']:+.4f}, {d['high']:+.4f}]",
+                    "yes" if d["low"] > 0 else "no",
+                    "-" if ratio is None else f"{ratio:.3f}",
+                ]
+            )
+    if rows:
+        seeds = results["seeds"]
+        msg.text(
+            f"AUC differences over seeds {seeds[0]}-{seeds[-1]} ({results['split']} "
+            "split); a score counts as reached when the run stays there to the budget."
+        )
+        msg.table(
+            rows,
+            header=["ours", "vs", "AUC diff", "95% interval", "above 0", "÷ random"],
+            divider=True,
         )
 
 

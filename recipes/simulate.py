@@ -48,6 +48,7 @@ from spacy_al.stopping import (
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW,
 )
+from spacy_al.textcat.model import DEFAULT_ARCHITECTURE
 
 from ._options import (
     Base,
@@ -63,7 +64,7 @@ from ._options import (
 )
 
 TASKS = ("textcat", "ner")
-DEFAULT_ARCH = {"textcat": "bow", "ner": "beam_ner"}
+DEFAULT_ARCH = {"textcat": DEFAULT_ARCHITECTURE, "ner": "beam_ner"}
 
 
 def print_table(results: dict) -> None:
@@ -127,6 +128,14 @@ def simulate_cli(
     batch_size: BatchSize = 10,
     budget: Budget = 1000,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per strategy")] = 5,
+    first_seed: Annotated[
+        int,
+        typer.Option(
+            "--first-seed",
+            help="Seeds first..first+seeds-1 (tune with 0 on a dev split; report "
+            "on test with seeds never tuned on, e.g. 100)",
+        ),
+    ] = 0,
     target: Target = 0.95,
     positive_label: Annotated[
         str | None,
@@ -137,7 +146,9 @@ def simulate_cli(
     ] = Path("simulation"),
     arch: Annotated[
         str | None,
-        typer.Option("--arch", help="textcat: bow, ensemble; ner: beam_ner, ner"),
+        typer.Option(
+            "--arch", help="textcat: linear, bow, ensemble; ner: beam_ner, ner"
+        ),
     ] = None,
     base: Base = "blank:en",
     multilabel: Multilabel = False,
@@ -197,6 +208,7 @@ def simulate_cli(
         batch_size=batch_size,
         budget=budget,
         seeds=seeds,
+        first_seed=first_seed,
         target=target,
         positive_label=positive_label,
         architecture=arch or DEFAULT_ARCH[task],
@@ -254,6 +266,17 @@ def simulate_cli(
         f"{pool}, eval {results['eval_size']}"
     )
     print_table(results)
+    msg.text(
+        f"Seeds {first_seed}-{first_seed + seeds - 1}. Labels to target: where the "
+        "run reaches the target and stays there to the budget."
+    )
+    for name, entry in results["strategies"].items():
+        d = entry.get("auc_vs_random")
+        if d:
+            msg.text(
+                f"{name} AUC - random's: {d['diff']:+.4f} "
+                f"(paired bootstrap 95% interval [{d['low']:+.4f}, {d['high']:+.4f}])"
+            )
     msg.text(
         f"Stop: where stabilizing predictions said stop (mean kappa of the last "
         f"{stop_window} updates >= {stop_threshold:g} on "

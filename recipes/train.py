@@ -54,7 +54,7 @@ def train(
     ner: NerSets = None,
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
-    arch: Arch = "bow",
+    arch: Arch = "linear",
     ner_arch: Annotated[
         str,
         typer.Option("--ner-arch", help=f"Entity recognizer: {', '.join(FACTORIES)}"),

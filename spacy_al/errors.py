@@ -295,6 +295,13 @@ class Errors(metaclass=ErrorsWithCodes):
     E986 = "Dataset '{name}' was deleted from the database while this server was labelling it: nothing more is served or stored. Restart the recipe to create it again."
     E987 = "Reading the source stopped at a malformed record, so labelling stops too (the texts after it were never read): {err} Fix or remove the record and start again, or start with --skip-invalid to skip such records and count them. Every answer given so far is stored."
     E988 = "'_input_key' must name the task the server gave (the integer /next returned with it), got {snippet}."
+    # --- E44x-E47x label efficiency
+    E440 = "spacy_al.TextCatCharLinear.v1 needs n_features >= 1, 1 <= min_n <= max_n and C > 0, got n_features={n_features}, min_n={min_n}, max_n={max_n}, C={C}. Fix the model block of the config."
+    E441 = "The tuning run reads only TRAIN: it carves its dev split ({dev_share:.0%}) from {n} training records, which leaves too few ({n_dev} dev, {n_train} pool). Use a bigger corpus or a smaller --dev-share."
+    E442 = "--split must be 'dev' (tune: a dev split carved from train.jsonl, seeds from 0; test.jsonl is never read) or 'test' (report on test.jsonl with seeds from {report_seed}), got '{split}'."
+    E443 = "A bootstrap interval needs paired values for the same seeds, got {n_a} and {n_b} value(s)."
+    E444 = "The text classifier '{component}' is trained by gradient steps, not refit: only a pipeline built with --arch linear (spacy_al.TextCatCharLinear.v1) has fit()."
+    E445 = "Unknown variant '{variant}' in strategy '{strategy}': after a strategy's name, '+' takes {variants} (e.g. margin+diverse-seed)."
     pass
 
 

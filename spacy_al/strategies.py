@@ -418,6 +418,69 @@ def cost_aware(*, power: float = 1.0) -> Strategy:
 # --- lookup --------------------------------------------------------------
 
 
+@registry.strategies("spacy_al.balanced_start.v1")
+@needs("scores")
+def balanced_start(*, min_positives: int = 3, alpha: float = 1.0) -> Strategy:
+    """Class-balanced until every label has ``min_positives`` answers that say
+    it is true, then the top ``n`` by score.
+
+    While a label is missing, a model that has hardly seen it can't be unsure
+    about it, so plain uncertainty keeps asking about the labels it knows; once
+    each has a few examples, uncertainty alone is what finds the boundary.
+    """
+    name = "spacy_al.balanced_start.v1"
+    _check_option(
+        name,
+        "min_positives",
+        min_positives,
+        isinstance(min_positives, numbers.Integral) and min_positives >= 0,
+        "an integer >= 0",
+    )
+    balanced = class_balanced(alpha=alpha)
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        counts = _require(candidates, "label_counts", name)
+        if len(counts) and np.min(counts) < min_positives:
+            return balanced(candidates, n, rng=rng)
+        return _descending(candidates.scores)[:n]
+
+    return select
+
+
+def diverse_seed(vectors: Any, n: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` row indices that cover the pool: k-means over the L2-normalised
+    ``vectors`` (dense or sparse) into ``n`` clusters, and the member nearest
+    each centroid, biggest cluster first.
+
+    A cold start's first questions then ask about each region of the pool once,
+    where a random seed set asks about its densest region many times and may
+    miss a rare class entirely.
+    """
+    X = normalize(vectors)
+    size = X.shape[0]
+    _check_n(n, size)
+    if n == size:
+        return np.arange(size)
+    kmeans = KMeans(n_clusters=n, n_init=1, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clusters = kmeans.fit_predict(X)
+    distances = kmeans.transform(X)
+    picked: list[int] = []
+    sizes = np.bincount(clusters, minlength=n)
+    for c in np.argsort(-sizes, kind="stable"):
+        members = np.flatnonzero(clusters == c)
+        if len(members):
+            picked.append(int(members[np.argmin(distances[members, c])]))
+    rest = np.setdiff1d(np.arange(size), picked)
+    if len(picked) < n:  # fewer distinct vectors than clusters
+        picked.extend(int(i) for i in rest[: n - len(picked)])
+    return np.asarray(picked[:n], dtype=int)
+
+
 class Alias(NamedTuple):
     """What a short name stands for: a registered strategy and a measure."""
 
@@ -435,6 +498,7 @@ ALIASES: Mapping[str, Alias] = {
     "entropy": Alias("spacy_al.top_k.v1", "entropy"),
     "diverse": Alias("spacy_al.diverse.v1", "margin"),
     "balanced": Alias("spacy_al.class_balanced.v1", "margin"),
+    "balanced-start": Alias("spacy_al.balanced_start.v1", "margin"),
     "cost": Alias("spacy_al.cost_aware.v1", "margin"),
 }
 

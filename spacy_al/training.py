@@ -69,8 +69,17 @@ def train_textcat(
     """Train ``model`` in place and keep the weights of its best dev epoch.
 
     Stops after ``patience`` epochs without a better dev score, or at
-    ``max_epochs``; the returned model has the best epoch's weights.
+    ``max_epochs``; the returned model has the best epoch's weights. A model
+    that ``refits`` (``linear``) is instead solved to convergence once, its idf
+    from the training texts.
     """
+    if getattr(model, "refits", False):
+        model.fit_idf(t.text for t in targets)
+        loss = model.fit(list(targets), max_iter=2000)
+        score = evaluate(model)
+        if on_epoch is not None:
+            on_epoch(0, loss, score)
+        return TrainResult(model, score, 0, [(0, loss, score)])
     rng = random.Random(seed)
     optimizer = Adam(learn_rate)
     docs = {t.input_key: model.nlp.make_doc(t.text) for t in targets}
@@ -142,7 +151,7 @@ def train_pipeline(
     textcat: Sequence[str] = (),
     ner: Sequence[str] = (),
     base: str = "blank:en",
-    arch: str = "bow",
+    arch: str = "linear",
     ner_arch: str = "beam_ner",
     multilabel: bool | None = None,
     eval_split: float = 0.2,

@@ -59,6 +59,12 @@ class Updater:
     default for both) takes the model's own defaults (``model.taper`` and
     ``model.class_weight``; NER's are 0: neither).
 
+    A model that ``refits`` (``linear``: logistic regression solved to
+    convergence) is instead refit on every known target after each batch, and
+    on ``retrain``, while a refit takes at most ``refit_seconds``; once it takes
+    longer, one update in ``refit_every`` refits and the others take the online
+    steps above. Its restart path (``retrain``) is the same refit.
+
     ``minibatch`` is the number of targets per gradient step's call to the
     model. ``yield_point`` (see ``set_yield_point``; None: the model's own, if
     any) is called before each.
@@ -91,8 +97,13 @@ class Updater:
         snapshots: bool = True,
         use_averages: bool = False,
         yield_point: YieldPoint | None = None,
+        refit_seconds: float = 2.0,
+        refit_every: int = 10,
     ) -> None:
         self.model = model
+        self.refit_seconds = refit_seconds
+        self.refit_every = max(1, refit_every)
+        self._last_refit_seconds = 0.0
         self.use_averages = use_averages
         self.learn_rate = learn_rate
         self.update_steps = update_steps
@@ -208,7 +219,11 @@ class Updater:
         new = self.add_targets(targets)
         self._n_updates += 1
         retrain = bool(self.retrain_every) and self._n_updates % self.retrain_every == 0
-        if retrain:
+        if self._refits and (retrain or self._refit_cheap()):
+            # A model refit on every known target (``linear``): while a refit
+            # fits the batch -> model budget, refit; beyond, online steps.
+            loss, n_replayed = self._refit(), len(self._targets)
+        elif retrain:
             loss, n_replayed = self._retrain(), len(self._targets)
         else:
             new_keys = {t.input_key for t in new}
@@ -245,7 +260,26 @@ class Updater:
         self.history.append(stats)
         return stats
 
+    @property
+    def _refits(self) -> bool:
+        return bool(getattr(self.model, "refits", False))
+
+    def _refit_cheap(self) -> bool:
+        """Refit while the last refit took at most ``refit_seconds``; beyond,
+        one update in ``refit_every`` refits and the others take online steps."""
+        if self._last_refit_seconds <= self.refit_seconds:
+            return True
+        return self._n_updates % self.refit_every == 0
+
+    def _refit(self) -> float:
+        start = time.perf_counter()
+        loss = self.model.fit(list(self._targets.values()))
+        self._last_refit_seconds = time.perf_counter() - start
+        return loss
+
     def _retrain(self) -> float:
+        if self._refits:  # the same learner on a restart: refit, never a plain retrain
+            return self._refit()
         self.model = self.model.reset()  # the reset model keeps the yield point
         self._docs.clear()
         self.optimizer = self._new_optimizer()

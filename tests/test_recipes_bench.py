@@ -107,7 +107,65 @@ def test_recipes_bench_labels_results_have_every_system(bench_run, sms_dir):
             assert "stop" not in entry
     # the seed sets are simulate's: the same positions for every system
     pool = gold_set(list(srsly.read_jsonl(sms_dir / "train.jsonl")), what="TRAIN")
-    assert results["seed_indices"]["1"] == list(seed_indices(len(pool.tasks), 20, 1))
+    assert results["seed_indices"]["101"] == list(
+        seed_indices(len(pool.tasks), 20, 101)
+    )
+
+
+def test_recipes_bench_labels_reports_on_seeds_never_used_to_tune(bench_run):
+    result, out = bench_run
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["split"] == "test"
+    assert results["seeds"] == [100, 101]
+    assert "seeds 100-101" in result.output
+    for entry in results["systems"].values():
+        assert entry["seeds"] == [100, 101]
+        assert len(entry["auc_per_seed"]) == 2
+    # ours against every peer and our random, with a paired bootstrap interval
+    margin = results["systems"]["margin"]
+    assert set(margin["auc_vs"]) == set(results["systems"]) - {"margin"}
+    for d in margin["auc_vs"].values():
+        assert d["low"] <= d["diff"] <= d["high"]
+    assert "95% interval" in result.output
+
+
+def test_recipes_bench_labels_dev_split_never_opens_the_test_file(
+    app, sms_dir, tmp_path
+):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.jsonl").write_bytes((sms_dir / "train.jsonl").read_bytes())
+    (corpus / "test.jsonl").mkdir()  # opening it raises IsADirectoryError
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "bench.labels",
+            "--corpus",
+            str(corpus),
+            "--split",
+            "dev",
+            "--strategies",
+            "margin",
+            "--peers",
+            "",
+            "--seeds",
+            "1",
+            "--budget",
+            "30",
+            "--positive-label",
+            "spam",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["split"] == "dev"
+    assert results["seeds"] == [0]
+    # 20% of the 300 training records (less their duplicates) is the dev set
+    assert 50 <= results["eval_size"] <= 60
 
 
 def test_recipes_bench_labels_writes_one_plot(bench_run):

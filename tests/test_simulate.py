@@ -4,7 +4,12 @@ import srsly
 
 from spacy_al.simulate import simulate
 from spacy_al.simulate.ner import _ner_labels, ner_gold_set, run_one_ner
-from spacy_al.simulate.runner import SimulationConfig, _median_or_none, stop_summary
+from spacy_al.simulate.runner import (
+    SimulationConfig,
+    _median_or_none,
+    paired_bootstrap,
+    stop_summary,
+)
 from spacy_al.simulate.textcat import (
     gold_set,
     labels_to_target,
@@ -29,10 +34,28 @@ def test_simulate_median_counts_missed_runs_as_longest(values, median):
     assert _median_or_none(values) == median
 
 
-def test_simulate_labels_to_target_is_the_first_crossing():
+def test_simulate_labels_to_target_counts_only_a_curve_that_stays():
+    # Touches 0.85 at 40, falls back at 50: reached (and stayed) only from 60.
     curve = [(20, 0.1), (30, 0.5), (40, 0.9), (50, 0.7), (60, 0.95)]
-    assert labels_to_target(curve, 0.85) == 40
+    assert labels_to_target(curve, 0.85) == 60
     assert labels_to_target(curve, 0.99) is None
+
+
+def test_simulate_labels_to_target_a_curve_ending_below_never_reached():
+    curve = [(20, 0.9), (30, 0.95), (40, 0.96), (50, 0.8)]
+    assert labels_to_target(curve, 0.85) is None
+
+
+def test_simulate_paired_bootstrap_on_known_cases():
+    # a constant difference: the interval is that difference
+    d = paired_bootstrap([0.8, 0.7, 0.9], [0.7, 0.6, 0.8])
+    assert d["diff"] == pytest.approx(0.1)
+    assert d["low"] == pytest.approx(0.1) and d["high"] == pytest.approx(0.1)
+    # differences 0 and 1: resampled means are 0, 0.5 or 1 (1/4, 1/2, 1/4)
+    d = paired_bootstrap([1.0, 1.0], [1.0, 0.0])
+    assert (d["diff"], d["low"], d["high"]) == (0.5, 0.0, 1.0)
+    with pytest.raises(ValueError, match="E443"):
+        paired_bootstrap([1.0], [1.0, 2.0])
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from spacy_al.strategies import (
     NEEDS,
     Candidates,
     class_balance_weights,
+    diverse_seed,
     get_strategy,
     needs,
     resolve,
@@ -80,6 +81,7 @@ def pools(draw) -> Candidates:
 
 def test_strategies_registry_has_the_builtins():
     assert POOL_STRATEGIES == [
+        "spacy_al.balanced_start.v1",
         "spacy_al.class_balanced.v1",
         "spacy_al.cost_aware.v1",
         "spacy_al.diverse.v1",
@@ -155,6 +157,27 @@ def test_strategies_diverse_picks_one_per_blob(as_sparse):
         10 + int(np.argmax(scores[10:20])),
         20 + int(np.argmax(scores[20:])),
     ]
+
+
+def test_strategies_diverse_seed_covers_every_blob():
+    rng = np.random.default_rng(0)
+    vectors, _ = _blobs(rng)
+    picked = diverse_seed(vectors, 3, seed=0)
+    assert sorted(picked // 10) == [0, 1, 2]
+    assert len(set(diverse_seed(vectors, 30, seed=0).tolist())) == 30
+
+
+def test_strategies_balanced_start_is_balanced_until_every_label_has_positives():
+    cands = dict(
+        scores=[0.9, 0.5], probs=[[0.9, 0.1], [0.2, 0.8]], label_counts=[10, 1]
+    )
+    rng = np.random.default_rng(0)
+    start = get_strategy("balanced-start", min_positives=3)
+    # label 1 has 1 positive: the candidate predicted as label 1 comes first
+    assert start(Candidates(**cands), 1, rng=rng).tolist() == [1]
+    # every label has 3: plain uncertainty
+    cands["label_counts"] = [10, 3]
+    assert start(Candidates(**cands), 1, rng=rng).tolist() == [0]
 
 
 def test_strategies_diverse_only_clusters_the_top_candidates():

@@ -32,12 +32,24 @@ from spacy_al.corpus import Source
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.simulate import simulate
-from spacy_al.simulate.runner import SimulationConfig
-from spacy_al.simulate.textcat import gold_set, infer_labels, labels_to_target
+from spacy_al.simulate.runner import (
+    SimulationConfig,
+    curve_auc,
+    labels_to_target,
+    paired_bootstrap,
+)
+from spacy_al.simulate.textcat import gold_set, infer_labels, split_variants
+from spacy_al.textcat.model import DEFAULT_ARCHITECTURE
 
 TASKS = ("textcat", "ner")
+#: ``dev``: tune on a dev split of train.jsonl with seeds from TUNE_SEED;
+#: ``test``: report on test.jsonl with seeds from REPORT_SEED (never tuned on).
+SPLITS = ("dev", "test")
+TUNE_SEED = 0
+REPORT_SEED = 100
+DEV_SHARE = 0.2
 DEFAULT_STRATEGIES = {"textcat": "margin,balanced,random", "ner": "mnlp,random"}
-DEFAULT_ARCH = {"textcat": "bow", "ner": "beam_ner"}
+DEFAULT_ARCH = {"textcat": DEFAULT_ARCHITECTURE, "ner": "beam_ner"}
 
 Curve = list[tuple[int, float]]
 
@@ -45,14 +57,45 @@ Curve = list[tuple[int, float]]
 # --- running the systems -------------------------------------------------------
 
 
-def read_corpus(corpus: Path) -> tuple[list[dict], list[dict]]:
-    """The records of DIR/train.jsonl and DIR/test.jsonl."""
-    paths = [Path(corpus) / "train.jsonl", Path(corpus) / "test.jsonl"]
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(Errors.E708.format(path=path))
-    train, test = (list(Source(path, dedupe=False)) for path in paths)
-    return train, test
+def read_corpus(
+    corpus: Path, *, split: str = "test", dev_share: float = DEV_SHARE
+) -> tuple[list[dict], list[dict]]:
+    """The pool and the evaluation records of a corpus DIR.
+
+    ``split="test"``: DIR/train.jsonl and DIR/test.jsonl. ``split="dev"`` (for
+    tuning): DIR/train.jsonl only, split by :func:`dev_split` into a pool and a
+    dev set; DIR/test.jsonl is never opened.
+    """
+    if split not in SPLITS:
+        raise ValueError(Errors.E442.format(split=split, report_seed=REPORT_SEED))
+    train_path = Path(corpus) / "train.jsonl"
+    if not train_path.is_file():
+        raise FileNotFoundError(Errors.E708.format(path=train_path))
+    train = list(Source(train_path, dedupe=False))
+    if split == "dev":
+        return dev_split(train, dev_share=dev_share)
+    test_path = Path(corpus) / "test.jsonl"
+    if not test_path.is_file():
+        raise FileNotFoundError(Errors.E708.format(path=test_path))
+    return train, list(Source(test_path, dedupe=False))
+
+
+def dev_split(
+    records: Sequence[dict], *, dev_share: float = DEV_SHARE, seed: int = 0
+) -> tuple[list[dict], list[dict]]:
+    """A pool and a dev set carved from training records (a fixed shuffle)."""
+    n = len(records)
+    n_dev = int(round(n * dev_share))
+    if n_dev < 1 or n - n_dev < 2:
+        raise ValueError(
+            Errors.E441.format(dev_share=dev_share, n=n, n_dev=n_dev, n_train=n - n_dev)
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    dev = {int(i) for i in order[:n_dev]}
+    return (
+        [r for i, r in enumerate(records) if i not in dev],
+        [r for i, r in enumerate(records) if i in dev],
+    )
 
 
 def _run_ours(
@@ -146,14 +189,17 @@ def summarize(
     runs = [curves[seed] for seed in sorted(curves)]
     to_own = [labels_to_target(c, target * full) for c in runs]
     to_common = [labels_to_target(c, common) for c in runs]
+    aucs = [curve_auc(c) for c in runs]
     return {
+        "seeds": sorted(curves),
         "full_data_score": full,
         "target_score": target * full,
         "labels_to_target": to_own,
         "labels_to_target_median": median_labels(to_own),
         "labels_to_common": to_common,
         "labels_to_common_median": median_labels(to_common),
-        "auc": float(np.mean([np.mean([s for _, s in c]) for c in runs])),
+        "auc": float(np.mean(aucs)),
+        "auc_per_seed": aucs,
         "final_score": float(np.median([c[-1][1] for c in runs])),
         "curve": median_curve(runs),
         "curves": {
@@ -191,12 +237,24 @@ def run_labels(
     positive_label: str | None = None,
     n_jobs: int = 1,
     on_job_done: Callable[[str, float], None] | None = None,
+    first_seed: int = REPORT_SEED,
+    split: str = "test",
+    architecture: str | None = None,
+    patterns: str | None = None,
 ) -> dict:
     """Our strategies and the peers from the same seed sets; the results dict.
 
     With ``n_jobs`` > 1, our strategies run in ``n_jobs`` groups (each group a
     ``simulate`` call of its own, so each trains the full-data model; the first
     group's full-data score is the one used), and each peer in a job of its own.
+
+    The runs use seeds ``first_seed`` .. ``first_seed + seeds - 1`` (tune with
+    ``split="dev"`` from 0, report with ``split="test"`` from 100: ``split`` is
+    recorded, the caller chose the records). A run reaches a score when it gets
+    there and stays there to the budget. Every one of our strategies gets the
+    difference of its AUC to each peer's and to our random's, with a paired
+    bootstrap 95% interval over the seeds, and its labels to the common score
+    as a share of our random's.
     """
     start = time.perf_counter()
     if task not in TASKS:
@@ -211,8 +269,8 @@ def run_labels(
     strategies = list(strategies)
     if not strategies:
         raise ValueError(Errors.E709)
-    for strategy in strategies:
-        StrategySpec.parse(strategy, task=task)  # an unknown name fails here, not later
+    for strategy in strategies:  # an unknown name fails here, not later
+        StrategySpec.parse(split_variants(strategy)[0], task=task)
     peer_names, skipped = _requested_peers(peers, task)
 
     labels: tuple[str, ...] = ()
@@ -230,7 +288,7 @@ def run_labels(
         # The seed sets simulate's run_one draws: the same indices for every system.
         seed_sets = {
             s: [int(i) for i in seed_indices(len(train.tasks), seed_size, s)]
-            for s in range(seeds)
+            for s in range(first_seed, first_seed + seeds)
         }
     config = SimulationConfig(
         strategies=tuple(strategies),
@@ -240,7 +298,10 @@ def run_labels(
         seeds=seeds,
         target=target,
         positive_label=positive_label,
-        architecture=DEFAULT_ARCH[task],
+        architecture=architecture or DEFAULT_ARCH[task],
+        patterns=patterns,
+        patterns_for_all=False,  # only the NAME+patterns rows use them
+        first_seed=first_seed,
         labels=labels,
         task=task,
         drop=0.1 if task == "ner" else 0.0,
@@ -303,7 +364,13 @@ def run_labels(
     ours_full = sim_results[0][0]["full_data_score"]
     raw: dict[str, dict] = {}
     for results, curves in sim_results:
-        model = f"spaCy {results['config']['architecture']}, online updates"
+        arch = results["config"]["architecture"]
+        model = (
+            "spaCy textcat, spacy_al linear (tf-idf char n-grams, L2 logistic "
+            "regression refit every batch)"
+            if arch == "linear"
+            else f"spaCy {arch}, online updates"
+        )
         for strategy in results["config"]["strategies"]:
             raw[strategy] = {
                 "kind": "spacy_al",
@@ -339,6 +406,7 @@ def run_labels(
         for key in ("stop", "wall_time_seconds"):
             if key in entry:
                 systems[name][key] = entry[key]
+    compare_systems(systems)
     return {
         "benchmark": "labels",
         "task": first["task"],
@@ -346,10 +414,17 @@ def run_labels(
         "labels": first["labels"],
         "pool_size": first["pool_size"],
         "eval_size": first["eval_size"],
+        "split": split,
+        "seeds": list(range(first_seed, first_seed + seeds)),
+        "target_rule": "a run reaches a score when it gets there and stays there "
+        "to the budget",
         "config": {
             "strategies": strategies,
             "peers": list(peers),
             "seeds": seeds,
+            "first_seed": first_seed,
+            "architecture": config.architecture,
+            "patterns": patterns,
             "seed_size": seed_size,
             "batch_size": batch_size,
             "budget": budget,
@@ -370,6 +445,30 @@ def run_labels(
         "skipped": skipped,
         "wall_time_seconds": time.perf_counter() - start,
     }
+
+
+def compare_systems(systems: dict[str, dict]) -> None:
+    """Add to each of our non-random strategies ``auc_vs``: its AUC minus every
+    peer's and our random's (paired by seed, bootstrap 95% interval), and
+    ``ratio_to_random``: its median labels to the common score over random's."""
+    random_entry = systems.get("random")
+    others = [n for n, e in systems.items() if e["kind"] == "peer" or n == "random"]
+    for name, entry in systems.items():
+        if entry["kind"] != "spacy_al" or name == "random":
+            continue
+        entry["auc_vs"] = {
+            other: paired_bootstrap(
+                entry["auc_per_seed"], systems[other]["auc_per_seed"]
+            )
+            for other in others
+            if systems[other]["seeds"] == entry["seeds"]
+        }
+        if random_entry is not None:
+            mine = entry["labels_to_common_median"]
+            theirs = random_entry["labels_to_common_median"]
+            entry["ratio_to_random"] = (
+                mine / theirs if mine is not None and theirs else None
+            )
 
 
 def _job_name(job: tuple[str, tuple]) -> str:

@@ -33,6 +33,8 @@ from spacy_al.simulate.runner import (
     _new_signal,
     _run_jobs,
     _stop_set_docs,
+    reached_and_stayed,
+    seed_list,
     stop_summary,
 )
 from spacy_al.spans import make_ner_doc
@@ -240,10 +242,9 @@ def full_data_score_ner(
 
 
 def _first_reaching(curve: Sequence[NERPoint], target_score: float) -> NERPoint | None:
-    for point in curve:
-        if point[2] >= target_score:
-            return point
-    return None
+    """The point from which the curve stays at or above the target to the end."""
+    index = reached_and_stayed(curve, target_score, score_at=2)
+    return None if index is None else curve[index]
 
 
 def simulate_ner(
@@ -291,12 +292,12 @@ def simulate_ner(
         "strategies": {},
     }
     for strategy in config.strategies:
-        runs = [curves[strategy][seed] for seed in range(config.seeds)]
+        runs = [curves[strategy][seed] for seed in seed_list(config)]
         reached = [_first_reaching(c, target_score) for c in runs]
         texts = [None if r is None else r[0] for r in reached]
         tokens = [None if r is None else r[1] for r in reached]
         median_tokens = _median_or_none(tokens)
-        runs_signals = [signals[strategy][seed] for seed in range(config.seeds)]
+        runs_signals = [signals[strategy][seed] for seed in seed_list(config)]
         stop = stop_summary(
             [[(p[0], p[2]) for p in c] for c in runs], runs_signals, full
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spacy_al.errors import Errors
 from spacy_al.stopping import (
     DEFAULT_STOP_SET_SIZE,
     DEFAULT_THRESHOLD,
@@ -32,7 +33,7 @@ class SimulationConfig:
     seeds: int = 5
     target: float = 0.95
     positive_label: str | None = None
-    architecture: str = "bow"
+    architecture: str = "linear"
     base: str = "blank:en"
     multilabel: bool = False
     oracle: str = "correct"  # "correct": a reject names the right label; "binary"
@@ -43,7 +44,13 @@ class SimulationConfig:
     window: int | None = None
     committee_size: int = 3
     patterns: str | None = None
+    #: Whether ``patterns`` serve every strategy, or only those named
+    #: ``NAME+patterns`` (bench labels measures them on their own).
+    patterns_for_all: bool = True
     n_jobs: int = 1
+    #: The runs use seeds first_seed .. first_seed + seeds - 1: tune with 0, 1,
+    #: 2 on a dev split, report on test with seeds never used to tune (100 on).
+    first_seed: int = 0
     labels: tuple[str, ...] = field(default_factory=tuple)
     task: str = "textcat"  # or "ner"
     beam_width: int = 4  # NER: beam for training (beam_ner) and scoring; 1 = greedy
@@ -53,6 +60,64 @@ class SimulationConfig:
     stop_window: int = DEFAULT_WINDOW  # the stopping signal (stabilizing predictions)
     stop_threshold: float = DEFAULT_THRESHOLD
     stop_set_size: int = DEFAULT_STOP_SET_SIZE
+
+
+def seed_list(config: SimulationConfig) -> list[int]:
+    """The seeds of a simulation's runs."""
+    return list(range(config.first_seed, config.first_seed + config.seeds))
+
+
+def reached_and_stayed(
+    points: Sequence[tuple], target_score: float, *, score_at: int = 1
+) -> int | None:
+    """Where a learning curve reaches ``target_score`` and stays there for the
+    rest of the budget: the index of the first point from which every later
+    score (``point[score_at]``) is at least the target; None if the last isn't.
+
+    A curve that touches the target and falls back doesn't count from there:
+    test scores are noisy, and the first crossing rewards the noise."""
+    index = None
+    for i in range(len(points) - 1, -1, -1):
+        if points[i][score_at] < target_score:
+            break
+        index = i
+    return index
+
+
+def labels_to_target(
+    curve: Sequence[tuple[int, float]], target_score: float
+) -> int | None:
+    """The labels from which the curve stays at or above ``target_score`` to the
+    end of the budget (:func:`reached_and_stayed`); None if it ends below."""
+    index = reached_and_stayed(curve, target_score)
+    return None if index is None else int(curve[index][0])
+
+
+def paired_bootstrap(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    n_boot: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The mean of ``a - b`` over paired values (one pair per seed) with a
+    percentile bootstrap interval: the seeds are resampled with replacement."""
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a_arr) != len(b_arr) or not len(a_arr):
+        raise ValueError(Errors.E443.format(n_a=len(a_arr), n_b=len(b_arr)))
+    diff = a_arr - b_arr
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(means, [tail, 100.0 - tail])
+    return {"diff": float(diff.mean()), "low": float(lo), "high": float(hi)}
+
+
+def curve_auc(curve: Sequence[tuple[int, float]]) -> float:
+    """The mean score over a curve's points (all systems are scored at the same
+    label counts, so this is the area under the curve over the budget)."""
+    return float(np.mean([score for _, score in curve]))
 
 
 def _stop_set_docs(loop, config: SimulationConfig, seed: int) -> list:
@@ -107,7 +172,7 @@ def _run_jobs(
     processes with ``n_jobs`` > 1."""
     jobs = [
         (run, train, eval_set, config, strategy, seed)
-        for seed in range(config.seeds)
+        for seed in seed_list(config)
         for strategy in config.strategies
     ]
     curves: dict[str, dict[int, list]] = {s: {} for s in config.strategies}

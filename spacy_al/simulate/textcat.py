@@ -25,12 +25,18 @@ from spacy_al.simulate.runner import (
     _new_signal,
     _run_jobs,
     _stop_set_docs,
+    curve_auc,
+    labels_to_target,
+    paired_bootstrap,
+    seed_list,
     stop_summary,
 )
 from spacy_al.stopping import (
     StabilizingPredictions,
     stop_set_labels,
 )
+from spacy_al.strategies import diverse_seed
+from spacy_al.textcat.learner import pool_vectors
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
 from spacy_al.textcat.patterns import PatternMatcher
@@ -84,13 +90,23 @@ def seed_answer(task: dict, gold: list[str]) -> dict:
     return {**task, "accept": list(gold), "answer": "accept"}
 
 
-def labels_to_target(
-    curve: Sequence[tuple[int, float]], target_score: float
-) -> int | None:
-    for n, score in curve:
-        if score >= target_score:
-            return int(n)
-    return None
+#: What a strategy name's ``+`` suffixes may ask for (``margin+diverse-seed``):
+#: a seed set of one text per cluster of the pool instead of a random one;
+#: the patterns of ``SimulationConfig.patterns`` (when it isn't for all).
+VARIANTS = ("diverse-seed", "patterns")
+
+
+def split_variants(strategy: str) -> tuple[str, tuple[str, ...]]:
+    """A strategy name and its cold-start variants (``margin+diverse-seed``)."""
+    name, *variants = strategy.split("+")
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(
+                Errors.E445.format(
+                    variant=variant, strategy=strategy, variants=", ".join(VARIANTS)
+                )
+            )
+    return name, tuple(variants)
 
 
 def _evaluate(model: Served, eval_docs, eval_set: GoldSet, config, labels) -> float:
@@ -141,13 +157,15 @@ def run_one(
     signal is updated: its update ``k`` is the model of curve point ``k - 1``.
     """
     labels = config.labels
-    spec = StrategySpec.parse(strategy)
+    name, variants = split_variants(strategy)
+    spec = StrategySpec.parse(name)
     updater = _new_updater(config, labels, spec, seed)
     model = updater.model
+    use_patterns = config.patterns and (
+        "patterns" in variants or config.patterns_for_all
+    )
     patterns = (
-        PatternMatcher.from_file(model.nlp, config.patterns)
-        if config.patterns
-        else None
+        PatternMatcher.from_file(model.nlp, config.patterns) if use_patterns else None
     )
     pool = Pool(train.tasks)
     gold = {t["_input_key"]: g for t, g in zip(train.tasks, train.gold, strict=True)}
@@ -177,6 +195,12 @@ def run_one(
     seed_idx = rng.choice(
         len(pool), size=min(config.seed_size, len(pool)), replace=False
     )
+    if "diverse-seed" in variants:  # one per cluster of the pool instead
+        seed_idx = diverse_seed(
+            pool_vectors([t["text"] for t in pool.tasks]),
+            min(config.seed_size, len(pool)),
+            seed=seed,
+        )
     loop.answer(
         [
             seed_answer(pool.tasks[i], gold[pool.tasks[i]["_input_key"]])
@@ -232,6 +256,18 @@ def full_data_score(
         labels, exclusive=exclusive, base=config.base, architecture=config.architecture
     )
     model = TextcatModel(nlp)
+    eval_docs = model.make_docs(t["text"] for t in eval_set.tasks)
+    if model.refits:
+        # Solved to convergence on all of TRAIN (idf from TRAIN's texts, the pool).
+        model.fit_idf(t["text"] for t in train.tasks)
+        model.fit([target(i) for i in range(len(train.tasks))], max_iter=2000)
+        score = _evaluate(model, eval_docs, eval_set, config, labels)
+        return score, {
+            "solver": "each label's L2 logistic regression solved to convergence "
+            "(liblinear dual, tolerance 1e-4, at most 2000 iterations) on all of TRAIN",
+            "C": model.thinc_model.attrs["C"],
+            "idf": "from TRAIN's texts",
+        }
     dev_docs = model.make_docs(train.tasks[i]["text"] for i in order[:n_dev])
     dev_gold = [train.gold[i] for i in order[:n_dev]]
 
@@ -253,9 +289,14 @@ def full_data_score(
         learn_rate=config.learn_rate or DEFAULT_LEARN_RATE[config.architecture],
         seed=seed,
     )
-    eval_docs = model.make_docs(t["text"] for t in eval_set.tasks)
     score = _evaluate(result.model, eval_docs, eval_set, config, labels)
-    return score, {"best_epoch": result.best_epoch, "dev_score": result.best_score}
+    return score, {
+        "best_epoch": result.best_epoch,
+        "dev_score": result.best_score,
+        "max_epochs": config.max_epochs,
+        "patience": config.patience,
+        "early_stopping": "on a 10% dev slice of TRAIN",
+    }
 
 
 def simulate_textcat(
@@ -293,21 +334,35 @@ def simulate_textcat(
         "config": {k: v for k, v in asdict(config).items() if k != "labels"},
         "strategies": {},
     }
+    seeds = seed_list(config)
+    results["seeds"] = seeds
+    results["target_rule"] = "reached and stayed at or above the target to the budget"
     for strategy in config.strategies:
-        runs = [curves[strategy][seed] for seed in range(config.seeds)]
+        runs = [curves[strategy][seed] for seed in seeds]
         reached = [labels_to_target(c, target_score) for c in runs]
+        aucs = [curve_auc(c) for c in runs]
         results["strategies"][strategy] = {
             "labels_to_target": reached,
             "labels_to_target_median": _median_or_none(reached),
-            "auc": float(np.mean([np.mean([s for _, s in c]) for c in runs])),
+            "auc": float(np.mean(aucs)),
+            "auc_per_seed": aucs,
             "final_score": float(np.median([c[-1][1] for c in runs])),
             "curve": _median_curve(runs),
+            "curves": {
+                str(seed): [list(p) for p in c]
+                for seed, c in zip(seeds, runs, strict=True)
+            },
             "stop": stop_summary(
-                runs, [signals[strategy][seed] for seed in range(config.seeds)], full
+                runs, [signals[strategy][seed] for seed in seeds], full
             ),
         }
     _add_ratios_to_random(
         results["strategies"], {"labels_to_target_median": "ratio_to_random"}
     )
+    if "random" in results["strategies"]:
+        base = results["strategies"]["random"]["auc_per_seed"]
+        for name, entry in results["strategies"].items():
+            if name != "random":
+                entry["auc_vs_random"] = paired_bootstrap(entry["auc_per_seed"], base)
     results["wall_time_seconds"] = time.perf_counter() - start
     return results

@@ -60,6 +60,11 @@ class ActiveLoop(BaseLoop):
             yield_point=yield_point,
         )
         self.exclusive: bool = updater.model.exclusive
+        # A model with an idf (``linear``) takes it from the unlabelled pool.
+        for member in getattr(updater, "members", None) or [updater]:
+            fit_idf = getattr(member.model, "fit_idf", None)
+            if fit_idf is not None:
+                fit_idf(task["text"] for task in list(pool.tasks))
         self.scorer: Scorer = make_scorer(spec.measure, multilabel=not self.exclusive)
         if spec.uses_committee and updater.n_members < 2:
             raise ValueError(Errors.E409.format(measure=spec.measure))

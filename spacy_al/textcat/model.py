@@ -19,11 +19,15 @@ from thinc.api import Model, Optimizer, set_dropout_rate
 from spacy_al.errors import Errors
 from spacy_al.pipelines import load_base
 from spacy_al.protocols import YieldPoint
-from spacy_al.textcat import architectures
+from spacy_al.textcat import architectures, learner
 from spacy_al.textcat.targets import TextcatTarget
 
-ARCHITECTURES = ("bow", "ensemble")
-DEFAULT_LEARN_RATE = {"bow": 0.01, "ensemble": 0.002}
+ARCHITECTURES = ("linear", "bow", "ensemble")
+#: The learn rate of gradient steps (``linear`` takes them only beyond its refit
+#: budget, see ``Updater``).
+DEFAULT_LEARN_RATE = {"linear": 0.01, "bow": 0.01, "ensemble": 0.002}
+#: The architecture recipes, ``simulate`` and ``bench labels`` build by default.
+DEFAULT_ARCHITECTURE = "linear"
 #: Docs per call of the classifier's model in ``predict``.
 PREDICT_BATCH = 512
 
@@ -64,8 +68,23 @@ def _ensemble_config(*, exclusive: bool) -> dict:
     }
 
 
+def _linear_config(*, exclusive: bool) -> dict:
+    # logistic regression on tf-idf of hashed char n-grams (learner.py)
+    return {
+        "@architectures": learner.LINEAR,
+        "exclusive_classes": exclusive,
+        "n_features": learner.DEFAULT_N_FEATURES,
+        "min_n": learner.DEFAULT_MIN_N,
+        "max_n": learner.DEFAULT_MAX_N,
+        "C": learner.DEFAULT_C,
+    }
+
+
 def architecture_config(architecture: str, *, exclusive: bool) -> dict:
-    """The thinc model config for a named architecture (``bow`` or ``ensemble``)."""
+    """The thinc model config for a named architecture (``linear``, ``bow`` or
+    ``ensemble``)."""
+    if architecture == "linear":
+        return _linear_config(exclusive=exclusive)
     if architecture == "bow":
         return _bow_config(exclusive=exclusive)
     if architecture == "ensemble":
@@ -170,6 +189,34 @@ class TextcatModel:
         self.thinc_model: Model = pipe.model if thinc_model is None else thinc_model
         self._label_index = {label: i for i, label in enumerate(self.labels)}
         self.yield_point = yield_point
+
+    @property
+    def refits(self) -> bool:
+        """Whether the model is refit on every known target (``linear``) rather
+        than trained by gradient steps: ``Updater`` then calls ``fit``."""
+        return bool(self.thinc_model.attrs.get("refits", False))
+
+    def fit(self, targets: Sequence[TextcatTarget], *, max_iter: int = 100) -> float:
+        """Refit on ``targets`` (a ``refits`` model); each label learns only from
+        the targets that know its value. Returns the share of known values the
+        refit model gets wrong."""
+        if not self.refits:
+            raise ValueError(Errors.E444.format(component=self.component))
+        if not targets:
+            return 0.0
+        truths, known = self.truths(targets)
+        texts = [t.text for t in targets]
+        learner.fit_linear(self.thinc_model, texts, truths, known, max_iter=max_iter)
+        probs = self.predict(self.make_docs(texts))
+        wrong = ((probs >= 0.5) != (truths >= 0.5)) * known
+        return float(wrong.sum() / max(known.sum(), 1.0))
+
+    def fit_idf(self, texts: Iterable[str]) -> int:
+        """Fit the idf of a ``refits`` model on unlabelled texts (the pool); the
+        number of texts used (0 for a model without idf)."""
+        if not self.refits:
+            return 0
+        return learner.fit_idf(self.thinc_model, texts)
 
     @property
     def members(self) -> tuple[TextcatModel, ...]:

@@ -1,0 +1,294 @@
+"""A text classifier that learns from few labels: L2-regularised logistic
+regression over tf-idf of hashed character n-grams, refit on every answer.
+
+``spacy_al.TextCatCharLinear.v1`` is a thinc model for spaCy's own ``textcat``
+and ``textcat_multilabel`` components. Features: the counts of the character
+n-grams (2 to 5 characters, within word boundaries, lower-cased: scikit-learn's
+``char_wb`` analyzer) hashed into ``n_features`` columns
+(``HashingVectorizer``, so there is no vocabulary to keep), times an idf vector,
+each row L2-normalised. One logistic output per label (one-vs-rest); for
+exclusive labels the outputs are normalised to sum to one.
+
+Its weights, bias and idf are thinc parameters, so the pipeline saves and loads
+with ``nlp.to_disk`` / ``spacy.load`` (arrays, no pickle) and the architecture is
+declared under spaCy's ``spacy_architectures`` entry point. It has a gradient,
+so ``spacy train`` trains it (Adam with the config's L2; the idf stays all ones
+there: plain L2-normalised counts). In the active-learning loop it is instead
+*refit* (:func:`fit_linear`): each label's binary model is solved to convergence
+(liblinear's dual coordinate descent) on every answer where that label's value
+is known, with balanced class weights and inverse L2 strength ``C``.
+So a reject of one exclusive label trains only "not that label". The idf comes
+from the unlabelled pool (:func:`fit_idf`), as a tf-idf vectorizer fit on the
+pool would.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression
+from spacy import registry
+from spacy.tokens import Doc
+from thinc.api import Model
+from thinc.types import Floats2d
+
+from spacy_al.errors import Errors
+
+LINEAR = "spacy_al.TextCatCharLinear.v1"
+DEFAULT_N_FEATURES = 2**18
+DEFAULT_MIN_N = 2
+DEFAULT_MAX_N = 5
+#: The inverse L2 strength (scikit-learn's ``C``) of the refit.
+DEFAULT_C = 30.0
+#: Texts whose hashed counts are kept per featurizer (shared by every model).
+CACHE_SIZE = 60_000
+#: The bias of a label none of whose known values is positive (or negative).
+ABSENT_BIAS = 4.0
+
+_caches: dict[tuple, OrderedDict] = {}
+_vectorizers: dict[tuple, HashingVectorizer] = {}
+
+
+def _vectorizer(key: tuple) -> HashingVectorizer:
+    vec = _vectorizers.get(key)
+    if vec is None:
+        n_features, min_n, max_n = key
+        vec = HashingVectorizer(
+            analyzer="char_wb",
+            ngram_range=(min_n, max_n),
+            n_features=n_features,
+            alternate_sign=False,
+            norm=None,
+            lowercase=True,
+            dtype=np.float32,
+        )
+        _vectorizers[key] = vec
+    return vec
+
+
+def hashed_counts(texts: Sequence[str], key: tuple) -> sp.csr_matrix:
+    """The hashed n-gram counts of ``texts``, rows cached by text."""
+    cache = _caches.setdefault(key, OrderedDict())
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing:
+        counts = _vectorizer(key).transform(missing).tocsr()
+        for i, text in enumerate(missing):
+            lo, hi = counts.indptr[i], counts.indptr[i + 1]
+            cache[text] = (counts.indices[lo:hi].copy(), counts.data[lo:hi].copy())
+        while len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
+    rows = []
+    for text in texts:
+        row = cache.get(text)
+        if row is None:  # evicted while this call added others
+            counts = _vectorizer(key).transform([text]).tocsr()
+            row = (counts.indices, counts.data)
+        rows.append(row)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(r[0]) for r in rows])
+    indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int32)
+    data = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), key[0]))
+
+
+def _key(model: Model) -> tuple:
+    return (model.attrs["n_features"], model.attrs["min_n"], model.attrs["max_n"])
+
+
+def featurize(model: Model, texts: Sequence[str]) -> sp.csr_matrix:
+    """tf-idf rows of ``texts``, L2-normalised (float32 CSR)."""
+    X = hashed_counts(texts, _key(model))
+    idf = model.get_param("idf") if model.has_param("idf") else None
+    if idf is not None:
+        X.data = X.data * np.asarray(idf, dtype=np.float32)[X.indices]
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    X = sp.diags((1.0 / norms).astype(np.float32)) @ X
+    return X.tocsr()
+
+
+def pool_vectors(
+    texts: Sequence[str],
+    *,
+    n_features: int = 2**15,
+    dims: int = 100,
+    seed: int = 0,
+) -> np.ndarray:
+    """Dense document vectors for clustering a pool (a diverse seed set): the
+    tf-idf of hashed char n-grams (idf from ``texts`` themselves), L2-normalised
+    and reduced to ``dims`` dimensions by a truncated SVD (latent semantic
+    analysis), which makes k-means over thousands of texts take a second."""
+    from sklearn.decomposition import TruncatedSVD
+
+    key = (n_features, DEFAULT_MIN_N, DEFAULT_MAX_N)
+    X = hashed_counts(list(texts), key)
+    df = np.bincount(X.indices, minlength=n_features)
+    idf = np.log((1.0 + X.shape[0]) / (1.0 + df)) + 1.0
+    X.data = X.data * idf[X.indices].astype(np.float32)
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    X = (sp.diags(1.0 / norms) @ X).tocsr()
+    dims = min(dims, X.shape[0] - 1, X.shape[1] - 1)
+    if dims < 1:
+        return X.toarray()
+    return TruncatedSVD(n_components=dims, random_state=seed).fit_transform(X)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _forward(model: Model, docs: list[Doc], is_train: bool):
+    X = featurize(model, [doc.text for doc in docs])
+    W = model.get_param("W")
+    b = model.get_param("b")
+    S = _sigmoid(np.asarray(X @ W) + b).astype(np.float32)
+    exclusive = not model.attrs["multi_label"]
+    total = S.sum(axis=1, keepdims=True) if exclusive else None
+    P = S / total if exclusive else S
+
+    def backprop(dP: Floats2d) -> list[Doc]:
+        dP = np.asarray(dP, dtype=np.float32)
+        if exclusive:
+            dS = (dP - (dP * P).sum(axis=1, keepdims=True)) / total
+        else:
+            dS = dP
+        dZ = dS * S * (1.0 - S)
+        model.inc_grad("W", np.asarray(X.T @ dZ, dtype=np.float32))
+        model.inc_grad("b", dZ.sum(axis=0))
+        return docs
+
+    return model.ops.asarray2f(P), backprop
+
+
+def _init(model: Model, X: list[Doc] | None = None, Y: Floats2d | None = None):
+    if Y is not None and not model.has_dim("nO"):
+        model.set_dim("nO", int(np.asarray(Y).shape[1]))
+    n_out = model.get_dim("nO")
+    n_features = model.attrs["n_features"]
+    model.set_param("W", np.zeros((n_features, n_out), dtype=np.float32))
+    model.set_param("b", np.zeros((n_out,), dtype=np.float32))
+    if not model.has_param("idf"):  # a reset keeps the pool's idf
+        model.set_param("idf", np.ones((n_features,), dtype=np.float32))
+    return model
+
+
+@registry.architectures(LINEAR)
+def build_char_linear_classifier(
+    exclusive_classes: bool,
+    n_features: int = DEFAULT_N_FEATURES,
+    min_n: int = DEFAULT_MIN_N,
+    max_n: int = DEFAULT_MAX_N,
+    C: float = DEFAULT_C,
+    nO: int | None = None,
+) -> Model[list[Doc], Floats2d]:
+    """Logistic regression (one-vs-rest) on tf-idf of hashed char n-grams.
+
+    ``C`` is the inverse L2 strength the loop's refit uses (``spacy train``
+    regularises with its optimizer's L2 instead).
+    """
+    if n_features < 1 or not 1 <= min_n <= max_n or C <= 0:
+        raise ValueError(
+            Errors.E440.format(n_features=n_features, min_n=min_n, max_n=max_n, C=C)
+        )
+    return Model(
+        "char_linear",
+        _forward,
+        init=_init,
+        dims={"nO": nO},
+        params={"W": None, "b": None, "idf": None},
+        attrs={
+            "multi_label": not exclusive_classes,
+            "n_features": int(n_features),
+            "min_n": int(min_n),
+            "max_n": int(max_n),
+            "C": float(C),
+            "refits": True,
+        },
+    )
+
+
+def fit_idf(model: Model, texts: Iterable[str], *, limit: int = 50_000) -> int:
+    """Set the idf from (up to ``limit``) unlabelled texts; the number used.
+
+    Smoothed as scikit-learn's ``TfidfVectorizer``: ``ln((1 + n) / (1 + df)) + 1``.
+    """
+    texts = list(texts)[:limit]
+    if not texts:
+        return 0
+    counts = _vectorizer(_key(model)).transform(texts).tocsr()
+    df = np.bincount(counts.indices, minlength=model.attrs["n_features"])
+    n = len(texts)
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    model.set_param("idf", idf.astype(np.float32))
+    return n
+
+
+def _fit_binary(
+    X: sp.csr_matrix, y: np.ndarray, *, C: float, max_iter: int
+) -> tuple[np.ndarray, float]:
+    """Balanced, L2-regularised binary logistic regression: liblinear's dual
+    coordinate descent (scikit-learn ``LogisticRegression(solver="liblinear",
+    dual=True)``), the fast solver when there are fewer rows than feature
+    columns (tens of milliseconds for a thousand texts)."""
+    model = LogisticRegression(
+        C=C,
+        class_weight="balanced",
+        solver="liblinear",
+        dual=True,
+        max_iter=max_iter,
+        tol=1e-4,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    return model.coef_[0], float(model.intercept_[0])
+
+
+def fit_linear(
+    model: Model,
+    texts: Sequence[str],
+    truths: np.ndarray,
+    known: np.ndarray,
+    *,
+    max_iter: int = 1000,
+) -> None:
+    """Refit every label's binary model on the rows where its value is known.
+
+    Solved on the feature columns the known rows use (the others' optimal
+    weight is 0). A label whose
+    known values are all negative (or all positive) gets no weights and a
+    bias of -``ABSENT_BIAS`` (or +).
+    """
+    X = featurize(model, texts)
+    C = model.attrs["C"]
+    W = np.zeros_like(model.get_param("W"))
+    b = np.zeros_like(model.get_param("b"))
+    exclusive = not model.attrs["multi_label"]
+    n_labels = W.shape[1]
+    # Two exclusive labels known together: one binary model, the other mirrored
+    # (the normalised outputs are then exactly that model's probabilities).
+    mirror = exclusive and n_labels == 2 and np.array_equal(known[:, 0], known[:, 1])
+    for j in range(1 if mirror else 0, n_labels):
+        rows = np.flatnonzero(known[:, j] > 0)
+        y = (truths[rows, j] >= 0.5).astype(np.int64)
+        if not len(rows) or y.all() or not y.any():
+            b[j] = ABSENT_BIAS if len(rows) and y.all() else -ABSENT_BIAS
+            continue
+        Xj = X[rows]
+        cols = np.unique(Xj.indices)
+        w, bias = _fit_binary(Xj[:, cols].astype(np.float64), y, C=C, max_iter=max_iter)
+        W[cols, j] = w
+        b[j] = bias
+    if mirror:
+        W[:, 0] = -W[:, 1]
+        b[0] = -b[1]
+    model.set_param("W", W)
+    model.set_param("b", b)

@@ -1,0 +1,173 @@
+"""spacy_al.TextCatCharLinear.v1: logistic regression on tf-idf of char
+n-grams, refit on every answer; saves, loads and trains as spaCy's textcat."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from spacy.training import Example
+
+from spacy_al.loop import StrategySpec
+from spacy_al.pool import Pool
+from spacy_al.textcat.learner import ABSENT_BIAS, LINEAR, build_char_linear_classifier
+from spacy_al.textcat.loop import ActiveLoop
+from spacy_al.textcat.model import TextcatModel, build_textcat
+from spacy_al.textcat.targets import TextcatTarget
+from spacy_al.updater import Updater
+
+LABELS = ["ham", "spam"]
+TRAIN = [
+    ("WIN a FREE prize now, txt WIN to 80082", "spam"),
+    ("free entry to win cash, call 09061701461", "spam"),
+    ("URGENT! claim your prize, reply STOP to end", "spam"),
+    ("are we still on for lunch", "ham"),
+    ("see you at the station later", "ham"),
+    ("ok lar, i'm on the bus home", "ham"),
+]
+
+
+def _target(i: int, text: str, cats: dict[str, float]) -> TextcatTarget:
+    return TextcatTarget(text, i, cats, {}, True)
+
+
+def _gold(i: int, text: str, label: str, labels=LABELS) -> TextcatTarget:
+    return _target(i, text, {x: float(x == label) for x in labels})
+
+
+def _fitted(labels=LABELS, exclusive=True) -> TextcatModel:
+    model = TextcatModel(
+        build_textcat(labels, exclusive=exclusive, architecture="linear")
+    )
+    model.fit_idf(text for text, _ in TRAIN)
+    model.fit([_gold(i, t, y) for i, (t, y) in enumerate(TRAIN)])
+    return model
+
+
+def test_learner_is_the_textcat_model_of_the_linear_arch():
+    model = TextcatModel(build_textcat(LABELS, architecture="linear"))
+    assert model.refits
+    assert (
+        model.nlp.config["components"]["textcat"]["model"]["@architectures"] == LINEAR
+    )
+    assert not TextcatModel(build_textcat(LABELS, architecture="bow")).refits
+
+
+def test_learner_learns_from_six_labels():
+    probs = _fitted().predict_texts(
+        ["FREE cash prize, txt WIN now", "lunch at the station?"]
+    )
+    assert probs[0, 1] > 0.5 > probs[1, 1]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_learner_reject_among_exclusive_labels_teaches_only_that_label():
+    labels = ["a", "b", "c"]
+    model = TextcatModel(build_textcat(labels, architecture="linear"))
+    model.fit_idf(["red apple", "green pear", "blue plum", "red cherry"])
+    targets = [
+        _gold(0, "red apple", "a", labels),
+        _gold(1, "red cherry", "a", labels),
+        _gold(2, "green pear", "b", labels),
+        # "not c": nothing about a or b
+        _target(3, "blue plum", {"c": 0.0}),
+    ]
+    model.fit(targets)
+    W = model.thinc_model.get_param("W")
+    b = model.thinc_model.get_param("b")
+    # c is known only as negative: no weights, a low bias; a and b never saw "blue plum"
+    assert not W[:, 2].any() and b[2] == -ABSENT_BIAS
+    model_b = TextcatModel(build_textcat(labels, architecture="linear"))
+    model_b.fit_idf(["red apple", "green pear", "blue plum", "red cherry"])
+    model_b.fit(targets[:3])
+    np.testing.assert_allclose(
+        model.thinc_model.get_param("W")[:, :2],
+        model_b.thinc_model.get_param("W")[:, :2],
+    )
+
+
+def test_learner_updater_refits_on_every_answer_and_on_retrain():
+    model = TextcatModel(build_textcat(LABELS, architecture="linear"))
+    model.fit_idf(text for text, _ in TRAIN)
+    updater = Updater(model, snapshots=False)
+    targets = [_gold(i, t, y) for i, (t, y) in enumerate(TRAIN)]
+    updater.update(targets[:2] + targets[3:5])
+    first = model.thinc_model.get_param("W").copy()
+    updater.update(targets[2:3] + targets[5:])
+    # the refit equals a fit on everything known (not steps on the new batch)
+    reference = _fitted()
+    np.testing.assert_allclose(
+        model.thinc_model.get_param("W"),
+        reference.thinc_model.get_param("W"),
+        atol=1e-4,
+    )
+    assert not np.allclose(first, model.thinc_model.get_param("W"))
+    # a restart without a checkpoint: the same learner, the same model
+    restarted = Updater(TextcatModel(build_textcat(LABELS, architecture="linear")))
+    restarted.model.fit_idf(text for text, _ in TRAIN)
+    restarted.retrain(targets)
+    np.testing.assert_allclose(
+        restarted.model.thinc_model.get_param("W"),
+        reference.thinc_model.get_param("W"),
+        atol=1e-4,
+    )
+
+
+def test_learner_takes_its_idf_from_the_pool():
+    model = TextcatModel(build_textcat(LABELS, architecture="linear"))
+    idf = model.thinc_model.get_param("idf")
+    assert np.all(idf == 1.0)
+    pool = Pool([{"text": t} for t, _ in TRAIN])
+    ActiveLoop(pool, Updater(model), spec=StrategySpec.parse("margin"))
+    assert model.thinc_model.get_param("idf").max() > 1.0
+
+
+def test_learner_saved_pipeline_loads_without_importing_spacy_al(tmp_path: Path):
+    model = _fitted()
+    model.nlp.to_disk(tmp_path / "model")
+    expected = model.predict_texts(["WIN a FREE prize"])[0]
+    script = (
+        "import spacy\n"
+        f"nlp = spacy.load({str(tmp_path / 'model')!r})\n"
+        "cats = nlp('WIN a FREE prize').cats\n"
+        "print(cats['ham'], cats['spam'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    got = [float(x) for x in out.stdout.split()]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert not list((tmp_path / "model").rglob("*.pkl"))
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_learner_trains_by_gradient_as_spacy_train_does(exclusive):
+    nlp = build_textcat(LABELS, exclusive=exclusive, architecture="linear")
+    examples = [
+        Example.from_dict(nlp.make_doc(t), {"cats": {x: float(x == y) for x in LABELS}})
+        for t, y in TRAIN
+    ]
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.05  # features are L2-normalised: small per column
+    losses: list[float] = []
+    for _ in range(30):
+        out = nlp.update(examples, sgd=optimizer)
+        losses.append(sum(out.values()))
+    assert losses[-1] < losses[0] / 2
+    assert nlp("FREE prize, txt WIN").cats["spam"] > 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"n_features": 0}, {"min_n": 3, "max_n": 2}, {"C": 0.0}]
+)
+def test_learner_refuses_bad_settings(kwargs):
+    with pytest.raises(ValueError, match="E440"):
+        build_char_linear_classifier(True, **kwargs)
