@@ -119,9 +119,13 @@ export default function (component) {
   }
   const color = (label) => (data.colors || [])[labels.indexOf(label)] || "#ddd";
   const sorted = () => st.spans.sort((x, y) => x.a - y.a);
+  const blank = (i) => !text.slice(tokens[i][0], tokens[i][1]).trim();
   const add = (a, b) => {
     if (a > b) [a, b] = [b, a];
     if (!labels.length || a < 0) return;
+    while (a <= b && blank(a)) a++;  // an entity doesn't start or end in a space
+    while (b >= a && blank(b)) b--;
+    if (a > b) return;
     const span = { a, b, label: labels[st.label] };
     st.spans = st.spans.filter((s) => s.b < a || s.a > b);
     st.spans.push(span);
