@@ -121,6 +121,7 @@ def test_recipes_bench_labels_reports_on_seeds_never_used_to_tune(bench_run):
     assert "seeds 100-101" in result.output
     for entry in results["systems"].values():
         assert entry["seeds"] == [100, 101]
+        assert entry["full_data_training"]  # how its reference was trained
         assert len(entry["auc_per_seed"]) == 2
     # ours against every peer and our random, with a paired bootstrap interval
     margin = results["systems"]["margin"]

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from spacy_al.benchmarks.peers import (
+    FULL_DATA_SETTINGS,
     PEERS,
     available_peers,
     full_data_score_peer,
@@ -406,6 +407,11 @@ def run_labels(
         for key in ("stop", "wall_time_seconds"):
             if key in entry:
                 systems[name][key] = entry[key]
+        systems[name]["full_data_training"] = (
+            first["full_data_training"]
+            if entry["kind"] == "spacy_al"
+            else FULL_DATA_SETTINGS[PEERS[name].model]
+        )
     compare_systems(systems)
     return {
         "benchmark": "labels",

@@ -441,6 +441,16 @@ def run_peer(
     return curve
 
 
+#: How each peer model's full-data reference is trained (reported with it).
+FULL_DATA_SETTINGS = {
+    "linear-svc": "small-text's ConfidenceEnhancedLinearSVC (LinearSVC defaults: "
+    "C=1, squared hinge, max_iter=1000) fit once on all of TRAIN, tf-idf fit on "
+    "TRAIN's texts",
+    "logistic-regression": "LogisticRegression (lbfgs, C=1, max_iter=1000) fit once "
+    "on all of TRAIN, tf-idf fit on TRAIN's texts",
+}
+
+
 def full_data_score_peer(
     name: str,
     texts: Sequence[str],
