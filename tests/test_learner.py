@@ -171,3 +171,24 @@ def test_learner_trains_by_gradient_as_spacy_train_does(exclusive):
 def test_learner_refuses_bad_settings(kwargs):
     with pytest.raises(ValueError, match="E440"):
         build_char_linear_classifier(True, **kwargs)
+
+
+def test_learner_checkpoint_restores_weights_and_pool_idf(tmp_path: Path):
+    from spacy_al.checkpoints import load_updater, save_updater
+
+    model = TextcatModel(build_textcat(LABELS, architecture="linear"))
+    model.fit_idf(text for text, _ in TRAIN)
+    updater = Updater(model)
+    updater.update([_gold(i, t, y) for i, (t, y) in enumerate(TRAIN)])
+    save_updater(updater, tmp_path / "ckpt")
+    restored = load_updater(tmp_path / "ckpt")
+    assert restored.model.refits
+    np.testing.assert_allclose(
+        restored.serving()[0].predict_texts(["FREE prize"]),
+        updater.serving()[0].predict_texts(["FREE prize"]),
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(
+        restored.model.thinc_model.get_param("idf"),
+        model.thinc_model.get_param("idf"),
+    )
