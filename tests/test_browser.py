@@ -414,6 +414,13 @@ def test_browser_ner_manual_mouse_selection_and_html_labels(browser, tmp_path):
         assert [(s["start"], s["end"], s["label"]) for s in eg["spans"]] == [
             (0, 11, "PERSON")
         ]
+        # The keyboard alone on the next text: → Shift+→ Enter, 1, Space.
+        for key in ("ArrowRight", "Shift+ArrowRight", "Enter", "1", "Space"):
+            page.keyboard.press(key)
+        page.wait_for_function(
+            "() => document.querySelector('.sal-count')?.textContent === '2'"
+        )
+        assert stored_spans(db)[1] == [("Bob Jones", "<i>LOC</i>")]
     finally:
         stop(process)
 
