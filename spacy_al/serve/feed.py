@@ -22,17 +22,26 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
 * **Access.** Anyone may label, or only the named annotators with their tokens
   (:mod:`spacy_al.serve.access`; its ``check_annotator``, ``parse_annotators`` and
   ``make_tokens`` can still be imported from here).
-* **Selecting.** A selector thread asks the loop for the next candidates whenever
-  the model version changes or the queue runs low, outside every lock.
+* **Selecting.** A selector thread (:mod:`spacy_al.serve.selector`) asks the loop
+  for the next candidates whenever the model version changes or the queue runs
+  low, outside every lock.
 * **Learning.** ``answer`` returns once the answer is committed to the store. A
-  trainer thread takes each full batch (``loop.pop_targets``), updates the model
-  outside the locks, checkpoints it, and reports the update to
-  :class:`~spacy_al.serve.progress.ModelProgress` (the learning curve and the stopping
-  signal the app shows).
+  trainer thread (:mod:`spacy_al.serve.trainer`) takes each full batch
+  (``loop.pop_targets``), updates the model outside the locks, checkpoints it,
+  and reports the update to :class:`~spacy_al.serve.progress.ModelProgress` (the
+  learning curve and the stopping signal the app shows).
 * **Team.** With ``overlap`` >= 2 the loop learns an example once its annotators
-  agree (:mod:`spacy_al.team.consensus`). A third thread picks up reviewers' answers
-  (the ``review`` recipe) for the loop to learn, and recomputes the agreement
-  figures ``stats()`` shows after new answers.
+  agree (:mod:`spacy_al.team.consensus`). A third thread
+  (:mod:`spacy_al.serve.team`) picks up reviewers' answers (the ``review``
+  recipe) for the loop to learn, and recomputes the agreement figures
+  ``stats()`` shows after new answers.
+
+The feed owns the state and the locks its threads share. The selector, trainer
+and team thread are small classes of their own modules, each given the feed
+through a Protocol that names what it uses of it. Serving, answering, undo,
+leases and the restart stay here, in one module though it is long: they keep one
+state (queues, leases, who answered what) under one lock, and its invariants
+are easier to check in one place.
 """
 
 from __future__ import annotations
@@ -52,22 +61,21 @@ from spacy_al.answers import check_accept, check_answer_value
 from spacy_al.checkpoints import Checkpoints
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors, SourceError, SpacyALError
-from spacy_al.metrics import predicted_labels
 from spacy_al.protocols import Components, Loop
 from spacy_al.serve import priority
 from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_annotators
 from spacy_al.serve.leases import Leases
-from spacy_al.serve.progress import ModelProgress, serving_probs
+from spacy_al.serve.progress import ModelProgress
+from spacy_al.serve.selector import Selector
+from spacy_al.serve.team import TeamThread
+from spacy_al.serve.trainer import Trainer
 from spacy_al.spans import validate_spans
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import HEARTBEAT_TTL
-from spacy_al.team.agreement import agreement_summary
-from spacy_al.team.consensus import Consensus, review_datasets
-from spacy_al.updater import Updater
+from spacy_al.team.consensus import Consensus
 
 # Keys an answer adds to a task; stripped when an answered task is served again.
 ANSWER_FIELDS = ("answer", "_annotator_id", "_session_id", "_timestamp", "_id")
-SELECT_ATTEMPTS = 5
 # The GIL switch interval of a serving process (seconds; CPython's default 0.005).
 SWITCH_INTERVAL = 0.0005
 # How often renewed and ended leases are written to the store (in the background).
@@ -75,12 +83,6 @@ LEASE_WRITE_SECONDS = 0.25
 # How often a server renews its heartbeat in the store (``drop`` refuses a dataset
 # with a live one; it counts for HEARTBEAT_TTL seconds).
 HEARTBEAT_SECONDS = 5.0
-# Before re-selecting for a new model version, the selector rests this many times
-# as long as its last selection took (the share of the CPU left to answers).
-SELECT_REST = 1.0
-# How often the team thread looks for reviewers' answers and new agreement figures.
-TEAM_SECONDS = 5.0
-AGREEMENT_SECONDS = 2.0  # at most this often after answers (it reads them all)
 
 
 class LeaseError(SpacyALError, ValueError):
@@ -196,11 +198,7 @@ class Feed:
         self._candidates: deque[dict] = deque()
         self._cand_version = -1  # the model version the candidates were chosen by
         self._exhausted = False  # the last selection found nothing new
-        self._select_n = self.prefetch  # asked per selection; grows with demand
         self._taken = 0  # candidates handed out so far
-        self._taken_before = 0  # ... when the last selection started
-        self._select_seconds = 0.0  # how long the last selection took
-        self._select_end = 0.0  # when it ended (time.monotonic)
         self._active: dict[int, dict] = {}  # handed out, fewer than overlap answers
         # Who holds what until when (used under _lock); _flush_leases writes its
         # changes to the store, one writer at a time (_flush_lock).
@@ -250,14 +248,14 @@ class Feed:
             stop_window=stop_window,
             stop_threshold=stop_threshold,
         )
-        self._unsaved = 0
-        self._last_save = clock()
         self._stop = False
         self._threads: list[threading.Thread] = []
         self._close_at_exit: Callable[[], None] | None = None
         self._agreement: dict[str, Any] | None = None
-        self._reviews_seen: dict[str, int] = {}  # review dataset → last answer id
-        self._review_lock = threading.Lock()  # one poll at a time
+        # The background workers; start() starts their threads.
+        self._selector = Selector(self)
+        self._trainer = Trainer(self)
+        self._team = TeamThread(self)
         self._load_answers()
         if start:
             self.start()
@@ -316,9 +314,9 @@ class Feed:
         atexit.register(close_at_exit)
         self._heartbeat()  # in use from now on: drop refuses the dataset
         for target, name in (
-            (self._select_forever, "selector"),
-            (self._train_forever, "trainer"),
-            (self._team_forever, "team"),
+            (self._selector.run, "selector"),
+            (self._trainer.run, "trainer"),
+            (self._team.run, "team"),
             (self._write_leases_forever, "leases"),
         ):
             thread = threading.Thread(
@@ -344,7 +342,7 @@ class Feed:
                 self.store.end_beat(self.dataset, self._server_id)
             except Exception:  # its heartbeat runs out by itself
                 pass
-        self._save_checkpoint(force=True)
+        self._trainer.save_checkpoint(force=True)
         if self._close_store and self.store is not None:
             self.store.close()
 
@@ -855,7 +853,7 @@ class Feed:
                 }
             return out
 
-    # --- the team thread: reviews and agreement ---------------------------------
+    # --- the team thread: reviews and agreement ------------------------------
 
     def poll_reviews(self) -> int:
         """Queue reviewers' new answers on this dataset's examples for learning.
@@ -864,24 +862,7 @@ class Feed:
         one (``review_of``, set by the ``review`` recipe). Returns how many
         examples were adjudicated since the last call.
         """
-        if self.store is None or self.loop.updater is None:  # nothing learns
-            return 0
-        with self._review_lock:
-            new: list[dict] = []
-            for name in review_datasets(self.store, self.dataset):
-                found = self.store.get_answers(
-                    name, since_id=self._reviews_seen.get(name)
-                )
-                if found:
-                    self._reviews_seen[name] = found[-1]["_id"]
-                    new.extend(found)
-            if not new:
-                return 0
-            with self._loop_lock:
-                n = self.loop.adjudicate(new)
-        with self._cond:
-            self._cond.notify_all()  # the trainer may have a full batch now
-        return n
+        return self._team.poll_reviews()
 
     def refresh_agreement(self) -> dict[str, Any] | None:
         """Recompute the agreement figures ``stats()`` shows (overlap >= 2).
@@ -891,232 +872,7 @@ class Feed:
         ``waiting`` (examples with fewer answers than the overlap). The team
         thread calls this after new answers, at most every few seconds.
         """
-        if self.overlap < 2 or self.store is None:
-            return None
-        if not self.store.has_dataset(self.dataset):
-            return None
-        answers = self.store.get_answers(self.dataset)
-        summary = agreement_summary(answers, min_answers=self.overlap)
-        summary["held"] = len(self.loop.conflicts)
-        summary["waiting"] = self.loop.n_waiting
-        with self._lock:
-            self._agreement = summary
-        return summary
-
-    def _team_forever(self) -> None:
-        seen = -1
-        figures_at = 0.0  # no new figures before then (after new answers)
-        while True:
-            with self._cond:
-                if self._stop:
-                    return
-                n_answers = self._n_answers
-            try:
-                reviewed = self.poll_reviews()
-                start = time.monotonic()
-                if reviewed or (n_answers != seen and start >= figures_at):
-                    self.refresh_agreement()
-                    seen = n_answers
-                    # It reads every answer: on a big dataset, recompute less often.
-                    took = time.monotonic() - start
-                    figures_at = start + max(AGREEMENT_SECONDS, 5 * took)
-            except Exception as e:  # labelling goes on; the app shows the error
-                with self._lock:
-                    self._error = (
-                        f"Reading reviews or agreement failed: {type(e).__name__}: {e}"
-                    )
-            # Reviews: every TEAM_SECONDS; new answers: new figures after figures_at.
-            deadline = time.monotonic() + TEAM_SECONDS
-            with self._cond:
-                while not self._stop and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(min(left, AGREEMENT_SECONDS))
-                    if (
-                        self.overlap > 1
-                        and self._n_answers != seen
-                        and time.monotonic() >= figures_at
-                    ):
-                        break
-
-    # --- the selector thread -------------------------------------------------
-
-    def _selection_wait(self) -> float | None:
-        """Seconds until the selector should select (0: now); None: no need yet.
-
-        At once for the first selection and when the queue runs low. For a new
-        model version, once the selector has rested as long as its last
-        selection took: under fast answering versions come faster than a big
-        window is re-scored, and back-to-back selections would take the CPU
-        from answers and learning. The queue serves meanwhile.
-        """
-        low = len(self._candidates) < max(self._select_n // 2, 1)
-        if self._cand_version < 0 or (low and not self._exhausted):
-            return 0.0
-        if self.loop.version == self._cand_version:
-            return None
-        rested = time.monotonic() - self._select_end
-        return max(SELECT_REST * self._select_seconds - rested, 0.0)
-
-    def _wants_selection(self) -> bool:
-        return self._selection_wait() == 0.0
-
-    def _select_forever(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stop:
-                    wait = self._selection_wait()
-                    if wait == 0.0:
-                        break
-                    self._cond.wait(1.0 if wait is None else min(wait, 1.0))
-                if self._stop:
-                    return
-                version = self.loop.version
-                fresh = version != self._cand_version
-                exclude = set(self._active) | set(self._elsewhere)
-                if not fresh:
-                    exclude.update(t["_input_key"] for t in self._candidates)
-                n = self._select_n if fresh else self._select_n - len(self._candidates)
-                taken, self._taken_before = self._taken_before, self._taken
-            started = time.monotonic()
-            try:
-                tasks = self._select(max(n, 1), exclude)
-                if self.preselect:
-                    self._add_predictions(tasks)
-            except Exception as e:  # keep serving what is queued; show the error
-                with self._cond:
-                    self._error = f"Selecting examples failed: {type(e).__name__}: {e}"
-                    self._cand_version = version
-                    self._exhausted = True
-                    self._cond.notify_all()
-                continue
-            with self._cond:
-                self._select_end = time.monotonic()
-                self._select_seconds = self._select_end - started
-                # Ask for enough to serve three times what went out since the last
-                # selection started: a rest and a selection, the time until the
-                # next ranking (at least prefetch, at most ten times it).
-                self._select_n = min(
-                    max(self.prefetch, 3 * (self._taken - taken)), 10 * self.prefetch
-                )
-                fresh_tasks = [
-                    t
-                    for t in tasks
-                    if t["_input_key"] not in self._active
-                    and not self._answered_by.get(t["_input_key"])
-                ]
-                if fresh:
-                    # The new ranking first, then what is left of the earlier one:
-                    # stale, but served rather than making anyone wait.
-                    keys = {t["_input_key"] for t in fresh_tasks}
-                    older = [
-                        t for t in self._candidates if t["_input_key"] not in keys
-                    ]
-                    self._candidates = deque(fresh_tasks + older[: self._select_n])
-                else:
-                    self._candidates.extend(fresh_tasks)
-                self._cand_version = version
-                # A pool still being read may have more soon: not exhausted.
-                loading = self.loop.pool.loading
-                self._exhausted = not tasks and not loading
-                self._cond.notify_all()
-                if not tasks and loading:
-                    self._cond.wait(0.2)
-
-    def _select(self, n: int, exclude: set[int]) -> list[dict]:
-        # select() runs outside _loop_lock so that answers never wait for scoring.
-        # ActiveLoop.label_counts iterates a dict that answer() may grow meanwhile
-        # ("dictionary changed size during iteration"): then select again.
-        for attempt in range(SELECT_ATTEMPTS):
-            try:
-                return self.loop.select(n, exclude=exclude)
-            except RuntimeError:
-                if attempt == SELECT_ATTEMPTS - 1:
-                    raise
-        return []
-
-    def _add_predictions(self, tasks: list[dict]) -> None:
-        if not tasks:
-            return
-        probs = serving_probs(self.loop.updater, [t["text"] for t in tasks])
-        chosen = predicted_labels(probs, self.labels, exclusive=self.exclusive)
-        for task, row, labels in zip(tasks, probs, chosen, strict=True):
-            task["accept"] = labels
-            task["meta"]["scores"] = {
-                label: round(float(p), 4)
-                for label, p in zip(self.labels, row, strict=True)
-            }
-
-    # --- the trainer thread --------------------------------------------------
-
-    def _train_forever(self) -> None:
-        try:
-            self.progress.start_curve(answers=self._n_answers)
-        except Exception as e:  # no curve, but labelling goes on
-            with self._lock:
-                self._error = f"Reading the eval file failed: {type(e).__name__}: {e}"
-        try:
-            self.progress.start_stopping(answers=self._n_answers)
-        except Exception as e:  # no stopping signal, but labelling goes on
-            with self._lock:
-                self._error = f"Predicting the stop set failed: {type(e).__name__}: {e}"
-        while True:
-            with self._cond:
-                while not self._stop and not self.loop.ready_to_learn:
-                    self._cond.wait(0.5)
-                if self._stop:
-                    return
-                self._training = True
-            try:
-                self._learn()
-            except Exception as e:  # the thread must live on; the app shows the error
-                with self._lock:
-                    self._error = f"Updating the model failed: {type(e).__name__}: {e}"
-                time.sleep(1.0)
-            finally:
-                with self._cond:
-                    self._training = False
-                    self._cond.notify_all()
-
-    def _learn(self) -> None:
-        with self._loop_lock:
-            targets = self.loop.pop_targets()
-        if not targets:
-            return
-        self.progress.before_update(targets)
-        stats = self.loop.updater.update(targets)
-        self._unsaved += 1
-        with self._cond:
-            self._n_updates += 1
-            self._last_update = {
-                "version": stats.version,
-                "loss": round(float(stats.loss), 4),
-                "examples": stats.n_new,
-                "seconds": round(stats.seconds, 3),
-            }
-            self._error = None
-            self._cond.notify_all()  # the selector re-scores for the new version
-        try:
-            self.progress.after_update(answers=self._n_answers)
-        except Exception as e:  # the model learnt; only a curve point is missing
-            with self._lock:
-                self._error = f"Scoring the new model failed: {type(e).__name__}: {e}"
-        self._save_checkpoint()
-
-    def _save_checkpoint(self, *, force: bool = False) -> None:
-        """After an update: the version and the progress every time (cheap, so a
-        restart continues after the last version shown, with its curve), the
-        model at most every ``checkpoint_seconds`` (and when ``force``)."""
-        if self.checkpoint is None or not self._unsaved:
-            return
-        self.checkpoint.write_version(self.loop.updater.version)
-        self.progress.save()
-        if not isinstance(self.loop.updater, Updater):
-            self._unsaved = 0  # a committee isn't saved, but its version goes on
-            return
-        now = self._clock()
-        if force or now - self._last_save >= self.checkpoint_seconds:
-            self.checkpoint.save(self.loop.updater)
-            self._unsaved = 0
-            self._last_save = now
+        return self._team.refresh_agreement()
 
     # --- restarting ----------------------------------------------------------
 

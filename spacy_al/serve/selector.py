@@ -1,0 +1,186 @@
+"""The selector of a labelling server: keeps candidates ready for the annotators.
+
+A :class:`Selector` thread asks the loop for the next candidates
+(``loop.select``) whenever the model version changes or the feed's queue runs
+low, outside every lock, so that an annotator's request never waits for scoring;
+with ``preselect`` it adds the model's predicted labels to each task. The queue
+it fills is the feed's: :meth:`~spacy_al.serve.feed.Feed.next_task` pops from it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from spacy_al.metrics import predicted_labels
+from spacy_al.serve.progress import serving_probs
+
+if TYPE_CHECKING:
+    from spacy_al.protocols import Loop
+
+SELECT_ATTEMPTS = 5
+# Before re-selecting for a new model version, the selector rests this many times
+# as long as its last selection took (the share of the CPU left to answers).
+SELECT_REST = 1.0
+
+
+class SelectorFeed(Protocol):
+    """What the selector uses of the feed that owns it.
+
+    The candidate queue and what has been handed out are the feed's state, read
+    and written under ``_cond`` (the feed's lock), as serving does.
+    """
+
+    loop: Loop
+    labels: tuple[str, ...]
+    exclusive: bool
+    prefetch: int
+    preselect: bool
+    _lock: threading.Lock
+    _cond: threading.Condition
+    _stop: bool
+    _error: str | None
+    _candidates: deque[dict]
+    _cand_version: int  # the model version the candidates were chosen by
+    _exhausted: bool  # the last selection found nothing new
+    _taken: int  # candidates handed out so far
+    _active: dict[int, dict]
+
+    @property
+    def _answered_by(self) -> Mapping[int, set[str]]: ...
+
+    @property
+    def _elsewhere(self) -> Mapping[int, float]: ...
+
+
+class Selector:
+    """The feed's selector thread (:meth:`run`); the feed starts it."""
+
+    def __init__(self, feed: SelectorFeed) -> None:
+        self.feed = feed
+        self.loop = feed.loop
+        self.labels = feed.labels
+        self.exclusive = feed.exclusive
+        self.prefetch = feed.prefetch
+        self.preselect = feed.preselect
+        self._lock = feed._lock
+        self._cond = feed._cond
+        self._select_n = self.prefetch  # asked per selection; grows with demand
+        self._taken_before = 0  # candidates handed out when the last selection started
+        self._select_seconds = 0.0  # how long the last selection took
+        self._select_end = 0.0  # when it ended (time.monotonic)
+
+    def _selection_wait(self) -> float | None:
+        """Seconds until the selector should select (0: now); None: no need yet.
+
+        At once for the first selection and when the queue runs low. For a new
+        model version, once the selector has rested as long as its last
+        selection took: under fast answering versions come faster than a big
+        window is re-scored, and back-to-back selections would take the CPU
+        from answers and learning. The queue serves meanwhile.
+        """
+        low = len(self.feed._candidates) < max(self._select_n // 2, 1)
+        if self.feed._cand_version < 0 or (low and not self.feed._exhausted):
+            return 0.0
+        if self.loop.version == self.feed._cand_version:
+            return None
+        rested = time.monotonic() - self._select_end
+        return max(SELECT_REST * self._select_seconds - rested, 0.0)
+
+    def run(self) -> None:
+        """The thread's body: select whenever the feed needs candidates, until
+        the feed closes."""
+        while True:
+            with self._cond:
+                while not self.feed._stop:
+                    wait = self._selection_wait()
+                    if wait == 0.0:
+                        break
+                    self._cond.wait(1.0 if wait is None else min(wait, 1.0))
+                if self.feed._stop:
+                    return
+                version = self.loop.version
+                fresh = version != self.feed._cand_version
+                exclude = set(self.feed._active) | set(self.feed._elsewhere)
+                if not fresh:
+                    exclude.update(t["_input_key"] for t in self.feed._candidates)
+                n = (
+                    self._select_n
+                    if fresh
+                    else self._select_n - len(self.feed._candidates)
+                )
+                taken, self._taken_before = self._taken_before, self.feed._taken
+            started = time.monotonic()
+            try:
+                tasks = self._select(max(n, 1), exclude)
+                if self.preselect:
+                    self._add_predictions(tasks)
+            except Exception as e:  # keep serving what is queued; show the error
+                with self._cond:
+                    self.feed._error = (
+                        f"Selecting examples failed: {type(e).__name__}: {e}"
+                    )
+                    self.feed._cand_version = version
+                    self.feed._exhausted = True
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                self._select_end = time.monotonic()
+                self._select_seconds = self._select_end - started
+                # Ask for enough to serve three times what went out since the last
+                # selection started: a rest and a selection, the time until the
+                # next ranking (at least prefetch, at most ten times it).
+                self._select_n = min(
+                    max(self.prefetch, 3 * (self.feed._taken - taken)),
+                    10 * self.prefetch,
+                )
+                fresh_tasks = [
+                    t
+                    for t in tasks
+                    if t["_input_key"] not in self.feed._active
+                    and not self.feed._answered_by.get(t["_input_key"])
+                ]
+                if fresh:
+                    # The new ranking first, then what is left of the earlier one:
+                    # stale, but served rather than making anyone wait.
+                    keys = {t["_input_key"] for t in fresh_tasks}
+                    older = [
+                        t for t in self.feed._candidates if t["_input_key"] not in keys
+                    ]
+                    self.feed._candidates = deque(fresh_tasks + older[: self._select_n])
+                else:
+                    self.feed._candidates.extend(fresh_tasks)
+                self.feed._cand_version = version
+                # A pool still being read may have more soon: not exhausted.
+                loading = self.loop.pool.loading
+                self.feed._exhausted = not tasks and not loading
+                self._cond.notify_all()
+                if not tasks and loading:
+                    self._cond.wait(0.2)
+
+    def _select(self, n: int, exclude: set[int]) -> list[dict]:
+        # select() runs outside _loop_lock so that answers never wait for scoring.
+        # ActiveLoop.label_counts iterates a dict that answer() may grow meanwhile
+        # ("dictionary changed size during iteration"): then select again.
+        for attempt in range(SELECT_ATTEMPTS):
+            try:
+                return self.loop.select(n, exclude=exclude)
+            except RuntimeError:
+                if attempt == SELECT_ATTEMPTS - 1:
+                    raise
+        return []
+
+    def _add_predictions(self, tasks: list[dict]) -> None:
+        if not tasks:
+            return
+        probs = serving_probs(self.loop.updater, [t["text"] for t in tasks])
+        chosen = predicted_labels(probs, self.labels, exclusive=self.exclusive)
+        for task, row, labels in zip(tasks, probs, chosen, strict=True):
+            task["accept"] = labels
+            task["meta"]["scores"] = {
+                label: round(float(p), 4)
+                for label, p in zip(self.labels, row, strict=True)
+            }
