@@ -114,10 +114,6 @@ Strategy = Annotated[
         "(e.g. diverse:mnlp, cost:mnlp)",
     ),
 ]
-# ner.teach without patterns: ask for whole analyses (the manual view) while the
-# model is untrained. Off until the feed answers a task in the view it was
-# served in (spacy_al/serve/feed.py uses the session's view for every answer).
-COLD_START = False
 
 Patterns = Annotated[
     Path | None,
@@ -234,9 +230,7 @@ def build_ner_components(
     )
     # 3. The loop: scores the pool, picks questions, stores answers, learns. An
     #    untrained model's entities aren't suggested (ner.correct pre-fills
-    #    nothing, or the pattern matches); `cold_start` would have ner.teach
-    #    without patterns ask for whole analyses first (it waits for the feed to
-    #    answer a task in the view it was served in).
+    #    nothing, or the pattern matches).
     loop = NERLoop(
         session.pool,
         updater,
@@ -248,7 +242,11 @@ def build_ner_components(
         window=window,
         patterns=matcher,
         pretrained=pretrained["value"],
-        cold_start=COLD_START,
+        # ner.teach without patterns and an untrained model asks for whole
+        # analyses (the manual view) until each label has been marked a few
+        # times, instead of suggesting junk; the feed stores each answer in the
+        # view its task was served in.
+        cold_start=True,
     )
     loop.consensus = session.consensus
     loop.hold(session.held)

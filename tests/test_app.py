@@ -395,9 +395,47 @@ def ner_source(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("key", ["accept", "reject"])
-def test_app_ner_teach_stores_the_answer_with_its_span(serve, ner_source, key):
+@pytest.fixture
+def ner_patterns(tmp_path) -> Path:
+    """Patterns for two of ner_source's labels (they end ner.teach's cold start)."""
+    path = tmp_path / "patterns.jsonl"
+    srsly.write_jsonl(
+        path,
+        [
+            {"label": "PERSON", "pattern": "Alice Smith"},
+            {"label": "ORG", "pattern": "Acme"},
+        ],
+    )
+    return path
+
+
+def test_app_ner_teach_cold_start_asks_for_whole_analyses(serve, ner_source):
+    # No patterns and an untrained model: mark the entities (no junk suggestions).
     db_url = serve("ner.teach", source=str(ner_source), label=NER_LABELS)
+    at = session("alice")
+    sent = editor_sent(at)
+    assert sent["spans"] == [] and set(sent["labels"]) == set(NER_LABELS.split(","))
+    assert "<mark" not in html_bodies(at)
+    text = sent["text"]
+    name = text.split(" joined")[0]
+    answer_in_editor(at, "accept", [{"start": 0, "end": len(name), "label": "PERSON"}])
+    [stored] = answers(db_url)
+    assert stored["_view_id"] == "ner_manual" and stored["answer"] == "accept"
+    assert [(s["start"], s["end"], s["label"]) for s in stored["spans"]] == [
+        (0, len(name), "PERSON")
+    ]
+
+
+@pytest.mark.parametrize("key", ["accept", "reject"])
+def test_app_ner_teach_stores_the_answer_with_its_span(
+    serve, ner_source, ner_patterns, key
+):
+    db_url = serve(
+        "ner.teach",
+        source=str(ner_source),
+        label=NER_LABELS,
+        patterns=str(ner_patterns),
+    )
     at = session("alice")
     body = html_bodies(at)
     assert 'class="entities"' in body
@@ -582,7 +620,9 @@ def test_app_ner_correct_prefills_pattern_matches(serve, ner_source, tmp_path):
 
 def test_app_ner_labels_render_as_text(serve, ner_source):
     labels = "<img src=x onerror=alert(1)>,<i>LOC</i>"
-    serve("ner.teach", source=str(ner_source), label=labels)
+    patterns = ner_source.with_name("html_patterns.jsonl")
+    srsly.write_jsonl(patterns, [{"label": "<i>LOC</i>", "pattern": "Acme"}])
+    serve("ner.teach", source=str(ner_source), label=labels, patterns=str(patterns))
     at = session("alice")
     body = html_bodies(at)
     assert "<img" not in body and "<i>" not in body

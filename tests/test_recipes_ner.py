@@ -186,9 +186,9 @@ def test_recipes_ner_train_and_export_joint_pipeline(app, wnut, tmp_path):
     db = str(tmp_path / "al.db")
     # Binary answers (ner.teach), gold answers (ner.correct) and text categories
     # on the same tweets.
-    annotate(
-        teach("teach", source, label=LABELS, db=db)["loop"], gold, 30, mode="teach"
-    )
+    teach_loop = teach("teach", source, label=LABELS, db=db)["loop"]
+    teach_loop.cold_start = False  # binary answers, as once the cold start is over
+    annotate(teach_loop, gold, 30, mode="teach")
     annotate(
         correct("gold", source, label=LABELS, db=db)["loop"], gold, 40, mode="correct"
     )
@@ -289,9 +289,9 @@ def test_recipes_ner_export_of_binary_answers_alone_trains_under_spacy(
 ):
     source, gold = wnut
     db = str(tmp_path / "al.db")
-    annotate(
-        teach("teach", source, label=LABELS, db=db)["loop"], gold, 40, mode="teach"
-    )
+    teach_loop = teach("teach", source, label=LABELS, db=db)["loop"]
+    teach_loop.cold_start = False  # binary answers, as once the cold start is over
+    annotate(teach_loop, gold, 40, mode="teach")
     corpus = tmp_path / "corpus"
     result = runner.invoke(
         app, ["data-to-spacy", str(corpus), "--ner", "teach", "--db", db]

@@ -709,14 +709,17 @@ class Feed:
 
     def _from_served(self, served: dict, eg: dict) -> dict:
         """The answer to store: the task as it was served, with only the
-        client's ``answer``, ``accept`` and (where spans are edited) ``spans``."""
+        client's ``answer``, ``accept`` and (where spans are edited) ``spans``.
+        A task is answered in the view it was served in (a cold start of
+        ner.teach serves whole-text ``ner_manual`` tasks)."""
+        view_id = served.get("_view_id") or self.view_id
         answer = _as_task(served)
         answer["answer"] = eg["answer"]
         if eg.get("accept") is not None:
             answer["accept"] = list(eg["accept"])
         if self.ner and "spans" in eg:
             spans = eg["spans"]
-            if self.view_id != "ner":
+            if view_id != "ner":
                 answer["spans"] = spans
             elif spans != served.get("spans"):
                 if not isinstance(spans, list) or len(spans) != 1:
@@ -724,8 +727,8 @@ class Feed:
                     raise ValueError(Errors.E616.format(n=n))
                 raise ValueError(Errors.E981.format(snippet=repr(spans)[:60]))
         if self.ner:
-            self._check_spans(answer)
-        answer["_view_id"] = self.view_id
+            self._check_spans(answer, view_id)
+        answer["_view_id"] = view_id
         return set_hashes(answer)
 
     def answer_id(
@@ -747,7 +750,7 @@ class Feed:
                 self._cond.wait(left)
             return self._answer_ids.get((who, input_hash))
 
-    def _check_spans(self, eg: dict) -> None:
+    def _check_spans(self, eg: dict, view_id: str) -> None:
         spans = eg.get("spans")
         if spans is None:
             spans = []
@@ -758,11 +761,11 @@ class Feed:
                 eg["text"],
                 spans,
                 labels=self.labels,
-                allow_overlap=self.view_id != "ner_manual",
+                allow_overlap=view_id != "ner_manual",
             )
         except SourceError as e:
             raise ValueError(Errors.E615.format(err=e)) from e
-        if self.view_id == "ner" and len(spans) != 1:
+        if view_id == "ner" and len(spans) != 1:
             raise ValueError(Errors.E616.format(n=len(spans)))
 
     def can_undo(self, annotator: str) -> bool:
