@@ -4,7 +4,8 @@
         [--strategies margin,balanced,random] \\
         [--peers small-text-entropy,small-text-breaking-ties,modal-uncertainty,modal-margin,sklearn-random] \\
         [--seeds 5] [--seed-size 20] [--batch-size 10] [--budget 1000] \\
-        [--positive-label spam] [--output DIR] [--n-jobs 2]
+        [--positive-label spam] [--output DIR] [--n-jobs 2] \\
+        [--split test|dev] [--first-seed N] [--arch linear] [--patterns FILE]
 
 ``bench labels``: how many labels does each system need? DIR holds train.jsonl
 (the pool, with its gold labels) and test.jsonl (the evaluation set). Our
@@ -27,8 +28,19 @@ For every system the table shows, with medians over seeds:
   counts, so this is the area under the curve divided by the budget);
 - its final score at the budget, and where our stopping signal said stop.
 
-A seed that never reaches a score counts as more than the budget, so the median
-is '>budget' when half the seeds or more never get there. Writes DIR/results.json
+A run reaches a score when it gets there and stays there to the budget (a
+curve that touches it and falls back doesn't count). A seed that never reaches
+a score counts as more than the budget, so the median is '>budget' when half
+the seeds or more never get there. A second table gives each of our strategies'
+AUC minus every peer's and our random's, paired by seed, with a bootstrap 95%
+interval, and its labels to the common score ÷ our random's.
+
+``--split test`` (the default) evaluates on DIR/test.jsonl with seeds 100 on;
+``--split dev`` tunes: it reads only DIR/train.jsonl, carves a 20% dev set from
+it and uses seeds 0 on, so nothing chosen with it has seen the test set or the
+report seeds. A strategy name takes ``+diverse-seed`` (a seed set of one text
+per k-means cluster of the pool) or ``+patterns`` (``--patterns`` for that row
+only), to measure each cold start on its own. Writes DIR/results.json
 (every per-seed curve too) and DIR/curves.png (median curves of every system).
 
     python -m spacy_al bench speed --corpus DIR [--pools 10000,100000] \\
