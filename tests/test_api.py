@@ -385,10 +385,29 @@ def test_api_answer_is_stored_as_served_whatever_the_client_sends(api, db_url):
     mine = stored[reply["id"]]
     assert mine["text"] == second["text"] and mine["answer"] == "reject"
     assert mine["_task_hash"] == second["_task_hash"]
-    assert mine["_input_key"] == second["_input_key"]
+    assert str(mine["_input_key"]) == second["_input_key"]
     assert mine["_model_version"] == second["_model_version"] != 99
     assert "extra" not in mine and mine["meta"] == second["meta"]
     assert {eg["text"] for eg in stored.values()} == {first["text"], second["text"]}
+
+
+def test_api_keys_are_sent_as_strings_and_taken_either_way(api, db_url):
+    # 64-bit keys: a JavaScript client reads a JSON number above 2**53 with its
+    # last digits changed, so /next sends them as decimal strings.
+    port, _ = api()
+    first = _next(port, "alice")
+    assert isinstance(first["_input_key"], str) and isinstance(first["_task_key"], str)
+    status, _ = _send(
+        port, "alice", {"_input_key": first["_input_key"], "answer": "accept"}
+    )
+    assert status == 200
+    second = _next(port, "alice")
+    task = {"_input_key": int(second["_input_key"]), "answer": "reject"}
+    status, _ = _send(port, "alice", task)
+    assert status == 200
+    with Store(db_url) as store:
+        keys = {str(eg["_input_key"]) for eg in store.get_answers(DATASET)}
+    assert keys == {first["_input_key"], second["_input_key"]}
 
 
 def test_api_answer_to_a_task_not_leased_to_the_annotator_is_refused(api, db_url):
@@ -459,7 +478,7 @@ def test_api_bad_values_get_a_json_4xx_not_a_500(api):
         (call(port, "GET", f"/stats?{query}"), 400, "E982"),
         (call(port, "POST", "/next", raw=huge), 400, "E850"),
     ]
-    for key in (str(task["_input_key"]), [task["_input_key"]], {"k": 1}, 1.5, None):
+    for key in ("not-a-key", [task["_input_key"]], {"k": 1}, 1.5, None):
         cases.append(
             (
                 call(

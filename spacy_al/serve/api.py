@@ -53,6 +53,10 @@ MAX_QUERY_FIELDS = 8
 WATCH_SECONDS = 0.25  # how often the watchdog looks for requests past their time
 # The key that names a task in an answer (the identity key /next sent with it).
 TASK_KEY = "_input_key"
+# Identity keys are 64-bit integers: sent as decimal strings, since a JavaScript
+# client reads a JSON number above 2**53 with its last digits changed. An answer
+# may name its task by the string or by the integer.
+KEY_FIELDS = ("_input_key", "_task_key")
 
 logger = logging.getLogger("spacy_al.api")
 
@@ -352,7 +356,20 @@ def _next(feed: Feed, request: dict[str, Any]) -> dict[str, Any]:
         task = feed.next_task(who, timeout=wait)
     except ServingStopped as e:
         raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(e)) from None
+    if task is not None:
+        task = {
+            **task,
+            **{key: str(task[key]) for key in KEY_FIELDS if key in task},
+        }
     return {"task": task}
+
+
+def _task_key(value: Any) -> Any:
+    """The integer of a key sent as a decimal string (as /next sends it); any
+    other value as it is (the feed refuses what names no task of yours)."""
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) <= 20:
+        return int(value)
+    return value
 
 
 def _answer(feed: Feed, request: dict[str, Any]) -> dict[str, Any]:
@@ -360,6 +377,8 @@ def _answer(feed: Feed, request: dict[str, Any]) -> dict[str, Any]:
     task = request.get("task")
     if not isinstance(task, dict):
         raise ApiError(HTTPStatus.BAD_REQUEST, Errors.E851)
+    if TASK_KEY in task:
+        task = {**task, TASK_KEY: _task_key(task[TASK_KEY])}
     try:
         answer_id = feed.answer(who, task)
     except LeaseError as e:  # not this annotator's task (now)
