@@ -608,8 +608,14 @@ def test_feed_ner_rejects_bad_spans_and_stores_nothing(
         assert store.get_answers("feed_ner") == []
 
 
-def test_feed_ner_teach_answer_is_about_one_span(make_ner_feed, ner_source, db_url):
-    feed = make_ner_feed(ner_source, recipe=ner_teach)
+def test_feed_ner_teach_answer_is_about_one_span(
+    make_ner_feed, ner_source, db_url, tmp_path
+):
+    # With patterns, ner.teach suggests single entities from the first question
+    # (without them, an untrained model's cold start asks for whole analyses).
+    patterns = tmp_path / "patterns.jsonl"
+    srsly.write_jsonl(patterns, [{"label": "ORG", "pattern": org} for org in NER_ORGS])
+    feed = make_ner_feed(ner_source, recipe=ner_teach, patterns=patterns)
     task = feed.next_task("alice")
     assert feed.view_id == "ner" and len(task["spans"]) == 1
     with pytest.raises(ValueError, match="E616"):
