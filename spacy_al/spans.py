@@ -4,7 +4,9 @@ Character offsets (Python code points, end exclusive) are the truth; tokens are
 a view on them. Offsets from a browser are UTF-16 code units and are converted
 at the boundary with :func:`utf16_spans_to_char`. A span that doesn't sit on
 token boundaries is moved only across whitespace or punctuation; anything else
-is rejected with a message that says where the nearest boundaries are.
+is rejected with a message that says where the nearest boundaries are. One
+concept, one module: every place a span enters (sources, answers, db-in, the
+editor) checks it here, so the rules can't drift apart.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ N annotators for a while, with latencies. :func:`run_train_kills` runs
 
 The processes are real (:mod:`spacy_al.benchmarks.processes`), killed with
 SIGKILL. This module prints nothing: the ``bench durability`` recipe and the
-crash tests report its :class:`TrialReport` and :class:`TrainKillReport`.
+crash tests report its :class:`TrialReport` and :class:`TrainKillReport`. It is
+long because it is one concept, the durability benchmark: its trials share the
+clients, the ledger of what was acknowledged and the checks against the store.
 """
 
 from __future__ import annotations
