@@ -23,7 +23,9 @@ CLI's short names pick a strategy and the measure the loop should use:
     balanced                spacy_al.class_balanced.v1      margin
     cost                    spacy_al.cost_aware.v1          margin
 
-A full registered name implies no measure (the caller chooses).
+A full registered name implies no measure (the caller chooses). The module
+holds every built-in strategy, each a small function, so that one contract test
+runs over all of them (as small-text keeps its strategies together).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ seed sets, with the same batch size, budget, evaluation set and metric, and
 returns every system's row (:func:`summarize`) and per-seed curves. A peer whose
 package is missing is skipped with the reason; NER runs our strategies only (the
 peers have no NER). :func:`plot_labels` draws the median curves. The ``bench
-labels`` recipe prints the table.
+labels`` recipe prints the table. One concept, one module: the protocol (splits,
+seeds, the common target, intervals) and the systems it compares belong together.
 """
 
 from __future__ import annotations
