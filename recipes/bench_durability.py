@@ -228,9 +228,11 @@ def bench_durability(
     ] = Path("bench_durability"),
     seed: Seed = 0,
 ) -> None:
-    """Kill -9 of servers (one, and one of two on one database) and of train, and
-    a team under load, against each database: answers acknowledged, stored, lost,
-    duplicated, errors, p95 latency; the pipeline loadable after every kill."""
+    """Kill -9 of servers and of train, and a team under load, per database.
+
+    Servers: one, and either of two on one database. Reports answers
+    acknowledged, stored, lost and duplicated, errors, p95 latency, and whether
+    the pipeline still loads after every kill of train."""
     wanted = split_commas(runs)
     unknown = [run for run in wanted if run not in (*RUNS, "train")]
     if unknown or not wanted:
