@@ -39,7 +39,9 @@ def _reset_postgres(url: str) -> None:
         conn.execute(
             sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                # only our own sessions (not the server's autovacuum workers)
+                "AND usename = current_user"
             )
         )
     metadata.drop_all(engine)

@@ -39,6 +39,10 @@ from spacy_al.store.schema import datasets_table, metadata
 T = TypeVar("T")
 
 
+#: The PostgreSQL advisory lock that creating and upgrading the tables take.
+SCHEMA_LOCK = 0x5A_A1_5C_4E_3A  # any fixed 64-bit number spacy_al alone uses
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -63,6 +67,11 @@ class StoreBase:
         )
         try:
             with self._transaction(write=True) as conn:
+                if conn.dialect.name == "postgresql":
+                    # Servers starting together would race to create the tables
+                    # (CREATE TABLE isn't safe to run twice at once): one at a
+                    # time, the next then finds them made.
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
                 migrate(conn)
                 metadata.create_all(conn)
         except sa.exc.OperationalError as e:
