@@ -83,6 +83,15 @@ Annotators = Annotated[
     typer.Option("--annotators", help="Comma-separated names allowed to label"),
 ]
 Overlap = Annotated[int, typer.Option("--overlap", help="Answers wanted per example")]
+LearnerMode = Annotated[
+    str,
+    typer.Option(
+        "--learner",
+        help="thread: select and learn in this server; process: in a learner "
+        "process started beside it; remote: serve only (python -m spacy_al "
+        "learner ... runs elsewhere)",
+    ),
+]
 
 
 # --- the stopping signal (stabilizing predictions, spacy_al.stopping) -----------

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.registry import recipe
 from spacy_al.session import open_session
@@ -33,6 +34,7 @@ from ._options import (
     Db,
     Eval,
     Host,
+    LearnerMode,
     Multilabel,
     Overlap,
     Port,
@@ -79,9 +81,18 @@ def build_components(
     window: int | None = 20_000,
     committee_size: int = 3,
     settings: dict | None = None,
+    learner: str = "thread",
 ) -> dict:
-    """The parts of a text-classification labelling session, ready to serve."""
+    """The parts of a text-classification labelling session, ready to serve.
+
+    With ``learner`` "process" or "remote" a learner process selects and learns
+    (python -m spacy_al learner): this server's model then learns nothing, not
+    even the stored answers at the start (the learner does).
+    """
+    if learner not in ("thread", "process", "remote"):
+        raise ValueError(Errors.E1105.format(value=learner))
     overlap = int((settings or {}).get("overlap") or 1)
+    serve_only = learner != "thread"
     spec = StrategySpec.parse(strategy)
     learn_rate = DEFAULT_LEARN_RATE.get(arch, 0.01)
 
@@ -119,10 +130,12 @@ def build_components(
         },
         new_updater=new_updater,
         load_updater=None
-        if spec.uses_committee
+        if spec.uses_committee or serve_only
         else lambda checkpoints: checkpoints.load(learn_rate=learn_rate),
-        to_targets=lambda answers, labels: answers_to_textcat_targets(
-            answers, labels, exclusive=not multilabel
+        to_targets=lambda answers, labels: (
+            []
+            if serve_only
+            else answers_to_textcat_targets(answers, labels, exclusive=not multilabel)
         ),
         overlap=overlap,
         skip_invalid=skip_invalid,
@@ -157,8 +170,33 @@ def build_components(
         "eval": str(eval_path) if eval_path else None,
         "checkpoint": session.checkpoints,
         "source": session.source_info(),
-        "config": {"batch_size": batch_size, "strategy": strategy, **(settings or {})},
+        "config": {
+            "batch_size": batch_size,
+            "strategy": strategy,
+            "learner": learner,
+            **(settings or {}),
+        },
     }
+
+
+#: Flags of the learner command whose names differ from the recipe's arguments.
+_LEARNER_FLAGS = {"label": "--label", "eval_path": "--eval"}
+
+
+def learner_argv(recipe_name: str, options: dict) -> list[str]:
+    """The arguments of ``python -m spacy_al learner`` for a server started with
+    ``--learner process``: the same dataset, source and options, and the
+    recipe whose components it builds. ``options`` are the recipe's arguments
+    (the serving ones, such as ``host``, are left out)."""
+    argv = [str(options["dataset"]), str(Path(options["source"]).resolve())]
+    argv += ["--recipe", recipe_name]
+    skip = {"dataset", "source", "host", "port", "annotators", "learner"}
+    for name, value in options.items():
+        if name in skip or value is None or value is False:
+            continue
+        flag = _LEARNER_FLAGS.get(name, "--" + name.replace("_", "-"))
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
 
 
 @recipe("textcat.teach")
@@ -182,13 +220,16 @@ def teach(
     stop_window: StopWindow = DEFAULT_WINDOW,
     stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
     stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
+    learner: LearnerMode = "thread",
 ) -> dict:
     """Label the texts the model is least sure of: accept, reject or correct.
 
     The model suggests a label for each text; accept it, reject it (optionally
     choosing the right label in the same step), or ignore the text. The model
-    updates in the background after every batch of answers.
+    updates in the background after every batch of answers (with --learner
+    process, in a learner process beside the server).
     """
+    options = dict(locals())
     components = build_components(
         dataset,
         source,
@@ -211,7 +252,11 @@ def teach(
             stop_window=stop_window,
             stop_threshold=stop_threshold,
             stop_set_size=stop_set_size,
+            learner_argv=learner_argv("textcat.teach", options)
+            if learner == "process"
+            else None,
         ),
+        learner=learner,
     )
     report(components)
     return components
@@ -237,12 +282,14 @@ def correct(
     stop_window: StopWindow = DEFAULT_WINDOW,
     stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
     stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
+    learner: LearnerMode = "thread",
 ) -> dict:
     """Choose the right label(s), with the model's prediction pre-selected.
 
     Every answer is gold (all labels known), and the model still picks which texts
     to ask about and learns from each batch.
     """
+    options = dict(locals())
     components = build_components(
         dataset,
         source,
@@ -265,7 +312,11 @@ def correct(
             stop_threshold=stop_threshold,
             stop_set_size=stop_set_size,
             preselect=True,
+            learner_argv=learner_argv("textcat.correct", options)
+            if learner == "process"
+            else None,
         ),
+        learner=learner,
     )
     report(components)
     return components

@@ -31,7 +31,7 @@ from spacy_al.registry import load_builtin_recipes, load_recipe_file
 __all__ = ["load_builtin_recipes", "load_recipe_file", "main"]
 
 #: Messages of spacy_al.errors start with their code: "[E123] ...".
-_CODED = re.compile(r"\[[EW]\d{3}\]")
+_CODED = re.compile(r"\[[EW]\d{3,4}\]")
 #: The errors a command may end with: a person can act on their message.
 EXPECTED = (SpacyALError, ValueError, OSError, ImportError, KeyError)
 

@@ -302,6 +302,14 @@ class Errors(metaclass=ErrorsWithCodes):
     E443 = "A bootstrap interval needs paired values for the same seeds, got {n_a} and {n_b} value(s)."
     E444 = "The text classifier '{component}' is trained by gradient steps, not refit: only a pipeline built with --arch linear (spacy_al.TextCatCharLinear.v1) has fit()."
     E445 = "Unknown variant '{variant}' in strategy '{strategy}': after a strategy's name, '+' takes {variants} (e.g. margin+diverse-seed)."
+    # --- E11xx the learner process and several servers
+    E1100 = "Another learner process holds dataset '{dataset}': {holder} (its heartbeat runs out in {seconds:.0f} s unless it renews it). One learner per dataset: stop it first, or start this one without --no-wait to take over once it stops."
+    E1101 = "This learner lost the lock of dataset '{dataset}' (its heartbeat ran out, and another learner took over): it stopped learning. Run one learner per dataset; the one holding the lock goes on."
+    E1102 = "A learner process needs a store: the recipe's loop has none. Give the recipe a --db."
+    E1103 = "No learner process is running for dataset '{dataset}' (the servers serve what it queued; the model doesn't learn meanwhile). Start one: python -m spacy_al learner {dataset} SOURCE --label ... --db DB (or serve with --learner process)."
+    E1104 = "The learner process serves text classification datasets; dataset '{dataset}' is a {task} dataset. Serve it in one process (--learner thread, the default)."
+    E1105 = "--learner must be 'thread' (select and learn in this server, the default), 'process' (start a learner process beside this server) or 'remote' (serve only: a learner runs elsewhere, python -m spacy_al learner ...), got '{value}'."
+    E1106 = "--dask needs a session that can score on Dask (open_session(..., dask=...)), which this installation doesn't have: {err}"
     pass
 
 

@@ -294,6 +294,21 @@ class BaseLoop:
         self.pool.mark(eg["_input_key"] for eg in answers)
         return ids
 
+    def take_stored(self, answers: Iterable[dict]) -> int:
+        """Queue answers another process committed (as the store reads them
+        back, with ``_annotator_id`` and ``_id``) for the next update, without
+        storing them again: how a learner process learns the servers' answers.
+        Returns how many inputs were queued."""
+        keys: dict[int, None] = {}
+        for eg in answers:
+            self._remember(eg)
+            keys[input_key_of(eg)] = None
+        for key in keys:
+            self._pending[key] = None
+            self._refresh_target(key)
+        self.pool.mark(keys)
+        return len(keys)
+
     def _remember(self, eg: dict) -> None:
         """Keep ``eg``, replacing its annotator's earlier answer to the same task."""
         key = input_key_of(eg)

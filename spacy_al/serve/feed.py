@@ -35,6 +35,12 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
   (:mod:`spacy_al.serve.team`) picks up reviewers' answers (the ``review``
   recipe) for the loop to learn, and recomputes the agreement figures
   ``stats()`` shows after new answers.
+* **A learner process.** With ``learner="process"`` or ``"remote"`` none of the
+  three threads runs here: the dataset's learner process
+  (:mod:`spacy_al.serve.learner`) selects and learns, and a follower thread
+  (:mod:`spacy_al.serve.follower`) reads its queue, the answers of every server
+  and its progress from the database. Several servers can then serve one
+  dataset; answers are still committed here before they are acknowledged.
 
 The feed owns the state and the locks its threads share. The selector, trainer
 and team thread are small classes of their own modules, each given the feed
@@ -64,6 +70,7 @@ from spacy_al.errors import Errors, SourceError, SpacyALError
 from spacy_al.protocols import Components, Loop
 from spacy_al.serve import priority
 from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_annotators
+from spacy_al.serve.follower import Follower
 from spacy_al.serve.leases import Leases
 from spacy_al.serve.progress import ModelProgress
 from spacy_al.serve.selector import Selector
@@ -83,6 +90,9 @@ LEASE_WRITE_SECONDS = 0.25
 # How often a server renews its heartbeat in the store (``drop`` refuses a dataset
 # with a live one; it counts for HEARTBEAT_TTL seconds).
 HEARTBEAT_SECONDS = 5.0
+# Where a feed's examples are selected and its model learns: in its own threads,
+# or in a learner process (started beside the server, or running elsewhere).
+LEARNERS = ("thread", "process", "remote")
 
 
 class LeaseError(SpacyALError, ValueError):
@@ -121,7 +131,9 @@ class Feed:
     compares successive versions' predictions on ``stop_set_size`` examples of
     the pool (seed 0: the same set after a restart) and says stop once the mean
     kappa of the last ``stop_window`` updates reaches ``stop_threshold``.
-    ``clock`` times leases.
+    ``clock`` times leases. ``learner``: "thread" selects and learns here;
+    "process" and "remote" follow the dataset's learner process (see the
+    module) and serve only.
     ``start=False`` leaves the threads to :meth:`start`.
     """
 
@@ -145,8 +157,15 @@ class Feed:
         stop_threshold: float = DEFAULT_THRESHOLD,
         clock: Callable[[], float] = time.monotonic,
         close_store: bool = False,
+        learner: str = "thread",
         start: bool = True,
     ) -> None:
+        if learner not in LEARNERS:
+            raise ValueError(Errors.E1105.format(value=learner))
+        if learner != "thread" and loop.task == "ner":
+            raise ValueError(Errors.E1104.format(dataset=loop.dataset, task="NER"))
+        if learner != "thread" and loop.store is None:
+            raise ValueError(Errors.E1102)
         _require(
             isinstance(overlap, int) and overlap >= 1,
             "overlap",
@@ -214,6 +233,7 @@ class Feed:
         self._answering: set[tuple[str, int]] = set()
         # Each annotator's stored answer ids (a repeated answer gets the same id).
         self._answer_ids: dict[tuple[str, int], int] = {}
+        self._last_answer_id = 0  # the highest answer id read at the start
         # Examples another server's annotators hold: not served here until then.
         self._elsewhere: dict[int, float] = {}
         # This server's id in the store's heartbeats; whether its dataset existed
@@ -257,6 +277,10 @@ class Feed:
         self._trainer = Trainer(self)
         self._team = TeamThread(self)
         self._load_answers()
+        # With a learner process: its queue and the other servers' answers.
+        self._follower = (
+            Follower(self, as_task=_as_task) if learner != "thread" else None
+        )
         if start:
             self.start()
 
@@ -288,6 +312,7 @@ class Feed:
         kwargs.setdefault("checkpoint", components.get("checkpoint"))
         kwargs.setdefault("eval_path", components.get("eval"))
         kwargs.setdefault("close_store", True)
+        kwargs.setdefault("learner", config.get("learner") or "thread")
         return cls(
             components["loop"], view_id=components["view_id"], tokens=tokens, **kwargs
         )
@@ -295,7 +320,8 @@ class Feed:
     # --- life cycle ----------------------------------------------------------
 
     def start(self) -> None:
-        """Start the selector and trainer threads (once).
+        """Start the selector, trainer and team threads, or the follower of a
+        learner process, and the lease writer (once).
 
         The feed also closes itself when the process exits (so the last updates
         are checkpointed even if nobody calls :meth:`close`). A serving process
@@ -313,12 +339,16 @@ class Feed:
         self._close_at_exit = close_at_exit
         atexit.register(close_at_exit)
         self._heartbeat()  # in use from now on: drop refuses the dataset
-        for target, name in (
-            (self._selector.run, "selector"),
-            (self._trainer.run, "trainer"),
-            (self._team.run, "team"),
-            (self._write_leases_forever, "leases"),
-        ):
+        workers: list[tuple[Callable[[], None], str]] = (
+            [(self._follower.run, "follower")]
+            if self._follower is not None
+            else [
+                (self._selector.run, "selector"),
+                (self._trainer.run, "trainer"),
+                (self._team.run, "team"),
+            ]
+        )
+        for target, name in (*workers, (self._write_leases_forever, "leases")):
             thread = threading.Thread(
                 target=target, name=f"spacy_al-{name}", daemon=True
             )
@@ -688,12 +718,20 @@ class Feed:
             answer = self._from_served(served, eg)
             self._check_dataset()
             with self._loop_lock:
-                ids = self.loop.answer([answer], annotator=who)
-        finally:
+                ids = (
+                    self._follower.store_answer(answer, who)
+                    if self._follower is not None
+                    else self.loop.answer([answer], annotator=who)
+                )
+        except BaseException:
             with self._cond:
                 self._answering.discard((who, key))
                 self._cond.notify_all()  # repeats of this answer wait for its id
+            raise
         with self._cond:
+            # Stored: counted here, in the same step as it stops being stored
+            # (the follower, reading every server's answers, skips it).
+            self._answering.discard((who, key))
             answered = self._answered_by[key]
             answered.add(who)
             self._leases.drop(key, who)
@@ -789,7 +827,11 @@ class Feed:
                 return None
             task, eg = self._history[who][-1]
         with self._loop_lock:
-            undone = self.loop.undo(eg, annotator=who)
+            undone = (
+                self._follower.remove_answer(eg, who)
+                if self._follower is not None
+                else self.loop.undo(eg, annotator=who)
+            )
         key = eg["_input_key"]
         with self._cond:
             history = self._history[who]
@@ -846,6 +888,9 @@ class Feed:
                 and not self._candidates
                 and not self._active,
             }
+            if self._follower is not None:  # what the learner process published
+                out.update(self._follower.stats())
+                out["error"] = self._error or out.get("error")
             if annotator is not None:
                 who = check_annotator(annotator)
                 out["you"] = {
@@ -886,6 +931,7 @@ class Feed:
         last: dict[int, dict] = {}
         for eg in self.store.iter_answers(self.dataset):
             key = eg["_input_key"]
+            self._last_answer_id = max(self._last_answer_id, eg["_id"])
             self._answered_by[key].add(eg["_annotator_id"])
             self._answer_ids[(eg["_annotator_id"], key)] = eg["_id"]
             self._counts[eg["_annotator_id"]] += 1

@@ -13,6 +13,12 @@ Nothing here prints: what the person at the terminal should read goes to the
 ``report`` callable the CLI passes in. ``app.py`` run on its own (``streamlit
 run app.py``, or Streamlit's ``AppTest``) builds its feed from the environment
 instead (:func:`app_env`, :func:`build_feed`).
+
+With ``--learner process`` the recipe's config carries the arguments of its
+learner process (``learner_argv``): the server starts ``python -m spacy_al
+learner ...`` beside itself once its feed is built, and stops it when it stops
+(:func:`learner_beside`). A learner already running for the dataset keeps the
+lock; the new one waits as a standby and takes over if the first one ends.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from spacy_al.serve.feed import (
     make_tokens,
     parse_annotators,
 )
+from spacy_al.serve.learner import start_learner_process, stop_learner_process
 
 ENV_RECIPE = "SPACY_AL_RECIPE"
 ENV_ARGS = "SPACY_AL_ARGS"
@@ -322,6 +329,17 @@ def _report_links(
     report("text", "Press Ctrl+C to stop.")
 
 
+def learner_beside(components: Mapping[str, Any], report: Report) -> Any:
+    """Start the learner process of a server started with ``--learner process``
+    (None otherwise); stop it with :func:`stop_learner_process`."""
+    config = components.get("config") or {}
+    argv = config.get("learner_argv")
+    if config.get("learner") != "process" or not argv:
+        return None
+    report("info", "Starting the learner process (python -m spacy_al learner ...)")
+    return start_learner_process(argv)
+
+
 def serve_app(
     name: str,
     components: dict[str, Any],
@@ -345,6 +363,7 @@ def serve_app(
     configure_process()  # this process serves: requests first
     feed = Feed.from_components(components, tokens=tokens or None, **feed_settings())
     _serving = feed
+    learner = learner_beside(components, report)
     stopped = threading.Event()
 
     def announce() -> None:
@@ -362,6 +381,8 @@ def serve_app(
         report("info", "Stopping the labelling app (saving the model)...")
         _serving = None
         feed.close()
+        if learner is not None:
+            stop_learner_process(learner)
     return 0
 
 
@@ -383,6 +404,7 @@ def serve_api(name: str, components: dict[str, Any], *, report: Report) -> int:
     except OSError as e:
         feed.close()
         raise ValueError(Errors.E611.format(host=host, port=port, err=e)) from e
+    learner = learner_beside(components, report)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -400,6 +422,8 @@ def serve_api(name: str, components: dict[str, Any], *, report: Report) -> int:
     finally:
         httpd.server_close()
         feed.close()
+        if learner is not None:
+            stop_learner_process(learner)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0

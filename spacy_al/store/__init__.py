@@ -24,8 +24,9 @@ own:
 * ``checks`` and ``collisions``: what a write is refused for (bad names and
   values; one identity key standing for two inputs);
 * ``base``: the connection, transactions and retries the parts share;
-* ``datasets``, ``answers``, ``leases``: what the store keeps, one class each,
-  combined in :class:`Store`.
+* ``datasets``, ``answers``, ``leases``, ``queue``: what the store keeps, one
+  class each, combined in :class:`Store` (``queue``: the learner process's lock
+  and the examples it selected, see :mod:`spacy_al.serve.learner`).
 """
 
 from __future__ import annotations
@@ -45,13 +46,16 @@ from spacy_al.store.engine import (
 )
 from spacy_al.store.leases import HEARTBEAT_TTL, LeaseStore
 from spacy_al.store.migrate import migrate
+from spacy_al.store.queue import QueueStore
 from spacy_al.store.schema import (
     MAX_NAME_LENGTH,
     UTCDateTime,
     answers_table,
     datasets_table,
+    learners_table,
     leases_table,
     metadata,
+    queue_table,
     servers_table,
 )
 
@@ -71,23 +75,27 @@ __all__ = [
     "UTCDateTime",
     "answers_table",
     "datasets_table",
+    "QueueStore",
     "default_db",
+    "learners_table",
     "leases_table",
     "metadata",
     "migrate",
+    "queue_table",
     "servers_table",
     "validate_answer",
 ]
 
 
-class Store(DatasetStore, AnswerStore, LeaseStore):
+class Store(DatasetStore, AnswerStore, LeaseStore, QueueStore):
     """The answer database, safe to share between threads.
 
     ``url`` is an SQLite file path (parent folders are created), ``":memory:"``, or
     any SQLAlchemy URL (``sqlite:///answers.db``,
     ``postgresql+psycopg://user@host/dbname``). Tables are created if missing.
-    Datasets (:class:`DatasetStore`), answers (:class:`AnswerStore`) and leases
-    and heartbeats (:class:`LeaseStore`) each have a part of their own.
+    Datasets (:class:`DatasetStore`), answers (:class:`AnswerStore`), leases
+    and heartbeats (:class:`LeaseStore`), and the learner process's lock and
+    queue (:class:`QueueStore`) each have a part of their own.
     """
 
     def __enter__(self) -> Store:

@@ -4,6 +4,13 @@ Answers tables made before the identity keys get ``input_key`` and ``task_key``
 columns filled from each answer's content, and (dataset, task key, annotator) as
 their unique key. SQLite can't drop a constraint, so its table is rebuilt;
 other databases are altered.
+
+Tables added by later versions (the servers' ``leases`` and ``servers``, the
+learner process's ``learners`` and ``queue``) change no existing table: a
+database made before them gets them, empty, when it is opened (the store
+creates every missing table right after :func:`migrate`, in the same
+transaction, see :class:`~spacy_al.store.base.StoreBase`). :data:`ADDED_TABLES`
+names them.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from sqlalchemy.engine import Connection
 from spacy_al.identity import get_input_key, get_task_key
 from spacy_al.store.collisions import IDENTITY_PAGE
 from spacy_al.store.schema import answers_table
+
+#: Tables added after the first release, created where missing (empty).
+ADDED_TABLES = ("leases", "servers", "learners", "queue")
 
 
 def _row_keys(input_hash: int, content: dict[str, Any]) -> tuple[int, int]:

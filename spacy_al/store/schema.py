@@ -1,4 +1,5 @@
-"""The store's tables: datasets, answers, leases and the servers' heartbeats.
+"""The store's tables: datasets, answers, leases, the servers' heartbeats, and
+the learner process's lock and queue.
 
 One :data:`metadata` holds them all; :class:`~spacy_al.store.Store` creates what
 is missing when it opens a database, after :func:`~spacy_al.store.migrate.migrate`
@@ -127,5 +128,49 @@ servers_table = sa.Table(
     sa.Column("server", sa.String(64), nullable=False),
     sa.Column("expires", sa.Float(), nullable=False),
     sa.UniqueConstraint("dataset_id", "server", name="uq_servers_dataset_server"),
+    sqlite_autoincrement=True,
+)
+
+# The examples a dataset's learner process selected, best first, for its servers
+# to serve (see spacy_al.serve.learner): ``model_version`` is the version that
+# ranked them, ``rank`` their place in that ranking, ``input_key`` the example's
+# identity key and ``task`` the task to serve. A new model version replaces the
+# rows; a queue running low gets more appended (with higher ids).
+queue_table = sa.Table(
+    "queue",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "dataset_id",
+        _Id,
+        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("model_version", sa.BigInteger(), nullable=False),
+    sa.Column("rank", sa.Integer(), nullable=False),
+    sa.Column("input_key", sa.BigInteger(), nullable=False),
+    sa.Column("task", sa.JSON(), nullable=False),
+    sa.UniqueConstraint("dataset_id", "input_key", name="uq_queue_dataset_input"),
+    sqlite_autoincrement=True,
+)
+
+# One learner process per dataset: the row names its holder and ends at
+# ``expires`` (wall clock, unix seconds) unless renewed. Keyed by the dataset's
+# name, so a learner can hold it before the dataset is created. The holder
+# publishes here the model version it serves (``version``), the version that
+# ranked the queue (``queue_version``, None before the first), whether its last
+# selection found nothing left (``exhausted``) and what the servers show about
+# learning (``state``: updates, the curve, the stopping signal, errors).
+learners_table = sa.Table(
+    "learners",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(MAX_NAME_LENGTH), nullable=False, unique=True),
+    sa.Column("learner", sa.String(255), nullable=False),
+    sa.Column("expires", sa.Float(), nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False, default=0),
+    sa.Column("queue_version", sa.BigInteger(), nullable=True),
+    sa.Column("exhausted", sa.Boolean(), nullable=False, default=False),
+    sa.Column("state", sa.JSON(), nullable=False),
     sqlite_autoincrement=True,
 )
