@@ -83,6 +83,14 @@ Annotators = Annotated[
     typer.Option("--annotators", help="Comma-separated names allowed to label"),
 ]
 Overlap = Annotated[int, typer.Option("--overlap", help="Answers wanted per example")]
+Dask = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Score the pool on Dask: a scheduler's address (tcp://HOST:8786) or "
+        "local:N (N worker processes here); text classification, JSONL sources",
+    ),
+]
 LearnerMode = Annotated[
     str,
     typer.Option(

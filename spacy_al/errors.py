@@ -302,6 +302,19 @@ class Errors(metaclass=ErrorsWithCodes):
     E443 = "A bootstrap interval needs paired values for the same seeds, got {n_a} and {n_b} value(s)."
     E444 = "The text classifier '{component}' is trained by gradient steps, not refit: only a pipeline built with --arch linear (spacy_al.TextCatCharLinear.v1) has fit()."
     E445 = "Unknown variant '{variant}' in strategy '{strategy}': after a strategy's name, '+' takes {variants} (e.g. margin+diverse-seed)."
+
+    # --- E12xx scaling out with Dask
+    E1200 = "'{value}' isn't a Dask address: pass a scheduler's address (e.g. tcp://10.0.0.5:8786) or local:N to start N single-threaded worker processes on this machine (N >= 1)."
+    E1201 = "--dask needs dask.distributed, which isn't installed ({err}). Install it with pip install 'spacy-al[dask]', on this machine and on every worker."
+    E1202 = "Can't reach the Dask scheduler at {address} ({err}). Start one with 'dask scheduler' and workers with 'dask worker {address}', or pass --dask local:N."
+    E1203 = "Scoring on Dask reads the source by byte offsets, so it must be a JSON Lines file; {path} is read as {loader}. Convert it to JSONL, or start without --dask."
+    E1204 = "The strategy '{name}' ({strategy}) can't score its pool on Dask: {why} On Dask a strategy either needs no scores ({free}) or ranks each example by its own scores ({ranked}); pick one of those, or start without --dask."
+    E1205 = "Patterns are matched in this process over the whole window, so they don't run with --dask. Drop --patterns, or start without --dask."
+    E1206 = "The measure '{measure}' can't be scored on Dask: {why} Use least_confidence, margin, entropy or a committee measure (vote_entropy, consensus_entropy, max_kl), or start without --dask."
+    E1207 = "NER pools aren't scored on Dask yet (only text classification is): start {what} without --dask."
+    E1208 = "--n-jobs {n_jobs} runs simulations in parallel processes; with --dask the pool is scored on the cluster instead, so pass --n-jobs 1."
+    E1209 = "The Dask worker at {worker} reads {path} as {size} bytes, but the learner read {expected}: every worker must see the same file at the same path (a shared folder), unchanged while the session runs."
+    E1210 = "A partition must hold at least 1 byte, got partition_bytes={value}."
     # --- E11xx the learner process and several servers
     E1100 = "Another learner process holds dataset '{dataset}': {holder} (its heartbeat runs out in {seconds:.0f} s unless it renews it). One learner per dataset: stop it first, or start this one without --no-wait to take over once it stops."
     E1101 = "This learner lost the lock of dataset '{dataset}' (its heartbeat ran out, and another learner took over): it stopped learning. Run one learner per dataset; the one holding the lock goes on."

@@ -242,7 +242,9 @@ class BaseLoop:
             window = min(window or LOADING_WINDOW, LOADING_WINDOW)
         remaining = self.pool.remaining(exclude=exclude)
         if window is not None and len(remaining) > window:
-            remaining = self.rng.choice(remaining, size=window, replace=False)
+            # Sorted: ties between equal scores go to the earlier text, as
+            # they do when the pool is scored on a Dask cluster.
+            remaining = np.sort(self.rng.choice(remaining, size=window, replace=False))
         return remaining
 
     def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:

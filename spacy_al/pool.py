@@ -147,6 +147,11 @@ class Pool:
                 elif self.loading:
                     self._marks[key] = done
 
+    def head(self, n: int) -> list[dict]:
+        """The first ``n`` tasks read so far."""
+        with self._lock:
+            return self.tasks[:n]
+
     def remaining(self, *, exclude: Collection[int] = ()) -> np.ndarray:
         """Indices of the tasks read so far that aren't done nor in ``exclude``."""
         with self._lock:

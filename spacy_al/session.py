@@ -13,6 +13,12 @@ those in. :func:`open_session` does the steps in this order:
    the checkpoint hadn't learnt them (a crash loses no answer). With overlap N,
    only the examples N annotators agree on (or a reviewer adjudicated) are
    learnt; the others are held back until they are.
+
+With ``dask=`` (a scheduler's address, ``local:N``, or an open
+:class:`~spacy_al.scale.cluster.Cluster`) the pool is an
+:class:`~spacy_al.scale.pool.OffsetPool` indexed on the cluster: its texts stay
+in the (JSONL) source, and a text-classification loop built on it scores it on
+the cluster. Without it, dask is never imported.
 """
 
 from __future__ import annotations
@@ -20,14 +26,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spacy_al.checkpoints import Checkpoints
 from spacy_al.corpus import Source
+from spacy_al.errors import Errors
 from spacy_al.pool import Pool
 from spacy_al.store import Store
 from spacy_al.team.consensus import Consensus, review_answers
 from spacy_al.updater import Committee, Updater
+
+if TYPE_CHECKING:
+    from spacy_al.scale.cluster import Cluster
+    from spacy_al.scale.pool import OffsetPool
 
 #: How long the source is read before the session opens (then in the background).
 FOREGROUND_SECONDS = 1.0
@@ -40,21 +51,25 @@ class Session:
     dataset: str
     store: Store
     source: Source
-    pool: Pool
+    pool: Pool | OffsetPool
     checkpoints: Checkpoints
     updater: Updater | Committee
     resumed: bool
     consensus: Consensus
     held: list[dict] = field(default_factory=list)
     learnt_now: int = 0
+    #: The Dask cluster the pool is scored on (``dask=``), else None.
+    cluster: Cluster | None = None
 
     def source_info(self) -> dict[str, Any]:
         """What the recipe reports about the source (for the app and the CLI)."""
+        # A pool indexed on the cluster counted the records; the Source didn't read.
+        counts = self.pool if self.cluster is not None else self.source
         return {
             "path": str(self.source.path),
-            "read": self.source.n_read,
-            "skipped": self.source.n_skipped,
-            "duplicates": self.source.n_duplicates,
+            "read": counts.n_read,
+            "skipped": counts.n_skipped,
+            "duplicates": counts.n_duplicates,
         }
 
 
@@ -69,6 +84,7 @@ def open_session(
     to_targets: Callable[[list[dict], Sequence[str]], list[Any]],
     overlap: int = 1,
     skip_invalid: bool = False,
+    dask: str | Cluster | None = None,
 ) -> Session:
     """Open ``dataset`` for labelling the texts of ``source`` (see the module).
 
@@ -76,16 +92,26 @@ def open_session(
     the model (None when there is no readable checkpoint; pass None to always
     start anew, e.g. for a committee); ``new_updater(version)`` builds a new one
     whose version starts at ``version``. ``to_targets(answers, labels)`` turns
-    stored answers into the model's training targets.
+    stored answers into the model's training targets. ``dask`` scores the pool
+    on a Dask cluster (see the module; text classification only); a cluster
+    opened here from an address is the session's ``cluster`` to close.
     """
     store = Store(db)
+    cluster = None
     try:
         # 1. The source: read and checked before the dataset exists.
         reader = Source(source, skip_invalid=skip_invalid)
         answered = (
             store.answered_input_keys(dataset) if store.has_dataset(dataset) else set()
         )
-        pool = Pool(reader, answered=answered, foreground_seconds=FOREGROUND_SECONDS)
+        if dask is None:
+            pool = Pool(
+                reader, answered=answered, foreground_seconds=FOREGROUND_SECONDS
+            )
+        else:
+            cluster, pool = _pool_on_cluster(
+                dask, reader, answered=answered, meta=meta, skip_invalid=skip_invalid
+            )
         # 2. The dataset row.
         store.create_dataset(dataset, meta=meta)
         # 3. The model: resumed, or new with the version going on.
@@ -107,6 +133,8 @@ def open_session(
             )
     except BaseException:
         store.close()
+        if cluster is not None and not _is_cluster(dask):
+            cluster.close()
         raise
     return Session(
         dataset=dataset,
@@ -119,4 +147,37 @@ def open_session(
         consensus=consensus,
         held=list(split.held),
         learnt_now=learnt_now,
+        cluster=cluster,
     )
+
+
+def _is_cluster(dask: object) -> bool:
+    return dask is not None and not isinstance(dask, str)
+
+
+def _pool_on_cluster(
+    dask: str | Cluster,
+    reader: Source,
+    *,
+    answered: set[int],
+    meta: dict[str, Any],
+    skip_invalid: bool,
+) -> tuple[Cluster, OffsetPool]:
+    """The cluster ``dask`` names (or is) and the source indexed on it."""
+    from spacy_al.scale.cluster import Cluster
+    from spacy_al.scale.pool import OffsetPool
+
+    if meta.get("task") == "ner":
+        raise ValueError(Errors.E1207.format(what="ner recipes"))
+    if reader.loader != "jsonl":
+        raise ValueError(Errors.E1203.format(path=reader.path, loader=reader.loader))
+    cluster = dask if isinstance(dask, Cluster) else Cluster.connect(dask)
+    try:
+        pool = OffsetPool.build(
+            reader.path, cluster=cluster, answered=answered, skip_invalid=skip_invalid
+        )
+    except BaseException:
+        if cluster is not dask:
+            cluster.close()
+        raise
+    return cluster, pool

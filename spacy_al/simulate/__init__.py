@@ -18,10 +18,15 @@ would have stopped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from spacy_al.errors import Errors
 from spacy_al.simulate.ner import simulate_ner
 from spacy_al.simulate.runner import Progress, SimulationConfig, plot_curves
 from spacy_al.simulate.textcat import simulate_textcat
+
+if TYPE_CHECKING:
+    from spacy_al.scale.cluster import Cluster
 
 __all__ = ["SimulationConfig", "plot_curves", "simulate"]
 
@@ -33,13 +38,28 @@ def simulate(
     *,
     on_round: Progress | None = None,
     on_job_done: Callable[[str, int], None] | None = None,
+    cluster: Cluster | None = None,
 ) -> dict:
-    """Run every strategy of ``config`` from every seed; return the results."""
-    run = simulate_ner if config.task == "ner" else simulate_textcat
-    return run(
+    """Run every strategy of ``config`` from every seed; return the results.
+
+    With ``config.dask`` (or an open ``cluster``) text classification scores
+    its pool on Dask, with the same picks; NER refuses it.
+    """
+    if config.task == "ner":
+        if config.dask or cluster is not None:
+            raise ValueError(Errors.E1207.format(what="simulate ner"))
+        return simulate_ner(
+            train_records,
+            eval_records,
+            config,
+            on_round=on_round,
+            on_job_done=on_job_done,
+        )
+    return simulate_textcat(
         train_records,
         eval_records,
         config,
         on_round=on_round,
         on_job_done=on_job_done,
+        cluster=cluster,
     )

@@ -60,6 +60,8 @@ class SimulationConfig:
     stop_window: int = DEFAULT_WINDOW  # the stopping signal (stabilizing predictions)
     stop_threshold: float = DEFAULT_THRESHOLD
     stop_set_size: int = DEFAULT_STOP_SET_SIZE
+    #: Score the pool on Dask: a scheduler's address or local:N (None: here).
+    dask: str | None = None
 
 
 def seed_list(config: SimulationConfig) -> list[int]:

@@ -4,13 +4,17 @@ full-data reference and the textcat simulation.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spacy_al.corpus import gold_labels, set_hashes
+from spacy_al.corpus import gold_labels, set_hashes, write_jsonl
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.metrics import textcat_score
@@ -43,6 +47,10 @@ from spacy_al.textcat.patterns import PatternMatcher
 from spacy_al.textcat.targets import TextcatTarget
 from spacy_al.training import train_textcat
 from spacy_al.updater import Committee, Updater
+
+if TYPE_CHECKING:
+    from spacy_al.scale.cluster import Cluster
+    from spacy_al.scale.pool import OffsetPool
 
 
 @dataclass
@@ -150,11 +158,15 @@ def run_one(
     seed: int,
     on_round: Progress | None = None,
     stopping: StabilizingPredictions | None = None,
+    *,
+    cluster_pool: OffsetPool | None = None,
 ) -> list[tuple[int, float]]:
     """One learning curve: a strategy from one seed set to the budget.
 
     With ``stopping``, every model scored also predicts the stop set, and the
     signal is updated: its update ``k`` is the model of curve point ``k - 1``.
+    With ``cluster_pool`` (TRAIN's texts indexed on a Dask cluster), the pool is
+    scored on the cluster; the picks are the same.
     """
     labels = config.labels
     name, variants = split_variants(strategy)
@@ -167,7 +179,7 @@ def run_one(
     patterns = (
         PatternMatcher.from_file(model.nlp, config.patterns) if use_patterns else None
     )
-    pool = Pool(train.tasks)
+    pool = Pool(train.tasks) if cluster_pool is None else cluster_pool.fresh()
     gold = {t["_input_key"]: g for t, g in zip(train.tasks, train.gold, strict=True)}
     loop = ActiveLoop(
         pool,
@@ -197,7 +209,7 @@ def run_one(
     )
     if "diverse-seed" in variants:  # one per cluster of the pool instead
         seed_idx = diverse_seed(
-            pool_vectors([t["text"] for t in pool.tasks]),
+            pool_vectors([t["text"] for t in train.tasks]),
             min(config.seed_size, len(pool)),
             seed=seed,
         )
@@ -299,6 +311,39 @@ def full_data_score(
     }
 
 
+def _run_on_cluster(
+    train: GoldSet,
+    eval_set: GoldSet,
+    config: SimulationConfig,
+    on_round: Progress | None,
+    on_job_done: Callable[[str, int], None] | None,
+    cluster: Cluster | None,
+):
+    """``_run_jobs`` with TRAIN indexed and scored on a Dask cluster."""
+    from spacy_al.scale.cluster import Cluster
+    from spacy_al.scale.pool import OffsetPool
+
+    if config.n_jobs > 1:
+        raise ValueError(Errors.E1208.format(n_jobs=config.n_jobs))
+    if config.patterns:
+        raise ValueError(Errors.E1205)
+    opened = None
+    if cluster is None:
+        cluster = opened = Cluster.connect(config.dask)
+    try:
+        with tempfile.TemporaryDirectory(prefix="spacy_al_pool_") as tmp:
+            path = Path(tmp) / "pool.jsonl"
+            write_jsonl(
+                path, ({"text": t["text"], "meta": t["meta"]} for t in train.tasks)
+            )
+            pool = OffsetPool.build(path, cluster=cluster)
+            run = partial(run_one, cluster_pool=pool)
+            return _run_jobs(run, train, eval_set, config, on_round, on_job_done)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
 def simulate_textcat(
     train_records: Sequence[dict],
     eval_records: Sequence[dict],
@@ -306,8 +351,16 @@ def simulate_textcat(
     *,
     on_round: Progress | None = None,
     on_job_done: Callable[[str, int], None] | None = None,
+    cluster: Cluster | None = None,
 ) -> dict:
-    """Run every text-classification strategy from every seed; return the results."""
+    """Run every text-classification strategy from every seed; return the results.
+
+    With ``config.dask`` the pool is scored on that Dask cluster (``cluster``,
+    if given, is used instead of opening one): TRAIN's texts are written to a
+    JSONL file in a temporary folder, which the workers read (a remote
+    cluster's workers must see it: set TMPDIR to a shared folder).
+    """
+
     start = time.perf_counter()
     _new_signal(config)  # bad stopping settings fail before any training
     train = gold_set(train_records, what="TRAIN")
@@ -318,7 +371,14 @@ def simulate_textcat(
         raise ValueError(Errors.E412)
     full, full_info = full_data_score(train, eval_set, config)
     target_score = config.target * full
-    curves, signals = _run_jobs(run_one, train, eval_set, config, on_round, on_job_done)
+    if config.dask or cluster is not None:
+        curves, signals = _run_on_cluster(
+            train, eval_set, config, on_round, on_job_done, cluster
+        )
+    else:
+        curves, signals = _run_jobs(
+            run_one, train, eval_set, config, on_round, on_job_done
+        )
     results: dict = {
         "task": "textcat_multilabel" if config.multilabel else "textcat",
         "metric": f"f1 ({config.positive_label})"

@@ -214,7 +214,11 @@ def build_char_linear_classifier(
     )
 
 
-def fit_idf(model: Model, texts: Iterable[str], *, limit: int = 50_000) -> int:
+#: Unlabelled texts the idf is fit on at most (the pool's first).
+IDF_TEXTS = 50_000
+
+
+def fit_idf(model: Model, texts: Iterable[str], *, limit: int = IDF_TEXTS) -> int:
     """Set the idf from (up to ``limit``) unlabelled texts; the number used.
 
     Smoothed as scikit-learn's ``TfidfVectorizer``: ``ln((1 + n) / (1 + df)) + 1``.

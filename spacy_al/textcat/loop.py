@@ -12,8 +12,10 @@ from spacy_al.errors import Errors
 from spacy_al.loop import BaseLoop, StrategySpec
 from spacy_al.pool import Pool
 from spacy_al.protocols import Updater, YieldPoint
+from spacy_al.scale.scoring import ScoreSpec, check_spec, pick_on_cluster
 from spacy_al.store import Store
 from spacy_al.strategies import Candidates
+from spacy_al.textcat.learner import IDF_TEXTS
 from spacy_al.textcat.patterns import PatternMatcher
 from spacy_al.textcat.scoring import Scorer, make_scorer, score_stream
 from spacy_al.textcat.targets import TextcatTarget, answers_to_textcat_targets
@@ -60,14 +62,28 @@ class ActiveLoop(BaseLoop):
             yield_point=yield_point,
         )
         self.exclusive: bool = updater.model.exclusive
-        # A model with an idf (``linear``) takes it from the unlabelled pool.
-        for member in getattr(updater, "members", None) or [updater]:
-            fit_idf = getattr(member.model, "fit_idf", None)
-            if fit_idf is not None:
-                fit_idf(task["text"] for task in list(pool.tasks))
+        self.strategy_config = dict(strategy_config or {})
+        # A model with an idf (``linear``) takes it from the unlabelled pool's
+        # first texts (as many as ``fit_idf`` reads).
+        fits_idf = [
+            member.model.fit_idf
+            for member in getattr(updater, "members", None) or [updater]
+            if getattr(member.model, "fit_idf", None) is not None
+        ]
+        if fits_idf:
+            head = pool.head(IDF_TEXTS)
+            for fit_idf in fits_idf:
+                fit_idf(task["text"] for task in head)
         self.scorer: Scorer = make_scorer(spec.measure, multilabel=not self.exclusive)
         if spec.uses_committee and updater.n_members < 2:
             raise ValueError(Errors.E409.format(measure=spec.measure))
+        # A pool on a Dask cluster (``open_session(dask=...)``) is scored there.
+        self.cluster = getattr(pool, "cluster", None)
+        if self.cluster is not None:
+            if patterns is not None:
+                raise ValueError(Errors.E1205)
+            check_spec(spec.name, spec.strategy, spec.measure)
+            self._cluster_name = self.cluster.new_name()
         self.patterns = patterns
         self.min_label_answers = min_label_answers
         # Whether a task asks about one label (textcat.teach); a choice asks about
@@ -94,6 +110,8 @@ class ActiveLoop(BaseLoop):
             return []
         n = min(n, len(indices))
         served, version = self.updater.serving()
+        if self.cluster is not None:
+            return self._select_on_cluster(indices, n, served, version)
         # Tokenize and score the window batch by batch (score_stream); keep the
         # Docs only where the patterns or the strategy need them again.
         diverse = self.spec.needs_vectors
@@ -134,6 +152,36 @@ class ActiveLoop(BaseLoop):
             for j, label in chosen
         ]
 
+    def _select_on_cluster(
+        self, indices: np.ndarray, n: int, served, version: int
+    ) -> list[dict]:
+        """``select`` with the window scored on the pool's Dask cluster: the
+        same picks (see :mod:`spacy_al.scale.scoring`)."""
+        chosen, probs, scores, tasks = pick_on_cluster(
+            self.pool,
+            served,
+            version,
+            indices,
+            n,
+            name=self._cluster_name,
+            spec=ScoreSpec(
+                measure=self.spec.measure,
+                multilabel=not self.exclusive,
+                strategy=self.spec.strategy,
+                strategy_config=dict(self.strategy_config),
+                labels=self.labels,
+                label_counts=self.label_counts(),
+                n=n,
+            ),
+            strategy=self.strategy,
+            rng=self.rng,
+            make_doc=self._model.make_doc,
+        )
+        return [
+            self._task(int(i), probs[j], scores[j], version, None, source=tasks[j])
+            for j, i in enumerate(chosen)
+        ]
+
     def _window_costs(self, indices: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
         """``_costs`` from the docs' lengths: meta cost, else tokens (at least 1)."""
         costs = np.maximum(n_tokens, 1.0)
@@ -167,9 +215,17 @@ class ActiveLoop(BaseLoop):
         return picks
 
     def _task(
-        self, i: int, probs: np.ndarray, score: float, version: int, label: str | None
+        self,
+        i: int,
+        probs: np.ndarray,
+        score: float,
+        version: int,
+        label: str | None,
+        *,
+        source: dict | None = None,
     ) -> dict:
-        source = self.pool.tasks[i]
+        if source is None:
+            source = self.pool.tasks[i]
         from_pattern = label is not None
         if label is None:
             if self.exclusive:
