@@ -46,13 +46,16 @@ offsets) before anything is stored.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from spacy.pipeline import EntityRecognizer
+from wasabi import msg
 
 from spacy_al.checkpoints import Checkpoints
+from spacy_al.corpus import Source
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.ner.loop import NERLoop
@@ -67,6 +70,11 @@ from spacy_al.ner.patterns import EntityPatterns
 from spacy_al.ner.targets import answers_to_ner_targets
 from spacy_al.pipelines import load_base
 from spacy_al.registry import recipe
+from spacy_al.representations import (
+    MIN_POOL_TOKENS,
+    VECTOR_CHOICES,
+    prepare_vectors,
+)
 from spacy_al.session import open_session
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.updater import Updater
@@ -92,6 +100,18 @@ from ._options import (
     split_commas,
 )
 
+#: Examples each batch's fit trains on (every answer, many epochs while they
+#: are few), at most FIT_SECONDS: within the batch -> model budget of 15 s.
+FIT_EXAMPLES = 2000
+FIT_SECONDS = 10.0
+
+
+def vectors_progress(stage: str, done: float) -> None:
+    """Show the pool vectors' training (minutes on 2 cores for a big pool)."""
+    if stage == "train" and done == 0.0:
+        msg.text("Training floret vectors on the source's texts ...")
+
+
 Labels = Annotated[
     str | None, typer.Option("--label", "-l", help="Comma-separated entity labels")
 ]
@@ -112,6 +132,16 @@ Strategy = Annotated[
         help="entity, mnlp, token-entropy, mean_token_entropy, "
         "sequence_least_confidence, random, sequential, or STRATEGY:MEASURE "
         "(e.g. diverse:mnlp, cost:mnlp)",
+    ),
+]
+
+VectorsOpt = Annotated[
+    str,
+    typer.Option(
+        "--vectors",
+        help="auto: floret vectors trained on the source's texts (when it has "
+        f"{MIN_POOL_TOKENS:,}+ tokens and --base has none; cached beside the "
+        "dataset), pool: always, base: the --base pipeline's, none",
     ),
 ]
 
@@ -138,6 +168,7 @@ def build_ner_components(
     eval_path: Path | None = None,
     skip_invalid: bool = False,
     window: int | None = 2_000,
+    vectors: str = "auto",
     settings: dict | None = None,
 ) -> dict:
     """The parts of an NER labelling session, ready to serve."""
@@ -162,6 +193,7 @@ def build_ner_components(
             learn_rate=DEFAULT_LEARN_RATE,
             drop=0.1,
             use_averages=True,
+            refit_seconds=math.inf,  # the model's fit keeps to FIT_SECONDS
         )
         if updater is not None and set(updater.labels) != set(labels):
             raise ValueError(
@@ -181,19 +213,48 @@ def build_ner_components(
             or (component is None and isinstance(pipe, EntityRecognizer))
             for name, pipe in base_nlp.pipeline
         )
+        # Representations from the pool: floret subword vectors of the source's
+        # texts (a new model only: a checkpoint keeps its vectors), trained once
+        # and cached in the dataset's checkpoint folder.
+        if vectors in ("auto", "pool"):
+            texts = [eg["text"] for eg in Source(source, skip_invalid=True)]
+            folder = Checkpoints.for_db(db, dataset).folder
+            found = prepare_vectors(
+                base_nlp, texts, vectors, folder=folder, on_progress=vectors_progress
+            )
+            if found is not None:
+                how = "read from the cache" if found.cached else "trained"
+                msg.good(
+                    f"floret vectors of {found.n_texts:,} texts {how} in "
+                    f"{found.seconds:.0f} s ({found.path})"
+                )
+        elif vectors not in VECTOR_CHOICES:
+            raise ValueError(
+                Errors.E548.format(vectors=vectors, min_tokens=MIN_POOL_TOKENS)
+            )
         nlp = build_ner(
             labels,
             base=base_nlp,
             factory=arch,
             beam_width=max(beam_width, 2),
             component=component,
+            static_vectors=None if vectors != "none" else False,
         )
-        # Served snapshots hold the averaged weights: steadier suggestions.
+        # After every batch the model fits on all answers so far (many epochs
+        # while they are few, within FIT_SECONDS); served snapshots hold the
+        # averaged weights: steadier suggestions.
         return Updater(
-            NERModel(nlp, component=component, beam_width=beam_width),
+            NERModel(
+                nlp,
+                component=component,
+                beam_width=beam_width,
+                fit_examples=FIT_EXAMPLES,
+                fit_seconds=FIT_SECONDS,
+            ),
             learn_rate=DEFAULT_LEARN_RATE,
             drop=0.1,
             use_averages=True,
+            refit_seconds=math.inf,
             version=version,
         )
 
@@ -278,6 +339,7 @@ def teach(
     label: Labels = None,
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
+    vectors: VectorsOpt = "auto",
     arch: Arch = "beam_ner",
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
@@ -309,6 +371,7 @@ def teach(
         strategy=strategy,
         db=db,
         base=base,
+        vectors=vectors,
         arch=arch,
         beam_width=beam_width,
         component=component,
@@ -337,6 +400,7 @@ def correct(
     label: Labels = None,
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
+    vectors: VectorsOpt = "auto",
     arch: Arch = "beam_ner",
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
@@ -368,6 +432,7 @@ def correct(
         strategy=strategy,
         db=db,
         base=base,
+        vectors=vectors,
         arch=arch,
         beam_width=beam_width,
         component=component,
@@ -396,6 +461,7 @@ def manual(
     label: Labels = None,
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
+    vectors: VectorsOpt = "auto",
     patterns: Patterns = None,
     batch_size: BatchSize = 10,
     skip_invalid: SkipInvalid = False,
@@ -417,6 +483,7 @@ def manual(
         strategy="sequential",
         db=db,
         base=base,
+        vectors=vectors,
         batch_size=batch_size,
         patterns=patterns,
         skip_invalid=skip_invalid,

@@ -197,6 +197,22 @@ def simulate_cli(
     stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
     stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
     dask: Dask = None,
+    vectors: Annotated[
+        str,
+        typer.Option(
+            "--vectors",
+            help="NER: auto (floret vectors of the pool's texts when it is big "
+            "enough), pool, base (the --base pipeline's) or none",
+        ),
+    ] = "auto",
+    fit_examples: Annotated[
+        int,
+        typer.Option(
+            "--fit-examples",
+            help="NER: examples each batch's fit on all answers trains on "
+            "(0: --update-steps online steps with --replay)",
+        ),
+    ] = 2000,
 ) -> None:
     """Replay gold labels as the annotator: labels each strategy needs vs random."""
     if task not in TASKS:
@@ -236,6 +252,9 @@ def simulate_cli(
         stop_threshold=stop_threshold,
         stop_set_size=stop_set_size,
         dask=dask,
+        vectors=vectors,
+        fit_examples=fit_examples,
+        vectors_dir=str(output / "vectors") if task == "ner" else None,
     )
     runs = len(config.strategies) * seeds
     rounds_per_run = max(1, (budget - seed_size) // batch_size + 1)

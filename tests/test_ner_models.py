@@ -246,3 +246,30 @@ def test_ner_models_join_a_text_classifier_without_training_it():
     train(model, accepted_targets(), steps=3)
     after = textcat.predict(textcat.make_docs(["I visited Paris today ."]))
     assert (before == after).all()
+
+
+def test_ner_models_fit_plans_many_epochs_while_answers_are_few():
+    model = NERModel(build_ner(LABELS, seed=0), fit_examples=180)
+    assert model.refits and not NERModel(build_ner(LABELS, seed=0)).refits
+    assert model.fit_plan(18) == (10, 18)  # at most fit_max_epochs
+    assert model.fit_plan(90) == (2, 90)
+    assert model.fit_plan(400) == (1, 180)  # a sample, the newest answers in
+
+
+@pytest.mark.parametrize("fit_examples,learnt", [(0, False), (200, True)])
+def test_ner_models_fit_learns_a_first_batch_the_online_steps_dont(
+    fit_examples, learnt
+):
+    # A small learn rate: three online steps leave the unseen city unsure;
+    # a fit (ten epochs over the 18 answers) learns the slot.
+    lr = 0.0001
+    model = NERModel(
+        build_ner(LABELS, seed=0), fit_examples=fit_examples, learn_rate=lr
+    )
+    updater = Updater(model, learn_rate=lr, use_averages=True, refit_seconds=1e9)
+    updater.update(accepted_targets())  # one batch of 18 answers
+    served, version = updater.serving()
+    assert version == 1
+    assert (p_gpe(served, "Vienna") > 0.9) is learnt
+    # The checkpoint keeps the fit settings (a resumed model fits the same way).
+    assert served.checkpoint_state()["fit_examples"] == fit_examples

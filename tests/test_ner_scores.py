@@ -17,6 +17,7 @@ from spacy_al.ner.scores import (
     doc_scores,
     entity_candidates,
     greedy_scores,
+    ner_doc_scores,
     score_docs,
 )
 
@@ -432,3 +433,18 @@ def test_ner_scores_give_way_at_the_yield_point(beam_nlp, beam_width):
     )
     assert len(calls) == 2 * 3  # 3 batches of at most 2, each scored in one step
     assert [s.predicted for s in scores] == [s.predicted for s in plain]
+
+
+def test_ner_scores_any_entity_and_greedy_mnlp(beam_nlp, greedy_nlp):
+    scores = score_docs(beam_nlp, TEXTS, component="beam_ner")
+    values = ner_doc_scores(scores, "any_entity")
+    expected = [
+        max(1 - abs(1 - 2 * (1 - s.token_marginals[t, 0])) for t in range(s.n_tokens))
+        for s in scores
+    ]
+    np.testing.assert_allclose(values, expected)
+    assert ((values >= 0) & (values <= 1)).all()
+    greedy = score_docs(greedy_nlp, TEXTS, beam_width=1)
+    np.testing.assert_array_equal(
+        ner_doc_scores(greedy, "greedy_mnlp"), doc_scores(greedy, "mnlp")
+    )

@@ -40,7 +40,12 @@ from spacy_al.corpus import get_task_hash, get_task_key, set_hashes
 from spacy_al.errors import Errors
 from spacy_al.loop import BaseLoop, StrategySpec
 from spacy_al.ner.patterns import EntityPatterns
-from spacy_al.ner.scores import DocNERScores, label_presence, ner_doc_scores
+from spacy_al.ner.scores import (
+    GREEDY_MEASURES,
+    DocNERScores,
+    label_presence,
+    ner_doc_scores,
+)
 from spacy_al.ner.targets import (
     NERTarget,
     answers_to_ner_targets,
@@ -199,7 +204,9 @@ class NERLoop(BaseLoop):
         trained = self.pretrained or version > 0
         docs = self.docs(indices)
         score_all = self.mode == "teach" or self.spec.needs_scores
-        scored = served.score(docs) if score_all else None
+        # greedy_mnlp reads a greedy parse, whatever the model's beam width.
+        greedy = {"beam_width": 1} if self.spec.measure in GREEDY_MEASURES else {}
+        scored = served.score(docs, **greedy) if score_all else None
         chosen: list[tuple[int, list[Suggestion], bool]] = []
         if self.mode == "teach":
             chosen = self._pattern_picks(docs, scored, n // 2 or 1)
@@ -212,7 +219,7 @@ class NERLoop(BaseLoop):
             cands = self._candidates(indices, docs, scored, rest)
             picked = [rest[int(j)] for j in self.strategy(cands, k, rng=self.rng)]
             if scored is None and self.mode == "correct":
-                fresh = served.score([docs[j] for j in picked])
+                fresh = served.score([docs[j] for j in picked], **greedy)
                 scored = [None] * len(docs)
                 for j, s in zip(picked, fresh, strict=True):
                     scored[j] = s

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,17 @@ DEFAULT_BEAM_WIDTH = 4
 DEFAULT_BEAM_DENSITY = 1e-4
 DEFAULT_LEARN_RATE = 0.001
 INCORRECT_SPANS_KEY = "incorrect_spans"
+DEFAULT_FIT_MAX_EPOCHS = 10
+#: The newest answers every fit trains on when it samples the rest.
+FIT_NEWEST = 50
+FIT_SETTINGS = (
+    "fit_examples",
+    "fit_max_epochs",
+    "fit_seconds",
+    "learn_rate",
+    "drop",
+    "seed",
+)
 
 Entity = tuple[int, int, str]
 
@@ -71,6 +83,29 @@ def _init_examples(nlp: Language, labels: Sequence[str]) -> list[Example]:
     return examples
 
 
+def ner_model_config(*, static_vectors: bool = False) -> dict[str, Any]:
+    """spaCy's default model of a ner (``TransitionBasedParser.v2`` over its own
+    ``HashEmbedCNN.v2``), reading the static vectors when asked."""
+    return {
+        "@architectures": "spacy.TransitionBasedParser.v2",
+        "state_type": "ner",
+        "extra_state_tokens": False,
+        "hidden_width": 64,
+        "maxout_pieces": 2,
+        "use_upper": True,
+        "tok2vec": {
+            "@architectures": "spacy.HashEmbedCNN.v2",
+            "pretrained_vectors": True if static_vectors else None,
+            "width": 96,
+            "depth": 4,
+            "embed_size": 2000,
+            "window_size": 1,
+            "maxout_pieces": 3,
+            "subword_features": True,
+        },
+    }
+
+
 def _set_incorrect_spans_key(nlp: Language, name: str, key: str) -> None:
     """Let an existing ner learn from rejected spans (kept in its saved config)."""
     ner = nlp.get_pipe(name)
@@ -87,6 +122,7 @@ def build_ner(
     beam_width: int = DEFAULT_BEAM_WIDTH,
     component: str | None = None,
     incorrect_spans_key: str = INCORRECT_SPANS_KEY,
+    static_vectors: bool | None = None,
     seed: int | None = None,
 ) -> Language:
     """A pipeline with an initialized entity recognizer over ``labels``.
@@ -97,6 +133,12 @@ def build_ner(
     (or, without a name, any), it is used with its weights: labels it lacks are
     added now, before the model is shared, and it is given an
     ``incorrect_spans_key`` if it has none, so that rejections train it.
+
+    ``static_vectors``: whether a new component's own tok2vec reads the
+    pipeline's static vectors (``include_static_vectors``: the vocab's table,
+    e.g. floret vectors of the pool from ``spacy_al.representations``, or an
+    installed pipeline's) beside its hashed embeddings. None: whenever the
+    vocab has vectors.
     """
     labels = list(dict.fromkeys(labels))
     if not labels:
@@ -123,6 +165,10 @@ def build_ner(
             ner.initialize(lambda: _init_examples(nlp, labels), nlp=nlp)
         return nlp
     config: dict[str, Any] = {"incorrect_spans_key": incorrect_spans_key}
+    if static_vectors is None:
+        static_vectors = nlp.vocab.vectors.shape[0] > 0
+    if static_vectors:
+        config["model"] = ner_model_config(static_vectors=True)
     if factory == "beam_ner":
         config.update(beam_width=max(beam_width, 2), beam_density=DEFAULT_BEAM_DENSITY)
     ner = nlp.add_pipe(factory, name=component, config=config)
@@ -171,6 +217,12 @@ class NERModel:
         beam_width: int | None = None,
         initial: bytes | None = None,
         yield_point: YieldPoint | None = None,
+        fit_examples: int = 0,
+        fit_max_epochs: int = DEFAULT_FIT_MAX_EPOCHS,
+        fit_seconds: float | None = None,
+        learn_rate: float = DEFAULT_LEARN_RATE,
+        drop: float = 0.1,
+        seed: int = 0,
     ) -> None:
         if component is None:
             names = [n for n, p in nlp.pipeline if isinstance(p, EntityRecognizer)]
@@ -201,6 +253,98 @@ class NERModel:
         # pipeline, the pretrained ones for an installed one).
         self._initial = nlp.to_bytes() if initial is None else initial
         self.yield_point = yield_point
+        self.fit_examples = int(fit_examples)
+        self.fit_max_epochs = max(1, int(fit_max_epochs))
+        self.fit_seconds = fit_seconds
+        self.learn_rate = learn_rate
+        self.drop = drop
+        self.seed = seed
+        self._fit_rng = random.Random(seed)
+        self._fit_optimizer: Optimizer | None = None
+        self._fit_docs: dict[int, Doc] = {}
+        self._seconds_per_example: float | None = None
+
+    @property
+    def refits(self) -> bool:
+        """Whether the updater calls :meth:`fit` on every known answer after
+        each batch (``fit_examples`` > 0) instead of a few online steps."""
+        return self.fit_examples > 0
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "fit_examples": self.fit_examples,
+            "fit_max_epochs": self.fit_max_epochs,
+            "fit_seconds": self.fit_seconds,
+            "learn_rate": self.learn_rate,
+            "drop": self.drop,
+            "seed": self.seed,
+        }
+
+    def fit_plan(self, n_targets: int) -> tuple[int, int]:
+        """Epochs and examples per epoch of a :meth:`fit` on ``n_targets``.
+
+        About ``fit_examples`` examples per fit: many epochs over the first
+        answers (at most ``fit_max_epochs``), one epoch once ``fit_examples``
+        are known, then a sample of that size (the newest answers always in).
+        With ``fit_seconds`` the examples are also capped by the time the
+        last fits took per example, so that a fit keeps to the batch -> model
+        budget on a slow or loaded machine.
+        """
+        budget = self.fit_examples
+        if self.fit_seconds is not None and self._seconds_per_example:
+            budget = min(budget, int(self.fit_seconds / self._seconds_per_example))
+        budget = max(budget, 1)
+        if n_targets <= 0:
+            return 0, 0
+        epochs = max(1, min(self.fit_max_epochs, budget // n_targets))
+        return epochs, min(n_targets, max(budget // epochs, 1))
+
+    def _fit_doc(self, target: NERTarget) -> Doc:
+        doc = self._fit_docs.get(target.input_key)
+        if doc is None or doc.text != target.text:
+            doc = self.target_doc(target)
+            self._fit_docs[target.input_key] = doc
+        return doc
+
+    def fit(self, targets: Sequence[NERTarget], *, minibatch: int = 16) -> float:
+        """Train on every known answer (see :meth:`fit_plan`), continuing from
+        the current weights with an optimizer of its own whose averaged
+        weights :meth:`snapshot` serves; returns the summed loss.
+
+        While answers are few this is many passes over all of them (what a
+        retrain on them would do, without starting over); later, one pass, or
+        a sample with the newest answers in: replay of everything learnt.
+        """
+        targets = list(targets)
+        epochs, per_epoch = self.fit_plan(len(targets))
+        if not epochs:
+            return 0.0
+        if self._fit_optimizer is None:
+            self._fit_optimizer = Adam(self.learn_rate)
+        start = time.perf_counter()
+        newest = targets[-min(len(targets), FIT_NEWEST) :]
+        older = targets[: len(targets) - len(newest)]
+        loss, seen = 0.0, 0
+        for _ in range(epochs):
+            if per_epoch >= len(targets):
+                order = list(targets)
+            else:
+                k = max(per_epoch - len(newest), 0)
+                order = newest[:per_epoch] + self._fit_rng.sample(older, k)
+            self._fit_rng.shuffle(order)
+            for i in range(0, len(order), minibatch):
+                batch = order[i : i + minibatch]
+                if self.yield_point is not None:
+                    self.yield_point()
+                loss += self.update(
+                    [self._fit_doc(t) for t in batch],
+                    batch,
+                    sgd=self._fit_optimizer,
+                    drop=self.drop,
+                )
+            seen += len(order)
+        self._seconds_per_example = (time.perf_counter() - start) / max(seen, 1)
+        return loss
 
     @property
     def members(self) -> tuple[NERModel, ...]:
@@ -217,12 +361,16 @@ class NERModel:
         return self.nlp.get_pipe(self.component)
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {"beam_width": self.beam_width}
+        return {"beam_width": self.beam_width, **self._settings()}
 
     @classmethod
     def from_checkpoint(cls, nlp: Language, state: dict[str, Any]) -> NERModel:
+        settings = {k: state[k] for k in FIT_SETTINGS if k in state}
         return cls(
-            nlp, component=state["component"], beam_width=state.get("beam_width")
+            nlp,
+            component=state["component"],
+            beam_width=state.get("beam_width"),
+            **settings,
         )
 
     # --- docs ----------------------------------------------------------------
@@ -244,14 +392,20 @@ class NERModel:
     # --- predicting ------------------------------------------------------------
 
     def score(
-        self, docs: Sequence[Doc], *, predict_batch: int = PREDICT_BATCH
+        self,
+        docs: Sequence[Doc],
+        *,
+        predict_batch: int = PREDICT_BATCH,
+        beam_width: int | None = None,
     ) -> list[DocNERScores]:
-        """Token marginals and entropies, entity candidates and document measures."""
+        """Token marginals and entropies, entity candidates and document
+        measures; with the model's beam width unless ``beam_width`` is given
+        (1: greedy)."""
         return score_docs(
             self.nlp,
             docs,
             component=self.component,
-            beam_width=self.beam_width,
+            beam_width=self.beam_width if beam_width is None else beam_width,
             beam_density=DEFAULT_BEAM_DENSITY,
             predict_batch=predict_batch,
             yield_point=self.yield_point,
@@ -366,12 +520,19 @@ class NERModel:
 
     def snapshot(self) -> NERModel:
         """A private copy of the whole pipeline, to serve while this one trains."""
+        averages = self._fit_optimizer.averages if self._fit_optimizer else None
+        if averages:  # what fit trained, averaged (as spacy train evaluates)
+            with self.nlp.use_params(averages):
+                nlp = copy.deepcopy(self.nlp)
+        else:
+            nlp = copy.deepcopy(self.nlp)
         return NERModel(
-            copy.deepcopy(self.nlp),
+            nlp,
             component=self.component,
             beam_width=self.beam_width,
             initial=self._initial,
             yield_point=self.yield_point,
+            **self._settings(),
         )
 
     def reset(self) -> NERModel:
@@ -384,6 +545,7 @@ class NERModel:
             beam_width=self.beam_width,
             initial=self._initial,
             yield_point=self.yield_point,
+            **self._settings(),
         )
 
 

@@ -425,8 +425,16 @@ def entity_candidates(
     return found
 
 
-#: Document measures of the NER strategies: ``MEASURES``, plus ``entity``.
-NER_MEASURES = (*MEASURES, "entity")
+#: Measures read from a greedy parse whatever the model's beam width: the
+#: per-step probabilities are locally normalised, so the best parse's -log p
+#: per token is a true MNLP (a beam's are a softmax over at most its width of
+#: finished analyses, so p >= 1/width and -log p / n favours short texts).
+GREEDY_MEASURES = ("greedy_mnlp",)
+
+#: Document measures of the NER strategies: ``MEASURES``, plus ``entity``
+#: (ner.teach's one uncertain entity), ``any_entity`` (the token most unsure of
+#: being inside any entity) and ``greedy_mnlp``.
+NER_MEASURES = (*MEASURES, "entity", "any_entity", *GREEDY_MEASURES)
 
 
 def entity_uncertainty(scores: DocNERScores) -> float:
@@ -441,10 +449,29 @@ def entity_uncertainty(scores: DocNERScores) -> float:
     return max(1.0 - 2.0 * abs(p - 0.5) for *_, p in scores.entities)
 
 
+def any_entity_uncertainty(scores: DocNERScores) -> float:
+    """How unsure the model is whether some token is inside an entity at all:
+    ``1 - |1 - 2 p|`` for the token whose probability ``p`` of being inside
+    any entity (1 - its "O" marginal) is closest to 0.5. Unlike the sequence
+    measures it ignores which label and which boundaries: it looks for the
+    entities the model may be missing."""
+    if not scores.n_tokens:
+        return 0.0
+    p_inside = 1.0 - scores.token_marginals[:, 0]
+    return float(np.max(1.0 - np.abs(1.0 - 2.0 * p_inside)))
+
+
 def ner_doc_scores(scores: Sequence[DocNERScores], measure: str) -> np.ndarray:
-    """One uncertainty per doc (higher = more informative), by NER measure name."""
+    """One uncertainty per doc (higher = more informative), by NER measure name.
+
+    ``greedy_mnlp`` expects greedy scores (``score_docs(..., beam_width=1)``);
+    the NER loop scores that way for it."""
     if measure == "entity":
         return np.array([entity_uncertainty(s) for s in scores], dtype=float)
+    if measure == "any_entity":
+        return np.array([any_entity_uncertainty(s) for s in scores], dtype=float)
+    if measure in GREEDY_MEASURES:
+        return doc_scores(scores, "mnlp")
     return doc_scores(scores, measure)
 
 

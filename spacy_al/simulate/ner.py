@@ -7,11 +7,15 @@ with ``config.task == "ner"`` calls :func:`simulate_ner`.
 
 from __future__ import annotations
 
+import math
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
+from spacy.vectors import Vectors
 
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
@@ -24,6 +28,12 @@ from spacy_al.ner.patterns import EntityPatterns
 from spacy_al.ner.targets import NERTarget
 from spacy_al.pipelines import load_base
 from spacy_al.pool import Pool
+from spacy_al.representations import (
+    VECTORS_CFG,
+    VectorsProgress,
+    prepare_vectors,
+    set_vectors,
+)
 from spacy_al.simulate.runner import (
     Progress,
     SimulationConfig,
@@ -33,6 +43,7 @@ from spacy_al.simulate.runner import (
     _new_signal,
     _run_jobs,
     _stop_set_docs,
+    paired_bootstrap,
     reached_and_stayed,
     seed_list,
     stop_summary,
@@ -83,15 +94,34 @@ def _ner_labels(*sets: NERGoldSet) -> tuple[str, ...]:
     return tuple(sorted({s["label"] for g in sets for doc in g.spans for s in doc}))
 
 
+def _base_nlp(config: SimulationConfig):
+    """The base pipeline, with the pool's vectors when the simulation made them
+    (read from ``config.vectors_dir``, where :func:`simulate_ner` saved them)."""
+    nlp = load_base(config.base)
+    if config.vectors_dir and (Path(config.vectors_dir) / VECTORS_CFG).exists():
+        set_vectors(
+            nlp, Vectors(strings=nlp.vocab.strings).from_disk(config.vectors_dir)
+        )
+    return nlp
+
+
 def _ner_model(config: SimulationConfig, seed: int) -> NERModel:
     nlp = build_ner(
         config.labels,
-        base=config.base,
+        base=_base_nlp(config),
         factory=config.architecture,
         beam_width=max(config.beam_width, 2),
+        static_vectors=None if config.vectors != "none" else False,
         seed=seed,
     )
-    return NERModel(nlp, beam_width=config.beam_width)
+    return NERModel(
+        nlp,
+        beam_width=config.beam_width,
+        fit_examples=config.fit_examples,
+        learn_rate=config.learn_rate or NER_LEARN_RATE,
+        drop=config.drop,
+        seed=seed,
+    )
 
 
 def _ner_gold_docs(
@@ -140,6 +170,7 @@ def run_one_ner(
         drop=config.drop,
         seed=seed,
         use_averages=True,  # serve (and score) the averaged weights
+        refit_seconds=math.inf,  # with fit_examples: a fit after every batch
     )
     patterns = (
         EntityPatterns.from_file(model.nlp, config.patterns, labels=model.labels)
@@ -254,12 +285,17 @@ def simulate_ner(
     *,
     on_round: Progress | None = None,
     on_job_done: Callable[[str, int], None] | None = None,
+    on_vectors: VectorsProgress | None = None,
 ) -> dict:
     """``simulate`` for NER: entity F1, with the cost in texts and in tokens.
 
     The results have the textcat shape (``labels_to_target`` counts texts) plus,
     per strategy, ``tokens_to_target`` per seed, its median, that median as a
     fraction of the pool's tokens, and ``token_curve`` (median F1 over tokens).
+    Every model (the full-data reference too) reads the vectors
+    ``config.vectors`` asks for: floret vectors of the pool's texts by default
+    (``spacy_al.representations``), trained once, before the runs
+    (``on_vectors`` reports it) and cached in ``config.vectors_dir``.
     """
     start = time.perf_counter()
     _new_signal(config)  # bad stopping settings fail before any training
@@ -267,6 +303,43 @@ def simulate_ner(
     eval_set = ner_gold_set(eval_records, what="EVAL")
     if not config.labels:
         config.labels = _ner_labels(train, eval_set)
+    with tempfile.TemporaryDirectory(prefix="spacy_al-vectors-") as tmp:
+        vectors = prepare_vectors(
+            load_base(config.base),
+            [task["text"] for task in train.tasks],
+            config.vectors,
+            folder=config.vectors_dir or tmp,
+            on_progress=on_vectors,
+        )
+        run_config = replace(
+            config, vectors_dir=None if vectors is None else str(vectors.path)
+        )
+        results = _simulate_ner(
+            train, eval_set, run_config, on_round=on_round, on_job_done=on_job_done
+        )
+    results["config"]["vectors_dir"] = config.vectors_dir
+    results["vectors"] = (
+        None
+        if vectors is None
+        else {
+            "kind": "floret (pool texts)",
+            "shape": list(vectors.vectors.shape),
+            "seconds": vectors.seconds,
+            "cached": vectors.cached,
+        }
+    )
+    results["wall_time_seconds"] = time.perf_counter() - start
+    return results
+
+
+def _simulate_ner(
+    train: NERGoldSet,
+    eval_set: NERGoldSet,
+    config: SimulationConfig,
+    *,
+    on_round: Progress | None,
+    on_job_done: Callable[[str, int], None] | None,
+) -> dict:
     full, full_info = full_data_score_ner(train, eval_set, config)
     target_score = config.target * full
     curves, signals = _run_jobs(
@@ -314,6 +387,8 @@ def simulate_ner(
                 None if median_tokens is None else median_tokens / pool_tokens
             ),
             "auc": float(np.mean([np.mean([p[2] for p in c]) for c in runs])),
+            "auc_per_seed": [float(np.mean([p[2] for p in c])) for c in runs],
+            "final_per_seed": [float(c[-1][2]) for c in runs],
             "final_score": float(np.median([c[-1][2] for c in runs])),
             "best_score": float(np.median([max(p[2] for p in c) for c in runs])),
             "final_tokens": float(np.median([c[-1][1] for c in runs])),
@@ -328,7 +403,11 @@ def simulate_ner(
             "tokens_to_target_median": "token_ratio_to_random",
         },
     )
-    results["wall_time_seconds"] = time.perf_counter() - start
+    if "random" in results["strategies"]:
+        base = results["strategies"]["random"]["auc_per_seed"]
+        for name, entry in results["strategies"].items():
+            if name != "random":
+                entry["auc_vs_random"] = paired_bootstrap(entry["auc_per_seed"], base)
     return results
 
 

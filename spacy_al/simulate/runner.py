@@ -54,6 +54,14 @@ class SimulationConfig:
     labels: tuple[str, ...] = field(default_factory=tuple)
     task: str = "textcat"  # or "ner"
     beam_width: int = 4  # NER: beam for training (beam_ner) and scoring; 1 = greedy
+    #: NER: examples each batch's fit trains on (every answer, many epochs
+    #: while few; 0: the online steps of ``update_steps`` and ``replay``).
+    fit_examples: int = 2000
+    #: NER: "auto" (floret vectors of the pool when it is big enough, else the
+    #: base's), "pool", "base" or "none" (spacy_al.representations).
+    vectors: str = "auto"
+    #: NER: where the pool's vectors are cached (None: a temporary folder).
+    vectors_dir: str | None = None
     drop: float = 0.0  # dropout in every update
     max_epochs: int = 30  # the full-data reference's training
     patience: int = 4
