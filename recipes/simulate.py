@@ -9,6 +9,11 @@ questions through the same loop the labelling app uses, and is scored on EVAL
 after every batch. The run also trains a model on all of TRAIN to convergence, the
 full-data score. Writes DIR/results.json and DIR/curve.png.
 
+Tune with ``--split dev`` (no ``--eval``): the runs are scored on a dev set carved
+from TRAIN (20%, a fixed shuffle) with seeds from 0, and no evaluation file is
+read. Report with ``--split test`` (the default): scored on ``--eval``, with
+seeds from 100, never used for tuning.
+
     python -m spacy_al simulate ner TRAIN.jsonl --eval TEST.jsonl \\
         --strategies mnlp,token-entropy,random --seed-size 20 --batch-size 20 \\
         --budget 600 --seeds 2 --output DIR
@@ -42,8 +47,9 @@ import typer
 from tqdm import tqdm
 from wasabi import msg
 
+from spacy_al.benchmarks.labels import REPORT_SEED, SPLITS, TUNE_SEED, dev_split
 from spacy_al.corpus import Source
-from spacy_al.errors import SourceError
+from spacy_al.errors import Errors, SourceError
 from spacy_al.registry import recipe
 from spacy_al.simulate import simulate
 from spacy_al.simulate.runner import SimulationConfig, plot_curves, stop_cells
@@ -121,8 +127,17 @@ def simulate_cli(
         Path, typer.Argument(help="Labelled JSONL: the pool (and its gold labels)")
     ],
     eval_path: Annotated[
-        Path, typer.Option("--eval", help="Labelled JSONL to score on")
-    ],
+        Path | None,
+        typer.Option("--eval", help="Labelled JSONL to score on (--split test)"),
+    ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="test: score on --eval, seeds from 100; dev (tuning): score on a "
+            "dev split carved from TRAIN, seeds from 0, no --eval file read",
+        ),
+    ] = "test",
     strategies: Annotated[
         str,
         typer.Option(
@@ -134,13 +149,13 @@ def simulate_cli(
     budget: Budget = 1000,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per strategy")] = 5,
     first_seed: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--first-seed",
-            help="Seeds first..first+seeds-1 (tune with 0 on a dev split; report "
-            "on test with seeds never tuned on, e.g. 100)",
+            help="Seeds first..first+seeds-1 (default: 0 with --split dev, 100 "
+            "with --split test, seeds never tuned on)",
         ),
-    ] = 0,
+    ] = None,
     target: Target = 0.95,
     positive_label: Annotated[
         str | None,
@@ -219,9 +234,21 @@ def simulate_cli(
         msg.fail(f"Unknown task '{task}'. Choose one of: {', '.join(TASKS)}.", exits=1)
     if oracle not in ("correct", "binary"):
         msg.fail(f"--oracle must be 'correct' or 'binary', not '{oracle}'.", exits=1)
+    # Tune on a dev split carved from TRAIN (no --eval file is read); report on
+    # --eval with seeds never used for tuning.
+    if split not in SPLITS:
+        msg.fail(Errors.E442.format(split=split, report_seed=REPORT_SEED), exits=1)
+    if (split == "dev") == (eval_path is not None):
+        problem = "reads no --eval file" if split == "dev" else "needs --eval"
+        msg.fail(Errors.E446.format(split=split, problem=problem), exits=1)
+    if first_seed is None:
+        first_seed = TUNE_SEED if split == "dev" else REPORT_SEED
     try:
         train_records = list(Source(train, dedupe=False))
-        eval_records = list(Source(eval_path, dedupe=False))
+        if split == "dev":
+            train_records, eval_records = dev_split(train_records)
+        else:
+            eval_records = list(Source(eval_path, dedupe=False))
     except (SourceError, FileNotFoundError, ValueError) as e:
         msg.fail(str(e), exits=1)
     config = SimulationConfig(
@@ -281,6 +308,7 @@ def simulate_cli(
         except (ValueError, ImportError, ConnectionError) as e:
             msg.fail(str(e), exits=1)
     output.mkdir(parents=True, exist_ok=True)
+    results["split"] = split  # dev: scored on a split of TRAIN; test: on --eval
     srsly.write_json(output / "results.json", results)
     plot_curves(results, str(output / "curve.png"))
     pool = f"pool {results['pool_size']}"

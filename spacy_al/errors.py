@@ -305,6 +305,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E443 = "A bootstrap interval needs paired values for the same seeds, got {n_a} and {n_b} value(s)."
     E444 = "The text classifier '{component}' is trained by gradient steps, not refit: only a pipeline built with --arch linear (spacy_al.TextCatCharLinear.v1) has fit()."
     E445 = "Unknown variant '{variant}' in strategy '{strategy}': after a strategy's name, '+' takes {variants} (e.g. margin+diverse-seed)."
+    E446 = "simulate --split {split} {problem}: --split test scores on --eval EVAL.jsonl (report with seeds never tuned on, e.g. --first-seed 100); --split dev carves a dev set from TRAIN and never reads an --eval file (leave --eval out)."
+    E447 = "A pattern seed set takes a share of the seed set between 0 and 1 from pattern matches, got {share}."
 
     # --- E12xx scaling out with Dask
     E1200 = "'{value}' isn't a Dask address: pass a scheduler's address (e.g. tcp://10.0.0.5:8786) or local:N to start N single-threaded worker processes on this machine (N >= 1)."

@@ -34,7 +34,7 @@ import inspect
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -481,6 +481,46 @@ def diverse_seed(vectors: Any, n: int, *, seed: int = 0) -> np.ndarray:
     if len(picked) < n:  # fewer distinct vectors than clusters
         picked.extend(int(i) for i in rest[: n - len(picked)])
     return np.asarray(picked[:n], dtype=int)
+
+
+def pattern_seed(
+    matched: Sequence[Sequence[str]],
+    base: Sequence[int],
+    *,
+    share: float = 0.5,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A seed set of ``len(base)`` rows, up to ``share`` of it texts a pattern
+    marks: the labels with matches take turns, each a random one of its matched
+    rows not taken yet; ``base``'s rows (in order) fill the rest.
+
+    ``matched`` holds, per row of the pool, the labels whose patterns match it.
+    A user who wrote patterns for a rare label has its first examples in the
+    first model, where a random seed set of 20 may hold none.
+    """
+    base = [int(i) for i in base]
+    n = len(base)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(Errors.E447.format(share=share))
+    by_label: dict[str, list[int]] = {}
+    for i, labels in enumerate(matched):
+        for label in labels:
+            by_label.setdefault(label, []).append(i)
+    queues = {
+        label: [rows[j] for j in rng.permutation(len(rows))]
+        for label, rows in sorted(by_label.items())
+    }
+    picked: list[int] = []
+    taken: set[int] = set()
+    while len(picked) < int(share * n) and any(queues.values()):
+        for rows in queues.values():
+            while rows and rows[0] in taken:
+                rows.pop(0)
+            if rows and len(picked) < int(share * n):
+                taken.add(rows[0])
+                picked.append(rows.pop(0))
+    picked += [i for i in base if i not in taken][: n - len(picked)]
+    return np.asarray(picked, dtype=int)
 
 
 class Alias(NamedTuple):

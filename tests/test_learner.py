@@ -116,6 +116,61 @@ def test_learner_updater_refits_on_every_answer_and_on_retrain():
     )
 
 
+def test_learner_refit_budget_counts_its_own_cpu_time_not_waiting(monkeypatch):
+    """A busy machine (the refit waits for a core) doesn't switch the learner to
+    online steps: the budget counts the refit's CPU time, not the wall clock."""
+    import time
+
+    model = TextcatModel(build_textcat(LABELS, architecture="linear"))
+    model.fit_idf(text for text, _ in TRAIN)
+    fit = model.fit
+
+    def waiting_fit(targets):
+        time.sleep(0.3)  # waiting, as for a core other processes hold
+        return fit(targets)
+
+    monkeypatch.setattr(model, "fit", waiting_fit)
+    updater = Updater(model, snapshots=False, refit_seconds=0.2)
+    targets = [_gold(i, t, y) for i, (t, y) in enumerate(TRAIN)]
+    updater.update(targets[:2] + targets[3:5])
+    updater.update(targets[2:3] + targets[5:])
+    np.testing.assert_allclose(  # refit on everything, no online steps
+        model.thinc_model.get_param("W"),
+        _fitted().thinc_model.get_param("W"),
+        atol=1e-4,
+    )
+
+
+def test_learner_shares_one_feature_slice_across_exclusive_labels():
+    """Fifty labels known on the same rows are each solved on the same slice:
+    the same weights as solving one label alone."""
+    labels = ["a", "b", "c"]
+    texts = ["red apple", "green pear", "blue plum", "red cherry", "green lime"]
+    gold = ["a", "b", "c", "a", "b"]
+    model = TextcatModel(build_textcat(labels, architecture="linear"))
+    model.fit_idf(texts)
+    model.fit(
+        [
+            _gold(i, t, y, labels)
+            for i, (t, y) in enumerate(zip(texts, gold, strict=True))
+        ]
+    )
+    alone = TextcatModel(build_textcat(labels, architecture="linear"))
+    alone.fit_idf(texts)
+    # only "b" known: b's binary model on the same rows
+    alone.fit(
+        [
+            _target(i, t, {"b": float(y == "b")})
+            for i, (t, y) in enumerate(zip(texts, gold, strict=True))
+        ]
+    )
+    np.testing.assert_allclose(
+        model.thinc_model.get_param("W")[:, 1],
+        alone.thinc_model.get_param("W")[:, 1],
+        atol=1e-6,
+    )
+
+
 def test_learner_takes_its_idf_from_the_pool():
     model = TextcatModel(build_textcat(LABELS, architecture="linear"))
     idf = model.thinc_model.get_param("idf")

@@ -227,3 +227,26 @@ def test_peers_trimmed_features_give_the_same_model():
         for trim in (False, True)
     ]
     np.testing.assert_allclose(probs[0], probs[1], atol=1e-4)
+
+
+@pytest.mark.skipif("small-text-random" not in AVAILABLE, reason="small-text missing")
+def test_peers_small_text_random_repeats_with_its_seed(sms):
+    """small-text's random questions come from the run's seed, not numpy's
+    global generator: the same seed gives the same curve, another seed another."""
+    args = _args(sms)
+    idx = seed_indices(len(args[0]), SEED_SIZE, 0)
+
+    def curve(seed):
+        np.random.seed(seed + 7)  # the global generator must not matter
+        return run_peer(
+            "small-text-random",
+            *args,
+            seed_indices=idx,
+            batch_size=BATCH_SIZE,
+            budget=BUDGET,
+            positive_label="spam",
+            seed=seed,
+        )
+
+    assert curve(3) == curve(3)
+    assert curve(3) != curve(4)

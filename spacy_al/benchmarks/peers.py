@@ -17,6 +17,9 @@ The peers:
   decisions). It is retrained from scratch after every round. PredictionEntropy
   scores all rows in one ``scipy.stats.entropy`` call (small-text calls it once
   per row: the same scores, seconds per round slower).
+- ``small-text-random``: small-text's ``RandomSampling`` with the same
+  classifier (drawing from a generator seeded per run, where small-text draws
+  from numpy's global one), to tell small-text's model from its strategy.
 - ``modal-uncertainty``, ``modal-margin``: modAL's ``uncertainty_sampling`` and
   ``margin_sampling`` on a scikit-learn ``LogisticRegression`` (default settings,
   ``max_iter=1000``) that we refit on all labels each round (modAL's
@@ -88,6 +91,14 @@ PEERS: dict[str, Peer] = {
             "linear-svc",
             "BreakingTies",
             "small-text BreakingTies, ConfidenceEnhancedLinearSVC on tf-idf",
+        ),
+        Peer(
+            "small-text-random",
+            "small_text",
+            "small-text",
+            "linear-svc",
+            "RandomSampling",
+            "small-text RandomSampling, ConfidenceEnhancedLinearSVC on tf-idf",
         ),
         Peer(
             "modal-uncertainty",
@@ -300,12 +311,27 @@ def _vectorised(prediction_entropy: type) -> type:
     return PredictionEntropy
 
 
+def _seeded(random_sampling: type, seed: int) -> type:
+    """small-text's RandomSampling drawing from a generator of its own."""
+
+    class RandomSampling(random_sampling):
+        def __init__(self) -> None:
+            self.rng = np.random.default_rng((seed, 1))  # not the seed set's stream
+
+        def query(self, clf, _dataset, indices_unlabeled, indices_labeled, y, n=10):
+            self._validate_query_input(indices_unlabeled, n)
+            return self.rng.choice(indices_unlabeled, size=n, replace=False)
+
+    return RandomSampling
+
+
 class _SmallTextLearner:
     def __init__(self, data: _Data, strategy: str, seed: int) -> None:
         from small_text import (
             BreakingTies,
             PoolBasedActiveLearner,
             PredictionEntropy,
+            RandomSampling,
             SklearnClassifierFactory,
             SklearnDataset,
         )
@@ -319,6 +345,7 @@ class _SmallTextLearner:
         query_strategy = {
             "PredictionEntropy": _vectorised(PredictionEntropy),
             "BreakingTies": BreakingTies,
+            "RandomSampling": _seeded(RandomSampling, seed),
         }
         # The pool's labels stay hidden: the learner only gets them via update().
         pool = SklearnDataset(

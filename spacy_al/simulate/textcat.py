@@ -39,7 +39,7 @@ from spacy_al.stopping import (
     StabilizingPredictions,
     stop_set_labels,
 )
-from spacy_al.strategies import diverse_seed
+from spacy_al.strategies import diverse_seed, pattern_seed
 from spacy_al.textcat.learner import pool_vectors
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
@@ -100,8 +100,9 @@ def seed_answer(task: dict, gold: list[str]) -> dict:
 
 #: What a strategy name's ``+`` suffixes may ask for (``margin+diverse-seed``):
 #: a seed set of one text per cluster of the pool instead of a random one;
-#: the patterns of ``SimulationConfig.patterns`` (when it isn't for all).
-VARIANTS = ("diverse-seed", "patterns")
+#: the patterns of ``SimulationConfig.patterns`` (when it isn't for all);
+#: a seed set half of pattern matches (``pattern-seed``, needs patterns).
+VARIANTS = ("diverse-seed", "patterns", "pattern-seed")
 
 
 def split_variants(strategy: str) -> tuple[str, tuple[str, ...]]:
@@ -174,7 +175,7 @@ def run_one(
     updater = _new_updater(config, labels, spec, seed)
     model = updater.model
     use_patterns = config.patterns and (
-        "patterns" in variants or config.patterns_for_all
+        config.patterns_for_all or {"patterns", "pattern-seed"} & set(variants)
     )
     patterns = (
         PatternMatcher.from_file(model.nlp, config.patterns) if use_patterns else None
@@ -212,6 +213,13 @@ def run_one(
             pool_vectors([t["text"] for t in train.tasks]),
             min(config.seed_size, len(pool)),
             seed=seed,
+        )
+    if "pattern-seed" in variants and patterns is not None:
+        # up to half the seed set: texts the patterns mark, each label in turn
+        seed_idx = pattern_seed(
+            patterns.match_many(model.make_docs(t["text"] for t in pool.tasks)),
+            seed_idx,
+            rng=np.random.default_rng((seed, 2)),
         )
     loop.answer(
         [
@@ -360,7 +368,6 @@ def simulate_textcat(
     JSONL file in a temporary folder, which the workers read (a remote
     cluster's workers must see it: set TMPDIR to a shared folder).
     """
-
     start = time.perf_counter()
     _new_signal(config)  # bad stopping settings fail before any training
     train = gold_set(train_records, what="TRAIN")

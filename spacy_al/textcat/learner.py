@@ -280,15 +280,24 @@ def fit_linear(
     # Two exclusive labels known together: one binary model, the other mirrored
     # (the normalised outputs are then exactly that model's probabilities).
     mirror = exclusive and n_labels == 2 and np.array_equal(known[:, 0], known[:, 1])
+    # Labels known on the same rows (every label of an exclusive answer) share
+    # one slice of the features: with 50 labels, slicing per label cost as much
+    # as solving.
+    sliced: dict[bytes, tuple[np.ndarray, sp.csr_matrix]] = {}
     for j in range(1 if mirror else 0, n_labels):
-        rows = np.flatnonzero(known[:, j] > 0)
+        mask = known[:, j] > 0
+        rows = np.flatnonzero(mask)
         y = (truths[rows, j] >= 0.5).astype(np.int64)
         if not len(rows) or y.all() or not y.any():
             b[j] = ABSENT_BIAS if len(rows) and y.all() else -ABSENT_BIAS
             continue
-        Xj = X[rows]
-        cols = np.unique(Xj.indices)
-        w, bias = _fit_binary(Xj[:, cols].astype(np.float64), y, C=C, max_iter=max_iter)
+        key = np.packbits(mask).tobytes()
+        if key not in sliced:
+            Xj = X[rows]
+            cols = np.unique(Xj.indices)
+            sliced = {key: (cols, Xj[:, cols].astype(np.float64))}  # keep one
+        cols, Xc = sliced[key]
+        w, bias = _fit_binary(Xc, y, C=C, max_iter=max_iter)
         W[cols, j] = w
         b[j] = bias
     if mirror:
