@@ -381,3 +381,23 @@ def test_recipes_ner_simulate_needs_gold_spans(app, tmp_path):
     )
     assert result.exit_code == 1
     assert "E537" in result.output
+
+
+def test_recipes_ner_pool_vectors_are_trained_once_and_cached(wnut, tmp_path):
+    source, gold = wnut
+    db = str(tmp_path / "al.db")
+    components = correct("tweets", source, label=LABELS, db=db, vectors="pool")
+    nlp = components["loop"].updater.model.nlp
+    assert nlp.vocab.vectors.mode == "floret" and nlp.vocab.vectors.shape[0] > 0
+    assert nlp.config["components"]["ner"]["model"]["tok2vec"]["pretrained_vectors"]
+    cached = list((components["checkpoint"].folder / "vectors").iterdir())
+    assert len(cached) == 1
+    # A second dataset on the same source reads the cache of its own folder;
+    # --vectors none builds a ner without them.
+    plain = correct("plain", source, label=LABELS, db=db, vectors="none")
+    plain_nlp = plain["loop"].updater.model.nlp
+    assert not plain_nlp.config["components"]["ner"]["model"]["tok2vec"].get(
+        "pretrained_vectors"
+    )
+    with pytest.raises(ValueError, match="E548"):
+        correct("bad", source, label=LABELS, db=db, vectors="glove")
