@@ -46,7 +46,8 @@ only), to measure each cold start on its own. Writes DIR/results.json
     python -m spacy_al bench speed --corpus DIR [--pools 10000,100000] \\
         [--answers 500] [--annotators 5] [--think 0.5,1.5] \\
         [--big-pools 100000,1000000] [--update-batches 20] [--scoring-docs 20000] \\
-        [--ner-corpus DIR] [--ner-scoring-docs 1000] [--output DIR]
+        [--ner-corpus DIR] [--ner-scoring-docs 1000] [--dask-scoring 200000] \\
+        [--dask-pool 10000000] [--output DIR]
 
 ``bench speed``: how fast is a session on pools made of DIR/train.jsonl's texts
 (``spacy_al.benchmarks.speed``): answer -> next example in the Feed while the model
@@ -54,7 +55,10 @@ learns; a batch -> the updated model serving (textcat bow and ensemble, NER beam
 4 on --ner-corpus); scoring throughput against raw ``nlp.pipe``; peak RSS and
 time to the first question for big pools, each in a fresh process; with
 ``--ner-scoring-docs``, NER uncertainty by beam search against the greedy
-fallback (speed, and how well each measure ranks the model's errors first).
+fallback (speed, and how well each measure ranks the model's errors first);
+scaling out (``spacy_al.benchmarks.scale``, needs the dask extra): texts scored
+per second in this process and on local Dask clusters of 1 and 2 workers, and
+with ``--dask-pool`` a pool of millions of texts opened with ``--dask local:2``.
 Prints a table per section beside the project's targets; writes DIR/results.json.
 
 ``bench durability`` (kill -9 trials and a team under load) is in
@@ -373,6 +377,23 @@ def bench_speed(
             f"NER uncertainty, after training on {NER_TRAIN_DOCS} (0: skip)",
         ),
     ] = 0,
+    dask_scoring: Annotated[
+        int,
+        typer.Option(
+            "--dask-scoring",
+            help="Pool size for the scoring throughput in this process and on "
+            "local Dask clusters of 1 and 2 workers (0: skip)",
+        ),
+    ] = 200_000,
+    dask_pool: Annotated[
+        int,
+        typer.Option(
+            "--dask-pool",
+            help="Pool size opened with --dask local:2: time to the first "
+            "question, a full pass, the learner's peak RSS (0: skip; 10000000 "
+            "takes about an hour on 2 cores)",
+        ),
+    ] = 0,
     output: Annotated[
         Path, typer.Option("--output", help="Directory for the results")
     ] = Path("bench_speed"),
@@ -623,6 +644,9 @@ def bench_speed(
             header=["method", "docs/s", "tokens/s", *(f"AUROC {m}" for m in measures)],
             divider=True,
         )
+    # 6. Scaling out: the pool scored on Dask (spacy_al.benchmarks.scale)
+    if dask_scoring > 0 or dask_pool > 0:
+        _bench_scale(records, results, scoring=dask_scoring, pool=dask_pool)
     results["wall_time_seconds"] = time.perf_counter() - start
     output.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output / "results.json", results)
@@ -630,6 +654,72 @@ def bench_speed(
         f"Wrote {output / 'results.json'} ({results['wall_time_seconds']:.0f} s; "
         f"load average now {_load()})"
     )
+
+
+def _bench_scale(records, results: dict, *, scoring: int, pool: int) -> None:
+    """Section 6 of bench speed: Dask scoring throughput and a very big pool."""
+    from spacy_al.benchmarks import scale
+
+    msg.divider("6. scaling out: the pool scored on Dask (bow, margin, whole pool)")
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError as e:
+        msg.warn(f"Skipped: {Errors.E1201.format(err=e)}")
+        return
+    targets = scale.TARGETS
+    if scoring > 0:
+        r = scale.measure_pool_scoring(records, pool_size=scoring)
+        results["dask_scoring"] = r
+        results["load_average"]["dask_scoring"] = list(os.getloadavg())
+        rows = [["in this process", "-", f"{r['in_process']['texts_per_second']:,.0f}"]]
+        for n, d in r["dask"].items():
+            rows.append(
+                [
+                    f"Dask, {n} worker{'s' if n != '1' else ''}",
+                    f"{d['index_seconds']:.1f} s",
+                    f"{d['texts_per_second']:,.0f}",
+                ]
+            )
+        msg.table(rows, header=["scorer", "index", "texts/s"], divider=True)
+        ratio = r.get("speedup_2_vs_1")
+        if ratio is not None:
+            goal = targets["dask_speedup_2_vs_1"]
+            msg.text(
+                f"{scoring:,} texts; 2 workers / 1 worker: {ratio:.2f}x (goal >= "
+                f"{goal:g}x: {_verdict(ratio >= goal)}); same picks everywhere: "
+                f"{r['same_picks']}"
+            )
+    if pool > 0:
+        try:
+            r = scale.measure_big_pool_subprocess(records, pool_size=pool)
+        except RuntimeError as e:
+            msg.warn(str(e))
+            results["dask_pool"] = {"pool_size": pool, "error": str(e)}
+            return
+        results["dask_pool"] = r
+        results["load_average"]["dask_pool"] = list(os.getloadavg())
+        ok = r["learner_peak_rss_bytes"] <= targets["learner_peak_rss_bytes"]
+        msg.table(
+            [
+                [
+                    f"{r['pool_size']:,}",
+                    f"{r['first_question_seconds']:.0f} s",
+                    f"{r['full_pass_seconds']:.0f} s",
+                    _mb(r["learner_peak_rss_bytes"]),
+                    ", ".join(_mb(x) for x in r["worker_peak_rss_bytes"]),
+                    _verdict(ok),
+                ]
+            ],
+            header=[
+                "pool (Dask local:2)",
+                "first question",
+                "full pass",
+                "learner peak RSS",
+                "workers' peak RSS",
+                f"learner <= {_mb(targets['learner_peak_rss_bytes'])}",
+            ],
+            divider=True,
+        )
 
 
 def _sizes(value: str) -> list[int]:

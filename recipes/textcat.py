@@ -30,6 +30,7 @@ from ._options import (
     Arch,
     Base,
     BatchSize,
+    Dask,
     Dataset,
     Db,
     Eval,
@@ -82,12 +83,16 @@ def build_components(
     committee_size: int = 3,
     settings: dict | None = None,
     learner: str = "thread",
+    dask: str | None = None,
 ) -> dict:
     """The parts of a text-classification labelling session, ready to serve.
 
     With ``learner`` "process" or "remote" a learner process selects and learns
     (python -m spacy_al learner): this server's model then learns nothing, not
-    even the stored answers at the start (the learner does).
+    even the stored answers at the start (the learner does). With ``dask`` (a
+    scheduler's address or local:N) the pool is indexed and scored on that Dask
+    cluster, the whole pool at each selection (no window); its texts stay in
+    the source file.
     """
     if learner not in ("thread", "process", "remote"):
         raise ValueError(Errors.E1105.format(value=learner))
@@ -139,6 +144,7 @@ def build_components(
         ),
         overlap=overlap,
         skip_invalid=skip_invalid,
+        dask=dask,
     )
     updater = session.updater
     # 2. Patterns: asked about first while a label has few answers (the cold start).
@@ -153,7 +159,7 @@ def build_components(
         store=session.store,
         dataset=dataset,
         batch_size=batch_size,
-        window=window,
+        window=None if dask else window,
         patterns=matcher,
     )
     loop.consensus = session.consensus
@@ -221,6 +227,7 @@ def teach(
     stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
     stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
     learner: LearnerMode = "thread",
+    dask: Dask = None,
 ) -> dict:
     """Label the texts the model is least sure of: accept, reject or correct.
 
@@ -257,6 +264,7 @@ def teach(
             else None,
         ),
         learner=learner,
+        dask=dask,
     )
     report(components)
     return components
@@ -283,6 +291,7 @@ def correct(
     stop_threshold: StopThreshold = DEFAULT_THRESHOLD,
     stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
     learner: LearnerMode = "thread",
+    dask: Dask = None,
 ) -> dict:
     """Choose the right label(s), with the model's prediction pre-selected.
 
@@ -317,6 +326,7 @@ def correct(
             else None,
         ),
         learner=learner,
+        dask=dask,
     )
     report(components)
     return components

@@ -188,6 +188,27 @@ def test_dask_open_session_scores_on_the_cluster(cluster, tmp_path):
         session.store.close()
 
 
+def test_dask_textcat_recipe_scores_the_whole_pool_on_the_cluster(cluster, tmp_path):
+    from spacy_al.recipes.textcat import build_components
+
+    components = build_components(
+        "tickets",
+        SUPPORT,
+        labels=LABELS,
+        view_id="classification",
+        strategy="margin",
+        db=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        dask=cluster,
+    )
+    try:
+        loop = components["loop"]
+        assert isinstance(loop.pool, OffsetPool) and loop.window is None
+        assert components["source"]["read"] == 322
+        assert len(loop.select(4)) == 4
+    finally:
+        components["store"].close()
+
+
 @pytest.mark.parametrize(
     "name,code",
     [("diverse", "E1204"), ("bald", "E1206")],

@@ -45,15 +45,36 @@ def auto_partition_bytes(size: int, n_workers: int) -> int:
     return int(min(PARTITION_BYTES, max(2**20, per_worker)))
 
 
+def _index_dtype(n: int) -> type:
+    return np.int32 if n < 2**31 else np.int64
+
+
+def _concatenate(found: list, name: str) -> np.ndarray:
+    """One array of every partition's ``name`` array, each let go once copied."""
+    out = np.empty(sum(len(getattr(f, name)) for f in found), dtype=np.int64)
+    at = 0
+    for f in found:
+        part = getattr(f, name)
+        out[at : at + len(part)] = part
+        at += len(part)
+        setattr(f, name, None)
+    return out
+
+
 class KeyIndex:
     """Input key → position in the pool, over sorted numpy arrays (a dict of
     10 million ints would take a gigabyte)."""
 
     def __init__(self, keys: np.ndarray) -> None:
-        self._order = np.argsort(keys, kind="stable").astype(
-            np.int32 if len(keys) < 2**31 else np.int64
-        )
+        self._order = np.argsort(keys, kind="stable").astype(_index_dtype(len(keys)))
         self._sorted = keys[self._order]
+
+    @classmethod
+    def from_sorted(cls, sorted_keys: np.ndarray, positions: np.ndarray) -> KeyIndex:
+        """The index of distinct ``sorted_keys`` at ``positions`` (no sort)."""
+        index = cls.__new__(cls)
+        index._sorted, index._order = sorted_keys, positions
+        return index
 
     def __len__(self) -> int:
         return len(self._sorted)
@@ -191,26 +212,41 @@ class OffsetPool:
                 if len(skipped) < 10:
                     skipped.append(str(error))
             line_base += part_index.n_lines
-        keys = np.concatenate([f.keys for f in found]) if found else np.zeros(0, int)
-        offsets = (
-            np.concatenate([f.offsets for f in found]) if found else np.zeros(0, int)
-        )
         n_read = sum(f.n_read for f in found)
         n_skipped = sum(f.n_skipped for f in found)
-        del found  # the partitions' arrays: ten million texts' are 160 MB
-        # The first record of each key, in file order.
-        _, first = np.unique(keys, return_index=True)
-        first.sort()
+        # Ten million texts' keys and offsets are 160 MB: each partition's
+        # arrays are let go as soon as they are copied.
+        keys = _concatenate(found, "keys")
+        offsets = _concatenate(found, "offsets")
+        del found
+        n_records = len(keys)
+        # The first record of each key (a stable sort keeps the first of equal
+        # keys first), in file order; the key lookup comes from the same sort.
+        perm = np.argsort(keys, kind="stable")
+        sorted_keys = keys[perm]
+        del keys
+        firsts = np.ones(len(sorted_keys), dtype=bool)
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=firsts[1:])
+        unique = sorted_keys[firsts]
+        del sorted_keys
+        first = perm[firsts]
+        del perm, firsts
+        order = np.argsort(first)
+        member_offsets = offsets[first[order]]
+        del offsets, first
+        position = np.empty(len(order), dtype=_index_dtype(len(order)))
+        position[order] = np.arange(len(order), dtype=position.dtype)
         pool = cls(
             path,
-            keys[first],
-            offsets[first],
+            unique[order],
+            member_offsets,
             parts=parts,
             answered=answered,
             cluster=cluster,
+            index=KeyIndex.from_sorted(unique, position),
         )
+        pool.n_duplicates = n_records - len(order)
         pool.n_read, pool.n_skipped = n_read, n_skipped
-        pool.n_duplicates = len(keys) - len(first)
         pool.skipped_errors = skipped
         return pool
 
