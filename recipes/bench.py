@@ -351,6 +351,15 @@ def bench_speed(
             "faster than people)",
         ),
     ] = "0.5,1.5",
+    learners: Annotated[
+        str,
+        typer.Option(
+            "--learners",
+            help="Where answer -> next's feed selects and learns: thread (in the "
+            "serving process), process (a learner process of its own), or both "
+            "side by side: thread,process",
+        ),
+    ] = "thread",
     big_pools: Annotated[
         str,
         typer.Option("--big-pools", help="Pool sizes for memory and start-up"),
@@ -406,6 +415,9 @@ def bench_speed(
     if corpus is None:
         msg.fail(Errors.E711.format(what="speed"), exits=1)
     pools, big_pools, think = _sizes(pools), _sizes(big_pools), _think(think)
+    modes = [m.strip() for m in learners.split(",") if m.strip()]
+    if not modes or any(m not in ("thread", "process") for m in modes):
+        msg.fail(Errors.E1105.format(value=learners), exits=1)
     start = time.perf_counter()
     train = Path(corpus) / "train.jsonl"
     if not train.is_file():
@@ -438,7 +450,7 @@ def bench_speed(
     )
     rows = []
     results["next_example"] = []
-    for size in pools:
+    for size, mode in ((size, mode) for size in pools for mode in modes):
         try:
             r = speed.measure_next_example(
                 records,
@@ -446,7 +458,8 @@ def bench_speed(
                 answers=answers,
                 annotators=annotators,
                 think=think,
-                build=speed.textcat_session,
+                build=speed.SESSION if mode == "process" else speed.textcat_session,
+                learner=mode,
             )
         except ValueError as e:
             msg.fail(str(e), exits=1)
@@ -455,6 +468,7 @@ def bench_speed(
         rows.append(
             [
                 f"{r['pool_size']:,}",
+                mode,
                 q["n"],
                 _ms(q["p50"]),
                 _ms(q["p95"]),
@@ -470,6 +484,7 @@ def bench_speed(
         rows,
         header=[
             "pool",
+            "learner",
             "answers",
             "p50",
             "p95",

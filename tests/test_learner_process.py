@@ -441,3 +441,26 @@ def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
         learner.close()
         for server in servers:
             server.close()
+
+
+def test_learner_process_bench_next_example_with_a_learner_process(tmp_path):
+    from spacy_al.benchmarks import speed
+
+    records = speed.read_labelled(SUPPORT)
+    r = speed.measure_next_example(
+        records,
+        pool_size=300,
+        build=speed.SESSION,
+        answers=25,
+        annotators=3,
+        think=(0.02, 0.05),
+        workdir=tmp_path,
+        learner="process",
+    )
+    assert r["learner"] == "process"
+    # Every question came from the learner process's queue (this feed selects
+    # nothing), and the learner stopped cleanly, saying its peak memory.
+    assert r["answers"] == 26  # the 25 measured, and the warm-up's
+    assert r["answer_then_next"]["n"] == 25
+    assert r["learner_peak_rss_bytes"] > 0
+    assert r["error"] is None

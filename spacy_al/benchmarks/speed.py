@@ -7,7 +7,9 @@ bigger than the corpus repeat its texts with a numbered suffix
 
 * ``measure_next_example``: answer → next example, server side, in the
   :class:`~spacy_al.serve.feed.Feed` the app uses, driven by several annotator threads
-  while the selector re-scores and the trainer learns in the background.
+  while the selector re-scores and the trainer learns in the background (or,
+  with ``learner="process"``, while a learner process of its own does, see
+  :func:`serve_learner`).
 * ``measure_update``: a batch of answers → the updated model serving, as
   ``Updater.update`` (the gradient steps with replay, then the new snapshot swapped
   in: the trainer thread's work between a batch's last answer and the version bump).
@@ -243,6 +245,7 @@ def measure_next_example(
     think: tuple[float, float] = (0.5, 1.5),
     workdir: str | Path | None = None,
     timeout: float = 60.0,
+    learner: str = "thread",
 ) -> dict[str, Any]:
     """Answer → next example in the shared Feed, several annotators at once.
 
@@ -253,6 +256,11 @@ def measure_next_example(
     until ``answers`` answers are in. Returns quantiles of ``answer``, of
     ``next_task`` and of both together (the server side of one click), the model
     versions and updates seen, and the time to build the session.
+
+    ``learner="process"``: the feed only serves (``Feed(learner="remote")``)
+    and a learner process (:func:`serve_learner`, the same ``build``, which must
+    then be importable by name) selects and learns on the same database, as
+    ``--learner process`` runs it; its start-up is not timed.
     """
     if answers < 1 or annotators < 1:
         raise ValueError(Errors.E714.format(answers=answers, annotators=annotators))
@@ -270,8 +278,17 @@ def measure_next_example(
         components = resolve_builder(build)(
             pool_path, Path(tmp) / "bench.db", _labels_of(records)
         )
-        feed = Feed.from_components(components, checkpoint=None)
+        feed = Feed.from_components(
+            components,
+            checkpoint=None,
+            learner="remote" if learner == "process" else "thread",
+        )
         built = time.perf_counter() - start
+        process = (
+            _start_learner(build, pool_path, Path(tmp) / "bench.db", records, feed)
+            if learner == "process"
+            else None
+        )
         try:
             start = time.perf_counter()
             first = feed.next_task("warmup", timeout=timeout)
@@ -320,8 +337,11 @@ def measure_next_example(
             stats = feed.stats()
         finally:
             feed.close()
+            learner_rss = _stop_learner(process, Path(tmp)) if process else None
     return {
         "pool_size": len(texts),
+        "learner": learner,
+        "learner_peak_rss_bytes": learner_rss,
         "annotators": annotators,
         "think_seconds": list(think),
         "answer_then_next": quantiles(clicks),
@@ -336,6 +356,84 @@ def measure_next_example(
         "first_question_seconds": first_seconds,
         "wall_seconds": wall,
     }
+
+
+def serve_learner(
+    build: str, pool_path: str, db_path: str, labels: str, out_path: str
+) -> None:
+    """A learner process for :func:`measure_next_example` (``python -c``): the
+    components ``build`` makes (its name, ``"module:function"``) on the pool and
+    database, learnt and selected for by a
+    :class:`~spacy_al.serve.learner.Learner` until SIGTERM; then its peak RSS is
+    written to ``out_path`` (JSON)."""
+    import signal
+
+    from spacy_al.serve.learner import open_learner
+
+    builder = resolve_builder(build)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    learn = open_learner(
+        lambda: builder(Path(pool_path), Path(db_path), labels.split("\x1f")),
+        db=f"sqlite:///{db_path}",
+        dataset=BENCH_DATASET,
+        checkpoint=None,
+    )
+    if learn is None:
+        return
+    try:
+        learn.run(stopped=stopped)
+    finally:
+        learn.close()
+        srsly.write_json(out_path, {"peak_rss_bytes": peak_rss_bytes()})
+
+
+#: The dataset :func:`textcat_session` opens (the learner process's lock).
+BENCH_DATASET = "bench"
+
+
+def _builder_name(build: SessionBuilder | str) -> str:
+    """``build``'s importable name (a learner process imports it)."""
+    if isinstance(build, str):
+        return build
+    name = f"{build.__module__}:{build.__qualname__}"
+    if resolve_builder(name) is not build:
+        raise ValueError(Errors.E800.format(name=name))
+    return name
+
+
+def _start_learner(
+    build: SessionBuilder | str,
+    pool_path: Path,
+    db_path: Path,
+    records: Sequence[tuple[str, list[str]]],
+    feed: Any,
+) -> subprocess.Popen[bytes]:
+    if feed.dataset != BENCH_DATASET:
+        raise ValueError(Errors.E800.format(name=f"{build} (dataset {feed.dataset})"))
+    code = (
+        "import sys\n"
+        "from spacy_al.benchmarks.speed import serve_learner\n"
+        "serve_learner(*sys.argv[1:])\n"
+    )
+    labels = "\x1f".join(_labels_of(records))
+    out = db_path.with_name("learner.json")
+    args = [sys.executable, "-c", code, _builder_name(build), str(pool_path)]
+    return subprocess.Popen(
+        [*args, str(db_path), labels, str(out)], stdout=subprocess.DEVNULL
+    )
+
+
+def _stop_learner(process: subprocess.Popen[bytes], tmp: Path) -> int | None:
+    """SIGTERM the learner process; its peak RSS (None if it didn't say)."""
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    out = tmp / "learner.json"
+    return int(srsly.read_json(out)["peak_rss_bytes"]) if out.exists() else None
 
 
 def _gold_answer(task: dict, gold_of: dict[str, list[str]]) -> dict:

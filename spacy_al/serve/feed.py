@@ -10,7 +10,8 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
   ends ``lease_seconds`` after it was last renewed, and the example goes to the
   next person who asks. Leases are kept in the store too (wall-clock ends), so
   a server restarted after a crash serves everyone what they held: the lease
-  book is :class:`~spacy_al.serve.leases.Leases`, written by a fourth thread.
+  book is :class:`~spacy_al.serve.leases.Leases`, written by a lease writer
+  thread (:mod:`spacy_al.serve.lease_writer`).
   ``overlap`` answers are collected per example, each from a different
   annotator; nobody is asked about an example twice. A new lease is claimed in
   the store before the task is handed out, so that several servers on one
@@ -71,6 +72,7 @@ from spacy_al.protocols import Components, Loop
 from spacy_al.serve import priority
 from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_annotators
 from spacy_al.serve.follower import Follower
+from spacy_al.serve.lease_writer import LeaseWriter
 from spacy_al.serve.leases import Leases
 from spacy_al.serve.progress import ModelProgress
 from spacy_al.serve.selector import Selector
@@ -78,18 +80,12 @@ from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
 from spacy_al.spans import validate_spans
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
-from spacy_al.store import HEARTBEAT_TTL
 from spacy_al.team.consensus import Consensus
 
 # Keys an answer adds to a task; stripped when an answered task is served again.
 ANSWER_FIELDS = ("answer", "_annotator_id", "_session_id", "_timestamp", "_id")
 # The GIL switch interval of a serving process (seconds; CPython's default 0.005).
 SWITCH_INTERVAL = 0.0005
-# How often renewed and ended leases are written to the store (in the background).
-LEASE_WRITE_SECONDS = 0.25
-# How often a server renews its heartbeat in the store (``drop`` refuses a dataset
-# with a live one; it counts for HEARTBEAT_TTL seconds).
-HEARTBEAT_SECONDS = 5.0
 # Where a feed's examples are selected and its model learns: in its own threads,
 # or in a learner process (started beside the server, or running elsewhere).
 LEARNERS = ("thread", "process", "remote")
@@ -219,8 +215,8 @@ class Feed:
         self._exhausted = False  # the last selection found nothing new
         self._taken = 0  # candidates handed out so far
         self._active: dict[int, dict] = {}  # handed out, fewer than overlap answers
-        # Who holds what until when (used under _lock); _flush_leases writes its
-        # changes to the store, one writer at a time (_flush_lock).
+        # Who holds what until when (used under _lock); the lease writer writes
+        # its changes to the store.
         self._leases = Leases(
             self.store,
             self.dataset,
@@ -228,7 +224,6 @@ class Feed:
             tasks=self._active,
             clock=clock,
         )
-        self._flush_lock = threading.Lock()
         self._answered_by: dict[int, set[str]] = defaultdict(set)
         self._answering: set[tuple[str, int]] = set()
         # Each annotator's stored answer ids (a repeated answer gets the same id).
@@ -276,6 +271,7 @@ class Feed:
         self._selector = Selector(self)
         self._trainer = Trainer(self)
         self._team = TeamThread(self)
+        self._lease_writer = LeaseWriter(self)
         self._load_answers()
         # With a learner process: its queue and the other servers' answers.
         self._follower = (
@@ -338,7 +334,7 @@ class Feed:
 
         self._close_at_exit = close_at_exit
         atexit.register(close_at_exit)
-        self._heartbeat()  # in use from now on: drop refuses the dataset
+        self._lease_writer.heartbeat()  # in use from now on: drop refuses it
         workers: list[tuple[Callable[[], None], str]] = (
             [(self._follower.run, "follower")]
             if self._follower is not None
@@ -348,7 +344,7 @@ class Feed:
                 (self._team.run, "team"),
             ]
         )
-        for target, name in (*workers, (self._write_leases_forever, "leases")):
+        for target, name in (*workers, (self._lease_writer.run, "leases")):
             thread = threading.Thread(
                 target=target, name=f"spacy_al-{name}", daemon=True
             )
@@ -366,7 +362,7 @@ class Feed:
             atexit.unregister(self._close_at_exit)
         for thread in self._threads:
             thread.join(timeout)
-        self._flush_leases()
+        self._lease_writer.flush()
         if self.store is not None and self._threads:
             try:
                 self.store.end_beat(self.dataset, self._server_id)
@@ -423,7 +419,7 @@ class Feed:
             finally:
                 # The lease is stored before the task is shown: a server restarted
                 # after a crash won't serve it to anyone else meanwhile.
-                self._flush_leases()
+                self._lease_writer.flush()
 
     def _next_task(self, who: str, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
@@ -489,7 +485,7 @@ class Feed:
         if self.store is None:
             return True
         key = task["_input_key"]
-        self._flush_leases()  # leases ended here are ended in the store first
+        self._lease_writer.flush()  # leases ended here are ended in the store first
         with self._lock:
             wall = self._leases.wall_end(key, who)
         if wall is None:  # ended meanwhile
@@ -556,56 +552,6 @@ class Feed:
         who = self._who(annotator)
         with self._lock:
             self._leases.touch(who, self._clock())
-
-    def _write_leases_forever(self) -> None:
-        """Store renewed and ended leases a few times a second, off the request
-        path (``next_task`` claims the leases it hands out itself), and renew
-        the server's heartbeat every ``HEARTBEAT_SECONDS``."""
-        beat_at = time.monotonic() + HEARTBEAT_SECONDS  # start() beat once
-        while True:
-            with self._cond:
-                if self._stop:
-                    return
-            self._flush_leases()
-            if time.monotonic() >= beat_at:
-                self._heartbeat()
-                beat_at = time.monotonic() + HEARTBEAT_SECONDS
-            time.sleep(LEASE_WRITE_SECONDS)
-
-    def _heartbeat(self) -> None:
-        """Tell the store this server serves the dataset (``drop`` refuses a
-        dataset in use); notice a dataset dropped under the server."""
-        if self.store is None:
-            return
-        try:
-            alive = self.store.beat(
-                self.dataset, self._server_id, expires=time.time() + HEARTBEAT_TTL
-            )
-        except Exception as e:  # only drop's check misses it: keep serving
-            with self._lock:
-                self._error = f"Saving the heartbeat failed: {type(e).__name__}: {e}"
-            return
-        with self._cond:
-            if alive:
-                self._had_dataset = True
-            elif self._had_dataset and self._fatal is None:
-                self._fatal = Errors.E986.format(name=self.dataset)
-                self._error = self._fatal
-                self._cond.notify_all()
-
-    def _flush_leases(self) -> None:
-        """Write the lease changes made so far to the store (outside the lock; one
-        writer at a time, so changes land in the order they were made)."""
-        if self.store is None:
-            return
-        with self._flush_lock:
-            with self._lock:
-                changes = self._leases.pending()
-            try:
-                self._leases.write(changes)
-            except Exception as e:  # leases only help a restart: keep serving
-                with self._lock:
-                    self._error = f"Saving leases failed: {type(e).__name__}: {e}"
 
     def _open_to(self, key: int, who: str) -> bool:
         answered = self._answered_by.get(key, ())
