@@ -271,6 +271,43 @@ def test_learner_process_one_per_dataset(tmp_path):
         second.close()
 
 
+def test_learner_process_started_beside_the_server(tmp_path):
+    db, dataset = f"sqlite:///{tmp_path / 'answers.db'}", "beside"
+    server = ServerProcess(
+        ["textcat.teach", *_options(db, dataset), "--learner", "process"],
+        port=free_port(),
+        log=tmp_path / "server.log",
+        env=_env(tmp_path),
+    )
+    try:
+        server.start()
+        assert server.wait_ready(), _log(tmp_path / "server.log")
+        # The server serves what its learner process selected, and shows the
+        # version it learnt.
+        for _ in range(12):
+            status, reply = request(
+                server.port, "POST", "/next", {"annotator": "al", "wait": 10.0}
+            )
+            assert status == 200 and reply["task"] is not None, reply
+            answer = {"_input_key": reply["task"]["_input_key"], "answer": "reject"}
+            status, _ = request(
+                server.port, "POST", "/answer", {"annotator": "al", "task": answer}
+            )
+            assert status == 200
+
+        def learnt() -> bool:
+            _, stats = request(server.port, "GET", "/stats?annotator=al")
+            return stats["version"] >= 1 and stats["error"] is None
+
+        assert _wait_for(learnt, 30), _log(tmp_path / "server.log")
+        # Stopping the server stops its learner, which frees the lock.
+        assert server.stop() == 0
+        assert _holder(db, dataset) is None
+        assert "Learner of beside is running" in _log(tmp_path / "server.log")
+    finally:
+        server.close()
+
+
 # --- the lock and the schema ------------------------------------------------------------
 
 
