@@ -31,7 +31,12 @@ from spacy_al.benchmarks.processes import CliProcess, ServerProcess, free_port, 
 from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.serve.feed import Feed
 from spacy_al.serve.launcher import build_components
-from spacy_al.serve.learner import LearnerBusy, LearnerLock, open_learner
+from spacy_al.serve.learner import (
+    DatasetDropped,
+    LearnerBusy,
+    LearnerLock,
+    open_learner,
+)
 from spacy_al.store import Store
 
 SUPPORT = corpus_path("support.jsonl")
@@ -501,3 +506,22 @@ def test_learner_process_bench_next_example_with_a_learner_process(tmp_path):
     assert r["answer_then_next"]["n"] == 25
     assert r["learner_peak_rss_bytes"] > 0
     assert r["error"] is None
+
+
+def test_learner_process_stops_when_its_dataset_is_dropped(tmp_path):
+    kwargs = _kwargs(tmp_path)
+    learner = open_learner(
+        lambda: build_components("textcat.teach", kwargs),
+        db=kwargs["db"],
+        dataset="team",
+    )
+    try:
+        learner.step()
+        with Store(kwargs["db"]) as store:
+            store.drop_dataset("team", force=True)
+        with pytest.raises(DatasetDropped, match="E986"):
+            learner.run()
+    finally:
+        learner.close()
+    with Store(kwargs["db"]) as store:  # the lock is free for the next learner
+        assert store.learner_state("team")["expires"] == 0.0

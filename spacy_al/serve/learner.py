@@ -77,6 +77,11 @@ class LearnerLost(SpacyALError, RuntimeError):
     it stopped learning."""
 
 
+class DatasetDropped(SpacyALError, RuntimeError):
+    """The learner's dataset was deleted from the database under it: it
+    stopped learning."""
+
+
 def learner_id() -> str:
     """A learner's id in the lock: this machine, this process and a nonce."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -367,7 +372,7 @@ class Learner:
                 raise LearnerLost(Errors.E1101.format(dataset=self.dataset))
             try:
                 self.step()
-            except LearnerLost:
+            except (LearnerLost, DatasetDropped):
                 raise
             except Exception as e:  # the database may be back at the next step
                 with self._lock:
@@ -412,7 +417,12 @@ class Learner:
         self._publish_state()
 
     def _read_answers(self) -> None:
-        answers = self.store.get_answers(self.dataset, since_id=self._cursor)
+        try:
+            answers = self.store.get_answers(self.dataset, since_id=self._cursor)
+        except ValueError:
+            if not self.store.has_dataset(self.dataset):  # dropped under us
+                raise DatasetDropped(Errors.E986.format(name=self.dataset)) from None
+            raise
         if not answers:
             return
         self._cursor = answers[-1]["_id"]
@@ -475,6 +485,8 @@ class Learner:
             replace=replace,
             exhausted=exhausted,
         )
+        if held is None:
+            raise DatasetDropped(Errors.E986.format(name=self.dataset))
         if not held:
             self.lock.lost.set()
             raise LearnerLost(Errors.E1101.format(dataset=self.dataset))

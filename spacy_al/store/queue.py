@@ -172,22 +172,24 @@ class QueueStore(StoreBase):
         tasks: Sequence[dict[str, Any]],
         replace: bool,
         exhausted: bool,
-    ) -> bool:
+    ) -> bool | None:
         """Publish ``learner``'s selected ``tasks`` (best first, each with its
         ``_input_key``), ranked by model ``version``: instead of the queue
         (``replace``, for a new version) or after it (more of the same ranking).
         ``exhausted``: the selection found nothing more to ask. One transaction,
         and only while ``learner`` holds the lock: returns False (nothing
-        written) if it doesn't, or if the dataset doesn't exist."""
+        written) if it doesn't, None if the dataset doesn't exist (any more)."""
         lt, qt = learners_table, queue_table
 
-        def write(conn: Connection) -> bool:
+        def write(conn: Connection) -> bool | None:
             holder = conn.execute(
                 sa.select(lt.c.learner).where(lt.c.dataset == dataset).with_for_update()
             ).scalar_one_or_none()
             dataset_id = self._lease_dataset(conn, dataset)
-            if holder != learner or dataset_id is None:
+            if holder != learner:
                 return False
+            if dataset_id is None:
+                return None
             mine = qt.c.dataset_id == dataset_id
             keys = [int(task["_input_key"]) for task in tasks]
             if replace:
