@@ -477,6 +477,17 @@ def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
             _answer(b, "bob")
         assert _wait_for(lambda: a.stats()["version"] > 0, 30)
         assert learner.loop.version == a.stats()["version"]
+        # alice accepted, bob rejected: the learner holds it back until a
+        # reviewer settles it, as in one process.
+        assert _wait_for(lambda: key in learner.loop.conflicts, 10)
+        with Store(kwargs["db"]) as store:
+            store.create_dataset("team_review", meta={"review_of": ["team"]})
+            review = {k: v for k, v in first.items() if not k.startswith("_")}
+            store.add_answers(
+                "team_review", [{**review, "answer": "accept"}], annotator="lead"
+            )
+        assert learner.poll_reviews() == 1
+        assert key not in learner.loop.conflicts
     finally:
         stopped.set()
         thread.join()

@@ -407,6 +407,12 @@ class Learner:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def poll_reviews(self) -> int:
+        """Queue reviewers' new answers on this dataset's examples for learning
+        (the team thread does this every few seconds); how many examples were
+        adjudicated since the last call."""
+        return self._team.poll_reviews()
+
     # --- one step ----------------------------------------------------------------
 
     def step(self) -> None:
