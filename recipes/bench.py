@@ -2,7 +2,7 @@
 
     python -m spacy_al bench labels --corpus DIR [--task textcat] \\
         [--strategies margin,balanced,random] \\
-        [--peers small-text-entropy,small-text-breaking-ties,modal-uncertainty,modal-margin,sklearn-random] \\
+        [--peers small-text-entropy,small-text-breaking-ties,small-text-random,modal-uncertainty,modal-margin,sklearn-random] \\
         [--seeds 5] [--seed-size 20] [--batch-size 10] [--budget 1000] \\
         [--positive-label spam] [--output DIR] [--n-jobs 2] \\
         [--split test|dev] [--first-seed N] [--arch linear] [--patterns FILE]
@@ -10,7 +10,7 @@
 ``bench labels``: how many labels does each system need? DIR holds train.jsonl
 (the pool, with its gold labels) and test.jsonl (the evaluation set). Our
 strategies run through ``spacy_al.simulate`` (the loop the labelling app uses);
-the peers (small-text, modAL and a random baseline, installed with
+the peers (small-text, modAL and random baselines on each's model, installed with
 ``pip install -e .[bench]``) replay the same gold labels from the same seed
 sets, with the same batch size, budget, evaluation set and metric
 (``spacy_al.benchmarks.labels``). A peer whose package is missing is skipped
@@ -39,8 +39,9 @@ interval, and its labels to the common score ÷ our random's.
 ``--split dev`` tunes: it reads only DIR/train.jsonl, carves a 20% dev set from
 it and uses seeds 0 on, so nothing chosen with it has seen the test set or the
 report seeds. A strategy name takes ``+diverse-seed`` (a seed set of one text
-per k-means cluster of the pool) or ``+patterns`` (``--patterns`` for that row
-only), to measure each cold start on its own. Writes DIR/results.json
+per k-means cluster of the pool), ``+patterns`` (``--patterns`` for that row
+only) or ``+pattern-seed`` (``--patterns`` also fill up to half the seed set with
+texts they match), to measure each cold start on its own. Writes DIR/results.json
 (every per-seed curve too) and DIR/curves.png (median curves of every system).
 
     python -m spacy_al bench speed --corpus DIR [--pools 10000,100000] \\
