@@ -69,8 +69,9 @@ Dask = Annotated[
         "--dask", help="Score the pool on Dask: a scheduler ADDRESS, or local:N"
     ),
 ]
-#: The recipes a learner process can build.
-RECIPES = ("textcat.teach", "textcat.correct")
+#: The recipes a learner process can build, and the view each serves.
+VIEWS = {"textcat.teach": "classification", "textcat.correct": "choice"}
+RECIPES = tuple(VIEWS)
 
 
 @recipe("learner")
@@ -109,6 +110,14 @@ def learner(
         meta = store.dataset_meta(dataset) if store.has_dataset(dataset) else {}
     if meta.get("task", "textcat") != "textcat":
         raise ValueError(Errors.E1104.format(dataset=dataset, task=meta["task"]))
+    # The servers show the tasks the learner queues: the same view.
+    view = VIEWS[recipe_name]
+    if meta.get("view_id", view) != view:
+        raise ValueError(
+            Errors.E1107.format(
+                dataset=dataset, view=meta["view_id"], recipe=recipe_name
+            )
+        )
 
     # 2. The servers' recipe, with the same options: its components are the
     #    learner's (the pool, the model resumed from the checkpoint, the loop).
