@@ -144,7 +144,9 @@ def build_components(
         ),
         overlap=overlap,
         skip_invalid=skip_invalid,
-        dask=dask,
+        # A server that only serves scores nothing: its learner process does
+        # (started with the same --dask).
+        dask=None if serve_only else dask,
     )
     updater = session.updater
     # 2. Patterns: asked about first while a label has few answers (the cold start).
