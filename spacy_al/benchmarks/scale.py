@@ -9,8 +9,10 @@
   figures) opened with ``open_session(dask=...)``: the time to index it on the
   cluster, to the first question (a full pass), and for a later full pass (after
   an update, so the new model is shipped), and the peak RSS of the learner
-  process, of each worker and of a serving process (``measure_serving``: the
-  session a server that only serves opens on the same pool and cluster).
+  process, of each worker and of a process holding the same index
+  (``measure_serving``: what a server would hold if it indexed the pool on the
+  cluster; servers started with ``--learner process|remote`` read the pool in
+  their own process instead).
 
 ``bench speed --dask-scoring N --dask-pool N`` runs them.
 """
@@ -244,7 +246,7 @@ def measure_big_pool(
             full_pass = time.perf_counter() - start
             workers_rss = cluster.client.run(peak_rss_bytes)
             session.store.close()
-            # A serving process (serve only: a learner selects) on the same
+            # A process holding the same index (nothing learnt), on the same
             # pool and cluster, in a fresh Python of its own.
             serving = _serving_subprocess(
                 Path(pool_path),
@@ -280,9 +282,10 @@ def measure_serving(
     db: str,
     architecture: str = "bow",
 ) -> dict[str, Any]:
-    """A serving process's start on a pool indexed on the Dask cluster ``dask``:
-    the session ``textcat.teach --learner remote --dask`` opens (the pool as
-    keys, offsets and done marks; a model that learns nothing) and its loop.
+    """A process that opens a pool indexed on the Dask cluster ``dask`` (keys,
+    offsets and done marks; a model that learns nothing) and its loop: what a
+    server would hold if it indexed the pool on the cluster (servers started
+    with ``--learner process|remote`` read the pool in-process instead).
     Returns the seconds to open it and this process's peak RSS."""
     from spacy_al.loop import StrategySpec
     from spacy_al.session import open_session
