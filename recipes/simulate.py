@@ -178,7 +178,14 @@ def simulate_cli(
             "--oracle", help="correct (a reject names the right label) or binary"
         ),
     ] = "correct",
-    patterns: Annotated[Path | None, typer.Option("--patterns")] = None,
+    patterns: Annotated[
+        Path | None,
+        typer.Option(
+            "--patterns",
+            help="Patterns (JSONL) for every strategy: up to half the seed set "
+            "from their matches, then asked while a label has < 5 answers",
+        ),
+    ] = None,
     window: Annotated[
         int | None, typer.Option("--window", help="Score a random window")
     ] = None,

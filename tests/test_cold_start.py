@@ -1,5 +1,7 @@
 """Cold-start seed sets: pattern matches in the seed set."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -32,3 +34,43 @@ def test_cold_start_pattern_seed_takes_a_match_in_base_once():
 def test_cold_start_pattern_seed_rejects_a_share_outside_0_1():
     with pytest.raises(ValueError, match="E447"):
         pattern_seed([[]], [0], share=1.5, rng=np.random.default_rng(0))
+
+
+def test_cold_start_simulate_with_patterns_puts_matches_in_the_seed_set(corpora_dir):
+    """A pool where spam is rare: the random seed set holds none, so the first
+    model finds no spam; with a patterns file its matches join the seed set and
+    the first model already does."""
+    import itertools
+
+    import srsly
+
+    from spacy_al.simulate import SimulationConfig, simulate
+
+    records = list(
+        itertools.islice(
+            srsly.read_jsonl(corpora_dir / "sms_spam" / "train.jsonl"), 600
+        )
+    )
+    ham = [r for r in records if r["label"] == "ham"][:300]
+    spam = [r for r in records if r["label"] == "spam"][:12]
+    pool = ham + spam  # 4% spam: a random seed set of 20 may hold none
+    evaluation = [r for r in records if r["label"] == "spam"][12:40] + ham[:60]
+    # the patterns file shipped for SMS spam (written as a user would)
+    patterns = Path(__file__).parent.parent / "corpora" / "sms_spam_patterns.jsonl"
+
+    def first_score(**kwargs):
+        config = SimulationConfig(
+            strategies=("margin",),
+            seed_size=20,
+            batch_size=10,
+            budget=20,
+            seeds=1,
+            positive_label="spam",
+            stop_set_size=20,
+            **kwargs,
+        )
+        results = simulate(pool, evaluation, config)
+        return results["strategies"]["margin"]["curve"][0][1]
+
+    assert first_score() == 0.0
+    assert first_score(patterns=str(patterns)) > 0.0

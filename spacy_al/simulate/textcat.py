@@ -214,8 +214,9 @@ def run_one(
             min(config.seed_size, len(pool)),
             seed=seed,
         )
-    if "pattern-seed" in variants and patterns is not None:
+    if patterns is not None and ("pattern-seed" in variants or config.patterns_for_all):
         # up to half the seed set: texts the patterns mark, each label in turn
+        # (as textcat.teach asks pattern matches from its untrained model on)
         seed_idx = pattern_seed(
             patterns.match_many(model.make_docs(t["text"] for t in pool.tasks)),
             seed_idx,
