@@ -129,9 +129,9 @@ Strategy = Annotated[
     str,
     typer.Option(
         "--strategy",
-        help="entity, mnlp, token-entropy, mean_token_entropy, "
-        "sequence_least_confidence, random, sequential, or STRATEGY:MEASURE "
-        "(e.g. diverse:mnlp, cost:mnlp)",
+        help="entity, sequence_least_confidence, greedy_mnlp, any_entity, "
+        "token-entropy, mean_token_entropy, mnlp, random, sequential, or "
+        "STRATEGY:MEASURE (e.g. diverse:sequence_least_confidence)",
     ),
 ]
 
@@ -404,7 +404,7 @@ def correct(
     arch: Arch = "beam_ner",
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
-    strategy: Strategy = "mnlp",
+    strategy: Strategy = "any_entity",
     batch_size: BatchSize = 10,
     patterns: Patterns = None,
     eval_path: Eval = None,

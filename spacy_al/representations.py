@@ -48,16 +48,15 @@ VECTORS_CFG = "vectors.cfg"
 
 @dataclass(frozen=True)
 class FloretSettings:
-    """floret's training settings (``fasttext`` names in brackets).
+    """floret's training settings.
 
     ``dim`` vector width; ``minn``/``maxn`` character n-gram lengths; ``bucket``
     rows of the hashed table (every word and n-gram shares them); ``hash_count``
-    rows each piece is hashed to; ``epochs`` passes over the texts; ``model``
-    ``cbow`` or ``skipgram``; ``min_count`` words seen fewer times get only
-    their subword vectors; ``lower``: train on lower-cased text (the model then
-    reads the vectors by ``LOWER``? No: spaCy looks up ``ORTH``; floret's
-    subwords still match most of a cased word, so lower-casing the pool text
-    is a choice measured, not assumed).
+    rows each piece is hashed to; ``epochs`` passes over the texts (None: see
+    ``target_tokens``); ``model`` ``cbow`` or ``skipgram``; ``min_count``: words
+    seen fewer times get only their subword vectors; ``window`` context words
+    on each side; ``lower``: train on lower-cased text (spaCy looks vectors up
+    by the token's text, so a cased word then shares only its subwords).
     """
 
     dim: int = 100

@@ -64,7 +64,16 @@ def answer_with_gold(tasks: list[dict], mode: str) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    "strategy", ["entity", "mnlp", "token-entropy", "random", "diverse"]
+    "strategy",
+    [
+        "entity",
+        "mnlp",
+        "token-entropy",
+        "any_entity",
+        "greedy_mnlp",
+        "random",
+        "diverse",
+    ],
 )
 def test_ner_loop_teach_asks_about_one_entity_per_text(strategy):
     loop = make_loop(strategy=strategy)
@@ -258,7 +267,7 @@ def test_ner_loop_label_counts_count_accepted_entities():
         ("mnlp", "spacy_al.top_k.v1", "mnlp"),
         ("token-entropy", "spacy_al.top_k.v1", "token-entropy"),
         ("entity", "spacy_al.top_k.v1", "entity"),
-        ("diverse", "spacy_al.diverse.v1", "mnlp"),
+        ("diverse", "spacy_al.diverse.v1", "any_entity"),
         (
             "cost:sequence_least_confidence",
             "spacy_al.cost_aware.v1",
