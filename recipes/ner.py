@@ -103,7 +103,7 @@ from ._options import (
 #: Examples each batch's fit trains on (every answer, many epochs while they
 #: are few), at most FIT_SECONDS: within the batch -> model budget of 15 s.
 FIT_EXAMPLES = 2000
-FIT_SECONDS = 10.0
+FIT_SECONDS = 8.0
 
 
 def vectors_progress(stage: str, done: float) -> None:

@@ -273,3 +273,13 @@ def test_ner_models_fit_learns_a_first_batch_the_online_steps_dont(
     assert (p_gpe(served, "Vienna") > 0.9) is learnt
     # The checkpoint keeps the fit settings (a resumed model fits the same way).
     assert served.checkpoint_state()["fit_examples"] == fit_examples
+
+
+def test_ner_models_fit_keeps_to_its_seconds():
+    model = NERModel(build_ner(LABELS, seed=0), fit_examples=10_000, fit_seconds=0.0)
+    targets = accepted_targets()
+    model.fit(targets)  # stops after its first minibatch
+    assert model._seconds_per_example is not None
+    epochs, per_epoch = model.fit_plan(len(targets))
+    # The next fit plans for what fit_seconds allows (here: one example).
+    assert epochs * per_epoch == 1

@@ -287,8 +287,9 @@ class NERModel:
         answers (at most ``fit_max_epochs``), one epoch once ``fit_examples``
         are known, then a sample of that size (the newest answers always in).
         With ``fit_seconds`` the examples are also capped by the time the
-        last fits took per example, so that a fit keeps to the batch -> model
-        budget on a slow or loaded machine.
+        last fits took per example, and a fit stops once it has taken that
+        long, so that it keeps to the batch -> model budget on a slow or
+        loaded machine (simulations leave it None: reproducible runs).
         """
         budget = self.fit_examples
         if self.fit_seconds is not None and self._seconds_per_example:
@@ -298,6 +299,13 @@ class NERModel:
             return 0, 0
         epochs = max(1, min(self.fit_max_epochs, budget // n_targets))
         return epochs, min(n_targets, max(budget // epochs, 1))
+
+    def _out_of_time(self, start: float) -> bool:
+        """Whether a fit that began at ``start`` has used its ``fit_seconds``."""
+        return (
+            self.fit_seconds is not None
+            and time.perf_counter() - start >= self.fit_seconds
+        )
 
     def _fit_doc(self, target: NERTarget) -> Doc:
         doc = self._fit_docs.get(target.input_key)
@@ -326,13 +334,23 @@ class NERModel:
         older = targets[: len(targets) - len(newest)]
         loss, seen = 0.0, 0
         for _ in range(epochs):
+            if self._out_of_time(start):
+                break
             if per_epoch >= len(targets):
                 order = list(targets)
             else:
                 k = max(per_epoch - len(newest), 0)
                 order = newest[:per_epoch] + self._fit_rng.sample(older, k)
             self._fit_rng.shuffle(order)
+            if self.fit_seconds is not None and not seen:
+                # A fit that may stop early learns the newest answers first.
+                keys = {t.input_key for t in newest}
+                order = [t for t in order if t.input_key in keys] + [
+                    t for t in order if t.input_key not in keys
+                ]
             for i in range(0, len(order), minibatch):
+                if i and self._out_of_time(start):
+                    break
                 batch = order[i : i + minibatch]
                 if self.yield_point is not None:
                     self.yield_point()
@@ -342,7 +360,7 @@ class NERModel:
                     sgd=self._fit_optimizer,
                     drop=self.drop,
                 )
-            seen += len(order)
+                seen += len(batch)
         self._seconds_per_example = (time.perf_counter() - start) / max(seen, 1)
         return loss
 
