@@ -11,6 +11,7 @@ dataset's checkpoint folder.
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 import threading
 from pathlib import Path
@@ -69,6 +70,14 @@ Dask = Annotated[
         "--dask", help="Score the pool on Dask: a scheduler ADDRESS, or local:N"
     ),
 ]
+Nice = Annotated[
+    int,
+    typer.Option(
+        "--nice",
+        help="Lower this process's CPU priority by N (Unix nice): a learner on "
+        "the servers' machine then leaves the cores to requests first",
+    ),
+]
 #: The recipes a learner process can build, and the view each serves.
 VIEWS = {"textcat.teach": "classification", "textcat.correct": "choice"}
 RECIPES = tuple(VIEWS)
@@ -95,14 +104,19 @@ def learner(
     stop_set_size: StopSetSize = DEFAULT_STOP_SET_SIZE,
     no_wait: NoWait = False,
     dask: Dask = None,
+    nice: Nice = 0,
 ) -> None:
     """Select and learn for the servers of a dataset, in a process of its own.
 
     One learner per dataset: a second one waits until the first stops (or its
     heartbeat runs out), then takes over; --no-wait refuses instead. Stop it
     with Ctrl+C or SIGTERM: the model is checkpointed and the next learner may
-    start at once.
+    start at once. With --learner process a server starts its learner with
+    --nice 10: on one machine, requests come first and learning takes what is
+    left of the cores (as the one-process feed's threads yield to requests).
     """
+    if nice:
+        os.nice(nice)
     # 1. Only text classification datasets (NER serves in one process).
     if recipe_name not in RECIPES:
         raise ValueError(Errors.E1104.format(dataset=dataset, task=recipe_name))

@@ -305,6 +305,13 @@ def test_learner_process_started_beside_the_server(tmp_path):
             return stats["version"] >= 1 and stats["error"] is None
 
         assert _wait_for(learnt, 30), _log(tmp_path / "server.log")
+        # The learner beside the server runs at a lower CPU priority: on one
+        # machine the server's requests come first.
+        holder = _holder(db, dataset)
+        assert holder is not None
+        learner_pid = int(holder["learner"].split(":")[1])
+        ours = os.getpriority(os.PRIO_PROCESS, 0)  # the server's too (inherited)
+        assert os.getpriority(os.PRIO_PROCESS, learner_pid) == min(ours + 10, 19)
         # Stopping the server stops its learner, which frees the lock.
         assert server.stop() == 0
         assert _holder(db, dataset) is None

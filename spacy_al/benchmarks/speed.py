@@ -368,8 +368,9 @@ def serve_learner(
     written to ``out_path`` (JSON)."""
     import signal
 
-    from spacy_al.serve.learner import open_learner
+    from spacy_al.serve.learner import BESIDE_NICE, open_learner
 
+    os.nice(BESIDE_NICE)  # as a learner a server starts beside itself
     builder = resolve_builder(build)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

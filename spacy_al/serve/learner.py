@@ -66,6 +66,8 @@ FOLLOW_SECONDS = 0.1
 WAIT_SECONDS = 0.5
 #: The learning state is published at most this often (a new version at once).
 STATE_SECONDS = 1.0
+#: The niceness of a learner process a server starts beside itself.
+BESIDE_NICE = 10
 
 
 class LearnerBusy(SpacyALError, RuntimeError):
@@ -579,9 +581,12 @@ def start_learner_process(
     env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m spacy_al learner ARGV`` beside a server (its output
-    goes to the server's terminal); stop it with :func:`stop_learner_process`."""
+    goes to the server's terminal), at a lower CPU priority (``--nice``
+    :data:`BESIDE_NICE`, unless ARGV sets one): the server's requests come
+    first on the cores they share. Stop it with :func:`stop_learner_process`."""
+    nice = [] if "--nice" in argv else ["--nice", str(BESIDE_NICE)]
     return subprocess.Popen(
-        [sys.executable, "-m", "spacy_al", "learner", *argv],
+        [sys.executable, "-m", "spacy_al", "learner", *argv, *nice],
         env={**os.environ, **(env or {})},
     )
 
