@@ -30,7 +30,7 @@ from typing import Any
 
 import srsly
 
-from spacy_al.benchmarks.speed import peak_rss_bytes
+from spacy_al.benchmarks.speed import peak_rss_bytes, run_in_fresh_python
 from spacy_al.errors import Errors
 
 #: The project's goals for scaling out.
@@ -382,22 +382,14 @@ def measure_big_pool_subprocess(
             " dask=sys.argv[3], architecture=sys.argv[4], workdir=sys.argv[5])\n"
             "    srsly.write_json(sys.argv[6], r)\n"
         )
-        args = [sys.executable, "-c", code, str(pool_path), "\x1f".join(labels)]
-        args += [dask, architecture, tmp, str(out_path)]
-        try:
-            done = subprocess.run(
-                args, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as e:
-            raise RuntimeError(
-                Errors.E721.format(pool_size=pool_size, err=f"timed out ({e})")
-            ) from e
-        if done.returncode != 0 or not out_path.exists():
-            err = (done.stderr or "").strip().splitlines()[-3:]
-            raise RuntimeError(
-                Errors.E721.format(pool_size=pool_size, err=" | ".join(err))
-            )
-        result = dict(srsly.read_json(out_path))
+        args = [str(pool_path), "\x1f".join(labels), dask, architecture, tmp]
+        result = run_in_fresh_python(
+            code,
+            [*args, str(out_path)],
+            out_path=out_path,
+            pool_size=pool_size,
+            timeout=timeout,
+        )
         result["pool_bytes"] = pool_path.stat().st_size
         result["pool_write_seconds"] = written
         return result

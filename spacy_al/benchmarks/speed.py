@@ -701,22 +701,39 @@ def measure_startup_subprocess(
             " workdir=sys.argv[3], build=sys.argv[5])\n"
             "srsly.write_json(sys.argv[4], r)\n"
         )
-        args = [sys.executable, "-c", code, str(pool_path), "\x1f".join(labels)]
-        args += [tmp, str(out_path), build]
-        try:
-            done = subprocess.run(
-                args, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as e:
-            raise RuntimeError(
-                Errors.E721.format(pool_size=pool_size, err=f"timed out ({e})")
-            ) from e
-        if done.returncode != 0 or not out_path.exists():
-            err = (done.stderr or "").strip().splitlines()[-3:]
-            raise RuntimeError(
-                Errors.E721.format(pool_size=pool_size, err=" | ".join(err))
-            )
-        return dict(srsly.read_json(out_path))
+        args = [str(pool_path), "\x1f".join(labels), tmp, str(out_path), build]
+        return run_in_fresh_python(
+            code, args, out_path=out_path, pool_size=pool_size, timeout=timeout
+        )
+
+
+def run_in_fresh_python(
+    code: str,
+    args: Sequence[str],
+    *,
+    out_path: Path,
+    pool_size: int,
+    timeout: float,
+) -> dict[str, Any]:
+    """Run ``python -c CODE ARGS`` (a measurement that writes its result to
+    ``out_path`` as JSON, so that its peak RSS is its own) and read the result;
+    a timeout or a failed child raises RuntimeError with its last lines (E721)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(
+            Errors.E721.format(pool_size=pool_size, err=f"timed out ({e})")
+        ) from e
+    if done.returncode != 0 or not out_path.exists():
+        err = (done.stderr or "").strip().splitlines()[-3:]
+        raise RuntimeError(Errors.E721.format(pool_size=pool_size, err=" | ".join(err)))
+    return dict(srsly.read_json(out_path))
 
 
 # --- 5. NER scoring: beam search against the greedy fallback ----------------------
