@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,17 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"
     assert done.stdout.strip().splitlines()[-1] == "[]"
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["seeds"] == [0] and "margin" in results["strategies"]
+
+
+def test_dask_local_workers_start_under_an_app_script_main(tmp_path, monkeypatch):
+    # A Streamlit app (and its AppTest) runs its script as __main__, known only
+    # by its path; spawned workers must not run that script again.
+    script = tmp_path / "app_script.py"
+    script.write_text("raise SystemExit('the app script ran in a worker')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with Cluster.connect("local:1") as cluster:
+        assert cluster.n_workers == 1
+        assert cluster.map(abs, [-3]) == [3]
+    assert sys.modules["__main__"] is main

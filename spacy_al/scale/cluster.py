@@ -12,8 +12,11 @@ session without ``--dask`` never needs it.
 from __future__ import annotations
 
 import logging
+import sys
+import types
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from spacy_al.errors import Errors
@@ -33,6 +36,29 @@ def parse_address(value: str) -> tuple[str, int | None]:
     if not value or " " in value:
         raise ValueError(Errors.E1200.format(value=value))
     return value, None
+
+
+@contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """While local workers start, hide a ``__main__`` known only by its path.
+
+    Worker processes are spawned, and multiprocessing runs the parent's
+    ``__main__`` again in each one from its file (as ``__mp_main__``). A
+    Streamlit app replaces ``__main__`` with its script (so does its AppTest):
+    run again in a worker, the app would start serving there, or fail. The
+    workers only run spacy_al's importable functions, so they need nothing of
+    the parent's ``__main__``; one run as a module (``python -m ...``) is
+    imported by name and left as it is.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 class Cluster:
@@ -59,15 +85,16 @@ class Cluster:
         except ImportError as e:
             raise ImportError(Errors.E1201.format(err=e)) from e
         if n_workers is not None:
-            local = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                # None doesn't turn the dashboard off (dask/distributed#8136):
-                # a free port, so a busy 8787 raises no warning.
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
+            with _main_not_rerun():
+                local = LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    # None doesn't turn the dashboard off (dask/distributed#8136):
+                    # a free port, so a busy 8787 raises no warning.
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                )
             return cls(Client(local), address=address, local=local)
         try:
             client = Client(where, timeout=CONNECT_TIMEOUT)
