@@ -1,4 +1,5 @@
 import dataclasses
+import importlib.util
 import itertools
 import json
 
@@ -388,12 +389,21 @@ def test_recipes_bench_speed_prints_every_section_and_writes_results(
             str(corpora_dir / "wnut17"),
             "--ner-scoring-docs",
             "20",
+            "--dask-scoring",
+            "1000",
             "--output",
             str(out),
         ],
     )
     assert result.exit_code == 0, result.output
-    for section in ("1. answer", "2. batch", "3. uncertainty", "4. peak RSS", "5. NER"):
+    for section in (
+        "1. answer",
+        "2. batch",
+        "3. uncertainty",
+        "4. peak RSS",
+        "5. NER",
+        "6. scaling out",
+    ):
         assert section in result.output
     results = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in results["update"]] == ["bow", "ensemble", "ner"]
@@ -401,6 +411,9 @@ def test_recipes_bench_speed_prints_every_section_and_writes_results(
     assert results["machine"]["nproc"] >= 1
     assert results["ner_scoring"]["n_docs"] == 20
     assert results["ner_scoring"]["train_docs"] == 40
+    if importlib.util.find_spec("dask") is not None:  # the optional extra
+        assert results["dask_scoring"]["pool_size"] == 1000
+        assert results["dask_scoring"]["same_picks"] is True
 
 
 def test_recipes_bench_speed_rejects_bad_pool_sizes(corpora_dir):
