@@ -414,7 +414,9 @@ def test_browser_ner_manual_mouse_selection_and_html_labels(browser, tmp_path):
         assert [(s["start"], s["end"], s["label"]) for s in eg["spans"]] == [
             (0, 11, "PERSON")
         ]
-        # The keyboard alone on the next text: → Shift+→ Enter, 1, Space.
+        # The keyboard alone on the next text, once it is shown (keys pressed
+        # while it loads went to the last one's editor): → Shift+→ Enter, 1, Space.
+        page.locator(".sal-editor", has_text="Bob Jones").wait_for()
         for key in ("ArrowRight", "Shift+ArrowRight", "Enter", "1", "Space"):
             page.keyboard.press(key)
         page.wait_for_function(
