@@ -38,6 +38,17 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 # SQLite only autoincrements an INTEGER PRIMARY KEY, so ids are BIGINT elsewhere.
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+
+def _dataset_id() -> sa.Column:
+    """The column that ties a row to its dataset; the dataset's rows go with it."""
+    return sa.Column(
+        "dataset_id",
+        _Id,
+        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
 metadata = sa.MetaData()
 
 datasets_table = sa.Table(
@@ -54,12 +65,7 @@ answers_table = sa.Table(
     "answers",
     metadata,
     sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column(
-        "dataset_id",
-        _Id,
-        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _dataset_id(),
     sa.Column("input_hash", sa.BigInteger(), nullable=False),
     sa.Column("task_hash", sa.BigInteger(), nullable=False),
     sa.Column("input_key", sa.BigInteger(), nullable=False),
@@ -92,12 +98,7 @@ leases_table = sa.Table(
     "leases",
     metadata,
     sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column(
-        "dataset_id",
-        _Id,
-        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _dataset_id(),
     sa.Column("input_hash", sa.BigInteger(), nullable=False),
     sa.Column("annotator", sa.String(MAX_NAME_LENGTH), nullable=False),
     sa.Column("expires", sa.Float(), nullable=False),
@@ -119,12 +120,7 @@ servers_table = sa.Table(
     "servers",
     metadata,
     sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column(
-        "dataset_id",
-        _Id,
-        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _dataset_id(),
     sa.Column("server", sa.String(64), nullable=False),
     sa.Column("expires", sa.Float(), nullable=False),
     sa.UniqueConstraint("dataset_id", "server", name="uq_servers_dataset_server"),
@@ -140,12 +136,7 @@ queue_table = sa.Table(
     "queue",
     metadata,
     sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column(
-        "dataset_id",
-        _Id,
-        sa.ForeignKey("datasets.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _dataset_id(),
     sa.Column("model_version", sa.BigInteger(), nullable=False),
     sa.Column("rank", sa.Integer(), nullable=False),
     sa.Column("input_key", sa.BigInteger(), nullable=False),
