@@ -234,3 +234,9 @@ Budget = Annotated[
     int, typer.Option("--budget", help="Labels per run, seed set included")
 ]
 Target = Annotated[float, typer.Option("--target", help="Share of the full-data score")]
+
+# --- benchmarks (bench labels, bench speed) --------------------------------------
+Corpus = Annotated[
+    Path | None,
+    typer.Option("--corpus", help="Directory with train.jsonl and test.jsonl"),
+]

@@ -366,7 +366,9 @@ def test_recipes_bench_speed_prints_every_section_and_writes_results(
     load_builtin_recipes()
     out = tmp_path / "out"
     # the NER scoring section trains on the first 40 texts of --ner-corpus
-    monkeypatch.setattr(bench_recipe, "NER_TRAIN_DOCS", 40)
+    from spacy_al.recipes import bench_speed
+
+    monkeypatch.setattr(bench_speed, "NER_TRAIN_DOCS", 40)
     result = runner.invoke(
         build_app(),
         [
