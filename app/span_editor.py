@@ -43,6 +43,7 @@ PALETTE = (
     "#f0d0ff",
 )
 ANSWERS = ("accept", "reject", "ignore")
+ATTEMPT = "editor_attempt"  # session state: answers sent from the editor
 
 CSS = """
 :host { display: block; }
@@ -90,6 +91,8 @@ mark.sal-ent.sal-active { box-shadow: 0 0 0 2px #111827; }
 # One function, called by Streamlit with the data of every render. The state of
 # an edit lives on the component's root element, for the task it was made for.
 JS = r"""
+const AHEAD_MS = 10000;  // keys typed ahead are kept this long for the next text
+
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   let root = parentElement.querySelector(".sal-editor");
@@ -103,7 +106,8 @@ export default function (component) {
   const text = data.text || "";
   const tokenAt = (offset, edge) => tokens.findIndex((t) => t[edge] === offset);
   let st = root.__sal;
-  if (!st || st.task !== data.task) {
+  const fresh = !st || st.task !== data.task || st.attempt !== data.attempt;
+  if (fresh) {
     const spans = [];
     for (const s of data.spans || []) {
       // snap to whole tokens: the first token ending after start, the last
@@ -113,7 +117,7 @@ export default function (component) {
       tokens.forEach((t, i) => { if (t[0] < s.end) b = i; });
       if (a >= 0 && b >= a && labels.includes(s.label)) spans.push({ a, b, label: s.label });
     }
-    st = { task: data.task, spans, label: Math.min(data.label || 0, Math.max(labels.length - 1, 0)),
+    st = { task: data.task, attempt: data.attempt, spans, label: Math.min(data.label || 0, Math.max(labels.length - 1, 0)),
       cursor: -1, anchor: -1, drag: null, active: -1, sent: false };
     root.__sal = st;
   }
@@ -135,6 +139,9 @@ export default function (component) {
   const send = (answer) => {
     if (st.sent || !(data.answers || []).includes(answer)) return;
     st.sent = true;
+    // Keys pressed from now until the next text's editor is drawn are for that
+    // text: kept here (by this editor, or the page's handler once it is gone).
+    window.__salAhead = { after: data.task, at: Date.now(), keys: [] };
     const spans = st.spans.map((s) => ({ start: tokens[s.a][0], end: tokens[s.b][1],
       label: s.label }));
     draw();
@@ -227,7 +234,7 @@ export default function (component) {
     if (pos < text.length) box.appendChild(document.createTextNode(text.slice(pos)));
     box.addEventListener("mousedown", (e) => {
       const tok = e.target.closest && e.target.closest(".sal-tok");
-      if (!tok || e.button !== 0) return;
+      if (!tok || e.button !== 0 || st.sent) return;
       e.preventDefault();
       const i = Number(tok.dataset.i);
       st.drag = [i, i];
@@ -286,7 +293,12 @@ export default function (component) {
     const key = event.key;
     const mods = event.ctrlKey || event.metaKey || event.altKey;
     if (mods) return false;
-    if (st.sent) return ["a", "x", " ", "Enter"].includes(key.length === 1 ? key.toLowerCase() : key);
+    if (st.sent) {  // answered: the key is for the next text
+      const ahead = window.__salAhead;
+      if (!ahead || ahead.after !== st.task) return false;
+      ahead.keys.push({ key, shiftKey: event.shiftKey, repeat: event.repeat });
+      return true;
+    }
     if (/^[1-9]$/.test(key) && !event.shiftKey) { pick(Number(key) - 1); return true; }
     if (event.shiftKey && key !== "ArrowLeft" && key !== "ArrowRight") return false;
     if (key === "ArrowRight" || key === "ArrowLeft") {
@@ -320,8 +332,24 @@ export default function (component) {
   const onKey = (event) => st.onKey(event);
   const onUp = () => st.onUp();
   window.__salEditor = onKey;
+  // Streamlit calls this function again for new data without the cleanup
+  // below (it runs only when the editor goes): one mouseup listener at a time.
+  if (root.__salUp) window.removeEventListener("mouseup", root.__salUp);
+  root.__salUp = onUp;
   window.addEventListener("mouseup", onUp);
   draw();
+  // A new text: the keys pressed since the last answer (typed ahead while this
+  // text loaded) are pressed again now, in order, through the page's key
+  // handler (app/widgets.py), so they reach this editor, or Undo. Keys kept
+  // after an answer that didn't take (the same text drawn again) or kept too
+  // long are dropped.
+  const ahead = window.__salAhead;
+  if (fresh && ahead) {
+    window.__salAhead = null;
+    if (ahead.after !== data.task && Date.now() - ahead.at < AHEAD_MS)
+      for (const k of ahead.keys)
+        window.dispatchEvent(new KeyboardEvent("keydown", { ...k, bubbles: true, cancelable: true }));
+  }
   return () => {
     window.removeEventListener("mouseup", onUp);
     if (window.__salEditor === onKey) window.__salEditor = null;
@@ -353,11 +381,13 @@ def editor_data(
     answers: Sequence[str] = ("accept", "ignore"),
     facts: str = "",
     notice: str = "",
+    attempt: int = 0,
 ) -> dict[str, Any]:
     """What the browser gets: the text, its tokens and the pre-filled ``spans``
     (only those of ``labels``) in UTF-16 offsets, the labels and their colours,
     the answers offered, and the task key (a string: JavaScript numbers lose the
-    digits of a 64-bit key)."""
+    digits of a 64-bit key). The browser starts the text afresh when the task
+    or ``attempt`` changes (a new attempt after an answer that wasn't stored)."""
     text = task["text"]
     u16 = [utf16_offset(text, i) for i in range(len(text) + 1)]
     return {
@@ -374,6 +404,7 @@ def editor_data(
         "answers": [a for a in answers if a in ANSWERS],
         "facts": facts,
         "notice": notice,
+        "attempt": attempt,
     }
 
 
@@ -425,7 +456,11 @@ def span_editor(
     """Draw the editor for ``task``; when the annotator answers, ``on_answer``
     gets the answer (:func:`answer_from_editor`) in a callback, before the page
     is drawn again (so the next task shows in the same round trip). A payload
-    that isn't for this task is reported on the page and nothing is stored."""
+    that isn't for this task is reported on the page and nothing is stored.
+
+    Every answer counts an attempt: if the same text is drawn again (the answer
+    wasn't stored), the browser's editor, which shows "Saving…" after an
+    answer, starts it again instead of waiting for an answer that won't come."""
     key = f"span_editor_{task['_task_key']}"
 
     def answered() -> None:
@@ -433,6 +468,7 @@ def span_editor(
         payload = state.get("answer") if isinstance(state, Mapping) else None
         if payload is None:
             return
+        st.session_state[ATTEMPT] = st.session_state.get(ATTEMPT, 0) + 1
         try:
             eg = answer_from_editor(task, payload)
         except ValueError as e:
@@ -443,7 +479,13 @@ def span_editor(
     EDITOR(
         key=key,
         data=editor_data(
-            task, labels, spans=spans, answers=answers, facts=facts, notice=notice
+            task,
+            labels,
+            spans=spans,
+            answers=answers,
+            facts=facts,
+            notice=notice,
+            attempt=st.session_state.get(ATTEMPT, 0),
         ),
         on_answer_change=answered,
     )

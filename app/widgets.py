@@ -101,6 +101,26 @@ KEYS_JS = """
   };
   window.addEventListener("keydown", (event) => {
     if (typing(event.target)) return;
+    // Answered in the NER span editor, whose next text isn't drawn yet (the
+    // page is running, or its editor is loading): the key is kept for that
+    // text, which the new editor presses again (app/span_editor.py). A page
+    // that finished without an editor gets its keys as usual.
+    const ahead = window.__salAhead;
+    if (ahead && !window.__salEditor) {
+      const running = !document.querySelector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]');
+      const editor = document.querySelector('[data-testid="stBidiComponentIsolated"]');
+      if (Date.now() - ahead.at < 10000 && (running || editor)) {
+        if (!event.ctrlKey && !event.metaKey && !event.altKey) {
+          ahead.keys.push({ key: event.key, shiftKey: event.shiftKey,
+            repeat: event.repeat });
+          event.preventDefault();
+          event.stopImmediatePropagation();
+        }
+        return;
+      }
+      window.__salAhead = null;
+    }
     // The NER span editor (app/span_editor.py) keeps its keys: labels, answers,
     // arrows to select.
     if (window.__salEditor && window.__salEditor(event)) {

@@ -566,11 +566,15 @@ def test_app_ner_manual_answer_from_the_editor_is_stored_and_moves_on(
 
 def test_app_ner_manual_refuses_spans_off_the_tokens(serve, ner_source):
     db_url = serve("ner.manual", source=str(ner_source), label=NER_LABELS)
-    at = answer_in_editor(
-        session("alice"), "accept", [{"start": 1, "end": 4, "label": "PERSON"}]
-    )
+    at = session("alice")
+    before = editor_sent(at)
+    at = answer_in_editor(at, "accept", [{"start": 1, "end": 4, "label": "PERSON"}])
     assert answers(db_url) == []
     assert "E615" in html_bodies(at) or "align" in html_bodies(at)
+    # The same text again, as a new attempt: the browser's editor starts it
+    # afresh instead of showing "Saving…" with its buttons disabled.
+    after = editor_sent(at)
+    assert after["task"] == before["task"] and after["attempt"] != before["attempt"]
 
 
 def test_app_ner_manual_undo_serves_the_text_again(serve, ner_source):
