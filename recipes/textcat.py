@@ -16,6 +16,7 @@ import typer
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.registry import recipe
+from spacy_al.scale.pool import FIRST_WINDOW
 from spacy_al.session import open_session
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.textcat.loop import ActiveLoop
@@ -91,8 +92,8 @@ def build_components(
     (python -m spacy_al learner): this server's model then learns nothing, not
     even the stored answers at the start (the learner does). With ``dask`` (a
     scheduler's address or local:N) the pool is indexed and scored on that Dask
-    cluster, the whole pool at each selection (no window); its texts stay in
-    the source file.
+    cluster, the whole pool at each selection (no window) but the first (a
+    random sample of ``FIRST_WINDOW`` texts); its texts stay in the source file.
     """
     if learner not in ("thread", "process", "remote"):
         raise ValueError(Errors.E1105.format(value=learner))
@@ -163,6 +164,9 @@ def build_components(
         batch_size=batch_size,
         window=None if dask else window,
         patterns=matcher,
+        # On a cluster the whole pool is scored at each selection, but the first
+        # one scores a random sample of it: the first question comes in seconds.
+        first_window=FIRST_WINDOW if dask else None,
     )
     loop.consensus = session.consensus
     # A choice asks about no one label: its tasks and answers carry no ``label``.

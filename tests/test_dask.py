@@ -302,3 +302,22 @@ def test_dask_local_workers_start_under_an_app_script_main(tmp_path, monkeypatch
         assert cluster.n_workers == 1
         assert cluster.map(abs, [-3]) == [3]
     assert sys.modules["__main__"] is main
+
+
+def test_dask_first_selection_scores_a_sample_with_the_same_picks(cluster):
+    # A loop with first_window scores a random sample of the pool for its first
+    # selection (the same sample on the cluster and in one process, spread
+    # over the whole pool), the whole remaining pool afterwards.
+    on_cluster = OffsetPool.build(SUPPORT, cluster=cluster, partition_bytes=1500)
+    loops = [_loop(Pool(Source(SUPPORT)), "margin") for _ in range(2)]
+    loops.append(_loop(on_cluster, "margin"))
+    for loop in loops:
+        loop.first_window = 40
+    sample = loops[0].candidates()  # what the first selection scores
+    assert len(sample) == 40 and sample.max() > len(on_cluster) // 2
+    assert len(loops[0].candidates()) == len(on_cluster)  # then the whole pool
+    here, there = loops[1].select(6), loops[2].select(6)
+    keys = [t["_input_key"] for t in here]
+    assert [t["_input_key"] for t in there] == keys
+    assert set(keys) <= {int(on_cluster.keys[i]) for i in sample}
+    assert len(loops[1].candidates()) == len(on_cluster)

@@ -193,13 +193,15 @@ def measure_big_pool(
     """Open a session on ``pool_path`` with ``dask`` and serve two questions.
 
     ``first_question_seconds``: from nothing to the first question (the index
-    built on the cluster, the session and the loop, one full pass: the whole
-    pool scored, no window); ``full_pass_seconds``: a selection after one batch
+    built on the cluster, the session and the loop, and the first selection: a
+    random sample of ``FIRST_WINDOW`` texts scored, as the recipes' loops on a
+    cluster do); ``full_pass_seconds``: a selection after one batch
     was learnt (the new model shipped, the whole pool scored again). Peak RSS
     of this process (the learner) and of each worker.
     """
     from spacy_al.loop import StrategySpec
     from spacy_al.scale.cluster import Cluster
+    from spacy_al.scale.pool import FIRST_WINDOW
     from spacy_al.session import open_session
     from spacy_al.textcat.loop import ActiveLoop
     from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
@@ -236,6 +238,7 @@ def measure_big_pool(
                 store=session.store,
                 dataset="bench",
                 batch_size=10,
+                first_window=FIRST_WINDOW,  # as the recipes' loops on a cluster
             )
             tasks = loop.select(10)
             first = time.perf_counter() - cluster_up

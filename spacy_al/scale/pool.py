@@ -36,6 +36,11 @@ from spacy_al.scale.source import (
 if TYPE_CHECKING:
     from spacy_al.scale.cluster import Cluster
 
+#: Texts a loop on a cluster scores for its first selection (a random sample
+#: spread over the whole pool; full passes follow): enough to fill the first
+#: queues, about 10 s on two workers instead of half an hour at 10M texts.
+FIRST_WINDOW = 100_000
+
 
 def auto_partition_bytes(size: int, n_workers: int) -> int:
     """Partitions for a file of ``size`` bytes: at least 4 per worker (so one

@@ -47,6 +47,7 @@ class ActiveLoop(BaseLoop):
         seed: int = 0,
         doc_cache_size: int = 100_000,
         yield_point: YieldPoint | None = None,
+        first_window: int | None = None,
     ) -> None:
         super().__init__(
             pool,
@@ -77,6 +78,11 @@ class ActiveLoop(BaseLoop):
         self.scorer: Scorer = make_scorer(spec.measure, multilabel=not self.exclusive)
         if spec.uses_committee and updater.n_members < 2:
             raise ValueError(Errors.E409.format(measure=spec.measure))
+        # The first selection scores a random sample of at most this many
+        # texts (then the window as usual): a full pass over millions of texts
+        # would keep the first question waiting for half an hour.
+        self.first_window = first_window
+        self._selections = 0
         # A pool on a Dask cluster (``open_session(dask=...)``) is scored there.
         self.cluster = getattr(pool, "cluster", None)
         if self.cluster is not None:
@@ -99,6 +105,21 @@ class ActiveLoop(BaseLoop):
                 if value >= 0.5:
                     counts[index[label]] += 1
         return counts
+
+    def candidates(self, *, exclude: Collection[int] = ()) -> np.ndarray:
+        """As :meth:`BaseLoop.candidates`; the first call, with
+        ``first_window``, a random sample of that many of the remaining texts
+        (sorted, drawn from the loop's rng: the same sample on a Dask cluster
+        and in one process, spread over all its partitions)."""
+        first, self._selections = self._selections == 0, self._selections + 1
+        if not first or self.first_window is None or self.pool.loading:
+            return super().candidates(exclude=exclude)
+        self.pool.check()
+        remaining = self.pool.remaining(exclude=exclude)
+        size = min(self.first_window, self.window or self.first_window)
+        if len(remaining) > size:
+            remaining = np.sort(self.rng.choice(remaining, size=size, replace=False))
+        return remaining
 
     def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
         """The next ``n`` questions, most informative first, as tasks.
