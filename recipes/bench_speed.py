@@ -4,7 +4,7 @@
         [--answers 500] [--annotators 5] [--think 0.5,1.5] \\
         [--big-pools 100000,1000000] [--update-batches 20] [--scoring-docs 20000] \\
         [--ner-corpus DIR] [--ner-scoring-docs 1000] [--dask-scoring 200000] \\
-        [--dask-pool 10000000] [--output DIR]
+        [--dask-pool 10000000] [--serving-pools 1000000,10000000] [--output DIR]
 
 How fast is a session on pools made of DIR/train.jsonl's texts
 (``spacy_al.benchmarks.speed``): answer -> next example in the Feed while the model
@@ -15,7 +15,10 @@ time to the first question for big pools, each in a fresh process; with
 fallback (speed, and how well each measure ranks the model's errors first);
 scaling out (``spacy_al.benchmarks.scale``, needs the dask extra): texts scored
 per second in this process and on local Dask clusters of 1 and 2 workers, and
-with ``--dask-pool`` a pool of millions of texts opened with ``--dask local:2``.
+with ``--dask-pool`` a pool of millions of texts opened with ``--dask local:2``;
+with ``--serving-pools``, a serving process that follows a learner process
+(``--learner remote``) on pools of those sizes: its peak RSS, the time to open
+it, and answer -> next through it (wall and CPU time).
 Prints a table per section beside the project's targets; writes DIR/results.json.
 
 
@@ -117,6 +120,14 @@ def bench_speed(
             "takes about an hour on 2 cores)",
         ),
     ] = 0,
+    serving_pools: Annotated[
+        str,
+        typer.Option(
+            "--serving-pools",
+            help="Pool sizes for a serving process that follows a learner "
+            "process (--learner remote): peak RSS, answer -> next (empty: skip)",
+        ),
+    ] = "",
     output: Annotated[
         Path, typer.Option("--output", help="Directory for the results")
     ] = Path("bench_speed"),
@@ -232,7 +243,7 @@ def bench_speed(
         limit = targets[
             "update_ner_p95_seconds" if model == "ner" else "update_textcat_p95_seconds"
         ]
-        name = "ner (beam_ner, width 4)" if model == "ner" else f"textcat {model}"
+        name = "ner (greedy, fit per batch)" if model == "ner" else f"textcat {model}"
         rows.append(
             [
                 name,
@@ -376,6 +387,9 @@ def bench_speed(
     # 6. Scaling out: the pool scored on Dask (spacy_al.benchmarks.scale)
     if dask_scoring > 0 or dask_pool > 0:
         _bench_scale(records, results, scoring=dask_scoring, pool=dask_pool)
+    # 7. A serving process that follows a learner process
+    if serving_pools.strip():
+        _bench_serving(records, results, sizes=_sizes(serving_pools), answers=answers)
     results["wall_time_seconds"] = time.perf_counter() - start
     output.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output / "results.json", results)
@@ -449,6 +463,56 @@ def _bench_scale(records, results: dict, *, scoring: int, pool: int) -> None:
             ],
             divider=True,
         )
+
+
+def _bench_serving(records, results: dict, *, sizes: list[int], answers: int) -> None:
+    """Section 7 of bench speed: a serving process with --learner remote,
+    ``answers`` answers through it per pool size."""
+    from spacy_al.benchmarks import scale
+
+    msg.divider("7. a serving process that follows a learner process (fresh each)")
+    limit = scale.TARGETS["serving_peak_rss_bytes"]
+    rows = []
+    results["serving"] = []
+    for size in sizes:
+        try:
+            r = scale.measure_serving_subprocess(
+                records, pool_size=size, answers=answers
+            )
+        except RuntimeError as e:
+            msg.warn(str(e))
+            results["serving"].append({"pool_size": size, "error": str(e)})
+            continue
+        results["serving"].append(r)
+        rows.append(
+            [
+                f"{r['pool_size']:,}",
+                _mb(r["peak_rss_bytes"]),
+                _mb(r["peak_rss_before_bytes"]),
+                f"{r['session_open_seconds']:.1f} s",
+                f"{r['answers']} ({len(r['errors'])} errors)",
+                _ms(r["answer_then_next_p95_seconds"]),
+                _ms(r["cpu_seconds_per_answer"]),
+                f"<= {_mb(limit)}",
+                _verdict(r["peak_rss_bytes"] <= limit),
+            ]
+        )
+    results["load_average"]["serving"] = list(os.getloadavg())
+    msg.table(
+        rows,
+        header=[
+            "pool",
+            "peak RSS",
+            "of which imports",
+            "opened",
+            "answers",
+            "answer -> next p95",
+            "CPU per answer",
+            "target",
+            "",
+        ],
+        divider=True,
+    )
 
 
 def _sizes(value: str) -> list[int]:

@@ -17,7 +17,8 @@ from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
 from spacy_al.registry import recipe
 from spacy_al.scale.pool import FIRST_WINDOW
-from spacy_al.session import open_session
+from spacy_al.serve.follower import ServingLoop
+from spacy_al.session import Session, open_session
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
@@ -146,10 +147,25 @@ def build_components(
         overlap=overlap,
         skip_invalid=skip_invalid,
         # A server that only serves scores nothing: its learner process does
-        # (started with the same --dask).
+        # (started with the same --dask). It builds no model, and holds of the
+        # pool only its keys and done marks.
         dask=None if serve_only else dask,
+        serve_only=serve_only,
     )
     updater = session.updater
+    if updater is None:
+        # 2-3. Serving only: the learner's queue is served (spacy_al.serve.follower).
+        return serving_components(
+            dataset,
+            session,
+            view_id=view_id,
+            labels=labels,
+            multilabel=multilabel,
+            batch_size=batch_size,
+            eval_path=eval_path,
+            config={"batch_size": batch_size, "strategy": strategy, "learner": learner},
+            settings=settings,
+        )
     # 2. Patterns: asked about first while a label has few answers (the cold start).
     matcher = (
         PatternMatcher.from_file(updater.model.nlp, patterns) if patterns else None
@@ -188,6 +204,44 @@ def build_components(
             "learner": learner,
             **(settings or {}),
         },
+    }
+
+
+def serving_components(
+    dataset: str,
+    session: Session,
+    *,
+    view_id: str,
+    labels: list[str],
+    multilabel: bool,
+    batch_size: int,
+    eval_path: Path | None,
+    config: dict,
+    settings: dict | None,
+) -> dict:
+    """The components of a server that follows a learner process: a
+    ServingLoop (no model) on the session's pool."""
+    loop = ServingLoop(
+        session.pool,
+        store=session.store,
+        dataset=dataset,
+        labels=labels,
+        exclusive=not multilabel,
+        batch_size=batch_size,
+    )
+    loop.consensus = session.consensus
+    loop.asks_label = view_id == "classification"
+    return {
+        "dataset": dataset,
+        "view_id": view_id,
+        "store": session.store,
+        "loop": loop,
+        "labels": list(labels),
+        "exclusive": not multilabel,
+        "eval": str(eval_path) if eval_path else None,
+        "checkpoint": session.checkpoints,
+        "source": session.source_info(),
+        "config": {**config, **(settings or {})},
     }
 
 

@@ -329,6 +329,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E1105 = "--learner must be 'thread' (select and learn in this server, the default), 'process' (start a learner process beside this server) or 'remote' (serve only: a learner runs elsewhere, python -m spacy_al learner ...), got '{value}'."
     E1106 = "--dask needs a session that can score on Dask (open_session(..., dask=...)), which this installation doesn't have: {err}"
     E1107 = "Dataset '{dataset}' is served in the '{view}' view, but this learner would queue tasks of {recipe}. Start the learner with the servers' recipe: --recipe textcat.correct for the 'choice' view, textcat.teach for 'classification'."
+    E1108 = "A server that follows a learner process can't {what} through its loop (dataset '{dataset}'): it holds no model, the learner selects and learns. Serve through its Feed, which stores answers and reads the learner's queue."
     pass
 
 

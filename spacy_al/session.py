@@ -19,6 +19,11 @@ With ``dask=`` (a scheduler's address, ``local:N``, or an open
 :class:`~spacy_al.scale.pool.OffsetPool` indexed on the cluster: its texts stay
 in the (JSONL) source, and a text-classification loop built on it scores it on
 the cluster. Without it, dask is never imported.
+
+With ``serve_only`` (a server whose learner process selects and learns) only
+steps 1 and 2 run, and the pool of a JSONL source is a
+:class:`~spacy_al.scale.keys.KeyPool` (input keys and done marks, no texts):
+the server builds no model and learns nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from spacy_al.updater import Committee, Updater
 
 if TYPE_CHECKING:
     from spacy_al.scale.cluster import Cluster
+    from spacy_al.scale.keys import KeyPool
     from spacy_al.scale.pool import OffsetPool
 
 #: How long the source is read before the session opens (then in the background).
@@ -51,9 +57,10 @@ class Session:
     dataset: str
     store: Store
     source: Source
-    pool: Pool | OffsetPool
+    pool: Pool | OffsetPool | KeyPool
     checkpoints: Checkpoints
-    updater: Updater | Committee
+    #: None for a ``serve_only`` session (the learner process has the model).
+    updater: Updater | Committee | None
     resumed: bool
     consensus: Consensus
     held: list[dict] = field(default_factory=list)
@@ -63,8 +70,9 @@ class Session:
 
     def source_info(self) -> dict[str, Any]:
         """What the recipe reports about the source (for the app and the CLI)."""
-        # A pool indexed on the cluster counted the records; the Source didn't read.
-        counts = self.pool if self.cluster is not None else self.source
+        # A pool indexed here by byte ranges (on the cluster, or a KeyPool)
+        # counted the records; the Source didn't read.
+        counts = self.source if isinstance(self.pool, Pool) else self.pool
         return {
             "path": str(self.source.path),
             "read": counts.n_read,
@@ -85,6 +93,7 @@ def open_session(
     overlap: int = 1,
     skip_invalid: bool = False,
     dask: str | Cluster | None = None,
+    serve_only: bool = False,
 ) -> Session:
     """Open ``dataset`` for labelling the texts of ``source`` (see the module).
 
@@ -95,6 +104,8 @@ def open_session(
     stored answers into the model's training targets. ``dask`` scores the pool
     on a Dask cluster (see the module; text classification only); a cluster
     opened here from an address is the session's ``cluster`` to close.
+    ``serve_only``: a session of a server that follows a learner process (see
+    the module; ``dask`` must be None).
     """
     store = Store(db)
     cluster = None
@@ -104,7 +115,13 @@ def open_session(
         answered = (
             store.answered_input_keys(dataset) if store.has_dataset(dataset) else set()
         )
-        if dask is None:
+        if serve_only and reader.loader == "jsonl":
+            from spacy_al.scale.keys import KeyPool
+
+            pool = KeyPool.read(
+                reader.path, answered=answered, skip_invalid=skip_invalid
+            )
+        elif dask is None or serve_only:
             pool = Pool(
                 reader, answered=answered, foreground_seconds=FOREGROUND_SECONDS
             )
@@ -116,6 +133,17 @@ def open_session(
         store.create_dataset(dataset, meta=meta)
         # 3. The model: resumed, or new with the version going on.
         checkpoints = Checkpoints.for_db(db, dataset)
+        if serve_only:  # the learner process has the model and learns
+            return Session(
+                dataset=dataset,
+                store=store,
+                source=reader,
+                pool=pool,
+                checkpoints=checkpoints,
+                updater=None,
+                resumed=False,
+                consensus=Consensus(overlap),
+            )
         updater = load_updater(checkpoints) if load_updater is not None else None
         resumed = updater is not None
         if updater is None:

@@ -393,6 +393,8 @@ def test_recipes_bench_speed_prints_every_section_and_writes_results(
             "20",
             "--dask-scoring",
             "1000",
+            "--serving-pools",
+            "3000",
             "--output",
             str(out),
         ],
@@ -405,6 +407,7 @@ def test_recipes_bench_speed_prints_every_section_and_writes_results(
         "4. peak RSS",
         "5. NER",
         "6. scaling out",
+        "7. a serving process",
     ):
         assert section in result.output
     results = json.loads((out / "results.json").read_text())
@@ -413,6 +416,14 @@ def test_recipes_bench_speed_prints_every_section_and_writes_results(
     assert results["machine"]["nproc"] >= 1
     assert results["ner_scoring"]["n_docs"] == 20
     assert results["ner_scoring"]["train_docs"] == 40
+    # the serving process held the pool's keys, no model, and served answers
+    serving = results["serving"][0]
+    assert (serving["pool_size"], serving["pool"], serving["model"]) == (
+        3000,
+        "KeyPool",
+        False,
+    )
+    assert serving["answers"] == serving["done"] > 0 and not serving["errors"]
     if importlib.util.find_spec("dask") is not None:  # the optional extra
         assert results["dask_scoring"]["pool_size"] == 1000
         assert results["dask_scoring"]["same_picks"] is True

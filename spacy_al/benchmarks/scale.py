@@ -7,22 +7,23 @@
 * ``measure_big_pool`` / ``measure_big_pool_subprocess``: a pool of millions of
   texts (a corpus repeated with a numbered suffix, as ``bench speed``'s start-up
   figures) opened with ``open_session(dask=...)``: the time to index it on the
-  cluster, to the first question (a full pass), and for a later full pass (after
-  an update, so the new model is shipped), and the peak RSS of the learner
-  process, of each worker and of a process holding the same index
-  (``measure_serving``: what a server would hold if it indexed the pool on the
-  cluster; servers started with ``--learner process|remote`` read the pool in
-  their own process instead).
+  cluster, to the first question (a random sample of ``FIRST_WINDOW`` texts
+  scored), and for a later full pass (after an update, so the new model is
+  shipped), and the peak RSS of the learner process and of each worker.
+* ``measure_serving`` / ``measure_serving_subprocess``: a serving process that
+  follows a learner process (``textcat.teach --learner remote``: the pool's
+  keys and done marks, no model) on such a pool, with answers flowing through
+  its feed from a queue published as a learner publishes it: the time to open
+  it, its peak RSS, and the CPU time per answer -> next.
 
-``bench speed --dask-scoring N --dask-pool N`` runs them.
+``bench speed --dask-scoring N --dask-pool N --serving-pools N,M`` runs them.
 """
 
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,11 @@ def _labels(records: Sequence[tuple[str, list[str]]]) -> list[str]:
     return sorted({label for _, labels in records for label in labels})
 
 
+def _replicated_text(base: Sequence[str], i: int) -> str:
+    """The ``i``-th text of a replicated pool of the distinct texts ``base``."""
+    return base[i] if i < len(base) else f"{base[i % len(base)]} #{i // len(base)}"
+
+
 def write_replicated_pool(
     path: str | Path, texts: Sequence[str], n: int, *, chunk: int = 100_000
 ) -> Path:
@@ -55,13 +61,7 @@ def write_replicated_pool(
     with path.open("w", encoding="utf-8") as file:
         for lo in range(0, n, chunk):
             lines = (
-                srsly.json_dumps(
-                    {
-                        "text": base[i]
-                        if i < len(base)
-                        else f"{base[i % len(base)]} #{i // len(base)}"
-                    }
-                )
+                srsly.json_dumps({"text": _replicated_text(base, i)})
                 for i in range(lo, min(n, lo + chunk))
             )
             file.write("\n".join(lines) + "\n")
@@ -249,15 +249,6 @@ def measure_big_pool(
             full_pass = time.perf_counter() - start
             workers_rss = cluster.client.run(peak_rss_bytes)
             session.store.close()
-            # A process holding the same index (nothing learnt), on the same
-            # pool and cluster, in a fresh Python of its own.
-            serving = _serving_subprocess(
-                Path(pool_path),
-                labels,
-                cluster.client.scheduler.address,
-                f"sqlite:///{Path(tmp) / 'bench.db'}",
-                timeout=3600,
-            )
             pool_size = len(session.pool)
             partitions = len(session.pool.parts)
     return {
@@ -273,87 +264,201 @@ def measure_big_pool(
         "learner_peak_rss_bytes": peak_rss_bytes(),
         "learner_peak_rss_before_bytes": rss_before,
         "worker_peak_rss_bytes": sorted(workers_rss.values()),
-        "serving": serving,
     }
+
+
+SERVING_DATASET = "bench_serving"
 
 
 def measure_serving(
     pool_path: str | Path,
     *,
     labels: Sequence[str],
-    dask: str,
     db: str,
-    architecture: str = "bow",
+    answers: int,
+    annotators: int = 4,
 ) -> dict[str, Any]:
-    """A process that opens a pool indexed on the Dask cluster ``dask`` (keys,
-    offsets and done marks; a model that learns nothing) and its loop: what a
-    server would hold if it indexed the pool on the cluster (servers started
-    with ``--learner process|remote`` read the pool in-process instead).
-    Returns the seconds to open it and this process's peak RSS."""
-    from spacy_al.loop import StrategySpec
-    from spacy_al.session import open_session
-    from spacy_al.textcat.loop import ActiveLoop
-    from spacy_al.textcat.model import TextcatModel, build_textcat
-    from spacy_al.updater import Updater
+    """A serving process that follows a learner process, on ``pool_path``.
+
+    Opens ``textcat.teach --learner remote`` (what such a server holds of the
+    pool, and no model) and its feed, which reads the queue already published
+    in ``db`` (:func:`measure_serving_subprocess` publishes it as a learner
+    does); then ``annotators`` threads ask for ``answers`` tasks and answer
+    them through the feed. Returns the seconds to open the session, the peak
+    RSS of this process (before anything was opened, too), the answers given,
+    and answer -> next: wall time per answer and CPU time of this process.
+    """
+    from spacy_al.serve.feed import Feed, configure_process
+    from spacy_al.serve.launcher import build_components
 
     rss_before = peak_rss_bytes()
-    labels = list(labels)
     start = time.perf_counter()
-    session = open_session(
-        "bench",
-        pool_path,
-        db=db,
-        meta={"labels": labels, "task": "textcat", "exclusive": True},
-        new_updater=lambda version: Updater(
-            TextcatModel(build_textcat(labels, architecture=architecture)),
-            version=version,
-        ),
-        load_updater=None,
-        to_targets=lambda answers, labels: [],
-        dask=dask,
-    )
-    ActiveLoop(
-        session.pool,
-        session.updater,
-        spec=StrategySpec.parse("margin"),
-        store=session.store,
-        dataset="bench",
+    components = build_components(
+        "textcat.teach",
+        {
+            "dataset": SERVING_DATASET,
+            "source": Path(pool_path),
+            "label": ",".join(labels),
+            "db": db,
+            "learner": "remote",
+        },
     )
     opened = time.perf_counter() - start
-    session.store.close()
-    session.cluster.close()  # a client of the learner's cluster
+    rss_opened = peak_rss_bytes()
+    configure_process()
+    feed = Feed.from_components(components, lease_seconds=600.0)
+    per_annotator = -(-answers // annotators)
+    seconds: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def annotate(who: str) -> None:
+        for _ in range(per_annotator):
+            begin = time.perf_counter()
+            try:
+                task = feed.next_task(who, timeout=30.0)
+                if task is None:
+                    return
+                answer = {"_input_key": task["_input_key"], "answer": "accept"}
+                feed.answer(who, answer)
+            except Exception as e:  # reported: the figures are wrong with them
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}")
+                return
+            with lock:
+                seconds.append(time.perf_counter() - begin)
+
+    cpu = time.process_time()
+    wall = time.perf_counter()
+    threads = [
+        threading.Thread(target=annotate, args=(f"a{k}",)) for k in range(annotators)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - wall
+    cpu = time.process_time() - cpu
+    stats = feed.stats()
+    feed.close()
     return {
-        "pool_size": len(session.pool),
+        "pool_size": len(components["loop"].pool),
+        "pool": type(components["loop"].pool).__name__,
+        "model": components["loop"].updater is not None,
         "session_open_seconds": opened,
+        "answers": len(seconds),
+        "done": stats["done"],
+        "errors": errors[:5],
+        "answer_then_next_p50_seconds": statistics.median(seconds or [0.0]),
+        "answer_then_next_p95_seconds": _p95(seconds),
+        "cpu_seconds_per_answer": cpu / max(len(seconds), 1),
+        "wall_seconds": wall,
         "peak_rss_bytes": peak_rss_bytes(),
+        "peak_rss_opened_bytes": rss_opened,
         "peak_rss_before_bytes": rss_before,
     }
 
 
-def _serving_subprocess(
-    pool_path: Path, labels: Sequence[str], address: str, db: str, timeout: float
+def _p95(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def publish_queue_as_learner(
+    db: str,
+    base: Sequence[str],
+    *,
+    pool_size: int,
+    labels: Sequence[str],
+    n_tasks: int,
+    seed: int = 0,
+) -> None:
+    """Publish ``n_tasks`` tasks of a replicated pool of ``pool_size`` texts
+    (spread over the whole pool) as the queue of ``SERVING_DATASET``, as a
+    learner process does; its lock is taken for an hour."""
+    import numpy as np
+
+    from spacy_al.corpus import set_hashes
+    from spacy_al.store import Store
+
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(pool_size, size=min(n_tasks, pool_size), replace=False)
+    tasks = [
+        set_hashes(
+            {
+                "text": _replicated_text(base, int(i)),
+                "label": labels[0],
+                "meta": {"score": 0.5},
+                "_model_version": 1,
+            }
+        )
+        for i in picks
+    ]
+    store = Store(db)
+    try:
+        store.create_dataset(
+            SERVING_DATASET,
+            meta={
+                "labels": list(labels),
+                "view_id": "classification",
+                "exclusive": True,
+                "task": "textcat",
+                "overlap": 1,
+            },
+        )
+        store.acquire_learner(SERVING_DATASET, "bench-learner", seconds=3600)
+        store.publish_queue(
+            SERVING_DATASET,
+            "bench-learner",
+            version=1,
+            tasks=tasks,
+            replace=True,
+            exhausted=False,
+        )
+    finally:
+        store.close()
+
+
+def measure_serving_subprocess(
+    records: Sequence[tuple[str, list[str]]],
+    *,
+    pool_size: int,
+    answers: int = 1000,
+    annotators: int = 4,
+    workdir: str | Path | None = None,
+    timeout: float = 3600.0,
 ) -> dict[str, Any]:
-    """``measure_serving`` in a fresh Python; its error's last lines if it fails."""
-    out_path = pool_path.with_name("serving.json")
-    code = (
-        "import sys, srsly\n"
-        "from spacy_al.benchmarks.scale import measure_serving\n"
-        "r = measure_serving(sys.argv[1], labels=sys.argv[2].split('\\x1f'),"
-        " dask=sys.argv[3], db=sys.argv[4])\n"
-        "srsly.write_json(sys.argv[5], r)\n"
-    )
-    args = [sys.executable, "-c", code, str(pool_path), "\x1f".join(labels)]
-    done = subprocess.run(
-        [*args, address, db, str(out_path)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0 or not out_path.exists():
-        err = (done.stderr or "").strip().splitlines()[-3:]
-        return {"error": " | ".join(err)}
-    return dict(srsly.read_json(out_path))
+    """``measure_serving`` in a fresh Python on a replicated pool of
+    ``pool_size`` texts, after a queue of ``2 * answers`` of them was published
+    in a fresh SQLite database."""
+    labels = _labels(records)
+    base = list(dict.fromkeys(t for t, _ in records))
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_serving_") as tmp:
+        pool_path = write_replicated_pool(Path(tmp) / "pool.jsonl", base, pool_size)
+        db = f"sqlite:///{Path(tmp) / 'serving.db'}"
+        publish_queue_as_learner(
+            db, base, pool_size=pool_size, labels=labels, n_tasks=2 * answers
+        )
+        out_path = Path(tmp) / "result.json"
+        code = (
+            "import sys, srsly\n"
+            "from spacy_al.benchmarks.scale import measure_serving\n"
+            "r = measure_serving(sys.argv[1], labels=sys.argv[2].split('\\x1f'),"
+            " db=sys.argv[3], answers=int(sys.argv[4]), annotators=int(sys.argv[5]))\n"
+            "srsly.write_json(sys.argv[6], r)\n"
+        )
+        args = [str(pool_path), "\x1f".join(labels), db, str(answers), str(annotators)]
+        result = run_in_fresh_python(
+            code,
+            [*args, str(out_path)],
+            out_path=out_path,
+            pool_size=pool_size,
+            timeout=timeout,
+        )
+        result["pool_bytes"] = pool_path.stat().st_size
+        return result
 
 
 def measure_big_pool_subprocess(

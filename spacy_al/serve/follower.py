@@ -24,6 +24,10 @@ from the database only:
 Answers are committed to the store by the feed before they are acknowledged,
 as in one process, and undo takes them out of the store; the learner reads
 them from there.
+
+Such a server's loop is a :class:`ServingLoop`: no model, nothing selected or
+learnt, and a pool that needs no texts (a :class:`~spacy_al.scale.keys.KeyPool`
+for a JSONL source: input keys and done marks only).
 """
 
 from __future__ import annotations
@@ -32,14 +36,15 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spacy_al.corpus import task_key_of
 from spacy_al.errors import Errors
+from spacy_al.team.consensus import Consensus
 
 if TYPE_CHECKING:
-    from spacy_al.protocols import Loop
+    from spacy_al.protocols import Loop, YieldPoint
     from spacy_al.serve.leases import Leases
     from spacy_al.store import Store
 
@@ -272,3 +277,85 @@ class Follower:
         elif published.get("error"):
             out["error"] = published["error"]
         return out
+
+
+class ServingLoop:
+    """The loop of a server whose learner process selects and learns: a
+    ``spacy_al.protocols.Loop`` with no model.
+
+    The feed serves what the :class:`Follower` reads from the learner's queue
+    and stores answers itself, so this loop only holds what the feed asks of
+    a loop: the ``pool`` (input keys and done marks), the ``store`` and
+    ``dataset``, the ``labels`` and ``exclusive``, the ``task`` and the
+    ``batch_size``. As the Loop protocol says of a loop that learns nothing,
+    its ``updater`` is None and its ``version`` 0 (the feed's ``stats`` show
+    the learner's); selecting, answering and learning here are errors.
+    """
+
+    def __init__(
+        self,
+        pool: Any,
+        *,
+        store: Store,
+        dataset: str,
+        labels: Sequence[str],
+        exclusive: bool,
+        task: str = "textcat",
+        batch_size: int = 10,
+    ) -> None:
+        self.pool = pool
+        self.store: Store = store
+        self.dataset: str = dataset
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.exclusive = exclusive
+        self.task = task
+        self.batch_size = batch_size
+        self.consensus = Consensus()
+        self.updater = None  # the learner process has the model
+        self.asks_label = True
+
+    @property
+    def version(self) -> int:
+        """0: the model is the learner's."""
+        return 0
+
+    @property
+    def trained(self) -> bool:
+        return False
+
+    @property
+    def n_pending(self) -> int:
+        return 0
+
+    @property
+    def ready_to_learn(self) -> bool:
+        return False
+
+    @property
+    def conflicts(self) -> dict[int, tuple[dict, ...]]:
+        return {}
+
+    @property
+    def n_waiting(self) -> int:
+        return 0
+
+    def pop_targets(self) -> list:
+        return []
+
+    def adjudicate(self, reviews: Iterable[dict]) -> int:
+        return 0
+
+    def hold(self, answers: Iterable[dict]) -> None:
+        """Answers held back for agreement are the learner's to hold."""
+
+    def set_yield_point(self, yield_point: YieldPoint | None) -> None:
+        """Nothing is selected or learnt here: nothing to give way."""
+
+    def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:
+        raise RuntimeError(Errors.E1108.format(what="select", dataset=self.dataset))
+
+    def answer(self, answers: Sequence[dict], *, annotator: str) -> list[int]:
+        raise RuntimeError(Errors.E1108.format(what="answer", dataset=self.dataset))
+
+    def undo(self, eg: dict, *, annotator: str) -> bool:
+        raise RuntimeError(Errors.E1108.format(what="undo", dataset=self.dataset))
