@@ -58,11 +58,13 @@ from spacy_al.checkpoints import Checkpoints
 from spacy_al.corpus import Source
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
+from spacy_al.ner.fit import SESSION_FIT_EXAMPLES, SESSION_FIT_SECONDS
 from spacy_al.ner.loop import NERLoop
 from spacy_al.ner.model import (
     DEFAULT_BEAM_WIDTH,
     DEFAULT_LEARN_RATE,
     FACTORIES,
+    SESSION_FACTORY,
     NERModel,
     build_ner,
 )
@@ -100,11 +102,6 @@ from ._options import (
     split_commas,
 )
 
-#: Examples each batch's fit trains on (every answer, many epochs while they
-#: are few), at most FIT_SECONDS: within the batch -> model budget of 15 s.
-FIT_EXAMPLES = 2000
-FIT_SECONDS = 8.0
-
 
 def vectors_progress(stage: str, done: float) -> None:
     """Show the pool vectors' training (minutes on 2 cores for a big pool)."""
@@ -116,11 +113,21 @@ Labels = Annotated[
     str | None, typer.Option("--label", "-l", help="Comma-separated entity labels")
 ]
 Arch = Annotated[
-    str, typer.Option("--arch", help=f"Entity recognizer: {', '.join(FACTORIES)}")
+    str,
+    typer.Option(
+        "--arch",
+        help=f"Entity recognizer: {', '.join(FACTORIES)} (ner: greedy, its "
+        "uncertainty scored with a beam of --beam-width; what the WNUT-17 "
+        "measurements ran)",
+    ),
 ]
 BeamWidth = Annotated[
     int,
-    typer.Option("--beam-width", help="Beam width for training and scores (1: greedy)"),
+    typer.Option(
+        "--beam-width",
+        help="Beam width of the scores (and of training, with --arch beam_ner); "
+        "1: greedy scores",
+    ),
 ]
 Component = Annotated[
     str | None, typer.Option("--component", help="Name of the ner component to train")
@@ -160,7 +167,7 @@ def build_ner_components(
     strategy: str,
     db: str = DEFAULT_DB,
     base: str = "blank:en",
-    arch: str = "beam_ner",
+    arch: str = SESSION_FACTORY,
     beam_width: int = DEFAULT_BEAM_WIDTH,
     component: str | None = None,
     batch_size: int = 10,
@@ -193,7 +200,7 @@ def build_ner_components(
             learn_rate=DEFAULT_LEARN_RATE,
             drop=0.1,
             use_averages=True,
-            refit_seconds=math.inf,  # the model's fit keeps to FIT_SECONDS
+            refit_seconds=math.inf,  # the model's fit keeps to SESSION_FIT_SECONDS
         )
         if updater is not None and set(updater.labels) != set(labels):
             raise ValueError(
@@ -241,15 +248,15 @@ def build_ner_components(
             static_vectors=None if vectors != "none" else False,
         )
         # After every batch the model fits on all answers so far (many epochs
-        # while they are few, within FIT_SECONDS); served snapshots hold the
+        # while they are few, within SESSION_FIT_SECONDS); served snapshots hold the
         # averaged weights: steadier suggestions.
         return Updater(
             NERModel(
                 nlp,
                 component=component,
                 beam_width=beam_width,
-                fit_examples=FIT_EXAMPLES,
-                fit_seconds=FIT_SECONDS,
+                fit_examples=SESSION_FIT_EXAMPLES,
+                fit_seconds=SESSION_FIT_SECONDS,
             ),
             learn_rate=DEFAULT_LEARN_RATE,
             drop=0.1,
@@ -340,7 +347,7 @@ def teach(
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
     vectors: VectorsOpt = "auto",
-    arch: Arch = "beam_ner",
+    arch: Arch = SESSION_FACTORY,
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
     strategy: Strategy = "entity",
@@ -401,7 +408,7 @@ def correct(
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
     vectors: VectorsOpt = "auto",
-    arch: Arch = "beam_ner",
+    arch: Arch = SESSION_FACTORY,
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
     strategy: Strategy = "any_entity",

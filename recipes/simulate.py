@@ -50,6 +50,7 @@ from wasabi import msg
 from spacy_al.benchmarks.labels import REPORT_SEED, SPLITS, TUNE_SEED, dev_split
 from spacy_al.corpus import Source
 from spacy_al.errors import Errors, SourceError
+from spacy_al.ner.model import SESSION_FACTORY
 from spacy_al.registry import recipe
 from spacy_al.simulate import simulate
 from spacy_al.simulate.runner import SimulationConfig, plot_curves, stop_cells
@@ -75,7 +76,7 @@ from ._options import (
 )
 
 TASKS = ("textcat", "ner")
-DEFAULT_ARCH = {"textcat": DEFAULT_ARCHITECTURE, "ner": "beam_ner"}
+DEFAULT_ARCH = {"textcat": DEFAULT_ARCHITECTURE, "ner": SESSION_FACTORY}
 
 
 def print_table(results: dict) -> None:
@@ -93,7 +94,7 @@ def print_table(results: dict) -> None:
     ]
     ner = results["task"] == "ner"
     if ner:
-        header[1:1] = ["tokens to target (per seed)", "share of pool"]
+        header[1:1] = ["tokens to target (per seed)", "share of pool", "AUC tokens"]
     rows = []
     for name, entry in results["strategies"].items():
         ratio = entry.get("ratio_to_random")
@@ -115,6 +116,7 @@ def print_table(results: dict) -> None:
                     "-" if n is None else str(n) for n in entry["tokens_to_target"]
                 ),
                 "-" if share is None else f"{share:.1%}",
+                f"{entry['auc_tokens']:.3f}",
             ]
         rows.append(row)
     msg.table(rows, header=header, divider=True)
@@ -235,6 +237,15 @@ def simulate_cli(
             "(0: --update-steps online steps with --replay)",
         ),
     ] = 2000,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="NER: folder caching the pool's vectors and the full-data "
+            "reference (default OUTPUT/vectors); runs of the same data split "
+            "into several commands (e.g. seeds 0-2, then 3-4) can share one",
+        ),
+    ] = None,
 ) -> None:
     """Replay gold labels as the annotator: labels each strategy needs vs random."""
     if task not in TASKS:
@@ -288,7 +299,7 @@ def simulate_cli(
         dask=dask,
         vectors=vectors,
         fit_examples=fit_examples,
-        vectors_dir=str(output / "vectors") if task == "ner" else None,
+        vectors_dir=str(cache or output / "vectors") if task == "ner" else None,
     )
     runs = len(config.strategies) * seeds
     rounds_per_run = max(1, (budget - seed_size) // batch_size + 1)
@@ -316,6 +327,9 @@ def simulate_cli(
             msg.fail(str(e), exits=1)
     output.mkdir(parents=True, exist_ok=True)
     results["split"] = split  # dev: scored on a split of TRAIN; test: on --eval
+    results["train_path"] = str(train)
+    results["eval_path"] = None if eval_path is None else str(eval_path)
+    results["seeds"] = list(range(first_seed, first_seed + seeds))
     srsly.write_json(output / "results.json", results)
     plot_curves(results, str(output / "curve.png"))
     pool = f"pool {results['pool_size']}"
@@ -337,6 +351,12 @@ def simulate_cli(
             msg.text(
                 f"{name} AUC - random's: {d['diff']:+.4f} "
                 f"(paired bootstrap 95% interval [{d['low']:+.4f}, {d['high']:+.4f}])"
+            )
+        d = entry.get("auc_tokens_vs_random")
+        if d:
+            msg.text(
+                f"{name} AUC over tokens annotated - random's: {d['diff']:+.4f} "
+                f"([{d['low']:+.4f}, {d['high']:+.4f}])"
             )
     msg.text(
         f"Stop: where stabilizing predictions said stop (mean kappa of the last "

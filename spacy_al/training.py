@@ -31,8 +31,9 @@ from spacy_al.export import (
     split_targets,
 )
 from spacy_al.metrics import textcat_score
+from spacy_al.ner.fit import train_ner
 from spacy_al.ner.model import DEFAULT_LEARN_RATE as NER_LEARN_RATE
-from spacy_al.ner.model import NERModel, build_ner, train_ner
+from spacy_al.ner.model import NERModel, build_ner
 from spacy_al.ner.targets import reference_doc
 from spacy_al.pipelines import load_base
 from spacy_al.store import Store

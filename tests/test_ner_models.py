@@ -279,7 +279,7 @@ def test_ner_models_fit_keeps_to_its_seconds():
     model = NERModel(build_ner(LABELS, seed=0), fit_examples=10_000, fit_seconds=0.0)
     targets = accepted_targets()
     model.fit(targets)  # stops after its first minibatch
-    assert model._seconds_per_example is not None
+    assert model.schedule.seconds_per_example is not None
     epochs, per_epoch = model.fit_plan(len(targets))
     # The next fit plans for what fit_seconds allows (here: one example).
     assert epochs * per_epoch == 1

@@ -1,7 +1,22 @@
 import srsly
 
 from spacy_al.simulate import simulate
+from spacy_al.simulate.ner import token_auc
 from spacy_al.simulate.runner import SimulationConfig
+
+
+def test_token_auc_holds_each_model_until_the_next_batch():
+    # (texts, tokens, F1): a model scoring 0.1 from 100 tokens, 0.3 from 300;
+    # over 100..500 tokens: (200 * 0.1 + 200 * 0.3) / 400.
+    curve = [(10, 100, 0.1), (20, 300, 0.3)]
+    assert abs(token_auc(curve, low=100, high=500) - 0.2) < 1e-12
+    # A strategy that read more tokens is cut at the same horizon...
+    longer = [(10, 100, 0.1), (20, 450, 0.5), (30, 900, 0.9)]
+    assert (
+        abs(token_auc(longer, low=100, high=500) - (350 * 0.1 + 50 * 0.5) / 400) < 1e-12
+    )
+    # ...and one that reaches the same F1 after fewer tokens scores higher.
+    assert token_auc([(10, 100, 0.1), (20, 200, 0.3)], low=100, high=500) > 0.2
 
 
 def test_ner_simulate_pool_vectors_and_auc_against_random(corpora_dir, tmp_path):
@@ -31,3 +46,14 @@ def test_ner_simulate_pool_vectors_and_auc_against_random(corpora_dir, tmp_path)
     assert diff["low"] <= diff["diff"] <= diff["high"]
     random_aucs = results["strategies"]["random"]["auc_per_seed"]
     assert abs(diff["diff"] - (sum(slc["auc_per_seed"]) - sum(random_aucs)) / 2) < 1e-9
+    # Every seed's curve is kept, and its AUC over tokens is read from it.
+    assert results["seeds"] == [0, 1]
+    for name in ("sequence_least_confidence", "random"):
+        entry = results["strategies"][name]
+        for curve, auc in zip(
+            entry["curves_per_seed"], entry["auc_tokens_per_seed"], strict=True
+        ):
+            assert [n for n, _, _ in curve] == [10, 20]
+            high = results["auc_tokens_to"]
+            assert auc == token_auc(curve, low=curve[0][1], high=high)
+    assert "auc_tokens_vs_random" in slc

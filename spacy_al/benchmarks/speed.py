@@ -455,8 +455,9 @@ def measure_update(
     """Time of ``Updater.update`` per batch: the steps, the snapshot, the swap.
 
     ``model`` is ``bow`` or ``ensemble`` (textcat; ``records`` carry a gold label)
-    or ``ner`` (``beam_ner``, beam width 4, as ``ner.teach``; ``records`` carry
-    gold ``spans``). The updater is set up as the recipes set it up; each of
+    or ``ner`` (greedy ``ner`` scored with a beam of 4 and fit on every answer
+    after each batch, as ``ner.teach``; ``records`` carry gold ``spans``; no
+    pool vectors). The updater is set up as the recipes set it up; each of
     ``batches`` batches of ``batch_size`` gold answers is learnt in turn (so the
     replay of earlier answers grows as in a session), and the version the updater
     serves is checked to have gone up after each.
@@ -515,20 +516,30 @@ def _updater_and_targets(records: Sequence[dict], model: str, n: int) -> tuple:
         ]
         return updater, targets
     if model == "ner":
+        from spacy_al.ner.fit import SESSION_FIT_EXAMPLES, SESSION_FIT_SECONDS
         from spacy_al.ner.model import DEFAULT_BEAM_WIDTH, NERModel, build_ner
         from spacy_al.ner.model import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+        from spacy_al.ner.model import SESSION_FACTORY as NER_FACTORY
         from spacy_al.ner.targets import NERTarget
 
         spanned = [r for r in records if isinstance(r.get("spans"), list)]
         labels = sorted({s["label"] for r in spanned for s in r["spans"]})
         if not labels:
             raise ValueError(Errors.E717.format(n=0, need=n, model=model))
-        nlp = build_ner(labels, factory="beam_ner", beam_width=DEFAULT_BEAM_WIDTH)
+        # As ner.teach/ner.correct set it up: a fit on every answer after each
+        # batch, capped at SESSION_FIT_SECONDS (no pool vectors here).
+        nlp = build_ner(labels, factory=NER_FACTORY, beam_width=DEFAULT_BEAM_WIDTH)
         updater = Updater(
-            NERModel(nlp, beam_width=DEFAULT_BEAM_WIDTH),
+            NERModel(
+                nlp,
+                beam_width=DEFAULT_BEAM_WIDTH,
+                fit_examples=SESSION_FIT_EXAMPLES,
+                fit_seconds=SESSION_FIT_SECONDS,
+            ),
             learn_rate=NER_LEARN_RATE,
             drop=0.1,
             use_averages=True,
+            refit_seconds=float("inf"),
         )
         targets = [
             NERTarget(
@@ -769,7 +780,8 @@ def measure_ner_scoring(
     """
     from sklearn.metrics import roc_auc_score
 
-    from spacy_al.ner.model import NERModel, build_ner, gold_docs, train_ner
+    from spacy_al.ner.fit import train_ner
+    from spacy_al.ner.model import NERModel, build_ner, gold_docs
     from spacy_al.ner.scores import ner_doc_scores
     from spacy_al.ner.targets import NERTarget
 

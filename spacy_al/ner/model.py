@@ -13,16 +13,15 @@ under a lock, checkpoints) and the loop drive it unchanged:
   document measures: ``spacy_al.ner.scores``), predicts entities, evaluates entity
   F1 (spaCy's own scorer), and updates from ``NERTarget``s: partial answers train
   only what they say (other tokens missing, rejected spans through the ner's
-  ``incorrect_spans_key``), gold answers train every token.
+  ``incorrect_spans_key``), gold answers train every token. Which updates it
+  takes after each batch, and training to convergence, are
+  ``spacy_al.ner.fit``'s.
 """
 
 from __future__ import annotations
 
 import copy
-import random
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,9 +32,15 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import get_lang_class
-from thinc.api import Adam, Model, Optimizer, fix_random_seed
+from thinc.api import Model, Optimizer, fix_random_seed
 
 from spacy_al.errors import Errors
+from spacy_al.ner.fit import (
+    DEFAULT_FIT_MAX_EPOCHS,
+    DEFAULT_LEARN_RATE,
+    FIT_SETTINGS,
+    FitSchedule,
+)
 from spacy_al.ner.scores import PREDICT_BATCH, DocNERScores, score_docs
 from spacy_al.ner.targets import NERTarget, reference_doc
 from spacy_al.pipelines import load_base
@@ -43,21 +48,14 @@ from spacy_al.protocols import YieldPoint
 from spacy_al.spans import make_ner_doc
 
 FACTORIES = ("beam_ner", "ner")
+#: The entity recognizer of the labelling recipes and ``simulate ner``: spaCy's
+#: greedy ``ner``, its uncertainty scored with a beam of ``DEFAULT_BEAM_WIDTH``
+#: (any ner can be): what the in-loop measurements on WNUT-17 ran (issue #12),
+#: and a fit on the answers takes a fraction of ``beam_ner``'s time.
+SESSION_FACTORY = "ner"
 DEFAULT_BEAM_WIDTH = 4
 DEFAULT_BEAM_DENSITY = 1e-4
-DEFAULT_LEARN_RATE = 0.001
 INCORRECT_SPANS_KEY = "incorrect_spans"
-DEFAULT_FIT_MAX_EPOCHS = 10
-#: The newest answers every fit trains on when it samples the rest.
-FIT_NEWEST = 50
-FIT_SETTINGS = (
-    "fit_examples",
-    "fit_max_epochs",
-    "fit_seconds",
-    "learn_rate",
-    "drop",
-    "seed",
-)
 
 Entity = tuple[int, int, str]
 
@@ -253,116 +251,33 @@ class NERModel:
         # pipeline, the pretrained ones for an installed one).
         self._initial = nlp.to_bytes() if initial is None else initial
         self.yield_point = yield_point
-        self.fit_examples = int(fit_examples)
-        self.fit_max_epochs = max(1, int(fit_max_epochs))
-        self.fit_seconds = fit_seconds
-        self.learn_rate = learn_rate
-        self.drop = drop
-        self.seed = seed
-        self._fit_rng = random.Random(seed)
-        self._fit_optimizer: Optimizer | None = None
-        self._fit_docs: dict[int, Doc] = {}
-        self._seconds_per_example: float | None = None
+        self.schedule = FitSchedule(
+            examples=fit_examples,
+            max_epochs=fit_max_epochs,
+            seconds=fit_seconds,
+            learn_rate=learn_rate,
+            drop=drop,
+            seed=seed,
+        )
 
     @property
     def refits(self) -> bool:
         """Whether the updater calls :meth:`fit` on every known answer after
         each batch (``fit_examples`` > 0) instead of a few online steps."""
-        return self.fit_examples > 0
+        return self.schedule.examples > 0
 
     def _settings(self) -> dict[str, Any]:
-        return {
-            "fit_examples": self.fit_examples,
-            "fit_max_epochs": self.fit_max_epochs,
-            "fit_seconds": self.fit_seconds,
-            "learn_rate": self.learn_rate,
-            "drop": self.drop,
-            "seed": self.seed,
-        }
+        return self.schedule.settings()
 
     def fit_plan(self, n_targets: int) -> tuple[int, int]:
-        """Epochs and examples per epoch of a :meth:`fit` on ``n_targets``.
-
-        About ``fit_examples`` examples per fit: many epochs over the first
-        answers (at most ``fit_max_epochs``), one epoch once ``fit_examples``
-        are known, then a sample of that size (the newest answers always in).
-        With ``fit_seconds`` the examples are also capped by the time the
-        last fits took per example, and a fit stops once it has taken that
-        long, so that it keeps to the batch -> model budget on a slow or
-        loaded machine (simulations leave it None: reproducible runs).
-        """
-        budget = self.fit_examples
-        if self.fit_seconds is not None and self._seconds_per_example:
-            budget = min(budget, int(self.fit_seconds / self._seconds_per_example))
-        budget = max(budget, 1)
-        if n_targets <= 0:
-            return 0, 0
-        epochs = max(1, min(self.fit_max_epochs, budget // n_targets))
-        return epochs, min(n_targets, max(budget // epochs, 1))
-
-    def _out_of_time(self, start: float) -> bool:
-        """Whether a fit that began at ``start`` has used its ``fit_seconds``."""
-        return (
-            self.fit_seconds is not None
-            and time.perf_counter() - start >= self.fit_seconds
-        )
-
-    def _fit_doc(self, target: NERTarget) -> Doc:
-        doc = self._fit_docs.get(target.input_key)
-        if doc is None or doc.text != target.text:
-            doc = self.target_doc(target)
-            self._fit_docs[target.input_key] = doc
-        return doc
+        """Epochs and examples per epoch of a :meth:`fit` on ``n_targets``
+        (:meth:`FitSchedule.plan`)."""
+        return self.schedule.plan(n_targets)
 
     def fit(self, targets: Sequence[NERTarget], *, minibatch: int = 16) -> float:
-        """Train on every known answer (see :meth:`fit_plan`), continuing from
-        the current weights with an optimizer of its own whose averaged
-        weights :meth:`snapshot` serves; returns the summed loss.
-
-        While answers are few this is many passes over all of them (what a
-        retrain on them would do, without starting over); later, one pass, or
-        a sample with the newest answers in: replay of everything learnt.
-        """
-        targets = list(targets)
-        epochs, per_epoch = self.fit_plan(len(targets))
-        if not epochs:
-            return 0.0
-        if self._fit_optimizer is None:
-            self._fit_optimizer = Adam(self.learn_rate)
-        start = time.perf_counter()
-        newest = targets[-min(len(targets), FIT_NEWEST) :]
-        older = targets[: len(targets) - len(newest)]
-        loss, seen = 0.0, 0
-        for _ in range(epochs):
-            if self._out_of_time(start):
-                break
-            if per_epoch >= len(targets):
-                order = list(targets)
-            else:
-                k = max(per_epoch - len(newest), 0)
-                order = newest[:per_epoch] + self._fit_rng.sample(older, k)
-            self._fit_rng.shuffle(order)
-            if self.fit_seconds is not None and not seen:
-                # A fit that may stop early learns the newest answers first.
-                keys = {t.input_key for t in newest}
-                order = [t for t in order if t.input_key in keys] + [
-                    t for t in order if t.input_key not in keys
-                ]
-            for i in range(0, len(order), minibatch):
-                if i and self._out_of_time(start):
-                    break
-                batch = order[i : i + minibatch]
-                if self.yield_point is not None:
-                    self.yield_point()
-                loss += self.update(
-                    [self._fit_doc(t) for t in batch],
-                    batch,
-                    sgd=self._fit_optimizer,
-                    drop=self.drop,
-                )
-                seen += len(batch)
-        self._seconds_per_example = (time.perf_counter() - start) / max(seen, 1)
-        return loss
+        """Train on every known answer as the schedule plans it
+        (:meth:`FitSchedule.fit`); returns the summed loss."""
+        return self.schedule.fit(self, targets, minibatch=minibatch)
 
     @property
     def members(self) -> tuple[NERModel, ...]:
@@ -538,7 +453,8 @@ class NERModel:
 
     def snapshot(self) -> NERModel:
         """A private copy of the whole pipeline, to serve while this one trains."""
-        averages = self._fit_optimizer.averages if self._fit_optimizer else None
+        optimizer = self.schedule.optimizer
+        averages = optimizer.averages if optimizer is not None else None
         if averages:  # what fit trained, averaged (as spacy train evaluates)
             with self.nlp.use_params(averages):
                 nlp = copy.deepcopy(self.nlp)
@@ -575,67 +491,3 @@ def gold_docs(
 ) -> list[Doc]:
     """Complete reference Docs from tasks with gold ``spans`` (others outside)."""
     return [make_ner_doc(nlp, task, labels=labels, missing=False) for task in tasks]
-
-
-@dataclass
-class NERTrainResult:
-    model: NERModel
-    best_score: float
-    best_epoch: int
-    history: list[tuple[int, float, float]] = field(
-        default_factory=list
-    )  # epoch, loss, score
-
-
-def train_ner(
-    model: NERModel,
-    targets: Sequence[NERTarget],
-    evaluate: Callable[[NERModel], float],
-    *,
-    max_epochs: int = 30,
-    patience: int = 4,
-    learn_rate: float = DEFAULT_LEARN_RATE,
-    minibatch: int = 32,
-    drop: float = 0.1,
-    seed: int = 0,
-    on_epoch: Callable[[int, float, float], None] | None = None,
-) -> NERTrainResult:
-    """Train ``model`` in place to convergence; keep its best dev epoch.
-
-    As ``spacy_al.training.train_textcat`` (epochs, early stopping after
-    ``patience`` epochs without a better ``evaluate`` score), but the model is
-    evaluated, and kept, with the optimizer's averaged weights, as ``spacy
-    train`` does: a ner's last-step weights swing too much between batches for
-    early stopping to mean anything.
-    """
-    rng = random.Random(seed)
-    optimizer = Adam(learn_rate)
-    docs = {id(t): model.target_doc(t) for t in targets}
-    order = list(targets)
-    best_score, best_epoch = float("-inf"), -1
-    best: dict[str, bytes] = {}
-    history: list[tuple[int, float, float]] = []
-    for epoch in range(max_epochs):
-        rng.shuffle(order)
-        loss = 0.0
-        for i in range(0, len(order), minibatch):
-            batch = order[i : i + minibatch]
-            loss += model.update(
-                [docs[id(t)] for t in batch], batch, sgd=optimizer, drop=drop
-            )
-        with model.nlp.use_params(optimizer.averages):
-            score = evaluate(model)
-            if score > best_score:
-                best_score, best_epoch = score, epoch
-                best = {
-                    name: model.nlp.get_pipe(name).model.to_bytes()
-                    for name in model._trainable
-                }
-        history.append((epoch, loss, score))
-        if on_epoch is not None:
-            on_epoch(epoch, loss, score)
-        if epoch - best_epoch >= patience:
-            break
-    for name, weights in best.items():
-        model.nlp.get_pipe(name).model.from_bytes(weights)
-    return NERTrainResult(model, best_score, best_epoch, history)

@@ -7,6 +7,8 @@ with ``config.task == "ner"`` calls :func:`simulate_ner`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import tempfile
 import time
@@ -20,10 +22,11 @@ from spacy.vectors import Vectors
 from spacy_al.corpus import set_hashes
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
+from spacy_al.ner.fit import DEFAULT_LEARN_RATE as NER_LEARN_RATE
+from spacy_al.ner.fit import train_ner
 from spacy_al.ner.loop import NERLoop
 from spacy_al.ner.loop import oracle_answer as oracle_ner_answer
-from spacy_al.ner.model import DEFAULT_LEARN_RATE as NER_LEARN_RATE
-from spacy_al.ner.model import NERModel, build_ner, gold_docs, train_ner
+from spacy_al.ner.model import NERModel, build_ner, gold_docs
 from spacy_al.ner.patterns import EntityPatterns
 from spacy_al.ner.targets import NERTarget
 from spacy_al.pipelines import load_base
@@ -272,6 +275,68 @@ def full_data_score_ner(
     }
 
 
+#: The settings the full-data reference depends on (with the texts and vectors).
+_FULL_DATA_KEYS = (
+    "architecture",
+    "beam_width",
+    "base",
+    "vectors",
+    "fit_examples",
+    "learn_rate",
+    "drop",
+    "max_epochs",
+    "patience",
+    "labels",
+)
+
+
+def _full_data_key(
+    train: NERGoldSet, eval_set: NERGoldSet, config: SimulationConfig
+) -> str:
+    digest = hashlib.sha256()
+    settings = {k: getattr(config, k) for k in _FULL_DATA_KEYS}
+    settings["vectors_dir"] = (
+        Path(config.vectors_dir).name if config.vectors_dir else None
+    )
+    digest.update(json.dumps(settings, sort_keys=True, default=list).encode())
+    for gold in (train, eval_set):
+        for task, spans in zip(gold.tasks, gold.spans, strict=True):
+            digest.update(str(task["_input_key"]).encode())
+            digest.update(json.dumps(spans, sort_keys=True).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def cached_full_data_score_ner(
+    train: NERGoldSet,
+    eval_set: NERGoldSet,
+    config: SimulationConfig,
+    *,
+    folder: str | Path | None,
+) -> tuple[float, dict]:
+    """:func:`full_data_score_ner`, kept in ``folder`` under a key of the texts,
+    their gold spans, the vectors and the settings it depends on.
+
+    The reference is the same for every seed and strategy (and takes longer than
+    a run on 2 cores), so simulations of the same data split into several
+    commands (seeds 0-2, then 3-4) train it once. ``info["cached"]`` says
+    whether it was read from the cache.
+    """
+    if folder is None:
+        score, info = full_data_score_ner(train, eval_set, config)
+        return score, {**info, "cached": False}
+    path = Path(folder) / f"full_data-{_full_data_key(train, eval_set, config)}.json"
+    if path.exists():
+        saved = json.loads(path.read_text(encoding="utf8"))
+        return float(saved["score"]), {**saved["info"], "cached": True}
+    score, info = full_data_score_ner(train, eval_set, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"score": score, "info": info}), encoding="utf8")
+    tmp.replace(path)
+    return score, {**info, "cached": False}
+
+
 def _first_reaching(curve: Sequence[NERPoint], target_score: float) -> NERPoint | None:
     """The point from which the curve stays at or above the target to the end."""
     index = reached_and_stayed(curve, target_score, score_at=2)
@@ -295,7 +360,8 @@ def simulate_ner(
     Every model (the full-data reference too) reads the vectors
     ``config.vectors`` asks for: floret vectors of the pool's texts by default
     (``spacy_al.representations``), trained once, before the runs
-    (``on_vectors`` reports it) and cached in ``config.vectors_dir``.
+    (``on_vectors`` reports it) and cached in ``config.vectors_dir``, as is
+    the full-data reference (:func:`cached_full_data_score_ner`).
     """
     start = time.perf_counter()
     _new_signal(config)  # bad stopping settings fail before any training
@@ -315,7 +381,12 @@ def simulate_ner(
             config, vectors_dir=None if vectors is None else str(vectors.path)
         )
         results = _simulate_ner(
-            train, eval_set, run_config, on_round=on_round, on_job_done=on_job_done
+            train,
+            eval_set,
+            run_config,
+            on_round=on_round,
+            on_job_done=on_job_done,
+            cache=config.vectors_dir,
         )
     results["config"]["vectors_dir"] = config.vectors_dir
     results["vectors"] = (
@@ -332,6 +403,27 @@ def simulate_ner(
     return results
 
 
+def token_auc(curve: Sequence[NERPoint], *, low: float, high: float) -> float:
+    """The mean entity F1 over tokens annotated, from ``low`` to ``high`` tokens.
+
+    The model a point scores is the one an annotator has from that point's
+    tokens until the next point's (a step function: the model changes only after
+    a batch), and the last one holds to ``high``. Strategies that pick long texts
+    read more tokens per text; over tokens they are compared at the same reading
+    cost (the issue's "F1 per token annotated").
+    """
+    if high <= low:
+        return float(curve[-1][2])
+    area = 0.0
+    for i, (_, tokens, score) in enumerate(curve):
+        start = max(float(tokens), low)
+        end = float(curve[i + 1][1]) if i + 1 < len(curve) else high
+        end = min(end, high)
+        if end > start:
+            area += (end - start) * score
+    return area / (high - low)
+
+
 def _simulate_ner(
     train: NERGoldSet,
     eval_set: NERGoldSet,
@@ -339,8 +431,9 @@ def _simulate_ner(
     *,
     on_round: Progress | None,
     on_job_done: Callable[[str, int], None] | None,
+    cache: str | None = None,
 ) -> dict:
-    full, full_info = full_data_score_ner(train, eval_set, config)
+    full, full_info = cached_full_data_score_ner(train, eval_set, config, folder=cache)
     target_score = config.target * full
     curves, signals = _run_jobs(
         run_one_ner, train, eval_set, config, on_round, on_job_done
@@ -362,8 +455,13 @@ def _simulate_ner(
         "pool_tokens": pool_tokens,
         "eval_size": len(eval_set.tasks),
         "config": {k: v for k, v in asdict(config).items() if k != "labels"},
+        "seeds": seed_list(config),
+        # AUC over tokens: from each seed's seed set to the tokens a random
+        # reader of ``budget`` texts reads (pool tokens per text x budget).
+        "auc_tokens_to": _token_horizon(config, pool_tokens, train),
         "strategies": {},
     }
+    horizon = results["auc_tokens_to"]
     for strategy in config.strategies:
         runs = [curves[strategy][seed] for seed in seed_list(config)]
         reached = [_first_reaching(c, target_score) for c in runs]
@@ -378,6 +476,7 @@ def _simulate_ner(
             None if s.stop_index is None else c[s.stop_index - 1][1]
             for c, s in zip(runs, runs_signals, strict=True)
         ]
+        token_aucs = [token_auc(c, low=c[0][1], high=horizon) for c in runs]
         results["strategies"][strategy] = {
             "labels_to_target": texts,
             "labels_to_target_median": _median_or_none(texts),
@@ -388,6 +487,8 @@ def _simulate_ner(
             ),
             "auc": float(np.mean([np.mean([p[2] for p in c]) for c in runs])),
             "auc_per_seed": [float(np.mean([p[2] for p in c])) for c in runs],
+            "auc_tokens": float(np.mean(token_aucs)),
+            "auc_tokens_per_seed": token_aucs,
             "final_per_seed": [float(c[-1][2]) for c in runs],
             "final_score": float(np.median([c[-1][2] for c in runs])),
             "best_score": float(np.median([max(p[2] for p in c) for c in runs])),
@@ -395,6 +496,8 @@ def _simulate_ner(
             "curve": _median_curve([[(p[0], p[2]) for p in c] for c in runs]),
             "token_curve": _median_token_curve(runs),
             "stop": stop,
+            # Every point of every seed's curve: texts, tokens, entity F1.
+            "curves_per_seed": [[list(p) for p in c] for c in runs],
         }
     _add_ratios_to_random(
         results["strategies"],
@@ -404,11 +507,23 @@ def _simulate_ner(
         },
     )
     if "random" in results["strategies"]:
-        base = results["strategies"]["random"]["auc_per_seed"]
+        base = results["strategies"]["random"]
         for name, entry in results["strategies"].items():
             if name != "random":
-                entry["auc_vs_random"] = paired_bootstrap(entry["auc_per_seed"], base)
+                entry["auc_vs_random"] = paired_bootstrap(
+                    entry["auc_per_seed"], base["auc_per_seed"]
+                )
+                entry["auc_tokens_vs_random"] = paired_bootstrap(
+                    entry["auc_tokens_per_seed"], base["auc_tokens_per_seed"]
+                )
     return results
+
+
+def _token_horizon(config: SimulationConfig, pool_tokens: int, train) -> float:
+    """Where AUC over tokens ends: the tokens of ``budget`` texts of average
+    length (what random reads), the same for every strategy and seed."""
+    texts = min(config.budget, len(train.tasks))
+    return pool_tokens * texts / max(len(train.tasks), 1)
 
 
 def _median_token_curve(runs: Sequence[Sequence[NERPoint]]) -> list[list[float]]:
