@@ -299,7 +299,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E987 = "Reading the source stopped at a malformed record, so labelling stops too (the texts after it were never read): {err} Fix or remove the record and start again, or start with --skip-invalid to skip such records and count them. Every answer given so far is stored."
     E988 = "'_input_key' must name the task the server gave (the integer /next returned with it), got {snippet}."
     # --- E44x-E47x label efficiency
-    E440 = "spacy_al.TextCatCharLinear.v1 needs n_features >= 1, 1 <= min_n <= max_n and C > 0, got n_features={n_features}, min_n={min_n}, max_n={max_n}, C={C}. Fix the model block of the config."
+    E440 = "{name} needs n_features >= 1 (2 with words), 1 <= min_n <= max_n and C > 0, got n_features={n_features}, min_n={min_n}, max_n={max_n}, C={C}. Fix the model block of the config."
     E441 = "The tuning run reads only TRAIN: it carves its dev split ({dev_share:.0%}) from {n} training records, which leaves too few ({n_dev} dev, {n_train} pool). Use a bigger corpus or a smaller --dev-share."
     E442 = "--split must be 'dev' (tune: a dev split carved from train.jsonl, seeds from 0; test.jsonl is never read) or 'test' (report on test.jsonl with seeds from {report_seed}), got '{split}'."
     E443 = "A bootstrap interval needs paired values for the same seeds, got {n_a} and {n_b} value(s)."
@@ -307,6 +307,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E445 = "Unknown variant '{variant}' in strategy '{strategy}': after a strategy's name, '+' takes {variants} (e.g. margin+diverse-seed)."
     E446 = "simulate --split {split} {problem}: --split test scores on --eval EVAL.jsonl (report with seeds never tuned on, e.g. --first-seed 100); --split dev carves a dev set from TRAIN and never reads an --eval file (leave --eval out)."
     E447 = "A pattern seed set takes a share of the seed set between 0 and 1 from pattern matches, got {share}."
+    E448 = "spacy_al.TextCatCharLinear.v2 takes loss = one of {losses}, got '{loss}'. Fix the model block of the config."
 
     # --- E12xx scaling out with Dask
     E1200 = "'{value}' isn't a Dask address: pass a scheduler's address (e.g. tcp://10.0.0.5:8786) or local:N to start N single-threaded worker processes on this machine (N >= 1)."

@@ -1,5 +1,6 @@
-"""spacy_al.TextCatCharLinear.v1: logistic regression on tf-idf of char
-n-grams, refit on every answer; saves, loads and trains as spaCy's textcat."""
+"""spacy_al.TextCatCharLinear.v1 (logistic regression on tf-idf of char
+n-grams) and .v2 (chars and words, a linear SVM: many labels), refit on every
+answer; save, load and train as spaCy's textcat."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from spacy.training import Example
 
 from spacy_al.loop import StrategySpec
 from spacy_al.pool import Pool
-from spacy_al.textcat.learner import ABSENT_BIAS, LINEAR, build_char_linear_classifier
+from spacy_al.textcat import learner
+from spacy_al.textcat.learner import (
+    ABSENT_BIAS,
+    LINEAR,
+    LINEAR_V2,
+    build_char_linear_classifier,
+    build_char_word_linear_classifier,
+)
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import TextcatModel, build_textcat
 from spacy_al.textcat.targets import TextcatTarget
@@ -180,8 +188,15 @@ def test_learner_takes_its_idf_from_the_pool():
     assert model.thinc_model.get_param("idf").max() > 1.0
 
 
-def test_learner_saved_pipeline_loads_without_importing_spacy_al(tmp_path: Path):
+@pytest.mark.parametrize("many_labels", [False, True])
+def test_learner_saved_pipeline_loads_without_importing_spacy_al(
+    tmp_path: Path, monkeypatch, many_labels
+):
+    if many_labels:  # two labels count as many: v2
+        monkeypatch.setattr(learner, "MANY_LABELS", 2)
     model = _fitted()
+    arch = model.nlp.config["components"]["textcat"]["model"]["@architectures"]
+    assert arch == (LINEAR_V2 if many_labels else LINEAR)
     model.nlp.to_disk(tmp_path / "model")
     expected = model.predict_texts(["WIN a FREE prize"])[0]
     script = (
@@ -226,6 +241,8 @@ def test_learner_trains_by_gradient_as_spacy_train_does(exclusive):
 def test_learner_refuses_bad_settings(kwargs):
     with pytest.raises(ValueError, match="E440"):
         build_char_linear_classifier(True, **kwargs)
+    with pytest.raises(ValueError, match="E448"):
+        build_char_word_linear_classifier(True, loss="hinge")
 
 
 def test_learner_checkpoint_restores_weights_and_pool_idf(tmp_path: Path):
@@ -247,3 +264,32 @@ def test_learner_checkpoint_restores_weights_and_pool_idf(tmp_path: Path):
         restored.model.thinc_model.get_param("idf"),
         model.thinc_model.get_param("idf"),
     )
+
+
+def test_learner_many_labels_refit_small_texts_model_on_chars_and_words():
+    """From MANY_LABELS labels on, --arch linear is v2: each label's refit is a
+    linear SVM (squared hinge, C = 1, no class weights) on char n-grams and
+    words, each half of the features normalised on its own."""
+    labels = [f"L{i}" for i in range(learner.MANY_LABELS)]
+    texts = [f"question {i} about topic {i % 3}" for i in range(12)] + ["ok !!"]
+    gold = [labels[i % 3] for i in range(12)] + [labels[3]]
+    model = TextcatModel(build_textcat(labels, architecture="linear"))
+    config = model.nlp.config["components"]["textcat"]["model"]
+    assert config["@architectures"] == LINEAR_V2
+    assert (config["loss"], config["C"], config["balance"]) == ("squared_hinge", 1, 0)
+    model.fit_idf(texts)
+    X = learner.featurize(model.thinc_model, texts).toarray()
+    half = model.thinc_model.attrs["n_features"] // 2
+    np.testing.assert_allclose(np.linalg.norm(X[:3, :half], axis=1), 2**-0.5, 1e-5)
+    np.testing.assert_allclose(np.linalg.norm(X[:3, half:], axis=1), 2**-0.5, 1e-5)
+    pairs = enumerate(zip(texts, gold, strict=True))
+    model.fit([_gold(i, t, y, labels) for i, (t, y) in pairs])
+    from sklearn.svm import LinearSVC
+
+    y = np.array([g == labels[1] for g in gold])
+    svm = LinearSVC(C=1.0, tol=1e-4, random_state=0).fit(X, y)
+    W = model.thinc_model.get_param("W")
+    np.testing.assert_allclose(W[:, 1], svm.coef_[0], atol=1e-4)
+    assert not W[:, 4].any()  # never seen: no weights
+    probs = model.predict_texts(["question 5 about topic 1"])[0]
+    assert probs.argmax() == 1

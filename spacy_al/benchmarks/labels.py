@@ -41,6 +41,7 @@ from spacy_al.simulate.runner import (
     paired_bootstrap,
 )
 from spacy_al.simulate.textcat import gold_set, infer_labels, split_variants
+from spacy_al.textcat.learner import MANY_LABELS
 from spacy_al.textcat.model import DEFAULT_ARCHITECTURE
 
 TASKS = ("textcat", "ner")
@@ -367,12 +368,18 @@ def run_labels(
     raw: dict[str, dict] = {}
     for results, curves in sim_results:
         arch = results["config"]["architecture"]
-        model = (
-            "spaCy textcat, spacy_al linear (tf-idf char n-grams, L2 logistic "
-            "regression refit every batch)"
-            if arch == "linear"
-            else f"spaCy {arch}, online updates"
-        )
+        if arch != "linear":
+            model = f"spaCy {arch}, online updates"
+        elif len(labels) >= MANY_LABELS:
+            model = (
+                "spaCy textcat, spacy_al linear v2 (tf-idf char n-grams and words, "
+                "linear SVM, C = 1, refit every batch)"
+            )
+        else:
+            model = (
+                "spaCy textcat, spacy_al linear (tf-idf char n-grams, L2 logistic "
+                "regression refit every batch)"
+            )
         for strategy in results["config"]["strategies"]:
             raw[strategy] = {
                 "kind": "spacy_al",

@@ -283,10 +283,20 @@ def full_data_score(
         model.fit_idf(t["text"] for t in train.tasks)
         model.fit([target(i) for i in range(len(train.tasks))], max_iter=2000)
         score = _evaluate(model, eval_docs, eval_set, config, labels)
+        attrs = model.thinc_model.attrs
+        kind = (
+            "linear SVM (squared hinge)"
+            if attrs.get("loss") == "squared_hinge"
+            else "logistic regression"
+        )
         return score, {
-            "solver": "each label's L2 logistic regression solved to convergence "
-            "(liblinear dual, tolerance 1e-4, at most 2000 iterations) on all of TRAIN",
-            "C": model.thinc_model.attrs["C"],
+            "solver": f"each label's L2 {kind} solved to convergence (liblinear "
+            "dual, tolerance 1e-4, at most 2000 iterations) on all of TRAIN",
+            "features": "char n-grams and words"
+            if attrs.get("words")
+            else "char n-grams",
+            "class_weight": "balanced" if attrs.get("balance", True) else "none",
+            "C": attrs["C"],
             "idf": "from TRAIN's texts",
         }
     dev_docs = model.make_docs(train.tasks[i]["text"] for i in order[:n_dev])

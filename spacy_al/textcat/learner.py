@@ -1,13 +1,18 @@
-"""A text classifier that learns from few labels: L2-regularised logistic
-regression over tf-idf of hashed character n-grams, refit on every answer.
+"""A text classifier that learns from few labels: an L2-regularised linear
+model over tf-idf of hashed character n-grams (and words), refit on every answer.
 
-``spacy_al.TextCatCharLinear.v1`` is a thinc model for spaCy's own ``textcat``
-and ``textcat_multilabel`` components. Features: the counts of the character
-n-grams (2 to 5 characters, within word boundaries, lower-cased: scikit-learn's
-``char_wb`` analyzer) hashed into ``n_features`` columns
+``spacy_al.TextCatCharLinear.v1`` and ``.v2`` are thinc models for spaCy's own
+``textcat`` and ``textcat_multilabel`` components. Features: the counts of the
+character n-grams (2 to 5 characters, within word boundaries, lower-cased:
+scikit-learn's ``char_wb`` analyzer) hashed into ``n_features`` columns
 (``HashingVectorizer``, so there is no vocabulary to keep), times an idf vector,
-each row L2-normalised. One logistic output per label (one-vs-rest); for
-exclusive labels the outputs are normalised to sum to one.
+each row L2-normalised. ``v2`` with ``words`` hashes the characters into the
+first half of the columns and the words (scikit-learn's default word tokens)
+into the second; each half is weighted by its own idf and L2-normalised on its
+own, so words count as much as characters however many n-grams a text has.
+One output per label (one-vs-rest): the sigmoid of its score; for exclusive
+labels the outputs are normalised to sum to one (as small-text's
+``ConfidenceEnhancedLinearSVC`` does with a linear SVM's scores).
 
 Its weights, bias and idf are thinc parameters, so the pipeline saves and loads
 with ``nlp.to_disk`` / ``spacy.load`` (arrays, no pickle) and the architecture is
@@ -16,7 +21,9 @@ so ``spacy train`` trains it (Adam with the config's L2; the idf stays all ones
 there: plain L2-normalised counts). In the active-learning loop it is instead
 *refit* (:func:`fit_linear`): each label's binary model is solved to convergence
 (liblinear's dual coordinate descent) on every answer where that label's value
-is known, with balanced class weights and inverse L2 strength ``C``.
+is known, with inverse L2 strength ``C``: ``v1`` a logistic regression with
+balanced class weights, ``v2`` chooses the ``loss`` (``log`` or
+``squared_hinge``, a linear SVM) and whether to ``balance`` the classes.
 So a reject of one exclusive label trains only "not that label". The idf comes
 from the unlabelled pool (:func:`fit_idf`), as a tf-idf vectorizer fit on the
 pool would.
@@ -33,6 +40,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
 from spacy import registry
 from spacy.tokens import Doc
 from thinc.api import Model
@@ -40,12 +48,21 @@ from thinc.types import Floats2d
 
 from spacy_al.errors import Errors
 
-LINEAR = "spacy_al.TextCatCharLinear.v1"
+LINEAR_V1 = "spacy_al.TextCatCharLinear.v1"
+LINEAR_V2 = "spacy_al.TextCatCharLinear.v2"
+#: The architecture ``--arch linear`` builds for fewer than ``MANY_LABELS`` labels.
+LINEAR = LINEAR_V1
+#: From this many labels on, ``--arch linear`` builds ``v2`` with its defaults:
+#: words beside the characters, a linear SVM (C = 1, no class weights). Chosen
+#: on the TREC-50 dev split (50 labels), where it learnt more from the same
+#: answers than ``v1``; with few labels ``v1`` stays (BENCHMARKS.md, issue #14).
+MANY_LABELS = 10
 DEFAULT_N_FEATURES = 2**18
 DEFAULT_MIN_N = 2
 DEFAULT_MAX_N = 5
 #: The inverse L2 strength (scikit-learn's ``C``) of the refit.
 DEFAULT_C = 30.0
+LOSSES = ("log", "squared_hinge")
 #: Texts whose hashed counts are kept per featurizer (shared by every model).
 CACHE_SIZE = 60_000
 #: The bias of a label none of whose known values is positive (or negative).
@@ -55,19 +72,43 @@ _caches: dict[tuple, OrderedDict] = {}
 _vectorizers: dict[tuple, HashingVectorizer] = {}
 
 
-def _vectorizer(key: tuple) -> HashingVectorizer:
+def _hashing(analyzer: str, n_features: int, ngram_range=(1, 1)) -> HashingVectorizer:
+    return HashingVectorizer(
+        analyzer=analyzer,
+        ngram_range=ngram_range,
+        n_features=n_features,
+        alternate_sign=False,
+        norm=None,
+        lowercase=True,
+        dtype=np.float32,
+    )
+
+
+class _CharsAndWords:
+    """Character n-grams hashed into the first half of the columns, words into
+    the second (a vectorizer's ``transform``)."""
+
+    def __init__(self, n_features: int, min_n: int, max_n: int) -> None:
+        self.half = n_features // 2
+        self.chars = _hashing("char_wb", self.half, (min_n, max_n))
+        self.words = _hashing("word", n_features - self.half)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return sp.hstack(
+            [self.chars.transform(texts), self.words.transform(texts)], format="csr"
+        )
+
+
+def _vectorizer(key: tuple):
+    """The vectorizer of a featurizer key: ``(n_features, min_n, max_n)`` for
+    character n-grams, with ``"words"`` appended for characters and words."""
     vec = _vectorizers.get(key)
     if vec is None:
-        n_features, min_n, max_n = key
-        vec = HashingVectorizer(
-            analyzer="char_wb",
-            ngram_range=(min_n, max_n),
-            n_features=n_features,
-            alternate_sign=False,
-            norm=None,
-            lowercase=True,
-            dtype=np.float32,
-        )
+        n_features, min_n, max_n = key[:3]
+        if len(key) > 3 and key[3] == "words":
+            vec = _CharsAndWords(n_features, min_n, max_n)
+        else:
+            vec = _hashing("char_wb", n_features, (min_n, max_n))
         _vectorizers[key] = vec
     return vec
 
@@ -98,19 +139,45 @@ def hashed_counts(texts: Sequence[str], key: tuple) -> sp.csr_matrix:
 
 
 def _key(model: Model) -> tuple:
-    return (model.attrs["n_features"], model.attrs["min_n"], model.attrs["max_n"])
+    key = (model.attrs["n_features"], model.attrs["min_n"], model.attrs["max_n"])
+    return (*key, "words") if model.attrs.get("words") else key
 
 
 def featurize(model: Model, texts: Sequence[str]) -> sp.csr_matrix:
-    """tf-idf rows of ``texts``, L2-normalised (float32 CSR)."""
+    """tf-idf rows of ``texts``, L2-normalised (float32 CSR); with ``words``,
+    each half of the columns normalised on its own, the row scaled to norm 1."""
     X = hashed_counts(texts, _key(model))
     idf = model.get_param("idf") if model.has_param("idf") else None
     if idf is not None:
         X.data = X.data * np.asarray(idf, dtype=np.float32)[X.indices]
-    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    X = sp.diags((1.0 / norms).astype(np.float32)) @ X
-    return X.tocsr()
+    if not model.attrs.get("words"):
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        X = sp.diags((1.0 / norms).astype(np.float32)) @ X
+        return X.tocsr()
+    half = model.attrs["n_features"] // 2
+    in_words = X.indices >= half
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    squares = X.data.astype(np.float64) ** 2
+    norms = np.ones((X.shape[0], 2))
+    for block in (0, 1):
+        sums = np.bincount(
+            rows[in_words == block], squares[in_words == block], minlength=X.shape[0]
+        )
+        norms[sums > 0, block] = np.sqrt(sums[sums > 0])
+    # Each half to norm 1/sqrt(2) (a text with only one half: that half to 1).
+    present = np.stack(
+        [
+            np.bincount(rows[~in_words], minlength=X.shape[0]) > 0,
+            np.bincount(rows[in_words], minlength=X.shape[0]) > 0,
+        ],
+        axis=1,
+    )
+    scale = 1.0 / np.sqrt(np.maximum(present.sum(axis=1), 1))
+    X.data = (X.data / norms[rows, in_words.astype(int)] * scale[rows]).astype(
+        np.float32
+    )
+    return X
 
 
 def pool_vectors(
@@ -179,24 +246,27 @@ def _init(model: Model, X: list[Doc] | None = None, Y: Floats2d | None = None):
     return model
 
 
-@registry.architectures(LINEAR)
-def build_char_linear_classifier(
+def _build(
+    name: str,
     exclusive_classes: bool,
-    n_features: int = DEFAULT_N_FEATURES,
-    min_n: int = DEFAULT_MIN_N,
-    max_n: int = DEFAULT_MAX_N,
-    C: float = DEFAULT_C,
-    nO: int | None = None,
+    *,
+    n_features: int,
+    min_n: int,
+    max_n: int,
+    C: float,
+    nO: int | None,
+    words: bool = False,
+    loss: str = "log",
+    balance: bool = True,
 ) -> Model[list[Doc], Floats2d]:
-    """Logistic regression (one-vs-rest) on tf-idf of hashed char n-grams.
-
-    ``C`` is the inverse L2 strength the loop's refit uses (``spacy train``
-    regularises with its optimizer's L2 instead).
-    """
-    if n_features < 1 or not 1 <= min_n <= max_n or C <= 0:
+    if n_features < (2 if words else 1) or not 1 <= min_n <= max_n or C <= 0:
         raise ValueError(
-            Errors.E440.format(n_features=n_features, min_n=min_n, max_n=max_n, C=C)
+            Errors.E440.format(
+                name=name, n_features=n_features, min_n=min_n, max_n=max_n, C=C
+            )
         )
+    if loss not in LOSSES:
+        raise ValueError(Errors.E448.format(loss=loss, losses=", ".join(LOSSES)))
     return Model(
         "char_linear",
         _forward,
@@ -209,9 +279,87 @@ def build_char_linear_classifier(
             "min_n": int(min_n),
             "max_n": int(max_n),
             "C": float(C),
+            "words": bool(words),
+            "loss": loss,
+            "balance": bool(balance),
             "refits": True,
         },
     )
+
+
+@registry.architectures(LINEAR_V1)
+def build_char_linear_classifier(
+    exclusive_classes: bool,
+    n_features: int = DEFAULT_N_FEATURES,
+    min_n: int = DEFAULT_MIN_N,
+    max_n: int = DEFAULT_MAX_N,
+    C: float = DEFAULT_C,
+    nO: int | None = None,
+) -> Model[list[Doc], Floats2d]:
+    """Logistic regression (one-vs-rest, balanced class weights) on tf-idf of
+    hashed char n-grams.
+
+    ``C`` is the inverse L2 strength the loop's refit uses (``spacy train``
+    regularises with its optimizer's L2 instead).
+    """
+    return _build(
+        LINEAR_V1,
+        exclusive_classes,
+        n_features=n_features,
+        min_n=min_n,
+        max_n=max_n,
+        C=C,
+        nO=nO,
+    )
+
+
+@registry.architectures(LINEAR_V2)
+def build_char_word_linear_classifier(
+    exclusive_classes: bool,
+    n_features: int = DEFAULT_N_FEATURES,
+    min_n: int = DEFAULT_MIN_N,
+    max_n: int = DEFAULT_MAX_N,
+    C: float = 1.0,
+    words: bool = True,
+    loss: str = "squared_hinge",
+    balance: bool = False,
+    nO: int | None = None,
+) -> Model[list[Doc], Floats2d]:
+    """A linear model (one-vs-rest) on tf-idf of hashed char n-grams and, with
+    ``words``, of words (each half normalised on its own).
+
+    ``loss`` is the refit's: ``squared_hinge`` (a linear SVM, small-text's
+    model) or ``log`` (logistic regression); ``balance`` weighs each label's
+    two classes by their inverse frequency; ``C`` is the inverse L2 strength.
+    """
+    return _build(
+        LINEAR_V2,
+        exclusive_classes,
+        n_features=n_features,
+        min_n=min_n,
+        max_n=max_n,
+        C=C,
+        nO=nO,
+        words=words,
+        loss=loss,
+        balance=balance,
+    )
+
+
+def linear_config(n_labels: int, *, exclusive: bool) -> dict:
+    """The model block ``--arch linear`` builds for ``n_labels`` labels."""
+    config = {
+        "@architectures": LINEAR,
+        "exclusive_classes": exclusive,
+        "n_features": DEFAULT_N_FEATURES,
+        "min_n": DEFAULT_MIN_N,
+        "max_n": DEFAULT_MAX_N,
+        "C": DEFAULT_C,
+    }
+    if n_labels >= MANY_LABELS:
+        config["@architectures"] = LINEAR_V2
+        config.update(C=1.0, words=True, loss="squared_hinge", balance=False)
+    return config
 
 
 #: Unlabelled texts the idf is fit on at most (the pool's first).
@@ -235,21 +383,38 @@ def fit_idf(model: Model, texts: Iterable[str], *, limit: int = IDF_TEXTS) -> in
 
 
 def _fit_binary(
-    X: sp.csr_matrix, y: np.ndarray, *, C: float, max_iter: int
+    X: sp.csr_matrix,
+    y: np.ndarray,
+    *,
+    C: float,
+    max_iter: int,
+    loss: str = "log",
+    balance: bool = True,
 ) -> tuple[np.ndarray, float]:
-    """Balanced, L2-regularised binary logistic regression: liblinear's dual
-    coordinate descent (scikit-learn ``LogisticRegression(solver="liblinear",
-    dual=True)``), the fast solver when there are fewer rows than feature
+    """An L2-regularised binary linear model: logistic regression (``log``) or
+    a linear SVM (``squared_hinge``), both by liblinear's dual coordinate
+    descent (scikit-learn ``LogisticRegression(solver="liblinear", dual=True)``,
+    ``LinearSVC``), the fast solver when there are fewer rows than feature
     columns (tens of milliseconds for a thousand texts)."""
-    model = LogisticRegression(
-        C=C,
-        class_weight="balanced",
-        solver="liblinear",
-        dual=True,
-        max_iter=max_iter,
-        tol=1e-4,
-        random_state=0,
-    )
+    class_weight = "balanced" if balance else None
+    if loss == "squared_hinge":
+        model = LinearSVC(
+            C=C,
+            class_weight=class_weight,
+            max_iter=max_iter,
+            tol=1e-4,
+            random_state=0,
+        )
+    else:
+        model = LogisticRegression(
+            C=C,
+            class_weight=class_weight,
+            solver="liblinear",
+            dual=True,
+            max_iter=max_iter,
+            tol=1e-4,
+            random_state=0,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
@@ -297,7 +462,14 @@ def fit_linear(
             cols = np.unique(Xj.indices)
             sliced = {key: (cols, Xj[:, cols].astype(np.float64))}  # keep one
         cols, Xc = sliced[key]
-        w, bias = _fit_binary(Xc, y, C=C, max_iter=max_iter)
+        w, bias = _fit_binary(
+            Xc,
+            y,
+            C=C,
+            max_iter=max_iter,
+            loss=model.attrs.get("loss", "log"),
+            balance=model.attrs.get("balance", True),
+        )
         W[cols, j] = w
         b[j] = bias
     if mirror:

@@ -68,23 +68,19 @@ def _ensemble_config(*, exclusive: bool) -> dict:
     }
 
 
-def _linear_config(*, exclusive: bool) -> dict:
-    # logistic regression on tf-idf of hashed char n-grams (learner.py)
-    return {
-        "@architectures": learner.LINEAR,
-        "exclusive_classes": exclusive,
-        "n_features": learner.DEFAULT_N_FEATURES,
-        "min_n": learner.DEFAULT_MIN_N,
-        "max_n": learner.DEFAULT_MAX_N,
-        "C": learner.DEFAULT_C,
-    }
+def _linear_config(*, exclusive: bool, n_labels: int = 2) -> dict:
+    # a linear model on tf-idf of hashed char n-grams (and words with many
+    # labels), refit on every answer (learner.py)
+    return learner.linear_config(n_labels, exclusive=exclusive)
 
 
-def architecture_config(architecture: str, *, exclusive: bool) -> dict:
+def architecture_config(
+    architecture: str, *, exclusive: bool, n_labels: int = 2
+) -> dict:
     """The thinc model config for a named architecture (``linear``, ``bow`` or
-    ``ensemble``)."""
+    ``ensemble``) over ``n_labels`` labels."""
     if architecture == "linear":
-        return _linear_config(exclusive=exclusive)
+        return _linear_config(exclusive=exclusive, n_labels=n_labels)
     if architecture == "bow":
         return _bow_config(exclusive=exclusive)
     if architecture == "ensemble":
@@ -126,7 +122,7 @@ def build_textcat(
                 )
             )
         return nlp
-    model = architecture_config(architecture, exclusive=exclusive)
+    model = architecture_config(architecture, exclusive=exclusive, n_labels=len(labels))
     textcat = nlp.add_pipe(factory, name=name, config={"model": model})
     for label in labels:
         textcat.add_label(label)
