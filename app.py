@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 
 import streamlit as st
@@ -25,7 +26,7 @@ from spacy_al.app.views.ner import render_ner, render_ner_manual
 from spacy_al.app.views.review import render_review
 from spacy_al.app.views.sidebar import sidebar
 from spacy_al.app.views.welcome import annotator
-from spacy_al.app.views.widgets import FLASH, alert, header
+from spacy_al.app.views.widgets import ANSWERED_AT, FLASH, alert, header
 
 from spacy_al.errors import Errors
 from spacy_al.serve import launcher as server
@@ -88,6 +89,8 @@ def load_feed() -> Feed:
 
 def main() -> None:
     st.set_page_config(page_title="spacy_al", layout="centered")
+    # Set by the callback that stored an answer in this run (widgets.answer).
+    answered_at = st.session_state.pop(ANSWERED_AT, None)
     feed = load_feed()
     who = annotator(feed)
     header(feed, who)
@@ -124,8 +127,16 @@ def main() -> None:
         return
     render(feed, who, task, stats)
     n = stats["you"]["answers"]
+    # How long the server took from the answer's callback to here (the next
+    # text drawn): bench ui reads it to split click-to-next into server and
+    # browser time.
+    server = (
+        f' data-server-ms="{(time.perf_counter() - answered_at) * 1000:.1f}"'
+        if answered_at is not None
+        else ""
+    )
     st.html(
-        f'<div class="sal-you">You answered <span class="sal-count">{n}</span> '
+        f'<div class="sal-you"{server}>You answered <span class="sal-count">{n}</span> '
         + ("example." if n == 1 else "examples.")
         + "</div>"
     )

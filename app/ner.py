@@ -10,6 +10,7 @@ from spacy_al.app.views.span_editor import label_colors, span_editor
 from spacy_al.app.views.widgets import esc
 
 from spacy_al.serve.feed import Feed
+from spacy_al.team.consensus import REVIEW_VIEW
 
 UNCERTAIN_SHOWN = 5  # the most uncertain tokens listed under a text
 
@@ -176,7 +177,8 @@ def render_ner_manual(feed: Feed, who: str, task: dict, stats: dict) -> None:
         facts.append(f"{len(spans)} pre-filled")
     if "uncertainty" in meta and not meta.get("untrained"):
         facts.append(f"uncertainty {meta['uncertainty']:.2f}")
-    facts.append(w.version_fact(task, stats["version"]))
+    if feed.view_id != REVIEW_VIEW:  # a review queue has no model that chose it
+        facts.append(w.version_fact(task, stats["version"]))
     notice = ""
     if meta.get("cold_start"):
         notice = COLD_NOTICE

@@ -57,6 +57,8 @@ CSS = """
   align-items: center; gap: 0.35rem; color: #111827; }
 .sal-labels button[aria-pressed="true"] { border-color: #2563eb; background: #eff6ff;
   color: #1d4ed8; font-weight: 600; box-shadow: inset 0 0 0 1px #2563eb; }
+/* buttons don't inherit the page's font by default */
+button { font-family: inherit; }
 .sal-swatch { width: 0.8rem; height: 0.8rem; border-radius: 0.2rem; display: inline-block; }
 kbd { border: 1px solid #9ca3af; border-bottom-width: 2px; border-radius: 0.25rem;
   padding: 0 0.3rem; font-size: 0.75rem; background: #f9fafb; color: #374151;
@@ -340,15 +342,19 @@ export default function (component) {
   draw();
   // A new text: the keys pressed since the last answer (typed ahead while this
   // text loaded) are pressed again now, in order, through the page's key
-  // handler (app/widgets.py), so they reach this editor, or Undo. Keys kept
-  // after an answer that didn't take (the same text drawn again) or kept too
-  // long are dropped.
+  // handler (app/widgets.py), so they reach this editor, or Undo. An answer key
+  // among them ends them: a text is never answered before it was shown (a
+  // double press of A must not accept the next text unseen). Keys kept after
+  // an answer that didn't take (the same text drawn again) or kept too long
+  // are dropped.
   const ahead = window.__salAhead;
   if (fresh && ahead) {
     window.__salAhead = null;
     if (ahead.after !== data.task && Date.now() - ahead.at < AHEAD_MS)
-      for (const k of ahead.keys)
+      for (const k of ahead.keys) {
+        if (!k.shiftKey && ["a", "x", " "].includes(k.key.toLowerCase())) break;
         window.dispatchEvent(new KeyboardEvent("keydown", { ...k, bubbles: true, cancelable: true }));
+      }
   }
   return () => {
     window.removeEventListener("mouseup", onUp);

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable
 
 import streamlit as st
 
 from spacy_al.serve.feed import Feed, LeaseError, ServingStopped
 
+ANSWERED_AT = "answered_at"  # session state: when the last answer's callback began
 SHORTCUTS = {"accept": "A", "reject": "X", "ignore": "Space", "undo": "Backspace"}
 FLASH = {
     "undone": "Took back your last answer: here it is again.",
@@ -99,6 +101,12 @@ KEYS_JS = """
     }
     return null;
   };
+  // A click on the page focuses its scrolling main area; a key the app takes
+  // would then draw a focus frame around the whole page.
+  const unfocus = () => {
+    const focused = document.activeElement;
+    if (focused && focused.getAttribute("data-testid") === "stMain") focused.blur();
+  };
   window.addEventListener("keydown", (event) => {
     if (typing(event.target)) return;
     // Answered in the NER span editor, whose next text isn't drawn yet (the
@@ -124,6 +132,7 @@ KEYS_JS = """
     // The NER span editor (app/span_editor.py) keeps its keys: labels, answers,
     // arrows to select.
     if (window.__salEditor && window.__salEditor(event)) {
+      unfocus();
       event.preventDefault();
       event.stopImmediatePropagation();
       return;
@@ -134,10 +143,7 @@ KEYS_JS = """
     if (!keys) return;
     event.preventDefault();
     event.stopImmediatePropagation();
-    // A click on the page focuses its scrolling main area; a key press would then
-    // draw a focus frame around the whole page.
-    const focused = document.activeElement;
-    if (focused && focused.getAttribute("data-testid") === "stMain") focused.blur();
+    unfocus();
     const until = Date.now() + 5000;
     const press = () => {
       const button = find(keys);
@@ -196,6 +202,7 @@ def answer(
 ) -> None:
     """Commit an answer; ``chosen_key`` names the session-state list of chosen labels
     (read at click time, so the latest toggles count)."""
+    st.session_state[ANSWERED_AT] = time.perf_counter()
     if chosen_key is not None:
         accept = list(st.session_state.get(chosen_key, []))
     eg = dict(task)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 from pathlib import Path
 
@@ -136,8 +137,12 @@ def test_app_classification_answer_moves_on(serve, key, value):
     # No model has learnt anything yet: no score of one is shown.
     assert "model v0" in html_bodies(at) and "no model trained yet" in html_bodies(at)
     assert "score for" not in html_bodies(at)
+    assert "data-server-ms" not in html_bodies(at)  # no answer in this run
     at.button(key=key).click().run()
     assert shown_text(at) != first
+    # The server's part of click-to-next (bench ui reads it): a time in ms.
+    [server_ms] = re.findall(r'data-server-ms="([0-9.]+)"', html_bodies(at))
+    assert 0 < float(server_ms) < 60_000
     stored = answers(db_url)
     assert [(eg["answer"], eg["_annotator_id"]) for eg in stored] == [(value, "alice")]
     assert stored[0]["label"] in LABEL_LIST and "accept" not in stored[0]

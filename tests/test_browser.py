@@ -392,7 +392,8 @@ def test_browser_ner_manual_mouse_selection_and_html_labels(browser, tmp_path):
     """Two words dragged over, a number key, then A: exactly that span, at
     the right character offsets; a label written as HTML shows as text. Keys
     pressed right after the answer, while the next text loads, are for the
-    next text: none is lost or applied to the text just answered."""
+    next text: none is lost or applied to the text just answered, and none
+    answers the next text before it is shown."""
     process, url, db = ner_server(tmp_path, "ner.manual", "PERSON,<i>LOC</i>")
     try:
         page = open_editor(browser, url)
@@ -407,9 +408,14 @@ def test_browser_ner_manual_mouse_selection_and_html_labels(browser, tmp_path):
             .startswith("Alice Smith")
         )
         # A, then at once (the next text not shown yet) the keyboard alone for
-        # the next text: → Shift+→ Enter, 1, Space.
+        # the next text: → Shift+→ Enter, 1 mark "Bob Jones"; a Space typed
+        # ahead doesn't answer a text before it was shown.
         for key in ("a", "ArrowRight", "Shift+ArrowRight", "Enter", "1", "Space"):
             page.keyboard.press(key)
+        page.locator(".sal-editor mark.sal-ent", has_text="Bob Jones").wait_for()
+        page.wait_for_timeout(500)
+        assert page.locator(".sal-count").inner_text() == "1"
+        page.keyboard.press("Space")
         page.wait_for_function(
             "() => document.querySelector('.sal-count')?.textContent === '2'"
         )

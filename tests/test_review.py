@@ -291,6 +291,7 @@ def test_app_review_ner_draws_each_analysis_and_accepts_the_edit(
 
         sent = editor_sent(at)
         assert "Babbage" in sent["text"]
+        assert "model" not in sent["facts"]  # no model chose it: a review queue
         answer_in_editor(at, "accept", sent["spans"])
         with Store(db_url) as store:
             (stored,) = store.get_answers("ents_review")
