@@ -45,6 +45,7 @@ def test_serve_keys_pool_has_the_in_process_pools_keys(tmp_path):
         )
         assert all(k in keys.index for k in pool.index)
         assert 12345 not in keys.index and "12345" not in keys.index
+        assert 2**70 not in keys.index  # no int64: not in the pool
 
 
 def test_serve_keys_marks_done_by_key(tmp_path):
@@ -113,3 +114,80 @@ def test_serve_keys_remote_server_builds_no_spacy_pipeline(tmp_path, monkeypatch
     )
     components["store"].close()
     assert built == []
+
+
+def _following_feed(tmp_path):
+    """A feed of textcat.teach --learner remote on SUPPORT, with a queue
+    published in its database as a learner publishes it."""
+    from spacy_al.benchmarks.scale import SERVING_DATASET, publish_queue_as_learner
+    from spacy_al.serve.feed import Feed
+
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    texts = list(dict.fromkeys(t["text"] for t in Source(SUPPORT)))
+    publish_queue_as_learner(
+        db, texts, pool_size=len(texts), labels=["billing", "bug"], n_tasks=50
+    )
+    components = build_components(
+        "textcat.teach",
+        {
+            "dataset": SERVING_DATASET,
+            "source": SUPPORT,
+            "label": "billing,bug",
+            "db": db,
+            "learner": "remote",
+        },
+    )
+    return Feed.from_components(components, lease_seconds=600.0), db
+
+
+def test_serve_keys_answer_then_next_takes_two_transactions(tmp_path):
+    # On the request path of a server following a learner: the answer and the
+    # claim of the next example, one transaction each (no check of the dataset
+    # first, no write of the answered example's lease).
+    import threading
+
+    import sqlalchemy as sa
+
+    feed, _ = _following_feed(tmp_path)
+    begins = []
+
+    def count(conn, *args):
+        if threading.current_thread().name == "request":
+            begins.append(1)
+
+    try:
+        task = feed.next_task("alice", timeout=10.0)
+        assert task is not None
+
+        def answer_then_next():
+            feed.answer("alice", {"_input_key": task["_input_key"], "answer": "accept"})
+            assert feed.next_task("alice", timeout=10.0) is not None
+
+        sa.event.listen(sa.engine.Engine, "begin", count)
+        try:
+            thread = threading.Thread(target=answer_then_next, name="request")
+            thread.start()
+            thread.join()
+        finally:
+            sa.event.remove(sa.engine.Engine, "begin", count)
+        assert len(begins) == 2
+        assert feed.stats()["done"] == 1
+    finally:
+        feed.close()
+
+
+def test_serve_keys_answer_after_the_dataset_was_dropped_stops_serving(tmp_path):
+    from spacy_al.serve.feed import ServingStopped
+    from spacy_al.store import Store
+
+    feed, db = _following_feed(tmp_path)
+    try:
+        task = feed.next_task("alice", timeout=10.0)
+        with Store(db) as store:
+            store.drop_dataset(feed.dataset, force=True)
+        with pytest.raises(ServingStopped, match="E986"):
+            feed.answer("alice", {"_input_key": task["_input_key"], "answer": "accept"})
+        with Store(db) as store:  # not created again without its settings
+            assert not store.has_dataset(feed.dataset)
+    finally:
+        feed.close()

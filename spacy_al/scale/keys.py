@@ -46,8 +46,12 @@ class SortedKeys:
         return np.where(self._keys[at] == wanted, at, -1)
 
     def get(self, key: int, default: Any = None) -> Any:
-        i = int(self.positions([key])[0])
-        return default if i < 0 else i
+        """The position of ``key`` (``default`` if it isn't there)."""
+        key = int(key)
+        if not len(self._keys) or not -(2**63) <= key < 2**63:
+            return default
+        i = int(np.searchsorted(self._keys, np.int64(key)))
+        return i if i < len(self._keys) and self._keys[i] == key else default
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, (int, np.integer)) and self.get(int(key)) is not None

@@ -414,12 +414,13 @@ class Feed:
         """
         who = self._who(annotator)
         with priority.foreground():
-            try:
-                return self._next_task(who, timeout)
-            finally:
-                # The lease is stored before the task is shown: a server restarted
-                # after a crash won't serve it to anyone else meanwhile.
-                self._lease_writer.flush()
+            task = self._next_task(who, timeout)
+            if task is not None:
+                # Its lease is stored before the task is shown: a server restarted
+                # after a crash won't serve it to anyone else meanwhile. (Other
+                # lease changes go with the lease writer's next write.)
+                self._lease_writer.flush(task["_input_key"])
+            return task
 
     def _next_task(self, who: str, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
@@ -485,7 +486,11 @@ class Feed:
         if self.store is None:
             return True
         key = task["_input_key"]
-        self._lease_writer.flush()  # leases ended here are ended in the store first
+        # This example's leases ended here are ended in the store first (a stale
+        # one would count against the claim); the others' changes, such as the
+        # lease of the example just answered, go with the lease writer's next
+        # write: no round trip for them on the request path.
+        self._lease_writer.flush(key)
         with self._lock:
             wall = self._leases.wall_end(key, who)
         if wall is None:  # ended meanwhile
@@ -662,13 +667,8 @@ class Feed:
             if retake and not self._claim(who, served):
                 raise not_leased
             answer = self._from_served(served, eg)
-            self._check_dataset()
             with self._loop_lock:
-                ids = (
-                    self._follower.store_answer(answer, who)
-                    if self._follower is not None
-                    else self.loop.answer([answer], annotator=who)
-                )
+                ids = self._store_answer(answer, who)
         except BaseException:
             with self._cond:
                 self._answering.discard((who, key))
@@ -690,6 +690,21 @@ class Feed:
             self._n_answers += 1
             self._cond.notify_all()  # the trainer may have a full batch now
         return ids[0] if ids else None
+
+    def _store_answer(self, answer: dict, who: str) -> list[int]:
+        """Store ``answer`` through the loop, or (following a learner process)
+        through the follower: the store refuses it if the dataset was dropped,
+        so no round trip checks it first."""
+        if self._follower is None:
+            self._check_dataset()
+            return self.loop.answer([answer], annotator=who)
+        try:
+            return self._follower.store_answer(
+                answer, who, create=not self._had_dataset
+            )
+        except ValueError:
+            self._check_dataset()  # ServingStopped if it was dropped under us
+            raise
 
     def _from_served(self, served: dict, eg: dict) -> dict:
         """The answer to store: the task as it was served, with only the

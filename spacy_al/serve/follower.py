@@ -223,15 +223,17 @@ class Follower:
 
     # --- what the feed does instead of the loop ------------------------------------
 
-    def store_answer(self, answer: dict, who: str) -> list[int]:
+    def store_answer(self, answer: dict, who: str, *, create: bool) -> list[int]:
         """Commit ``who``'s answer to the store (the learner reads it from there)
-        and mark its example done here; the stored id."""
+        and mark its example done here; the stored id. Without ``create``, a
+        dataset missing in the store (dropped) raises ValueError."""
         assert self.store is not None  # a feed follows only with a store
         ids = self.store.add_answers(
             self.dataset,
             [answer],
             annotator=who,
             model_version=answer.get("_model_version"),
+            create=create,
         )
         self.feed.loop.pool.mark([answer["_input_key"]])
         return ids

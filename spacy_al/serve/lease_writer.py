@@ -96,15 +96,16 @@ class LeaseWriter:
                 feed._error = feed._fatal
                 self._cond.notify_all()
 
-    def flush(self) -> None:
+    def flush(self, key: int | None = None) -> None:
         """Write the lease changes made so far to the store (outside the lock; one
-        writer at a time, so changes land in the order they were made)."""
+        writer at a time, so changes land in the order they were made); with
+        ``key``, only those of that example's leases (no round trip if none)."""
         if self.store is None:
             return
         feed = self.feed
         with self._flush_lock:
             with self._lock:
-                changes = feed._leases.pending()
+                changes = feed._leases.pending(key)
             try:
                 feed._leases.write(changes)
             except Exception as e:  # leases only help a restart: keep serving

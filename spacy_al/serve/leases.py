@@ -197,10 +197,14 @@ class Leases:
 
     # --- the store -----------------------------------------------------------
 
-    def pending(self) -> LeaseChanges:
-        """Take the changes not yet written (for :meth:`write`)."""
-        changes, self._changes = self._changes, {}
-        return changes
+    def pending(self, key: int | None = None) -> LeaseChanges:
+        """Take the changes not yet written (for :meth:`write`); with ``key``,
+        only those of that example's leases (the others stay pending)."""
+        if key is None:
+            changes, self._changes = self._changes, {}
+            return changes
+        pairs = [pair for pair in self._changes if pair[0] == key]
+        return {pair: self._changes.pop(pair) for pair in pairs}
 
     def write(self, changes: LeaseChanges) -> None:
         """Write ``changes`` (from :meth:`pending`) to the store: ended leases

@@ -44,12 +44,14 @@ class AnswerStore(StoreBase):
         *,
         annotator: str,
         model_version: int | None = None,
+        create: bool = True,
     ) -> list[int]:
         """Store a batch of answers in one transaction; return their ids.
 
         Every answer is validated first (see :func:`validate_answer`): one bad answer
         raises :class:`AnswerError` naming its position and field, and nothing of the
-        batch is written. The dataset is created if missing. An answer to a task that
+        batch is written. The dataset is created if missing, unless ``create`` is
+        False: then a missing dataset raises ValueError (E102), nothing written. An answer to a task that
         ``annotator`` already answered in this dataset replaces the earlier one; within
         the batch, the last answer to a task wins (and its id is returned for both).
         A task is known by its ``_task_key``; an answer whose keys match a stored
@@ -88,7 +90,10 @@ class AnswerStore(StoreBase):
         unique = sorted(last.values())
 
         def write(conn: Connection) -> list[int]:
-            dataset_id = self._ensure_dataset(conn, dataset)
+            if create:
+                dataset_id = self._ensure_dataset(conn, dataset)
+            else:
+                dataset_id = self._dataset_id(conn, dataset)
             chosen = [rows[i] for i in unique]
             check_stored_identity(conn, dataset_id, chosen, dataset)
             return self._replace_rows(conn, dataset_id, chosen)
