@@ -218,6 +218,53 @@ def textcat_session(pool_path: Path, db: Path, labels: list[str]) -> dict:
     }
 
 
+def serving_session(pool_path: Path, db: Path, labels: list[str]) -> dict:
+    """The components a ``textcat.teach --learner process|remote`` server
+    serves for the dataset :func:`textcat_session` opens: the pool's input
+    keys and done marks, no model (:class:`~spacy_al.serve.follower.ServingLoop`);
+    its learner process selects and learns."""
+    from spacy_al.serve.follower import ServingLoop
+    from spacy_al.session import open_session
+
+    dataset, view_id = BENCH_DATASET, "classification"
+    session = open_session(
+        dataset,
+        pool_path,
+        db=f"sqlite:///{db}",
+        meta={
+            "labels": list(labels),
+            "view_id": view_id,
+            "exclusive": True,
+            "task": "textcat",
+            "overlap": 1,
+        },
+        new_updater=lambda version: None,  # never called: serve_only
+        load_updater=None,
+        to_targets=lambda answers, labels: [],
+        serve_only=True,
+    )
+    loop = ServingLoop(
+        session.pool,
+        store=session.store,
+        dataset=dataset,
+        labels=labels,
+        exclusive=True,
+        batch_size=10,
+    )
+    return {
+        "dataset": dataset,
+        "view_id": view_id,
+        "store": session.store,
+        "loop": loop,
+        "labels": list(labels),
+        "exclusive": True,
+        "eval": None,
+        "checkpoint": session.checkpoints,
+        "source": session.source_info(),
+        "config": {"batch_size": 10, "strategy": "margin"},
+    }
+
+
 def resolve_builder(build: SessionBuilder | str) -> SessionBuilder:
     """``build`` itself, or the function an importable ``"module:function"`` names."""
     if callable(build):
@@ -257,9 +304,10 @@ def measure_next_example(
     ``next_task`` and of both together (the server side of one click), the model
     versions and updates seen, and the time to build the session.
 
-    ``learner="process"``: the feed only serves (``Feed(learner="remote")``)
-    and a learner process (:func:`serve_learner`, the same ``build``, which must
-    then be importable by name) selects and learns on the same database, as
+    ``learner="process"``: the feed only serves (``Feed(learner="remote")``,
+    on the components such a server holds: :func:`serving_session`) and a
+    learner process (:func:`serve_learner`, the same ``build``, which must then
+    be importable by name) selects and learns on the same database, as
     ``--learner process`` runs it; its start-up is not timed.
     """
     if answers < 1 or annotators < 1:
@@ -275,9 +323,8 @@ def measure_next_example(
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_speed_") as tmp:
         pool_path = write_pool(Path(tmp) / "pool.jsonl", texts)
         start = time.perf_counter()
-        components = resolve_builder(build)(
-            pool_path, Path(tmp) / "bench.db", _labels_of(records)
-        )
+        serving = serving_session if learner == "process" else resolve_builder(build)
+        components = serving(pool_path, Path(tmp) / "bench.db", _labels_of(records))
         feed = Feed.from_components(
             components,
             checkpoint=None,
