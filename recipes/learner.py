@@ -187,4 +187,9 @@ def learner(
     finally:
         msg.info("Stopping the learner (saving the model)...")
         learn.close()
+        # A --dask cluster the session opened (local:N: its worker processes)
+        # stops with the learner.
+        cluster = getattr(learn.loop.pool, "cluster", None)
+        if cluster is not None:
+            cluster.close()
         signal.signal(signal.SIGTERM, previous)

@@ -543,3 +543,32 @@ def test_learner_process_stops_when_its_dataset_is_dropped(tmp_path):
         learner.close()
     with Store(kwargs["db"]) as store:  # the lock is free for the next learner
         assert store.learner_state("team")["expires"] == 0.0
+
+
+def test_learner_process_closes_its_dask_cluster_when_it_stops(tmp_path, monkeypatch):
+    # A learner started with --dask local:N stops its cluster's workers when
+    # it stops (its session opened the cluster).
+    from types import SimpleNamespace
+
+    from spacy_al.recipes import learner as learner_recipe
+
+    from spacy_al.cli import load_builtin_recipes
+
+    load_builtin_recipes()
+    closed = []
+    cluster = SimpleNamespace(close=lambda: closed.append("cluster"))
+    learn = SimpleNamespace(
+        loop=SimpleNamespace(pool=SimpleNamespace(cluster=cluster)),
+        lock=SimpleNamespace(learner="test"),
+        run=lambda stopped: None,
+        close=lambda: closed.append("learner"),
+    )
+    monkeypatch.setattr(learner_recipe, "open_learner", lambda build, **kw: learn)
+    learner_recipe.learner(
+        "dasked",
+        Path(SUPPORT),
+        "A,B",
+        db=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        dask="local:1",
+    )
+    assert closed == ["learner", "cluster"]
