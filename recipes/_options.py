@@ -102,6 +102,23 @@ LearnerMode = Annotated[
 ]
 
 
+# --- text classification (textcat.teach/correct/manual, and their learner) -----
+TextcatLabels = Annotated[
+    str, typer.Option("--label", "-l", help="Comma-separated labels")
+]
+TextcatStrategy = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="margin, entropy, least_confidence, diverse, balanced, cost, random, "
+        "vote_entropy, bald, or STRATEGY:MEASURE",
+    ),
+]
+TextcatPatterns = Annotated[
+    Path | None, typer.Option("--patterns", help="JSONL patterns for the cold start")
+]
+
+
 # --- the stopping signal (stabilizing predictions, spacy_al.stopping) -----------
 def check_stop_settings(
     *,

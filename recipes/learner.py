@@ -14,7 +14,6 @@ import inspect
 import os
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +32,7 @@ from ._options import (
     Arch,
     Base,
     BatchSize,
+    Dask,
     Dataset,
     Db,
     Eval,
@@ -44,15 +44,11 @@ from ._options import (
     StopThreshold,
     StopWindow,
 )
+from ._options import TextcatLabels as Labels
+from ._options import TextcatPatterns as Patterns
+from ._options import TextcatStrategy as Strategy
 
-# The textcat recipes' own options, declared again (no recipe imports another).
-Labels = Annotated[str, typer.Option("--label", "-l", help="Comma-separated labels")]
-Strategy = Annotated[
-    str, typer.Option("--strategy", help="The servers' recipe's --strategy")
-]
-Patterns = Annotated[
-    Path | None, typer.Option("--patterns", help="JSONL patterns for the cold start")
-]
+# The learner's own options (the servers' recipe's are shared in ._options).
 RecipeName = Annotated[
     str,
     typer.Option(
@@ -63,12 +59,6 @@ RecipeName = Annotated[
 NoWait = Annotated[
     bool,
     typer.Option("--no-wait", help="Refuse, instead of waiting, if a learner runs"),
-]
-Dask = Annotated[
-    str | None,
-    typer.Option(
-        "--dask", help="Score the pool on Dask: a scheduler ADDRESS, or local:N"
-    ),
 ]
 Nice = Annotated[
     int,

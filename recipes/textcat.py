@@ -9,9 +9,6 @@ simulator and the tests drive the same components with an oracle instead.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from spacy_al.errors import Errors
 from spacy_al.loop import StrategySpec
@@ -50,20 +47,9 @@ from ._options import (
     session_settings,
     split_commas,
 )
-
-# Options of the textcat recipes only; the shared ones are in ._options.
-Labels = Annotated[str, typer.Option("--label", "-l", help="Comma-separated labels")]
-Strategy = Annotated[
-    str,
-    typer.Option(
-        "--strategy",
-        help="margin, entropy, least_confidence, diverse, balanced, cost, random, "
-        "vote_entropy, bald, or STRATEGY:MEASURE",
-    ),
-]
-Patterns = Annotated[
-    Path | None, typer.Option("--patterns", help="JSONL patterns for the cold start")
-]
+from ._options import TextcatLabels as Labels
+from ._options import TextcatPatterns as Patterns
+from ._options import TextcatStrategy as Strategy
 
 
 def build_components(
