@@ -667,8 +667,7 @@ class Feed:
             if retake and not self._claim(who, served):
                 raise not_leased
             answer = self._from_served(served, eg)
-            with self._loop_lock:
-                ids = self._store_answer(answer, who)
+            ids = self._store_answer(answer, who)
         except BaseException:
             with self._cond:
                 self._answering.discard((who, key))
@@ -694,14 +693,17 @@ class Feed:
     def _store_answer(self, answer: dict, who: str) -> list[int]:
         """Store ``answer`` through the loop, or (following a learner process)
         through the follower: the store refuses it if the dataset was dropped,
-        so no round trip checks it first."""
+        so no round trip checks it first. Takes the loop lock (never inside
+        the feed's lock)."""
         if self._follower is None:
             self._check_dataset()
-            return self.loop.answer([answer], annotator=who)
+            with self._loop_lock:
+                return self.loop.answer([answer], annotator=who)
         try:
-            return self._follower.store_answer(
-                answer, who, create=not self._had_dataset
-            )
+            with self._loop_lock:
+                return self._follower.store_answer(
+                    answer, who, create=not self._had_dataset
+                )
         except ValueError:
             self._check_dataset()  # ServingStopped if it was dropped under us
             raise
