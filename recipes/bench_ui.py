@@ -5,6 +5,9 @@
 
 For each view named by ``--views`` (all of them by default):
 
+* ``baseline``: a Streamlit page with a text and one button (A), nothing of
+  spacy_al (``streamlit run``): Streamlit's own click-to-next on this machine,
+  against which the views' figures read;
 * ``textcat.teach``: the classification view, the support corpus's 4 labels;
   keys A, X, Space and the number keys (reject and correct in one step);
 * ``textcat.correct``: the choice view, 4 exclusive labels; a number key answers;
@@ -184,6 +187,7 @@ class View:
 
     recipe: Callable[[Path], list[str]]  # the command's arguments, given DIR
     keys: tuple[str, ...]  # the answering keys, taken in turn
+    baseline: bool = False  # BASELINE_APP under streamlit run, not a recipe
     before: tuple[str, ...] = ()  # keys pressed before each answer (not timed)
     seed: Callable[[str], None] | None = None  # writes answers to the database
 
@@ -247,8 +251,24 @@ def _patterns(out: Path) -> str:
     return str(path)
 
 
+# The baseline: a Streamlit page with a text and one button, nothing of
+# spacy_al, measured as the views are: Streamlit's own click-to-next.
+BASELINE_APP = """
+import streamlit as st
+
+
+def answer():
+    st.session_state["n"] = st.session_state.get("n", 0) + 1
+
+
+n = st.session_state.get("n", 0)
+st.html(f'<div class="sal-card">Text number {n}</div>')
+st.button("Accept", key="accept", shortcut="A", on_click=answer)
+st.html(f'<div class="sal-you">You answered <span class="sal-count">{n}</span></div>')
+"""
 SUPPORT = corpus_path("support.jsonl")
 VIEWS: dict[str, View] = {
+    "baseline": View(lambda out: [], keys=("a",), baseline=True),
     "textcat.teach": View(
         lambda out: ["textcat.teach", "ui", SUPPORT, "--label", LABELS],
         keys=("a", "x", "Space", "1", "a", "2", "x", "3", "Space", "4"),
@@ -295,13 +315,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(args: list[str], *, cwd: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """Start ``python -m spacy_al ARGS --port P``; return it and its URL once
+def _start(
+    args: list[str], *, port_flag: str, cwd: Path, log: Path
+) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m ARGS PORT_FLAG P``; return it and its URL once
     Streamlit answers its health check."""
     port = _free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "spacy_al", *args, "--port", str(port)],
+            [sys.executable, "-m", *args, port_flag, str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
@@ -332,11 +354,15 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _summary(values: list[float]) -> tuple[float, float]:
-    """(median, 95th percentile) of ``values``, NaN for none."""
+def _summary(values: list[float]) -> tuple[float | None, float | None]:
+    """(median, 95th percentile) of ``values``; None for none."""
     if not values:
-        return float("nan"), float("nan")
+        return None, None
     return statistics.median(values), float(numpy.percentile(values, 95))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def measure_view(
@@ -357,7 +383,8 @@ def measure_view(
     page = context.new_page()
     page.goto(f"{url}/?session=bench", timeout=120_000)
     page.wait_for_function(READY_JS, timeout=120_000, polling="raf")
-    page.locator(".sal-head").first.click()  # focus the app, as a person would
+    if page.locator(".sal-head").count():  # focus the app, as a person would
+        page.locator(".sal-head").first.click()
     page.wait_for_timeout(think * 1000)
     page.screenshot(path=str(shots / f"{name}_first.png"), full_page=True)
     next_ms: list[float] = []
@@ -386,7 +413,10 @@ def measure_view(
         if arm["sent"] is not None and arm["last"] is not None:
             page_ms.append(arm["sent"] - arm["t0"])
             render_ms.append(arm["t1"] - arm["last"])
-        server = page.locator("[data-server-ms]").last.get_attribute("data-server-ms")
+        server = page.evaluate(
+            "() => [...document.querySelectorAll('[data-server-ms]')]"
+            ".map((e) => e.dataset.serverMs).pop() ?? null"
+        )
         if server is not None:
             server_ms.append(float(server))
     page.wait_for_timeout(think * 1000)
@@ -457,9 +487,19 @@ def bench_ui(
                 db = str(work / "ui.db")
                 if view.seed is not None:
                     view.seed(db)
-                args = [*view.recipe(work), "--db", db]
+                if view.baseline:
+                    script = work / "baseline_app.py"
+                    script.write_text(BASELINE_APP, encoding="utf8")
+                    args = ["streamlit", "run", str(script), "--server.headless"]
+                    args += ["true", "--browser.gatherUsageStats", "false"]
+                    port_flag = "--server.port"
+                else:
+                    args = ["spacy_al", *view.recipe(work), "--db", db]
+                    port_flag = "--port"
                 load_before = _load()
-                process, url = _start(args, cwd=work, log=work / "server.log")
+                process, url = _start(
+                    args, port_flag=port_flag, cwd=work, log=work / "server.log"
+                )
                 try:
                     started = time.monotonic()
                     found = measure_view(
@@ -478,7 +518,7 @@ def bench_ui(
                 results.append(
                     {
                         "view": name,
-                        "command": ["python", "-m", "spacy_al", *args],
+                        "command": ["python", "-m", *args],
                         **found,
                         "next_median_ms": nxt[0],
                         "next_p95_ms": nxt[1],
@@ -496,19 +536,19 @@ def bench_ui(
                     [
                         name,
                         str(len(found["next_ms"])),
-                        f"{nxt[0]:.0f}",
-                        f"{nxt[1]:.0f}",
-                        f"{server[0]:.0f}",
-                        f"{server[1]:.0f}",
-                        f"{sent[0]:.0f}",
-                        f"{render[0]:.0f}",
+                        _ms(nxt[0]),
+                        _ms(nxt[1]),
+                        _ms(server[0]),
+                        _ms(server[1]),
+                        _ms(sent[0]),
+                        _ms(render[0]),
                         str(found["timeouts"]),
                         f"{load_before} / {_load()}",
                     ]
                 )
                 msg.text(
-                    f"{name}: next median {nxt[0]:.0f} ms, p95 {nxt[1]:.0f} ms "
-                    f"(server {server[0]:.0f} / {server[1]:.0f} ms)"
+                    f"{name}: next median {_ms(nxt[0])} ms, p95 {_ms(nxt[1])} ms "
+                    f"(server {_ms(server[0])} / {_ms(server[1])} ms)"
                 )
         finally:
             browser.close()
