@@ -69,6 +69,7 @@ from spacy_al.ner.model import (
     build_ner,
 )
 from spacy_al.ner.patterns import EntityPatterns
+from spacy_al.ner.scores import DEFAULT_NER_STRATEGY
 from spacy_al.ner.targets import answers_to_ner_targets
 from spacy_al.pipelines import load_base
 from spacy_al.registry import recipe
@@ -350,7 +351,7 @@ def teach(
     arch: Arch = SESSION_FACTORY,
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
-    strategy: Strategy = "entity",
+    strategy: Strategy = DEFAULT_NER_STRATEGY,
     batch_size: BatchSize = 10,
     patterns: Patterns = None,
     eval_path: Eval = None,
@@ -411,7 +412,7 @@ def correct(
     arch: Arch = SESSION_FACTORY,
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
-    strategy: Strategy = "any_entity",
+    strategy: Strategy = DEFAULT_NER_STRATEGY,
     batch_size: BatchSize = 10,
     patterns: Patterns = None,
     eval_path: Eval = None,

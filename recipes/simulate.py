@@ -51,6 +51,7 @@ from spacy_al.benchmarks.labels import REPORT_SEED, SPLITS, TUNE_SEED, dev_split
 from spacy_al.corpus import Source
 from spacy_al.errors import Errors, SourceError
 from spacy_al.ner.model import SESSION_FACTORY
+from spacy_al.ner.scores import DEFAULT_NER_STRATEGY
 from spacy_al.registry import recipe
 from spacy_al.simulate import simulate
 from spacy_al.simulate.runner import SimulationConfig, plot_curves, stop_cells
@@ -77,6 +78,10 @@ from ._options import (
 
 TASKS = ("textcat", "ner")
 DEFAULT_ARCH = {"textcat": DEFAULT_ARCHITECTURE, "ner": SESSION_FACTORY}
+DEFAULT_STRATEGIES = {
+    "textcat": "margin,random",
+    "ner": ",".join(dict.fromkeys((DEFAULT_NER_STRATEGY, "random"))),
+}
 
 
 def print_table(results: dict) -> None:
@@ -141,11 +146,13 @@ def simulate_cli(
         ),
     ] = "test",
     strategies: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--strategies", help="Comma-separated, e.g. margin,entropy,random"
+            "--strategies",
+            help="Comma-separated, e.g. margin,entropy,random (default: "
+            "margin,random; NER: the default NER strategy and random)",
         ),
-    ] = "margin,random",
+    ] = None,
     seed_size: SeedSize = 20,
     batch_size: BatchSize = 10,
     budget: Budget = 1000,
@@ -270,7 +277,7 @@ def simulate_cli(
     except (SourceError, FileNotFoundError, ValueError) as e:
         msg.fail(str(e), exits=1)
     config = SimulationConfig(
-        strategies=tuple(split_commas(strategies)),
+        strategies=tuple(split_commas(strategies or DEFAULT_STRATEGIES[task])),
         seed_size=seed_size,
         batch_size=batch_size,
         budget=budget,
@@ -302,7 +309,8 @@ def simulate_cli(
         vectors_dir=str(cache or output / "vectors") if task == "ner" else None,
     )
     runs = len(config.strategies) * seeds
-    rounds_per_run = max(1, (budget - seed_size) // batch_size + 1)
+    # The seed set's point, then one per batch (the last one may be short).
+    rounds_per_run = max(1, -(-(budget - seed_size) // batch_size) + 1)
     with tqdm(
         total=runs if n_jobs > 1 else runs * rounds_per_run, desc="simulate"
     ) as bar:

@@ -53,7 +53,8 @@ class StrategySpec:
 
         For NER, a measure name alone (``mnlp``, ``token-entropy``, ``entity``
         ...) means the top k by it, and a strategy that needs scores (``diverse``,
-        ``cost``, a registered name) uses ``any_entity``; one that needs none
+        ``cost``, a registered name) uses ``DEFAULT_NER_MEASURE``
+        (``spacy_al.ner.scores``); one that needs none
         (``random``, ``sequential``) gets the measure ``none``.
         """
         if task == "ner":
@@ -68,7 +69,7 @@ class StrategySpec:
 
     @classmethod
     def _parse_ner(cls, name: str) -> StrategySpec:
-        from spacy_al.ner.scores import NER_MEASURES
+        from spacy_al.ner.scores import DEFAULT_NER_MEASURE, NER_MEASURES
 
         if ":" in name:
             strategy, measure = name.split(":", 1)
@@ -77,8 +78,9 @@ class StrategySpec:
             strategy, measure = "spacy_al.top_k.v1", name
         else:
             strategy = strategies_module.resolve(name).strategy
-            # any_entity: the best NER measure on WNUT-17's dev split (#12).
-            measure = "any_entity" if "scores" in strategy_needs(strategy) else "none"
+            # The best NER measure on WNUT-17's dev file (#12).
+            needs_scores = "scores" in strategy_needs(strategy)
+            measure = DEFAULT_NER_MEASURE if needs_scores else "none"
         if measure not in NER_MEASURES and measure != "none":
             raise ValueError(
                 Errors.E531.format(

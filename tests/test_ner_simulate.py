@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import srsly
 
 from spacy_al.simulate import simulate
@@ -57,3 +59,21 @@ def test_ner_simulate_pool_vectors_and_auc_against_random(corpora_dir, tmp_path)
             high = results["auc_tokens_to"]
             assert auc == token_auc(curve, low=curve[0][1], high=high)
     assert "auc_tokens_vs_random" in slc
+    assert not results["full_data_training"]["cached"]
+    # A second command on the same data (other seeds) reads the full-data
+    # reference from the cache instead of training it again.
+    again = simulate(
+        records[:60],
+        records[60:90],
+        replace(config, strategies=("random",), seeds=1, first_seed=5),
+    )
+    assert again["full_data_training"]["cached"]
+    assert again["full_data_score"] == results["full_data_score"]
+    assert again["seeds"] == [5]
+    # ... but not for another evaluation set.
+    other = simulate(
+        records[:60],
+        records[90:120],
+        replace(config, strategies=("random",), seeds=1, max_epochs=1),
+    )
+    assert not other["full_data_training"]["cached"]

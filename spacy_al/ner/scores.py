@@ -436,6 +436,15 @@ GREEDY_MEASURES = ("greedy_mnlp",)
 #: being inside any entity) and ``greedy_mnlp``.
 NER_MEASURES = (*MEASURES, "entity", "any_entity", *GREEDY_MEASURES)
 
+#: The NER measure strategies use when none is named (``diverse``, ``cost``)
+#: and what ``ner.correct``, ``ner.teach`` and ``simulate ner`` rank by by
+#: default: the best on WNUT-17's dev file (5 seeds, by AUC over tokens
+#: annotated; BENCHMARKS.md, issue #12).
+DEFAULT_NER_MEASURE = "any_entity"
+#: What the NER recipes and ``simulate ner`` pick texts by when no
+#: ``--strategy`` is given: the dev winner (random, if no measure beat it).
+DEFAULT_NER_STRATEGY = DEFAULT_NER_MEASURE
+
 
 def entity_uncertainty(scores: DocNERScores) -> float:
     """How unsure the model is of the doc's most uncertain candidate entity.
