@@ -52,12 +52,8 @@ import srsly
 import typer
 from wasabi import msg
 
-from spacy_al.benchmarks.durability import (
-    TrainKillReport,
-    TrialReport,
-    run_train_kills,
-    run_trials,
-)
+from spacy_al.benchmarks.durability import TrialReport, run_trials
+from spacy_al.benchmarks.train_kills import TrainKillReport, run_train_kills
 from spacy_al.corpus import Source, gold_labels
 from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.errors import Errors

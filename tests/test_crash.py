@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from spacy_al.recipes.textcat import build_components
 
-from spacy_al.benchmarks.durability import run_train_kills, run_trials
+from spacy_al.benchmarks.durability import run_trials
+from spacy_al.benchmarks.train_kills import run_train_kills
 from spacy_al.checkpoints import (
     Checkpoints,
     load_checkpoint,

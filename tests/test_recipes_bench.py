@@ -5,13 +5,13 @@ import json
 
 import pytest
 import srsly
-from spacy_al.recipes import bench as bench_recipe
 from typer.testing import CliRunner
 
 from spacy_al.benchmarks import peers
-from spacy_al.benchmarks.durability import TrainKillReport, TrialReport
+from spacy_al.benchmarks.durability import TrialReport
 from spacy_al.benchmarks.labels import median_labels, summarize
 from spacy_al.benchmarks.peers import PEERS, available_peers, seed_indices
+from spacy_al.benchmarks.train_kills import TrainKillReport
 from spacy_al.cli import build_app, load_builtin_recipes, main
 from spacy_al.simulate.textcat import gold_set
 

@@ -34,6 +34,18 @@ READY_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 
 
+def log_tail(
+    path: Path, n: int = 3000, *, what: str = "the server didn't start"
+) -> str:
+    """The last ``n`` characters of the log at ``path``, after ``what`` (for an
+    error message about a process that failed)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"{what} (no log at {path})"
+    return f"{what}:\n" + text[-n:]
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
