@@ -262,9 +262,21 @@ def selection(task: dict, initial: list[str]) -> str:
 # --- the card ------------------------------------------------------------------
 
 
+# Strategies that choose without the model (spacy_al/strategies.py), as the card
+# says how its text was chosen.
+UNSCORED_CHOICE = {"sequential": "served in source order", "random": "picked at random"}
+
+
 def version_fact(task: dict, version: int) -> str:
-    """Which model chose the text: a fact of the card that doesn't go stale while
-    the sidebar's version moves on (the sidebar shows the current one)."""
+    """How the text was chosen: by which model (a fact of the card that doesn't
+    go stale while the sidebar's version moves on; the sidebar shows the current
+    one), or, when no model chose it (ner.manual's source order, a cold start's
+    texts, ``--strategy random``), how it was."""
+    meta = task.get("meta") or {}
+    if meta.get("cold_start"):  # NER's cold start serves texts in source order
+        return UNSCORED_CHOICE["sequential"]
+    if meta.get("strategy") in UNSCORED_CHOICE:
+        return UNSCORED_CHOICE[meta["strategy"]]
     asked = task.get("_model_version")
     return f"chosen by model v{version if asked is None else asked}"
 

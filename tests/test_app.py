@@ -421,6 +421,7 @@ def test_app_ner_teach_cold_start_asks_for_whole_analyses(serve, ner_source):
     sent = editor_sent(at)
     assert sent["spans"] == [] and set(sent["labels"]) == set(NER_LABELS.split(","))
     assert "<mark" not in html_bodies(at)
+    assert "served in source order" in sent["facts"]  # not chosen by the model
     text = sent["text"]
     name = text.split(" joined")[0]
     answer_in_editor(at, "accept", [{"start": 0, "end": len(name), "label": "PERSON"}])
@@ -499,6 +500,9 @@ def test_app_ner_manual_sends_the_text_and_labels_to_the_editor(serve, ner_sourc
     assert sent["text"] == text and sent["spans"] == []
     assert sent["labels"] == sorted(NER_LABELS.split(","))
     assert sent["answers"] == ["accept", "ignore"]
+    # No model chose it: the card says how it was chosen.
+    assert "served in source order" in sent["facts"]
+    assert "chosen by model" not in sent["facts"]
     assert [text[a:b] for a, b in sent["tokens"]][:4] == [
         "Alice",
         "Smith",
@@ -660,6 +664,20 @@ def test_app_card_shows_no_model_figure_before_the_first_update():
     assert "no model trained yet" in body and "0.50" not in body
     body = card_body({**task, "_model_version": 1}, label="A", version=1)
     assert "model&#x27;s score for A: 0.50" in body and "uncertainty 1.00" in body
+
+
+def test_app_card_says_how_a_text_was_chosen():
+    from spacy_al.app.views.widgets import version_fact
+
+    task = {"text": "t", "_model_version": 3}
+    assert version_fact(task, 5) == "chosen by model v3"
+    for strategy, fact in [
+        ("sequential", "served in source order"),
+        ("random", "picked at random"),
+    ]:
+        assert version_fact({**task, "meta": {"strategy": strategy}}, 5) == fact
+    cold = {**task, "meta": {"strategy": "any_entity", "cold_start": True}}
+    assert version_fact(cold, 0) == "served in source order"
 
 
 def test_app_card_of_a_choice_shows_every_label_score():

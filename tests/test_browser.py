@@ -193,8 +193,14 @@ def test_browser_keyboard_answers_are_stored_and_annotators_get_different_exampl
     assert len(stored) == len(asked) == 20
     assert {eg["text"]: (eg["answer"], eg.get("accept")) for eg in stored} == asked
     assert {eg["_annotator_id"] for eg in stored} == {"alice"}
-    # The model learnt from the batches meanwhile; the sidebar shows its version.
+    # The model learnt from the batches meanwhile; the sidebar shows its version
+    # and alice's 20 answers in its progress.
     wait_for_version(alice, 1)
+    alice.wait_for_function(
+        "() => document.querySelector('[data-testid=stSidebar]')"
+        "?.innerText.includes('20 / ')",
+        timeout=10_000,
+    )
     held_by_alice = shown(alice)[0]
     bob = open_page(browser, url, "bob")
     seen_by_bob = []
