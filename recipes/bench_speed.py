@@ -227,6 +227,7 @@ def bench_speed(
     rows = []
     results["update"] = []
     jobs: list[tuple[str, list[dict]]] = [
+        ("linear", raw_records),
         ("bow", raw_records),
         ("ensemble", raw_records),
     ]

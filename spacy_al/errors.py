@@ -189,7 +189,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E716 = "measure_update needs at least one batch of at least one answer, got batches={batches!r} and batch_size={batch_size!r}."
     E717 = "Only {n} labelled records for the '{model}' update benchmark, which needs {need}. Use a corpus with more gold labels (or gold 'spans' for ner), or fewer batches."
     E718 = "The updater's serving version went from {before} to {after} after one update, not up by one: the benchmark can't tell when the new model was served."
-    E719 = "Unknown model '{model}' for the update benchmark. Choose one of: bow, ensemble, ner."
+    E719 = "Unknown model '{model}' for the update benchmark. Choose one of: linear, bow, ensemble, ner."
     E720 = "measure_scoring needs repeats >= 1 and n_docs >= 1, got repeats={repeats!r} and n_docs={n_docs!r}."
     E721 = "Measuring the start-up of a pool of {pool_size} texts in a fresh process failed: {err}. Run it alone to see the whole error, or try a smaller --big-pools size."
     E722 = "Can't find {path}, which bench speed reads: --corpus must be a directory holding train.jsonl with gold labels (and, for the NER update figures, --ner-corpus one with gold spans)."

@@ -89,7 +89,7 @@ def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
     assert r["error"] is None
 
 
-@pytest.mark.parametrize("model", ["bow", "ensemble", "ner"])
+@pytest.mark.parametrize("model", ["linear", "bow", "ensemble", "ner"])
 def test_bench_speed_update_bumps_the_version_per_batch(model, sms_raw, wnut_raw):
     records = wnut_raw if model == "ner" else sms_raw
     r = bench_speed.measure_update(records, model=model, batches=2, batch_size=5)
