@@ -57,6 +57,8 @@ def test_serve_keys_marks_done_by_key(tmp_path):
     assert pool.n_done == 2 == int(pool.done.sum())
     pool.mark([first], False)
     assert pool.n_done == 1 == int(pool.done.sum())
+    assert first in pool.index and 999 not in pool.index
+    assert 2**64 not in pool.index  # no 64-bit key: in no pool, no overflow
 
 
 def test_serve_keys_bad_line_names_file_and_line_as_in_process(tmp_path):

@@ -17,47 +17,16 @@ in-process reader names it), without Dask and without a model.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from spacy_al.scale.pool import DoneMarks, KeyIndex
 from spacy_al.scale.source import index_partition, partitions, placed_error
 
 
-class SortedKeys:
-    """Membership and position of input keys in a sorted array of distinct keys."""
-
-    def __init__(self, keys: np.ndarray) -> None:
-        self._keys = keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def positions(self, keys: Iterable[int]) -> np.ndarray:
-        """The position of each of ``keys`` in the array (-1: not there)."""
-        wanted = np.fromiter((int(k) for k in keys), dtype=np.int64)
-        if not len(self._keys):
-            return np.full(len(wanted), -1, dtype=np.int64)
-        at = np.searchsorted(self._keys, wanted)
-        at = np.minimum(at, len(self._keys) - 1)
-        return np.where(self._keys[at] == wanted, at, -1)
-
-    def get(self, key: int, default: Any = None) -> Any:
-        """The position of ``key`` (``default`` if it isn't there)."""
-        key = int(key)
-        if not len(self._keys) or not -(2**63) <= key < 2**63:
-            return default
-        i = int(np.searchsorted(self._keys, np.int64(key)))
-        return i if i < len(self._keys) and self._keys[i] == key else default
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, (int, np.integer)) and self.get(int(key)) is not None
-
-
-class KeyPool:
+class KeyPool(DoneMarks):
     """The input keys of a JSONL source and which are done (see the module).
 
     It answers as :class:`~spacy_al.pool.Pool` does for serving: ``len``,
@@ -68,18 +37,8 @@ class KeyPool:
     """
 
     def __init__(self, keys: np.ndarray, *, answered: Collection[int] = ()) -> None:
-        self.keys = np.asarray(keys, dtype=np.int64)  # sorted, distinct
-        self.index = SortedKeys(self.keys)
-        self.error: Exception | None = None
-        self._lock = threading.Lock()
-        self._done = np.zeros(len(self.keys), dtype=bool)
-        self._n_done = 0  # kept as marks change: stats are polled often
-        if answered:
-            self.mark(answered)
-        self.n_read = len(self.keys)
-        self.n_skipped = 0
-        self.n_duplicates = 0
-        self.skipped_errors: list[str] = []
+        keys = np.asarray(keys, dtype=np.int64)  # sorted, distinct
+        super().__init__(keys, KeyIndex.from_sorted(keys), answered=answered)
 
     @classmethod
     def read(
@@ -132,35 +91,3 @@ class KeyPool:
         pool.n_read, pool.n_skipped = n_read, n_skipped
         pool.skipped_errors = skipped
         return pool
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    @property
-    def loading(self) -> bool:
-        return False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return True
-
-    def check(self) -> None:
-        """Nothing to raise: the source was read before the pool was returned."""
-
-    @property
-    def done(self) -> np.ndarray:
-        """Whether each key (in sorted order) has been answered (a copy)."""
-        with self._lock:
-            return self._done.copy()
-
-    @property
-    def n_done(self) -> int:
-        return self._n_done
-
-    def mark(self, input_keys: Iterable[int], done: bool = True) -> None:
-        """Mark examples (not) done by their input keys (others are ignored)."""
-        at = self.index.positions(input_keys)
-        at = np.unique(at[at >= 0])
-        with self._lock:
-            was = int(self._done[at].sum())
-            self._done[at] = done
-            self._n_done += len(at) - was if done else -was

@@ -71,12 +71,18 @@ class KeyIndex:
     10 million ints would take a gigabyte)."""
 
     def __init__(self, keys: np.ndarray) -> None:
-        self._order = np.argsort(keys, kind="stable").astype(_index_dtype(len(keys)))
+        self._order: np.ndarray | None = np.argsort(keys, kind="stable").astype(
+            _index_dtype(len(keys))
+        )
         self._sorted = keys[self._order]
 
     @classmethod
-    def from_sorted(cls, sorted_keys: np.ndarray, positions: np.ndarray) -> KeyIndex:
-        """The index of distinct ``sorted_keys`` at ``positions`` (no sort)."""
+    def from_sorted(
+        cls, sorted_keys: np.ndarray, positions: np.ndarray | None = None
+    ) -> KeyIndex:
+        """The index of distinct ``sorted_keys`` at ``positions`` (no sort);
+        without ``positions``, each key's position is its place in
+        ``sorted_keys`` (no second array: a pool held in sorted order)."""
         index = cls.__new__(cls)
         index._sorted, index._order = sorted_keys, positions
         return index
@@ -87,14 +93,17 @@ class KeyIndex:
     def positions(self, keys: Iterable[int]) -> np.ndarray:
         """The positions of ``keys`` (-1 for a key not in the pool)."""
         wanted = np.fromiter((int(k) for k in keys), dtype=np.int64)
-        at = np.searchsorted(self._sorted, wanted)
-        at = np.minimum(at, max(len(self._sorted) - 1, 0))
         if not len(self._sorted):
             return np.full(len(wanted), -1, dtype=np.int64)
+        at = np.searchsorted(self._sorted, wanted)
+        at = np.minimum(at, len(self._sorted) - 1)
         found = self._sorted[at] == wanted
-        return np.where(found, self._order[at], -1).astype(np.int64)
+        where = at if self._order is None else self._order[at]
+        return np.where(found, where, -1).astype(np.int64)
 
     def get(self, key: int, default: Any = None) -> Any:
+        if not -(2**63) <= int(key) < 2**63:  # no 64-bit key: in no pool
+            return default
         i = int(self.positions([key])[0])
         return default if i < 0 else i
 
@@ -106,6 +115,63 @@ class KeyIndex:
         if i is None:
             raise KeyError(key)
         return i
+
+
+class DoneMarks:
+    """A pool read whole before it is returned: its input keys (``keys``, with
+    ``index`` from key to position), one done mark each, and what the reading
+    found (``n_read``, ``n_skipped``, ``n_duplicates``, ``skipped_errors``, as
+    a ``Source`` counts them). It answers as :class:`~spacy_al.pool.Pool` does
+    for ``len``, ``index``, ``mark``, ``done``, ``n_done``, ``error`` (None),
+    ``loading`` (False), ``wait`` and ``check``."""
+
+    def __init__(
+        self, keys: np.ndarray, index: KeyIndex, *, answered: Collection[int] = ()
+    ) -> None:
+        self.keys = np.asarray(keys, dtype=np.int64)
+        self.index = index
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+        self._done = np.zeros(len(self.keys), dtype=bool)
+        self._n_done = 0  # kept as marks change: stats are polled often
+        if answered:
+            self.mark(answered)
+        self.n_read = len(self.keys)
+        self.n_skipped = 0
+        self.n_duplicates = 0
+        self.skipped_errors: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def loading(self) -> bool:
+        return False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
+
+    def check(self) -> None:
+        """Nothing to raise: the pool was read before it was returned."""
+
+    @property
+    def done(self) -> np.ndarray:
+        """Whether each example has been answered (a copy)."""
+        with self._lock:
+            return self._done.copy()
+
+    @property
+    def n_done(self) -> int:
+        return self._n_done
+
+    def mark(self, input_keys: Iterable[int], done: bool = True) -> None:
+        """Mark examples (not) done by their input keys (others are ignored)."""
+        at = self.index.positions(input_keys)
+        at = np.unique(at[at >= 0])
+        with self._lock:
+            was = int(self._done[at].sum())
+            self._done[at] = done
+            self._n_done += len(at) - was if done else -was
 
 
 class LazyTasks(Sequence):
@@ -141,7 +207,7 @@ class LazyTasks(Sequence):
             yield from self[lo : lo + step]
 
 
-class OffsetPool:
+class OffsetPool(DoneMarks):
     """The examples of a JSONL file, by input key, byte offset and done mark.
 
     It answers as :class:`~spacy_al.pool.Pool` does (``tasks``, ``index``,
@@ -162,25 +228,17 @@ class OffsetPool:
         cluster: Cluster | None = None,
         index: KeyIndex | None = None,
     ) -> None:
+        keys = np.asarray(keys, dtype=np.int64)
+        super().__init__(
+            keys, index if index is not None else KeyIndex(keys), answered=answered
+        )
         self.path = str(path)
-        self.keys = np.asarray(keys, dtype=np.int64)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.parts = list(parts)
         self.cluster = cluster
-        self.index = index if index is not None else KeyIndex(self.keys)
         self.tasks = LazyTasks(self.path, self.offsets)
-        self.error: Exception | None = None
-        self._lock = threading.Lock()
-        self._done = np.zeros(len(self.keys), dtype=bool)
-        if answered:
-            at = self.index.positions(answered)
-            self._done[at[at >= 0]] = True
         # Where each partition's examples begin, for splitting a window.
         self._part_starts = np.searchsorted(self.offsets, [p.start for p in self.parts])
-        self.n_read = len(self.keys)
-        self.n_skipped = 0
-        self.n_duplicates = 0
-        self.skipped_errors: list[str] = []
 
     @classmethod
     def build(
@@ -271,35 +329,6 @@ class OffsetPool:
         pool.n_duplicates = self.n_duplicates
         pool.skipped_errors = list(self.skipped_errors)
         return pool
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    @property
-    def loading(self) -> bool:
-        return False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return True
-
-    def check(self) -> None:
-        """Nothing to raise: the index was built before the pool was returned."""
-
-    @property
-    def done(self) -> np.ndarray:
-        with self._lock:
-            return self._done.copy()
-
-    @property
-    def n_done(self) -> int:
-        with self._lock:
-            return int(self._done.sum())
-
-    def mark(self, input_keys: Iterable[int], done: bool = True) -> None:
-        """Mark examples (not) done by their input keys."""
-        at = self.index.positions(input_keys)
-        with self._lock:
-            self._done[at[at >= 0]] = done
 
     def remaining(self, *, exclude: Collection[int] = ()) -> np.ndarray:
         """Indices of the examples not done nor in ``exclude``, in file order."""
