@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from spacy_al.corpus import task_key_of
 from spacy_al.errors import Errors
-from spacy_al.team.consensus import Consensus
+from spacy_al.modelless import ModellessLoop
 
 if TYPE_CHECKING:
     from spacy_al.protocols import Loop, YieldPoint
@@ -281,7 +281,7 @@ class Follower:
         return out
 
 
-class ServingLoop:
+class ServingLoop(ModellessLoop):
     """The loop of a server whose learner process selects and learns: a
     ``spacy_al.protocols.Loop`` with no model.
 
@@ -305,47 +305,16 @@ class ServingLoop:
         task: str = "textcat",
         batch_size: int = 10,
     ) -> None:
-        self.pool = pool
-        self.store: Store = store
-        self.dataset: str = dataset
-        self.labels: tuple[str, ...] = tuple(labels)
-        self.exclusive = exclusive
-        self.task = task
-        self.batch_size = batch_size
-        self.consensus = Consensus()
-        self.updater = None  # the learner process has the model
+        super().__init__(
+            store=store,
+            dataset=dataset,
+            labels=labels,
+            exclusive=exclusive,
+            task=task,
+            batch_size=batch_size,
+        )
+        self.pool = pool  # the learner process has the model
         self.asks_label = True
-
-    @property
-    def version(self) -> int:
-        """0: the model is the learner's."""
-        return 0
-
-    @property
-    def trained(self) -> bool:
-        return False
-
-    @property
-    def n_pending(self) -> int:
-        return 0
-
-    @property
-    def ready_to_learn(self) -> bool:
-        return False
-
-    @property
-    def conflicts(self) -> dict[int, tuple[dict, ...]]:
-        return {}
-
-    @property
-    def n_waiting(self) -> int:
-        return 0
-
-    def pop_targets(self) -> list:
-        return []
-
-    def adjudicate(self, reviews: Iterable[dict]) -> int:
-        return 0
 
     def hold(self, answers: Iterable[dict]) -> None:
         """Answers held back for agreement are the learner's to hold."""

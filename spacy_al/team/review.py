@@ -15,6 +15,7 @@ from typing import Any
 
 from spacy_al.corpus import get_task_hash, get_task_key, input_key_of, task_key_of
 from spacy_al.errors import Errors, SourceError
+from spacy_al.modelless import ModellessLoop
 from spacy_al.pool import Pool
 from spacy_al.protocols import YieldPoint
 from spacy_al.spans import validate_spans
@@ -23,7 +24,7 @@ from spacy_al.team.agreement import Rating, rated_answers, span_key
 from spacy_al.team.consensus import REVIEW_KEY, REVIEW_VIEW, Consensus
 
 
-class ReviewLoop:
+class ReviewLoop(ModellessLoop):
     """The review queue, a ``spacy_al.protocols.Loop`` of the reviewed ``task``.
 
     Each task is an example to adjudicate, in dataset order; each answer is
@@ -49,52 +50,15 @@ class ReviewLoop:
         answered = (
             store.answered_input_keys(dataset) if store.has_dataset(dataset) else ()
         )
+        super().__init__(
+            store=store,
+            dataset=dataset,
+            labels=labels,
+            exclusive=exclusive,
+            task=task,
+            batch_size=batch_size,
+        )
         self.pool = Pool(tasks, answered=answered)
-        self.store: Store = store
-        self.dataset: str = dataset
-        self.labels: tuple[str, ...] = tuple(labels)
-        self.exclusive = exclusive
-        self.task = task
-        self.batch_size = batch_size
-        self.consensus = Consensus()
-        self.updater = None  # no model: nothing is learnt from reviews here
-
-    # --- what a loop that learns nothing has -----------------------------------
-
-    @property
-    def version(self) -> int:
-        """0: reviews are answered without a model."""
-        return 0
-
-    @property
-    def trained(self) -> bool:
-        """False: there is no model."""
-        return False
-
-    @property
-    def n_pending(self) -> int:
-        """0: reviews are stored, never queued for learning."""
-        return 0
-
-    @property
-    def ready_to_learn(self) -> bool:
-        return False
-
-    @property
-    def conflicts(self) -> dict[int, tuple[dict, ...]]:
-        """None: a reviewer's answer is final on its own."""
-        return {}
-
-    @property
-    def n_waiting(self) -> int:
-        return 0
-
-    def pop_targets(self) -> list:
-        return []
-
-    def adjudicate(self, reviews: Iterable[dict]) -> int:
-        """Reviews of a review dataset aren't learnt here: 0 queued."""
-        return 0
 
     def set_yield_point(self, yield_point: YieldPoint | None) -> None:
         """Selecting reviews is quick (no scoring): there is nothing to give way."""
