@@ -256,6 +256,31 @@ def test_feed_serves_the_previous_ranking_while_the_selector_is_busy(tmp_path):
         feed.close()
 
 
+def test_a_pool_read_to_its_end_during_an_empty_selection_is_served(tmp_path):
+    # The race CI once hit: a selection finds nothing new, the reading ends
+    # before it returns; the feed must select again, not report the pool done.
+    gate = threading.Event()
+    store = Store(f"sqlite:///{tmp_path / 'feed.db'}")
+    pool = SmallPool(gated(TEXTS, gate, after=8), foreground_seconds=0.0)
+    loop = make_loop(pool, store=store, dataset="speed", batch_size=100)
+    select = loop.select
+
+    def select_while_the_reading_ends(n, *, exclude=()):
+        tasks = select(n, exclude=exclude)
+        if not tasks and not gate.is_set():
+            gate.set()
+            assert pool.wait(WAIT)
+        return tasks
+
+    loop.select = select_while_the_reading_ends
+    with Feed(loop, prefetch=4, close_store=True) as feed:
+        for _ in range(8):
+            task = feed.next_task("alice", timeout=WAIT)
+            feed.answer("alice", {**task, "answer": "accept"})
+        task = feed.next_task("alice", timeout=WAIT)
+        assert task is not None and task["text"] in TEXTS[8:]
+
+
 def test_feed_is_not_finished_while_the_pool_is_still_read(tmp_path):
     gate = threading.Event()
     store = Store(f"sqlite:///{tmp_path / 'feed.db'}")

@@ -114,6 +114,9 @@ class Selector:
                 )
                 taken, self._taken_before = self._taken_before, self.feed._taken
             started = time.monotonic()
+            # Read before selecting: a pool whose reading ends during the
+            # selection may have more than this selection saw.
+            loading = self.loop.pool.loading
             try:
                 tasks = self._select(max(n, 1), exclude)
                 if self.preselect:
@@ -155,7 +158,6 @@ class Selector:
                     self.feed._candidates.extend(fresh_tasks)
                 self.feed._cand_version = version
                 # A pool still being read may have more soon: not exhausted.
-                loading = self.loop.pool.loading
                 self.feed._exhausted = not tasks and not loading
                 self._cond.notify_all()
                 if not tasks and loading:
