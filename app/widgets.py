@@ -271,10 +271,12 @@ def version_fact(task: dict, version: int) -> str:
     """How the text was chosen: by which model (a fact of the card that doesn't
     go stale while the sidebar's version moves on; the sidebar shows the current
     one), or, when no model chose it (ner.manual's source order, a cold start's
-    texts, ``--strategy random``), how it was."""
+    texts, ``--strategy random``, a ``--patterns`` match), how it was."""
     meta = task.get("meta") or {}
     if meta.get("cold_start"):  # NER's cold start serves texts in source order
         return UNSCORED_CHOICE["sequential"]
+    if meta.get("pattern"):  # asked because it matches a --patterns entry
+        return "matches your patterns"
     if meta.get("strategy") in UNSCORED_CHOICE:
         return UNSCORED_CHOICE[meta["strategy"]]
     asked = task.get("_model_version")

@@ -678,6 +678,8 @@ def test_app_card_says_how_a_text_was_chosen():
         assert version_fact({**task, "meta": {"strategy": strategy}}, 5) == fact
     cold = {**task, "meta": {"strategy": "any_entity", "cold_start": True}}
     assert version_fact(cold, 0) == "served in source order"
+    matched = {**task, "meta": {"strategy": "margin", "pattern": True}}
+    assert version_fact(matched, 5) == "matches your patterns"
 
 
 def test_app_card_of_a_choice_shows_every_label_score():
