@@ -483,6 +483,27 @@ def diverse_seed(vectors: Any, n: int, *, seed: int = 0) -> np.ndarray:
     return np.asarray(picked[:n], dtype=int)
 
 
+def take_turns(queues: Mapping[str, Sequence[int]], n: int) -> list[tuple[int, str]]:
+    """Up to ``n`` (row, label) pairs from per-label queues of rows: the labels
+    take turns (in the mapping's order), each its next row not taken yet.
+
+    The cold start's pattern questions come from here, in the seed set
+    (:func:`pattern_seed`) and in the loop (``ActiveLoop``): every label with
+    matches gets its share, however common another label's matches are.
+    """
+    queues = {label: list(rows) for label, rows in queues.items()}
+    picked: list[tuple[int, str]] = []
+    taken: set[int] = set()
+    while len(picked) < n and any(queues.values()):
+        for label, rows in queues.items():
+            while rows and rows[0] in taken:
+                rows.pop(0)
+            if rows and len(picked) < n:
+                taken.add(rows[0])
+                picked.append((rows.pop(0), label))
+    return picked
+
+
 def pattern_seed(
     matched: Sequence[Sequence[str]],
     base: Sequence[int],
@@ -491,8 +512,9 @@ def pattern_seed(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """A seed set of ``len(base)`` rows, up to ``share`` of it texts a pattern
-    marks: the labels with matches take turns, each a random one of its matched
-    rows not taken yet; ``base``'s rows (in order) fill the rest.
+    marks: the labels with matches take turns (:func:`take_turns`), each a
+    random one of its matched rows not taken yet; ``base``'s rows (in order)
+    fill the rest.
 
     ``matched`` holds, per row of the pool, the labels whose patterns match it.
     A user who wrote patterns for a rare label has its first examples in the
@@ -510,15 +532,8 @@ def pattern_seed(
         label: [rows[j] for j in rng.permutation(len(rows))]
         for label, rows in sorted(by_label.items())
     }
-    picked: list[int] = []
-    taken: set[int] = set()
-    while len(picked) < int(share * n) and any(queues.values()):
-        for rows in queues.values():
-            while rows and rows[0] in taken:
-                rows.pop(0)
-            if rows and len(picked) < int(share * n):
-                taken.add(rows[0])
-                picked.append(rows.pop(0))
+    picked = [i for i, _ in take_turns(queues, int(share * n))]
+    taken = set(picked)
     picked += [i for i in base if i not in taken][: n - len(picked)]
     return np.asarray(picked, dtype=int)
 

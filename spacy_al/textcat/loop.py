@@ -14,7 +14,7 @@ from spacy_al.pool import Pool
 from spacy_al.protocols import Updater, YieldPoint
 from spacy_al.scale.scoring import ScoreSpec, check_spec, pick_on_cluster
 from spacy_al.store import Store
-from spacy_al.strategies import Candidates
+from spacy_al.strategies import Candidates, take_turns
 from spacy_al.textcat.learner import IDF_TEXTS
 from spacy_al.textcat.patterns import PatternMatcher
 from spacy_al.textcat.scoring import Scorer, make_scorer, score_stream
@@ -149,7 +149,7 @@ class ActiveLoop(BaseLoop):
         scored = score_stream(self.scorer, served, stream())
         chosen: list[tuple[int, str | None]] = []
         if self.patterns is not None:
-            chosen = self._pattern_picks(indices, docs, scored.scores, n // 2 or 1)
+            chosen = self._pattern_picks(docs, n // 2 or 1)
         taken = {j for j, _ in chosen}
         rest = np.array([j for j in range(len(indices)) if j not in taken], dtype=int)
         k = n - len(chosen)
@@ -212,28 +212,35 @@ class ActiveLoop(BaseLoop):
                 costs[j] = float(cost)
         return costs
 
-    def _pattern_picks(
-        self, indices: np.ndarray, docs: Sequence[Doc], scores: np.ndarray, limit: int
-    ) -> list[tuple[int, str]]:
-        """While a label has few answers, up to ``limit`` texts a pattern marks for it."""
+    def _pattern_picks(self, docs: Sequence[Doc], limit: int) -> list[tuple[int, str]]:
+        """While a label has fewer than ``min_label_answers`` answers that say it
+        is true, up to ``limit`` random texts of the window that a pattern marks
+        for it (such labels take turns), as (position in ``docs``, label).
+
+        Random matches, not the ones the model is least sure of: which matches
+        a model that has hardly seen the label is unsure of is its guess, and
+        those taught it less than a random sample of what the patterns find
+        (BENCHMARKS.md, bench labels). The draw is ``pattern_seed``'s, a batch
+        at a time.
+        """
         counts = dict(zip(self.labels, self.label_counts(), strict=True))
-        wanted = [
+        wanted = sorted(
             label
             for label in self.patterns.labels
             if counts.get(label, self.min_label_answers) < self.min_label_answers
-        ]
+        )
         if not wanted:
             return []
-        picks: list[tuple[int, str]] = []
-        for j in np.argsort(-scores, kind="stable"):
-            matched = [
-                label for label in self.patterns.match(docs[j]) if label in wanted
-            ]
-            if matched:
-                picks.append((int(j), matched[0]))
-                if len(picks) >= limit:
-                    break
-        return picks
+        queues: dict[str, list[int]] = {label: [] for label in wanted}
+        # Match in a random order until every wanted label has enough: the same
+        # draw as matching the whole window, at a fraction of the matching.
+        for j in self.rng.permutation(len(docs)):
+            for label in self.patterns.match(docs[j]):
+                if label in queues:
+                    queues[label].append(int(j))
+            if all(len(rows) >= limit for rows in queues.values()):
+                break
+        return take_turns(queues, limit)
 
     def _task(
         self,

@@ -6,9 +6,10 @@ A patterns file is JSONL, one pattern per line, as in Prodigy:
     {"label": "spam", "pattern": [{"lower": "win"}, {"IS_DIGIT": true}]}   token pattern
     {"label": "spam", "regex": "\\b0[0-9]{9,}\\b"}                 regular expression
 
-The loop uses matches for the first examples (cold start): while a label has few
-answers, part of each batch is texts that a pattern says may carry it, so rare
-classes surface without waiting for the model.
+The loop uses matches for the first examples (cold start): while a label has
+fewer than a few answers that say it is true, half of each batch is random texts
+that a pattern says may carry it (the labels with few taking turns), so rare
+classes surface without waiting for the model; its uncertainty picks the rest.
 """
 
 from __future__ import annotations
