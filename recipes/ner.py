@@ -52,6 +52,7 @@ from typing import Annotated
 
 import typer
 from spacy.pipeline import EntityRecognizer
+from tqdm import tqdm
 from wasabi import msg
 
 from spacy_al.checkpoints import Checkpoints
@@ -72,6 +73,7 @@ from spacy_al.ner.patterns import EntityPatterns
 from spacy_al.ner.scores import DEFAULT_NER_STRATEGY
 from spacy_al.ner.targets import answers_to_ner_targets
 from spacy_al.pipelines import load_base
+from spacy_al.pretraining import DEFAULT_PRETRAIN, PRETRAIN_CHOICES, prepare_tok2vec
 from spacy_al.registry import recipe
 from spacy_al.representations import (
     MIN_POOL_TOKENS,
@@ -108,6 +110,27 @@ def vectors_progress(stage: str, done: float) -> None:
     """Show the pool vectors' training (minutes on 2 cores for a big pool)."""
     if stage == "train" and done == 0.0:
         msg.text("Training floret vectors on the source's texts ...")
+
+
+class PretrainProgressBar:
+    """A progress bar of the tok2vec's pretraining on the pool (minutes on 2
+    cores for a big pool: the time it takes is shown as it goes)."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, stage: str, done: float) -> None:
+        if stage != "pretrain":
+            return
+        if self.bar is None:
+            self.bar = tqdm(
+                total=100, desc="Pretraining tok2vec on the source", unit="%"
+            )
+        self.bar.update(round(done * 100) - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 Labels = Annotated[
@@ -153,6 +176,17 @@ VectorsOpt = Annotated[
     ),
 ]
 
+PretrainOpt = Annotated[
+    str,
+    typer.Option(
+        "--pretrain",
+        help=f"{', '.join(PRETRAIN_CHOICES)}: pretrain the ner's tok2vec on the "
+        "source's texts (spacy pretrain, characters objective; minutes on 2 "
+        "cores, with a progress bar, cached beside the dataset). auto: when the "
+        "source has 20,000+ tokens and --base has no ner or tok2vec of its own",
+    ),
+]
+
 Patterns = Annotated[
     Path | None,
     typer.Option("--patterns", help="JSONL entity patterns (EntityRuler format)"),
@@ -177,6 +211,7 @@ def build_ner_components(
     skip_invalid: bool = False,
     window: int | None = 2_000,
     vectors: str = "auto",
+    pretrain: str = DEFAULT_PRETRAIN,
     settings: dict | None = None,
 ) -> dict:
     """The parts of an NER labelling session, ready to serve."""
@@ -224,9 +259,10 @@ def build_ner_components(
         # Representations from the pool: floret subword vectors of the source's
         # texts (a new model only: a checkpoint keeps its vectors), trained once
         # and cached in the dataset's checkpoint folder.
+        texts: list[str] | None = None
+        folder = Checkpoints.for_db(db, dataset).folder
         if vectors in ("auto", "pool"):
             texts = [eg["text"] for eg in Source(source, skip_invalid=True)]
-            folder = Checkpoints.for_db(db, dataset).folder
             found = prepare_vectors(
                 base_nlp, texts, vectors, folder=folder, on_progress=vectors_progress
             )
@@ -240,6 +276,25 @@ def build_ner_components(
             raise ValueError(
                 Errors.E548.format(vectors=vectors, min_tokens=MIN_POOL_TOKENS)
             )
+        # ... and a tok2vec pretrained on them (over those vectors, if any):
+        # spacy pretrain's characters objective, cached beside the vectors.
+        tok2vec = None
+        if pretrain != "none":
+            if texts is None:
+                texts = [eg["text"] for eg in Source(source, skip_invalid=True)]
+            bar = PretrainProgressBar()
+            try:
+                tok2vec = prepare_tok2vec(
+                    base_nlp, texts, pretrain, folder=folder, on_progress=bar
+                )
+            finally:
+                bar.close()
+            if tok2vec is not None:
+                how = "read from the cache" if tok2vec.cached else "pretrained"
+                msg.good(
+                    f"tok2vec {how} on {tok2vec.n_texts:,} texts in "
+                    f"{tok2vec.seconds:.0f} s ({tok2vec.path})"
+                )
         nlp = build_ner(
             labels,
             base=base_nlp,
@@ -247,6 +302,7 @@ def build_ner_components(
             beam_width=max(beam_width, 2),
             component=component,
             static_vectors=None if vectors != "none" else False,
+            tok2vec=tok2vec,
         )
         # After every batch the model fits on all answers so far (many epochs
         # while they are few, within SESSION_FIT_SECONDS); served snapshots hold the
@@ -348,6 +404,7 @@ def teach(
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
     vectors: VectorsOpt = "auto",
+    pretrain: PretrainOpt = DEFAULT_PRETRAIN,
     arch: Arch = SESSION_FACTORY,
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
@@ -380,6 +437,7 @@ def teach(
         db=db,
         base=base,
         vectors=vectors,
+        pretrain=pretrain,
         arch=arch,
         beam_width=beam_width,
         component=component,
@@ -409,6 +467,7 @@ def correct(
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
     vectors: VectorsOpt = "auto",
+    pretrain: PretrainOpt = DEFAULT_PRETRAIN,
     arch: Arch = SESSION_FACTORY,
     beam_width: BeamWidth = DEFAULT_BEAM_WIDTH,
     component: Component = None,
@@ -441,6 +500,7 @@ def correct(
         db=db,
         base=base,
         vectors=vectors,
+        pretrain=pretrain,
         arch=arch,
         beam_width=beam_width,
         component=component,
@@ -470,6 +530,7 @@ def manual(
     db: Db = DEFAULT_DB,
     base: Base = "blank:en",
     vectors: VectorsOpt = "auto",
+    pretrain: PretrainOpt = DEFAULT_PRETRAIN,
     patterns: Patterns = None,
     batch_size: BatchSize = 10,
     skip_invalid: SkipInvalid = False,
@@ -492,6 +553,7 @@ def manual(
         db=db,
         base=base,
         vectors=vectors,
+        pretrain=pretrain,
         batch_size=batch_size,
         patterns=patterns,
         skip_invalid=skip_invalid,

@@ -9,10 +9,11 @@ questions through the same loop the labelling app uses, and is scored on EVAL
 after every batch. The run also trains a model on all of TRAIN to convergence, the
 full-data score. Writes DIR/results.json and DIR/curve.png.
 
-Tune with ``--split dev`` (no ``--eval``): the runs are scored on a dev set carved
-from TRAIN (20%, a fixed shuffle) with seeds from 0, and no evaluation file is
-read. Report with ``--split test`` (the default): scored on ``--eval``, with
-seeds from 100, never used for tuning.
+Tune with ``--split dev``: the runs are scored on a dev set carved from TRAIN
+(20%, a fixed shuffle) with seeds from 0, or on ``--eval`` when the corpus has a
+dev file of its own (``--split dev --eval dev.jsonl``; never the test file).
+Report with ``--split test`` (the default): scored on ``--eval``, with seeds from
+100, never used for tuning. results.json records the split and the eval file.
 
     python -m spacy_al simulate ner TRAIN.jsonl --eval TEST.jsonl \\
         --strategies mnlp,token-entropy,random --seed-size 20 --batch-size 20 \\
@@ -135,14 +136,19 @@ def simulate_cli(
     ],
     eval_path: Annotated[
         Path | None,
-        typer.Option("--eval", help="Labelled JSONL to score on (--split test)"),
+        typer.Option(
+            "--eval",
+            help="Labelled JSONL to score on (--split test; with --split dev, "
+            "the corpus's own dev file)",
+        ),
     ] = None,
     split: Annotated[
         str,
         typer.Option(
             "--split",
-            help="test: score on --eval, seeds from 100; dev (tuning): score on a "
-            "dev split carved from TRAIN, seeds from 0, no --eval file read",
+            help="test: score on --eval, seeds from 100; dev (tuning): seeds from "
+            "0, scored on --eval when given (a corpus's own dev file) or else on "
+            "a dev split carved from TRAIN; results.json records which",
         ),
     ] = "test",
     strategies: Annotated[
@@ -263,14 +269,13 @@ def simulate_cli(
     # --eval with seeds never used for tuning.
     if split not in SPLITS:
         msg.fail(Errors.E442.format(split=split, report_seed=REPORT_SEED), exits=1)
-    if (split == "dev") == (eval_path is not None):
-        problem = "reads no --eval file" if split == "dev" else "needs --eval"
-        msg.fail(Errors.E446.format(split=split, problem=problem), exits=1)
+    if split == "test" and eval_path is None:
+        msg.fail(Errors.E446.format(split=split, problem="needs --eval"), exits=1)
     if first_seed is None:
         first_seed = TUNE_SEED if split == "dev" else REPORT_SEED
     try:
         train_records = list(Source(train, dedupe=False))
-        if split == "dev":
+        if split == "dev" and eval_path is None:
             train_records, eval_records = dev_split(train_records)
         else:
             eval_records = list(Source(eval_path, dedupe=False))

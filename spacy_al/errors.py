@@ -138,6 +138,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E546 = "No texts to train vectors on: the pool is empty. Give a source with texts, or --vectors none."
     E547 = "Unknown floret model '{model}'. Choose 'cbow' or 'skipgram'."
     E548 = "Unknown --vectors '{vectors}'. Choose 'auto' (floret vectors of the pool's texts when the pool has at least {min_tokens} tokens, or the --base pipeline's own vectors), 'pool' (always train them), 'base' (the --base pipeline's vectors only) or 'none'."
+    E1230 = "Nothing to pretrain on: none of the pool's {n} texts has at least {min_length} tokens (shorter texts are skipped, as spacy pretrain does). Give a source with longer texts, or don't pretrain (--pretrain none)."
+    E1231 = "Can't add pretrained weights as '{name}': the pipeline already has a component of that name ({pipes}). Pretraining is for a new ner over a base without a '{name}' component; with a pipeline that has one, don't pretrain (--pretrain none)."
+    E1232 = "Unknown --pretrain '{pretrain}'. Choose 'auto' (pretrain the ner's tok2vec on the pool's texts when the pool has at least {min_tokens} tokens and the model is new), 'pool' (always) or 'none'."
     E501 = "UTF-16 offset {offset} falls between the two halves of a surrogate pair (the character {char!r} at code point offset {index}), so it names no character boundary in the text. Browsers count astral characters such as emoji as two code units; send offsets that point before or after the whole character."
     E502 = "UTF-16 offset {offset} is outside the text, which is {length} UTF-16 code units long ({n_chars} characters). Check that the offset was computed on the same text."
     E503 = "Span {i} is malformed: {span!r}. Each span must be a dict with integer 'start' and 'end' (character offsets into 'text', end exclusive) and a string 'label'."
@@ -305,7 +308,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E443 = "A bootstrap interval needs paired values for the same seeds, got {n_a} and {n_b} value(s)."
     E444 = "The text classifier '{component}' is trained by gradient steps, not refit: only a pipeline built with --arch linear (spacy_al.TextCatCharLinear.v1) has fit()."
     E445 = "Unknown variant '{variant}' in strategy '{strategy}': after a strategy's name, '+' takes {variants} (e.g. margin+diverse-seed)."
-    E446 = "simulate --split {split} {problem}: --split test scores on --eval EVAL.jsonl (report with seeds never tuned on, e.g. --first-seed 100); --split dev carves a dev set from TRAIN and never reads an --eval file (leave --eval out)."
+    E446 = "simulate --split {split} {problem}: --split test scores on --eval EVAL.jsonl (report with seeds never tuned on, e.g. --first-seed 100); --split dev scores on a dev set carved from TRAIN, or on --eval when the corpus has a dev file of its own (never its test file)."
     E447 = "A pattern seed set takes a share of the seed set between 0 and 1 from pattern matches, got {share}."
     E448 = "spacy_al.TextCatCharLinear.v2 takes loss = one of {losses}, got '{loss}'. Fix the model block of the config."
 

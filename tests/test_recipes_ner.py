@@ -401,3 +401,34 @@ def test_recipes_ner_pool_vectors_are_trained_once_and_cached(wnut, tmp_path):
     )
     with pytest.raises(ValueError, match="E548"):
         correct("bad", source, label=LABELS, db=db, vectors="glove")
+
+
+def test_recipes_ner_pretrained_tok2vec_is_cached_beside_the_dataset(
+    wnut, tmp_path, monkeypatch, capsys
+):
+    import functools
+
+    import spacy_al.recipes.ner as ner_recipes
+
+    from spacy_al.pretraining import PretrainSettings, prepare_tok2vec
+
+    # One short epoch (the recipe's default is minutes on 2 cores).
+    quick = functools.partial(prepare_tok2vec, settings=PretrainSettings(epochs=1))
+    monkeypatch.setattr(ner_recipes, "prepare_tok2vec", quick)
+    source, gold = wnut
+    db = str(tmp_path / "al.db")
+    components = correct(
+        "tweets", source, label=LABELS, db=db, vectors="none", pretrain="pool"
+    )
+    loop = components["loop"]
+    nlp = loop.updater.model.nlp
+    assert nlp.pipe_names == ["tok2vec", "ner"]
+    saved = list((components["checkpoint"].folder / "pretrain").glob("*/tok2vec.bin"))
+    assert len(saved) == 1
+    assert nlp.config["initialize"]["init_tok2vec"] == str(saved[0].resolve())
+    assert "Pretraining tok2vec" in capsys.readouterr().err  # the progress bar
+    # The loop learns with it: a batch of answers, a fit, then predictions.
+    annotate(loop, gold, 10, mode="correct")
+    assert loop.updater.version >= 1
+    with pytest.raises(ValueError, match="E1232"):
+        correct("bad", source, label=LABELS, db=db, pretrain="bert")

@@ -44,6 +44,12 @@ from spacy_al.ner.fit import (
 from spacy_al.ner.scores import PREDICT_BATCH, DocNERScores, score_docs
 from spacy_al.ner.targets import NERTarget, reference_doc
 from spacy_al.pipelines import load_base
+from spacy_al.pretraining import (
+    TOK2VEC,
+    TOK2VEC_WIDTH,
+    PoolTok2Vec,
+    add_pretrained_tok2vec,
+)
 from spacy_al.protocols import YieldPoint
 from spacy_al.spans import make_ner_doc
 
@@ -82,9 +88,22 @@ def _init_examples(nlp: Language, labels: Sequence[str]) -> list[Example]:
     return examples
 
 
-def ner_model_config(*, static_vectors: bool = False) -> dict[str, Any]:
+def ner_model_config(
+    *, static_vectors: bool = False, listen: str | None = None
+) -> dict[str, Any]:
     """spaCy's default model of a ner (``TransitionBasedParser.v2`` over its own
-    ``HashEmbedCNN.v2``), reading the static vectors when asked."""
+    ``HashEmbedCNN.v2``), reading the static vectors when asked; with ``listen``
+    the name of a ``tok2vec`` component (of the same architecture) it listens
+    to instead of an own tok2vec."""
+    if listen is not None:
+        return {
+            **ner_model_config(),
+            "tok2vec": {
+                "@architectures": "spacy.Tok2VecListener.v1",
+                "width": TOK2VEC_WIDTH,
+                "upstream": listen,
+            },
+        }
     return {
         "@architectures": "spacy.TransitionBasedParser.v2",
         "state_type": "ner",
@@ -95,7 +114,7 @@ def ner_model_config(*, static_vectors: bool = False) -> dict[str, Any]:
         "tok2vec": {
             "@architectures": "spacy.HashEmbedCNN.v2",
             "pretrained_vectors": True if static_vectors else None,
-            "width": 96,
+            "width": TOK2VEC_WIDTH,
             "depth": 4,
             "embed_size": 2000,
             "window_size": 1,
@@ -122,6 +141,7 @@ def build_ner(
     component: str | None = None,
     incorrect_spans_key: str = INCORRECT_SPANS_KEY,
     static_vectors: bool | None = None,
+    tok2vec: PoolTok2Vec | None = None,
     seed: int | None = None,
 ) -> Language:
     """A pipeline with an initialized entity recognizer over ``labels``.
@@ -138,6 +158,11 @@ def build_ner(
     e.g. floret vectors of the pool from ``spacy_al.representations``, or an
     installed pipeline's) beside its hashed embeddings. None: whenever the
     vocab has vectors.
+
+    ``tok2vec``: weights pretrained on the pool (``spacy_al.pretraining``) for a
+    new component: they go into a ``tok2vec`` component the ner listens to
+    (and into the config's ``init_tok2vec``, for ``spacy train``); whether it
+    reads static vectors is the pretraining's, not ``static_vectors``.
     """
     labels = list(dict.fromkeys(labels))
     if not labels:
@@ -166,13 +191,18 @@ def build_ner(
     config: dict[str, Any] = {"incorrect_spans_key": incorrect_spans_key}
     if static_vectors is None:
         static_vectors = nlp.vocab.vectors.shape[0] > 0
-    if static_vectors:
+    if tok2vec is not None:
+        add_pretrained_tok2vec(nlp, tok2vec)
+        config["model"] = ner_model_config(listen=TOK2VEC)
+    elif static_vectors:
         config["model"] = ner_model_config(static_vectors=True)
     if factory == "beam_ner":
         config.update(beam_width=max(beam_width, 2), beam_density=DEFAULT_BEAM_DENSITY)
     ner = nlp.add_pipe(factory, name=component, config=config)
     for label in labels:
         ner.add_label(label)
+    if tok2vec is not None:
+        nlp._link_components()  # the listener to its tok2vec, as nlp.initialize does
     ner.initialize(lambda: _init_examples(nlp, labels), nlp=nlp)
     return nlp
 
