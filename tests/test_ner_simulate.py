@@ -77,3 +77,17 @@ def test_ner_simulate_pool_vectors_and_auc_against_random(corpora_dir, tmp_path)
         replace(config, strategies=("random",), seeds=1, max_epochs=1),
     )
     assert not other["full_data_training"]["cached"]
+
+
+def test_ner_bench_labels_defaults_are_what_the_recipes_use():
+    # bench.labels --task ner without --strategies/--arch runs what ner.correct
+    # and simulate ner run: greedy ner, the default NER measure against random.
+    from spacy_al.recipes.simulate import DEFAULT_ARCH as SIMULATE_ARCH
+    from spacy_al.recipes.simulate import DEFAULT_STRATEGIES as SIMULATE_STRATEGIES
+
+    from spacy_al.benchmarks.labels import DEFAULT_ARCH, DEFAULT_STRATEGIES
+
+    assert (
+        DEFAULT_STRATEGIES["ner"] == SIMULATE_STRATEGIES["ner"] == "any_entity,random"
+    )
+    assert DEFAULT_ARCH["ner"] == SIMULATE_ARCH["ner"] == "ner"
