@@ -38,7 +38,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from spacy_al.benchmarks import speed
+from spacy_al.benchmarks import http_next, speed
 from spacy_al.errors import Errors, SourceError
 from spacy_al.registry import recipe
 
@@ -77,6 +77,16 @@ def bench_speed(
             "side by side: thread,process",
         ),
     ] = "thread",
+    over: Annotated[
+        str,
+        typer.Option(
+            "--over",
+            help="How answer -> next's annotators reach the server: feed (threads "
+            "calling the Feed inside the serving process), http (the JSON API "
+            "server in a process of its own, the annotator threads in this one, "
+            "as browsers or scripts elsewhere), or both side by side: feed,http",
+        ),
+    ] = "feed",
     big_pools: Annotated[
         str,
         typer.Option("--big-pools", help="Pool sizes for memory and start-up"),
@@ -143,6 +153,9 @@ def bench_speed(
     modes = [m.strip() for m in learners.split(",") if m.strip()]
     if not modes or any(m not in ("thread", "process") for m in modes):
         msg.fail(Errors.E1105.format(value=learners), exits=1)
+    routes = [r.strip() for r in over.split(",") if r.strip()]
+    if not routes or any(r not in ("feed", "http") for r in routes):
+        msg.fail(Errors.E1109.format(value=over), exits=1)
     start = time.perf_counter()
     train = Path(corpus) / "train.jsonl"
     if not train.is_file():
@@ -175,30 +188,44 @@ def bench_speed(
     )
     rows = []
     results["next_example"] = []
-    for size, mode in ((size, mode) for size in pools for mode in modes):
+    for size, route, mode in itertools.product(pools, routes, modes):
         try:
-            r = speed.measure_next_example(
-                records,
-                pool_size=size,
-                answers=answers,
-                annotators=annotators,
-                think=think,
-                build=speed.SESSION if mode == "process" else speed.textcat_session,
-                learner=mode,
-            )
-        except ValueError as e:
+            if route == "http":
+                r = http_next.measure_next_example_http(
+                    records,
+                    pool_size=size,
+                    answers=answers,
+                    annotators=annotators,
+                    think=think,
+                    learner=mode,
+                )
+            else:
+                r = speed.measure_next_example(
+                    records,
+                    pool_size=size,
+                    answers=answers,
+                    annotators=annotators,
+                    think=think,
+                    build=speed.SESSION if mode == "process" else speed.textcat_session,
+                    learner=mode,
+                )
+        except (ValueError, RuntimeError) as e:
             msg.fail(str(e), exits=1)
+        r["over"] = route
         results["next_example"].append(r)
         q = r["answer_then_next"]
         rows.append(
             [
                 f"{r['pool_size']:,}",
+                route,
                 mode,
                 q["n"],
                 _ms(q["p50"]),
                 _ms(q["p95"]),
                 _ms(r["answer"]["p95"]),
                 _ms(r["next_task"]["p95"]),
+                _ms(r["next_task"]["max"]),
+                r["dry_waits"],
                 r["model_updates"],
                 f"<= {_ms(targets['next_example_p95_seconds'])}",
                 _verdict(q["p95"] <= targets["next_example_p95_seconds"]),
@@ -209,12 +236,15 @@ def bench_speed(
         rows,
         header=[
             "pool",
+            "over",
             "learner",
             "answers",
             "p50",
             "p95",
             "answer p95",
             "next_task p95",
+            "next_task max",
+            "queue dry",
             "updates",
             "target p95",
             "",

@@ -334,6 +334,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E1106 = "--dask needs a session that can score on Dask (open_session(..., dask=...)), which this installation doesn't have: {err}"
     E1107 = "Dataset '{dataset}' is served in the '{view}' view, but this learner would queue tasks of {recipe}. Start the learner with the servers' recipe: --recipe textcat.correct for the 'choice' view, textcat.teach for 'classification'."
     E1108 = "A server that follows a learner process can't {what} through its loop (dataset '{dataset}'): it holds no model, the learner selects and learns. Serve through its Feed, which stores answers and reads the learner's queue."
+    E1109 = "--over must be 'feed' (annotator threads calling the Feed in the serving process), 'http' (the JSON API server in a process of its own, the annotators in this one) or both: feed,http; got '{value}'."
     # --- E130x the labelling UI (bench ui)
     E1300 = "--views {views} names no view bench ui knows: pass a comma-separated list of {known}."
     E1301 = "bench ui drives a real browser and needs {what}: pip install playwright (its Python package only; never 'playwright install'), and Chromium (apt-get install chromium), or pass --chromium PATH."

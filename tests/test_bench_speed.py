@@ -89,6 +89,27 @@ def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
     assert r["error"] is None
 
 
+def test_bench_speed_next_example_over_http_counts_every_answer(sms_records, tmp_path):
+    # The JSON API server in a process of its own, the annotators here.
+    from spacy_al.benchmarks.http_next import measure_next_example_http
+
+    r = measure_next_example_http(
+        sms_records,
+        pool_size=300,
+        answers=20,
+        annotators=2,
+        think=(0.02, 0.05),
+        workdir=tmp_path,
+        timeout=120.0,
+    )
+    assert r["over"] == "http" and r["learner"] == "thread"
+    assert r["answers"] == 21  # the 20 measured, and the warm-up's (server side)
+    assert _well_formed(r["answer_then_next"], 20)
+    assert _well_formed(r["next_task"], 20)
+    assert r["answer"]["n"] == 20
+    assert r["error"] is None and r["dry_waits"] is not None
+
+
 @pytest.mark.parametrize("model", ["linear", "bow", "ensemble", "ner"])
 def test_bench_speed_update_bumps_the_version_per_batch(model, sms_raw, wnut_raw):
     records = wnut_raw if model == "ner" else sms_raw

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -501,6 +501,48 @@ def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
         learner.close()
         for server in servers:
             server.close()
+
+
+def test_learner_process_publishes_its_queue_a_window_ahead_of_the_servers(tmp_path):
+    # The learner keeps the rest of its ranking and publishes it as the servers
+    # take from the queue: a new version's ranking is a small write, and the
+    # servers are never told the queue is exhausted while some is unpublished.
+    kwargs = _kwargs(tmp_path)
+    learner = open_learner(
+        lambda: build_components("textcat.teach", kwargs),
+        db=kwargs["db"],
+        dataset="team",
+        prefetch=10,
+    )
+    tasks = [{"_input_key": key, "text": f"text {key}"} for key in range(1, 201)]
+    published: list[int] = []
+    try:
+        with Store(kwargs["db"]) as store:
+            with learner._cond:  # a ranking of 200, nothing more to select
+                learner._candidates = deque(tasks)
+                learner._cand_version = 0
+                learner._exhausted = True
+            since = 0
+            while True:
+                learner._publish_queue()
+                rows = store.read_queue("team", since_id=since)
+                if not published:  # the first: a window, not the whole queue
+                    assert 0 < len(rows) < len(tasks) / 2
+                published += [row["input_key"] for row in rows]
+                since = rows[-1]["id"] if rows else since
+                exhausted = store.learner_state("team")["exhausted"]
+                if len(published) == len(tasks):
+                    break
+                assert rows and not exhausted
+                # The servers take what was published: the learner learns it.
+                with learner._cond:
+                    for key in published:
+                        learner._answered_by[key].add("alice")
+                    learner._drop_candidates()
+        assert published == [task["_input_key"] for task in tasks]  # in order, once
+        assert exhausted
+    finally:
+        learner.close()
 
 
 def test_learner_process_bench_next_example_with_a_learner_process(tmp_path):

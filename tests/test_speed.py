@@ -295,3 +295,63 @@ def test_feed_is_not_finished_while_the_pool_is_still_read(tmp_path):
         gate.set()
         task = feed.next_task("alice", timeout=WAIT)
         assert task is not None and task["text"] in TEXTS[8:]
+
+
+def test_feed_queue_never_runs_dry_under_a_burst_while_selections_are_slow(tmp_path):
+    # Five annotators answer as fast as they can; every selection after the
+    # first lasts until the team took 80 examples since it began (it waits for
+    # them: slow whatever the machine's speed). The queue must be refilled early
+    # enough that nobody waits for the selector while the pool has texts.
+    texts = [f"message {i} about {w}" for i in range(1500) for w in ("cats", "cash")]
+    store = Store(f"sqlite:///{tmp_path / 'feed.db'}")
+    loop = make_loop(
+        Pool({"text": t} for t in texts), store=store, dataset="burst", batch_size=10
+    )
+    feed = Feed(loop, start=False, close_store=True)  # the default first queue
+    loop.batch_size = 100_000  # nothing learnt: every refill is the same ranking
+    select = loop.select
+    sizes: list[int] = []
+    slow = 80
+
+    def select_slowly(n, *, exclude=()):
+        start = feed._taken
+        tasks = select(n, exclude=exclude)
+        sizes.append(len(tasks))
+        if len(sizes) > 1:
+            with feed._cond:
+                feed._cond.wait_for(
+                    lambda: feed._taken >= start + slow or feed._stop, WAIT
+                )
+        return tasks
+
+    loop.select = select_slowly
+    feed.start()
+    served: list[int] = []
+    nones: list[str] = []
+    lock = threading.Lock()
+
+    def annotate(who: str) -> None:
+        for _ in range(120):
+            task = feed.next_task(who, timeout=WAIT)
+            if task is None:
+                with lock:
+                    nones.append(who)
+                return
+            feed.answer(who, {**task, "answer": "accept"})
+            with lock:
+                served.append(task["_input_key"])
+
+    try:
+        assert feed.next_task("warmup", timeout=WAIT) is not None  # first ranking
+        waited = feed.dry_waits  # for the first ranking: nothing was queued yet
+        threads = [threading.Thread(target=annotate, args=(f"a{i}",)) for i in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(2 * WAIT)
+        assert not nones
+        assert len(served) == 600 and len(set(served)) == 600  # none twice
+        assert len(sizes) >= 2  # slow selections ran meanwhile
+        assert feed.dry_waits == waited, "a request waited for the selector"
+    finally:
+        feed.close()

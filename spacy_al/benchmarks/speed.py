@@ -302,7 +302,9 @@ def measure_next_example(
     with the gold label (accept if the suggested label is right, else reject),
     until ``answers`` answers are in. Returns quantiles of ``answer``, of
     ``next_task`` and of both together (the server side of one click), the model
-    versions and updates seen, and the time to build the session.
+    versions and updates seen, the time to build the session, and
+    ``dry_waits``: the ``next_task`` calls that found nothing queued and waited
+    (:attr:`~spacy_al.serve.feed.Feed.dry_waits`; the warm-up's excluded).
 
     ``learner="process"``: the feed only serves (``Feed(learner="remote")``,
     on the components such a server holds: :func:`serving_session`) and a
@@ -343,6 +345,7 @@ def measure_next_example(
             if first is None:
                 raise RuntimeError(Errors.E715.format(timeout=timeout))
             feed.answer("warmup", _gold_answer(first, gold_of))
+            dry_before = feed.dry_waits  # the warm-up waited for the first ranking
             waits: list[float] = []
             commits: list[float] = []
             clicks: list[float] = []
@@ -382,6 +385,7 @@ def measure_next_example(
                 thread.join()
             wall = time.perf_counter() - start
             stats = feed.stats()
+            dry_waits = feed.dry_waits - dry_before
         finally:
             feed.close()
             learner_rss = _stop_learner(process, Path(tmp)) if process else None
@@ -394,6 +398,7 @@ def measure_next_example(
         "answer_then_next": quantiles(clicks),
         "answer": quantiles(commits),
         "next_task": quantiles(waits),
+        "dry_waits": dry_waits,
         "answers": stats["answers"],
         "model_updates": stats["updates"],
         "final_version": stats["version"],

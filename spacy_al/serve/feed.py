@@ -75,7 +75,7 @@ from spacy_al.serve.follower import Follower
 from spacy_al.serve.lease_writer import LeaseWriter
 from spacy_al.serve.leases import Leases
 from spacy_al.serve.progress import ModelProgress
-from spacy_al.serve.selector import Selector
+from spacy_al.serve.selector import Selector, default_prefetch
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
 from spacy_al.spans import validate_spans
@@ -187,9 +187,10 @@ class Feed:
         # Selecting and learning step aside while an annotator's request runs.
         loop.set_yield_point(priority.pause)
         self.lease_seconds = float(lease_seconds)
-        # Candidates kept ready: enough for everyone while the next selection runs
-        # (choosing 60 costs the same scoring as choosing 10).
-        self.prefetch = prefetch or max(6 * loop.batch_size, 60)
+        # The first queue, and the least a selection asks for: enough for
+        # everyone while the next selection runs (see default_prefetch).
+        self.prefetch = prefetch or default_prefetch(loop)
+        self.serve_lag = 0.0  # the selector fills the queue requests pop from
         # The dataset's checkpoint folder (a folder path: the model there, the
         # version mark, tokens and progress beside it).
         self.checkpoint: Checkpoints | None = (
@@ -214,6 +215,9 @@ class Feed:
         self._cand_version = -1  # the model version the candidates were chosen by
         self._exhausted = False  # the last selection found nothing new
         self._taken = 0  # candidates handed out so far
+        # Requests that found nothing to serve and waited for more (the queue
+        # ran dry, or everything open was held by others): see next_task.
+        self.dry_waits = 0
         self._active: dict[int, dict] = {}  # handed out, fewer than overlap answers
         # Who holds what until when (used under _lock); the lease writer writes
         # its changes to the store.
@@ -410,7 +414,8 @@ class Feed:
         Their oldest outstanding example first (a reload gets the same one back),
         then examples that want more answers (``overlap``), then the best new
         candidate. Waits up to ``timeout`` seconds for the selector when nothing is
-        queued; None when nothing is left for this annotator (now).
+        queued (counted in :attr:`dry_waits`); None when nothing is left for this
+        annotator (now).
         """
         who = self._who(annotator)
         with priority.foreground():
@@ -437,6 +442,7 @@ class Feed:
     def _wait_for_task(self, who: str, deadline: float) -> tuple[dict | None, bool]:
         """The task to lease to ``who`` and whether it is newly leased (to be
         claimed in the store); waits for the selector until ``deadline``."""
+        waited = False
         while True:
             self._check_serving(source=True)
             now = self._clock()
@@ -450,6 +456,9 @@ class Feed:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None, False
+            if not waited:
+                waited = True
+                self.dry_waits += 1
             with priority.waiting():  # for the selector: it mustn't pause
                 self._cond.wait(min(left, 0.5))
 
@@ -824,7 +833,8 @@ class Feed:
         ``curve_metric`` and ``stopping`` signal (see
         :meth:`spacy_al.serve.progress.ModelProgress.stats`), ``error`` (the last
         background error, or None), ``agreement`` (with ``overlap`` >= 2: see
-        :meth:`refresh_agreement`; else None), ``finished`` and, for
+        :meth:`refresh_agreement`; else None), ``dry_waits`` (requests that
+        found nothing queued and waited: :attr:`dry_waits`), ``finished`` and, for
         an ``annotator``, ``you`` ({"answers", "can_undo", "finished"}).
         """
         pool = self.loop.pool
@@ -845,6 +855,7 @@ class Feed:
                 "last_update": self._last_update,
                 "error": self._error,
                 "agreement": self._agreement,
+                "dry_waits": self.dry_waits,
                 **self.progress.stats(),
                 "finished": self._cand_version >= 0
                 and self._exhausted

@@ -17,8 +17,9 @@ to the servers only through the database and the checkpoint folder:
 * **Questions out.** The feed's :class:`~spacy_al.serve.selector.Selector` keeps
   candidates ready (with ``preselect``, the model's labels on each), re-ranked
   for each new model version; the learner publishes them as the dataset's
-  queue in the database (:meth:`~spacy_al.store.Store.publish_queue`), and
-  drops from it what was answered or is leased (so it refills in time).
+  queue in the database (:meth:`~spacy_al.store.Store.publish_queue`), a
+  window ahead of what the servers took, and drops from it what was answered
+  or is leased (so it refills in time).
 * **What the servers show.** The model version, the updates, the curve and the
   stopping signal, the agreement and the last error, on the learner's row
   (:meth:`~spacy_al.store.Store.renew_learner`), read by each server's
@@ -50,7 +51,7 @@ from spacy_al.checkpoints import Checkpoints
 from spacy_al.errors import Errors, SpacyALError
 from spacy_al.protocols import Components, Loop
 from spacy_al.serve.progress import ModelProgress
-from spacy_al.serve.selector import Selector
+from spacy_al.serve.selector import Selector, default_prefetch
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
@@ -68,6 +69,16 @@ WAIT_SECONDS = 0.5
 STATE_SECONDS = 1.0
 #: The niceness of a learner process a server starts beside itself.
 BESIDE_NICE = 10
+#: Seconds from a selection's end until the servers serve it: the learner's next
+#: step publishes it, a server's follower reads it (each every FOLLOW_SECONDS),
+#: and the learner learns what was taken a step late; with room for a step
+#: delayed by a refit holding the learner's GIL.
+SERVE_LAG = 4 * FOLLOW_SECONDS
+#: The queue published ahead of what the servers took: this many times the
+#: selector's refill level (the rest of the ranking waits here, published as
+#: the servers take from the queue: each new version's ranking is a smaller
+#: write, and a smaller read in the serving processes).
+PUBLISH_FACTOR = 2
 
 
 class LearnerBusy(SpacyALError, RuntimeError):
@@ -271,7 +282,8 @@ class Learner:
         self.overlap = int(overlap)
         loop.consensus = Consensus(self.overlap)
         self.lease_seconds = float(lease_seconds)
-        self.prefetch = prefetch or max(6 * loop.batch_size, 60)
+        self.prefetch = prefetch or default_prefetch(loop)
+        self.serve_lag = SERVE_LAG
         self.preselect = preselect and loop.task != "ner"
         self.checkpoint: Checkpoints | None = (
             Checkpoints.at(checkpoint)
@@ -474,17 +486,28 @@ class Learner:
             self._cond.notify_all()
 
     def _publish_queue(self) -> None:
+        """Publish the candidates the servers don't have yet, up to
+        ``PUBLISH_FACTOR`` times the selector's refill level ahead of what they
+        took (a new version's ranking instead of the queue): the rest follows
+        as they take from it. Exhausted only once everything is published."""
         with self._cond:
             version = self._cand_version
-            tasks = list(self._candidates)
+            candidates = list(self._candidates)
             exhausted = self._exhausted
+            ahead = max(PUBLISH_FACTOR * self._selector.refill_level(), self.prefetch)
         if version < 0:
             return
         replace = version != self._pub_version
+        unpublished, live = candidates, 0
         if not replace:
-            tasks = [t for t in tasks if t["_input_key"] not in self._pub_keys]
-            if not tasks and exhausted == self._pub_exhausted:
-                return
+            unpublished = [
+                t for t in candidates if t["_input_key"] not in self._pub_keys
+            ]
+            live = len(candidates) - len(unpublished)
+        tasks = unpublished[: max(ahead - live, 0)]
+        exhausted = exhausted and len(tasks) == len(unpublished)
+        if not replace and not tasks and exhausted == self._pub_exhausted:
+            return
         held = self.store.publish_queue(
             self.dataset,
             self.lock.learner,

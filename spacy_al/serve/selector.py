@@ -5,10 +5,22 @@ A :class:`Selector` thread asks the loop for the next candidates
 low, outside every lock, so that an annotator's request never waits for scoring;
 with ``preselect`` it adds the model's predicted labels to each task. The queue
 it fills is the feed's: :meth:`~spacy_al.serve.feed.Feed.next_task` pops from it.
+
+"Low" is measured against demand, so that the queue never runs dry while the
+pool has texts: the selector refills once the queue holds less than twice what
+is expected to go out before a selection started now is served (the answering
+rate times the last selection's duration, plus ``serve_lag``: the time a
+learner process's queue takes to reach its servers), or less than what went out
+during the last selection; and each selection asks for three times that level.
+A textcat selection ranks its whole scoring window whatever it is asked for, so
+a bigger queue costs next to nothing (:func:`default_prefetch` sizes the first
+one accordingly). A new model version's ranking goes first, the rest of the
+earlier one after it: stale, but served rather than making anyone wait.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -25,6 +37,36 @@ SELECT_ATTEMPTS = 5
 # Before re-selecting for a new model version, the selector rests this many times
 # as long as its last selection took (the share of the CPU left to answers).
 SELECT_REST = 1.0
+#: Refill once the queue holds less than this many times what is expected to go
+#: out before a selection started now is served.
+REFILL_MARGIN = 2.0
+#: Each selection asks for this many times that refill level: under steady
+#: demand the selector then scores about a third of the time, not all of it.
+SELECT_FACTOR = 3
+#: The answering rate is measured over the last this many seconds ...
+RATE_SECONDS = 2.0
+#: ... and over no less than this (a few answers in a millisecond are no rate).
+RATE_MIN_SECONDS = 0.5
+#: At most this many times ``prefetch`` are asked for in one selection.
+MAX_FACTOR = 10
+
+
+def default_prefetch(loop: Loop) -> int:
+    """The first queue a feed or learner asks for when not told (``prefetch``),
+    also the least each selection asks for.
+
+    A textcat loop ranks its whole scoring window whatever number it is asked
+    for, so its first queue is big enough to keep a fast team busy while the
+    next ranking is scored (30 batches, at least 300). Other loops' selections
+    grow with the number asked (NER builds and parses each chosen task; the
+    diverse strategy clusters the candidates that many ways): 6 batches, at
+    least 60.
+    """
+    spec = getattr(loop, "spec", None)
+    cheap = loop.task == "textcat" and not getattr(spec, "needs_vectors", False)
+    if cheap:
+        return max(30 * loop.batch_size, 300)
+    return max(6 * loop.batch_size, 60)
 
 
 class SelectorFeed(Protocol):
@@ -39,6 +81,9 @@ class SelectorFeed(Protocol):
     exclusive: bool
     prefetch: int
     preselect: bool
+    # Seconds from a selection's end until its servers can serve it (0 here;
+    # a learner process's queue is published and read by its servers).
+    serve_lag: float
     _lock: threading.Lock
     _cond: threading.Condition
     _stop: bool
@@ -68,21 +113,49 @@ class Selector:
         self.preselect = feed.preselect
         self._lock = feed._lock
         self._cond = feed._cond
-        self._select_n = self.prefetch  # asked per selection; grows with demand
+        self._select_n = self.prefetch  # the queue a selection fills up to
+        self._max_n = MAX_FACTOR * self.prefetch
         self._taken_before = 0  # candidates handed out when the last selection started
         self._select_seconds = 0.0  # how long the last selection took
         self._select_end = 0.0  # when it ended (time.monotonic)
+        self._taken_during = 0  # candidates handed out during the last selection
+        # (time.monotonic, feed._taken) samples for the answering rate.
+        self._marks: deque[tuple[float, int]] = deque()
+
+    def rate(self) -> float:
+        """Candidates handed out per second lately (call under the feed's lock)."""
+        now, taken = time.monotonic(), self.feed._taken
+        marks = self._marks
+        if not marks or now - marks[-1][0] >= 0.05:
+            marks.append((now, taken))
+        while len(marks) > 1 and now - marks[0][0] > RATE_SECONDS:
+            marks.popleft()
+        start, before = marks[0]
+        return (taken - before) / max(now - start, RATE_MIN_SECONDS)
+
+    def refill_level(self) -> int:
+        """The queue length below which the selector selects more (call under
+        the feed's lock): twice what is expected to go out before a selection
+        started now is served, and at least half of ``prefetch``."""
+        rate = self.rate()
+        lag = self.feed.serve_lag
+        expected = max(
+            rate * (self._select_seconds + lag), self._taken_during + rate * lag
+        )
+        level = max(self.prefetch // 2, math.ceil(REFILL_MARGIN * expected), 1)
+        return min(level, self._max_n)
 
     def _selection_wait(self) -> float | None:
         """Seconds until the selector should select (0: now); None: no need yet.
 
-        At once for the first selection and when the queue runs low. For a new
-        model version, once the selector has rested as long as its last
-        selection took: under fast answering versions come faster than a big
-        window is re-scored, and back-to-back selections would take the CPU
-        from answers and learning. The queue serves meanwhile.
+        At once for the first selection and when the queue runs low
+        (:meth:`refill_level`). For a new model version, once the selector has
+        rested as long as its last selection took: under fast answering
+        versions come faster than a big window is re-scored, and back-to-back
+        selections would take the CPU from answers and learning. The queue
+        serves meanwhile.
         """
-        low = len(self.feed._candidates) < max(self._select_n // 2, 1)
+        low = len(self.feed._candidates) < self.refill_level()
         if self.feed._cand_version < 0 or (low and not self.feed._exhausted):
             return 0.0
         if self.loop.version == self.feed._cand_version:
@@ -103,16 +176,30 @@ class Selector:
                 if self.feed._stop:
                     return
                 version = self.loop.version
+                first = self.feed._cand_version < 0
                 fresh = version != self.feed._cand_version
                 exclude = set(self.feed._active) | set(self.feed._elsewhere)
                 if not fresh:
                     exclude.update(t["_input_key"] for t in self.feed._candidates)
+                if not first:
+                    # Enough to serve three times the refill level, or three
+                    # times what went out over the last cycle (a rest and a
+                    # selection): at least prefetch, at most ten times it.
+                    cycle = self.feed._taken - self._taken_before
+                    self._select_n = min(
+                        max(
+                            self.prefetch,
+                            SELECT_FACTOR * self.refill_level(),
+                            SELECT_FACTOR * cycle,
+                        ),
+                        self._max_n,
+                    )
                 n = (
                     self._select_n
                     if fresh
                     else self._select_n - len(self.feed._candidates)
                 )
-                taken, self._taken_before = self._taken_before, self.feed._taken
+                self._taken_before = taken = self.feed._taken
             started = time.monotonic()
             # Read before selecting: a pool whose reading ends during the
             # selection may have more than this selection saw.
@@ -133,13 +220,7 @@ class Selector:
             with self._cond:
                 self._select_end = time.monotonic()
                 self._select_seconds = self._select_end - started
-                # Ask for enough to serve three times what went out since the last
-                # selection started: a rest and a selection, the time until the
-                # next ranking (at least prefetch, at most ten times it).
-                self._select_n = min(
-                    max(self.prefetch, 3 * (self.feed._taken - taken)),
-                    10 * self.prefetch,
-                )
+                self._taken_during = self.feed._taken - taken
                 fresh_tasks = [
                     t
                     for t in tasks
