@@ -279,6 +279,8 @@ def build_ner_components(
         # ... and a tok2vec pretrained on them (over those vectors, if any):
         # spacy pretrain's characters objective, cached beside the vectors.
         tok2vec = None
+        if pretrain == "pool" and pretrained["value"]:  # fail before minutes of it
+            raise ValueError(Errors.E1233.format(name=component or "ner"))
         if pretrain != "none":
             if texts is None:
                 texts = [eg["text"] for eg in Source(source, skip_invalid=True)]

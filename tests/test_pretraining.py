@@ -127,9 +127,13 @@ def test_pretraining_auto_wants_a_big_enough_pool_and_a_new_model():
         pretrain_tok2vec(nlp, ["hi", "a b"], settings=ONE_EPOCH)
 
 
-def test_pretraining_refuses_a_base_with_its_own_tok2vec(tmp_path):
+def test_pretraining_refuses_a_base_with_its_own_tok2vec_or_ner(tmp_path):
     found = pool_tok2vec(spacy.blank("en"), TEXTS, folder=tmp_path, settings=ONE_EPOCH)
     base = spacy.blank("en")
     base.add_pipe("tok2vec")
     with pytest.raises(ValueError, match="E1231"):
         build_ner(["GPE"], base=base, factory="ner", tok2vec=found)
+    # A base with a trained ner keeps its own weights: pretrained ones are refused.
+    trained = build_ner(["GPE"], base="blank:en", factory="ner", seed=0)
+    with pytest.raises(ValueError, match="E1233"):
+        build_ner(["GPE"], base=trained, tok2vec=found)

@@ -180,6 +180,8 @@ def build_ner(
         ner = nlp.get_pipe(component)
         if not isinstance(ner, EntityRecognizer):
             raise ValueError(Errors.E536.format(name=component, cls=type(ner).__name__))
+        if tok2vec is not None:  # its own weights would be kept, these unused
+            raise ValueError(Errors.E1233.format(name=component))
         missing = [label for label in labels if label not in ner.labels]
         for label in missing:
             ner.add_label(label)
