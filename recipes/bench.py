@@ -40,7 +40,8 @@ interval, and its labels to the common score ÷ our random's.
 it and uses seeds 0 on, so nothing chosen with it has seen the test set or the
 report seeds. A strategy name takes ``+diverse-seed`` (a seed set of one text
 per k-means cluster of the pool), ``+patterns`` (``--patterns`` for that row
-only) or ``+pattern-seed`` (``--patterns`` also fill up to half the seed set with
+only, asked by the labelling loop as ``textcat.teach --patterns`` asks them)
+or ``+pattern-seed`` (``--patterns`` also fill up to half the seed set with
 texts they match), to measure each cold start on its own. Writes DIR/results.json
 (every per-seed curve too) and DIR/curves.png (median curves of every system).
 

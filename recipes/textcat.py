@@ -152,7 +152,8 @@ def build_components(
             config={"batch_size": batch_size, "strategy": strategy, "learner": learner},
             settings=settings,
         )
-    # 2. Patterns: asked about first while a label has few answers (the cold start).
+    # 2. Patterns (the cold start): while a label has fewer than 5 answers that
+    #    say it is true, half of each batch is random texts its patterns match.
     matcher = (
         PatternMatcher.from_file(updater.model.nlp, patterns) if patterns else None
     )
