@@ -6,16 +6,21 @@ low, outside every lock, so that an annotator's request never waits for scoring;
 with ``preselect`` it adds the model's predicted labels to each task. The queue
 it fills is the feed's: :meth:`~spacy_al.serve.feed.Feed.next_task` pops from it.
 
-"Low" is measured against demand, so that the queue never runs dry while the
-pool has texts: the selector refills once the queue holds less than twice what
-is expected to go out before a selection started now is served (the answering
-rate times the last selection's duration, plus ``serve_lag``: the time a
-learner process's queue takes to reach its servers), or less than what went out
-during the last selection; and each selection asks for three times that level.
-A textcat selection ranks its whole scoring window whatever it is asked for, so
-a bigger queue costs next to nothing (:func:`default_prefetch` sizes the first
-one accordingly). A new model version's ranking goes first, the rest of the
-earlier one after it: stale, but served rather than making anyone wait.
+So that the queue never runs dry while the pool has texts:
+
+* A textcat selection ranks its whole scoring window whatever it is asked for
+  (:func:`cheap_selection`), so each asks for ten times ``prefetch`` (3,000 by
+  default: :func:`default_prefetch`), the first too: scoring a window while
+  requests run takes many times longer than the last one took (it steps aside
+  for each request), and the queue serves meanwhile. Elsewhere each selection
+  asks for three times the refill level below, at least ``prefetch``.
+* "Low" is measured against demand: the selector refills once the queue holds
+  less than twice what is expected to go out before a selection started now is
+  served (the answering rate times the last selection's duration, plus
+  ``serve_lag``: the time a learner process's queue takes to reach its
+  servers), or less than what went out during the last selection.
+* A new model version's ranking goes first, the rest of the earlier one after
+  it: stale, but served rather than making anyone wait.
 """
 
 from __future__ import annotations
@@ -51,20 +56,21 @@ RATE_MIN_SECONDS = 0.5
 MAX_FACTOR = 10
 
 
-def default_prefetch(loop: Loop) -> int:
-    """The first queue a feed or learner asks for when not told (``prefetch``),
-    also the least each selection asks for.
-
-    A textcat loop ranks its whole scoring window whatever number it is asked
-    for, so its first queue is big enough to keep a fast team busy while the
-    next ranking is scored (30 batches, at least 300). Other loops' selections
-    grow with the number asked (NER builds and parses each chosen task; the
-    diverse strategy clusters the candidates that many ways): 6 batches, at
-    least 60.
-    """
+def cheap_selection(loop: Loop) -> bool:
+    """Whether asking ``loop`` for more candidates costs next to nothing: a
+    textcat loop ranks its whole scoring window whatever number it is asked
+    for (except with a strategy that clusters the candidates that many ways,
+    ``diverse``). NER builds and parses each chosen task."""
     spec = getattr(loop, "spec", None)
-    cheap = loop.task == "textcat" and not getattr(spec, "needs_vectors", False)
-    if cheap:
+    return loop.task == "textcat" and not getattr(spec, "needs_vectors", False)
+
+
+def default_prefetch(loop: Loop) -> int:
+    """``prefetch`` when a feed or learner is not told: where selecting more is
+    cheap (:func:`cheap_selection`) 30 batches, at least 300, and each
+    selection asks for ten times it; else 6 batches, at least 60, the first
+    queue and the least a selection asks for."""
+    if cheap_selection(loop):
         return max(30 * loop.batch_size, 300)
     return max(6 * loop.batch_size, 60)
 
@@ -113,8 +119,14 @@ class Selector:
         self.preselect = feed.preselect
         self._lock = feed._lock
         self._cond = feed._cond
-        self._select_n = self.prefetch  # the queue a selection fills up to
         self._max_n = MAX_FACTOR * self.prefetch
+        # Where more candidates cost nothing, every selection asks for the most:
+        # scoring a window can take many times longer while requests run than
+        # the last one took (it steps aside for them), and the queue serves
+        # meanwhile. Elsewhere the queue grows with demand.
+        self._cheap = cheap_selection(self.loop)
+        # The queue a selection fills up to.
+        self._select_n = self._max_n if self._cheap else self.prefetch
         self._taken_before = 0  # candidates handed out when the last selection started
         self._select_seconds = 0.0  # how long the last selection took
         self._select_end = 0.0  # when it ended (time.monotonic)
@@ -181,7 +193,7 @@ class Selector:
                 exclude = set(self.feed._active) | set(self.feed._elsewhere)
                 if not fresh:
                     exclude.update(t["_input_key"] for t in self.feed._candidates)
-                if not first:
+                if not first and not self._cheap:
                     # Enough to serve three times the refill level, or three
                     # times what went out over the last cycle (a rest and a
                     # selection): at least prefetch, at most ten times it.
