@@ -107,7 +107,7 @@ def test_bench_speed_next_example_over_http_counts_every_answer(sms_records, tmp
     assert _well_formed(r["answer_then_next"], 20)
     assert _well_formed(r["next_task"], 20)
     assert r["answer"]["n"] == 20
-    assert r["error"] is None and r["dry_waits"] is not None
+    assert r["error"] is None and r["dry_waits"] >= 0
 
 
 @pytest.mark.parametrize("model", ["linear", "bow", "ensemble", "ner"])

@@ -59,7 +59,8 @@ def measure_next_example_http(
     ran dry for ``NEXT_WAIT`` seconds) is asked again, its time counted.
     Returns the quantiles of ``answer``, ``next`` and both (as the client sees
     them), ``empty_nexts`` (such empty replies), the server's ``dry_waits``
-    (its requests that waited for candidates), the updates and model version
+    (its requests that waited for candidates, the warm-up's first excluded),
+    the updates and model version
     its ``/stats`` show, and the time to the first question (start-up
     included). ``timeout`` bounds the server's start-up and the run.
     """
@@ -105,6 +106,8 @@ def measure_next_example_http(
                 "/answer",
                 {"annotator": "warmup", "task": _gold_answer(first, gold_of)},
             )
+            # The warm-up waited for the first ranking: not counted.
+            _, before = request(port, "GET", "/stats?annotator=warmup")
             commits: list[float] = []
             nexts: list[float] = []
             clicks: list[float] = []
@@ -172,7 +175,7 @@ def measure_next_example_http(
         "answer": quantiles(commits),
         "next_task": quantiles(nexts),
         "empty_nexts": empty[0],
-        "dry_waits": stats.get("dry_waits"),
+        "dry_waits": stats.get("dry_waits", 0) - before.get("dry_waits", 0),
         "answers": stats.get("answers"),
         "model_updates": stats.get("updates"),
         "final_version": stats.get("version"),
