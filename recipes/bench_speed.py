@@ -2,13 +2,17 @@
 
     python -m spacy_al bench speed --corpus DIR [--pools 10000,100000] \\
         [--answers 500] [--annotators 5] [--think 0.5,1.5] \\
+        [--learners thread,process] [--over feed,http] \\
         [--big-pools 100000,1000000] [--update-batches 20] [--scoring-docs 20000] \\
         [--ner-corpus DIR] [--ner-scoring-docs 1000] [--dask-scoring 200000] \\
         [--dask-pool 10000000] [--serving-pools 1000000,10000000] [--output DIR]
 
 How fast is a session on pools made of DIR/train.jsonl's texts
-(``spacy_al.benchmarks.speed``): answer -> next example in the Feed while the model
-learns; a batch -> the updated model serving (textcat bow and ensemble, NER beam
+(``spacy_al.benchmarks``): answer -> next example while the model learns, with the
+annotator threads calling the Feed in the serving process (``--over feed``) or over
+HTTP from this one to a JSON API server in its own (``--over http``), the feed
+selecting and learning in its own threads or a learner process (``--learners``);
+a batch -> the updated model serving (textcat bow and ensemble, NER beam
 4 on --ner-corpus); scoring throughput against raw ``nlp.pipe``; peak RSS and
 time to the first question for big pools, each in a fresh process; with
 ``--ner-scoring-docs``, NER uncertainty by beam search against the greedy
@@ -38,7 +42,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from spacy_al.benchmarks import http_next, speed
+from spacy_al.benchmarks import next_example, speed
 from spacy_al.errors import Errors, SourceError
 from spacy_al.registry import recipe
 
@@ -191,7 +195,7 @@ def bench_speed(
     for size, route, mode in itertools.product(pools, routes, modes):
         try:
             if route == "http":
-                r = http_next.measure_next_example_http(
+                r = next_example.measure_next_example_http(
                     records,
                     pool_size=size,
                     answers=answers,
@@ -200,7 +204,7 @@ def bench_speed(
                     learner=mode,
                 )
             else:
-                r = speed.measure_next_example(
+                r = next_example.measure_next_example(
                     records,
                     pool_size=size,
                     answers=answers,

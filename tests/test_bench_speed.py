@@ -8,6 +8,7 @@ import srsly
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spacy_al.benchmarks import next_example
 from spacy_al.benchmarks import speed as bench_speed
 
 
@@ -72,7 +73,7 @@ def test_bench_speed_machine_info_reports_cores_memory_and_versions():
 
 
 def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
-    r = bench_speed.measure_next_example(
+    r = next_example.measure_next_example(
         sms_records,
         pool_size=300,
         build=bench_speed.textcat_session,
@@ -91,9 +92,7 @@ def test_bench_speed_next_example_counts_every_answer(sms_records, tmp_path):
 
 def test_bench_speed_next_example_over_http_counts_every_answer(sms_records, tmp_path):
     # The JSON API server in a process of its own, the annotators here.
-    from spacy_al.benchmarks.http_next import measure_next_example_http
-
-    r = measure_next_example_http(
+    r = next_example.measure_next_example_http(
         sms_records,
         pool_size=300,
         answers=20,

@@ -546,10 +546,10 @@ def test_learner_process_publishes_its_queue_a_window_ahead_of_the_servers(tmp_p
 
 
 def test_learner_process_bench_next_example_with_a_learner_process(tmp_path):
-    from spacy_al.benchmarks import speed
+    from spacy_al.benchmarks import next_example, speed
 
     records = speed.read_labelled(SUPPORT)
-    r = speed.measure_next_example(
+    r = next_example.measure_next_example(
         records,
         pool_size=300,
         build=speed.SESSION,

@@ -5,11 +5,8 @@ dict (seconds, bytes, ratios); the ``bench speed`` recipe prints them. Pools
 bigger than the corpus repeat its texts with a numbered suffix
 (``replicate_texts``), so every text stays distinct in the pool.
 
-* ``measure_next_example``: answer → next example, server side, in the
-  :class:`~spacy_al.serve.feed.Feed` the app uses, driven by several annotator threads
-  while the selector re-scores and the trainer learns in the background (or,
-  with ``learner="process"``, while a learner process of its own does, see
-  :func:`serve_learner`).
+* answer → next example (section 1) is measured in
+  :mod:`spacy_al.benchmarks.next_example`, on the pools and sessions made here.
 * ``measure_update``: a batch of answers → the updated model serving, as
   ``Updater.update`` (the gradient steps with replay, then the new snapshot swapped
   in: the trainer thread's work between a batch's last answer and the version bump).
@@ -22,23 +19,20 @@ bigger than the corpus repeat its texts with a numbered suffix
   measure ranks the documents the model gets wrong first.
 
 The session measured is built by a ``build(pool_path, db_path, labels)`` callable;
-:func:`textcat_session` builds ``textcat.teach``'s session, and a fresh
-interpreter gets it by its importable name :data:`SESSION`. The module is long
-because it is one concept: the measurements of one benchmark, sharing their
-inputs and statistics.
+:func:`textcat_session` builds ``textcat.teach``'s session (and
+:func:`serving_session` what a server that follows a learner process holds),
+and a fresh interpreter gets it by its importable name :data:`SESSION`.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import random
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -149,6 +143,10 @@ def machine_info() -> dict[str, Any]:
 
 def _labels_of(records: Sequence[tuple[str, list[str]]]) -> list[str]:
     return sorted({label for _, labels in records for label in labels})
+
+
+#: The dataset :func:`textcat_session` opens (the learner process's lock).
+BENCH_DATASET = "bench"
 
 
 #: Builds a session's components (as a recipe returns them, for
@@ -277,221 +275,6 @@ def resolve_builder(build: SessionBuilder | str) -> SessionBuilder:
     if not callable(func):
         raise ValueError(Errors.E800.format(name=build))
     return func
-
-
-# --- 1. answer → next example ----------------------------------------------------
-
-
-def measure_next_example(
-    records: Sequence[tuple[str, list[str]]],
-    *,
-    pool_size: int,
-    build: SessionBuilder | str,
-    answers: int = 500,
-    annotators: int = 5,
-    think: tuple[float, float] = (0.5, 1.5),
-    workdir: str | Path | None = None,
-    timeout: float = 60.0,
-    learner: str = "thread",
-) -> dict[str, Any]:
-    """Answer → next example in the shared Feed, several annotators at once.
-
-    ``records`` are (text, gold labels); a pool of ``pool_size`` texts is made of
-    them and served by the components ``build`` makes. Each of ``annotators``
-    threads loops: ``next_task``, think ``think`` seconds (uniform), ``answer``
-    with the gold label (accept if the suggested label is right, else reject),
-    until ``answers`` answers are in. Returns quantiles of ``answer``, of
-    ``next_task`` and of both together (the server side of one click), the model
-    versions and updates seen, the time to build the session, and
-    ``dry_waits``: the ``next_task`` calls that found nothing queued and waited
-    (:attr:`~spacy_al.serve.feed.Feed.dry_waits`; the warm-up's excluded).
-
-    ``learner="process"``: the feed only serves (``Feed(learner="remote")``,
-    on the components such a server holds: :func:`serving_session`) and a
-    learner process (:func:`serve_learner`, the same ``build``, which must then
-    be importable by name) selects and learns on the same database, as
-    ``--learner process`` runs it; its start-up is not timed.
-    """
-    if answers < 1 or annotators < 1:
-        raise ValueError(Errors.E714.format(answers=answers, annotators=annotators))
-    from spacy_al.serve.feed import Feed
-
-    texts = replicate_texts([t for t, _ in records], pool_size)
-    gold = {}
-    for text, labels in records:
-        gold.setdefault(text, labels)
-    base = list(dict.fromkeys(t for t, _ in records))
-    gold_of = {t: gold[base[i % len(base)]] for i, t in enumerate(texts)}
-    with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_speed_") as tmp:
-        pool_path = write_pool(Path(tmp) / "pool.jsonl", texts)
-        start = time.perf_counter()
-        serving = serving_session if learner == "process" else resolve_builder(build)
-        components = serving(pool_path, Path(tmp) / "bench.db", _labels_of(records))
-        feed = Feed.from_components(
-            components,
-            checkpoint=None,
-            learner="remote" if learner == "process" else "thread",
-        )
-        built = time.perf_counter() - start
-        process = (
-            _start_learner(build, pool_path, Path(tmp) / "bench.db", records, feed)
-            if learner == "process"
-            else None
-        )
-        try:
-            start = time.perf_counter()
-            first = feed.next_task("warmup", timeout=timeout)
-            first_seconds = time.perf_counter() - start
-            if first is None:
-                raise RuntimeError(Errors.E715.format(timeout=timeout))
-            feed.answer("warmup", _gold_answer(first, gold_of))
-            dry_before = feed.dry_waits  # the warm-up waited for the first ranking
-            waits: list[float] = []
-            commits: list[float] = []
-            clicks: list[float] = []
-            lock = threading.Lock()
-            left = [answers]
-            versions: set[int] = set()
-
-            def annotate(who: str) -> None:
-                rng = random.Random(who)
-                task = feed.next_task(who, timeout=timeout)
-                while task is not None:
-                    with lock:
-                        if left[0] <= 0:
-                            return
-                        left[0] -= 1
-                    time.sleep(rng.uniform(*think))  # the person reads
-                    t0 = time.perf_counter()
-                    feed.answer(who, _gold_answer(task, gold_of))
-                    t1 = time.perf_counter()
-                    task = feed.next_task(who, timeout=timeout)
-                    t2 = time.perf_counter()
-                    with lock:
-                        commits.append(t1 - t0)
-                        waits.append(t2 - t1)
-                        clicks.append(t2 - t0)
-                        if task is not None:
-                            versions.add(int(task.get("_model_version", -1)))
-
-            threads = [
-                threading.Thread(target=annotate, args=(f"annotator{i}",))
-                for i in range(annotators)
-            ]
-            start = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            wall = time.perf_counter() - start
-            stats = feed.stats()
-            dry_waits = feed.dry_waits - dry_before
-        finally:
-            feed.close()
-            learner_rss = _stop_learner(process, Path(tmp)) if process else None
-    return {
-        "pool_size": len(texts),
-        "learner": learner,
-        "learner_peak_rss_bytes": learner_rss,
-        "annotators": annotators,
-        "think_seconds": list(think),
-        "answer_then_next": quantiles(clicks),
-        "answer": quantiles(commits),
-        "next_task": quantiles(waits),
-        "dry_waits": dry_waits,
-        "answers": stats["answers"],
-        "model_updates": stats["updates"],
-        "final_version": stats["version"],
-        "versions_served": len(versions),
-        "error": stats["error"],
-        "session_build_seconds": built,
-        "first_question_seconds": first_seconds,
-        "wall_seconds": wall,
-    }
-
-
-def serve_learner(
-    build: str, pool_path: str, db_path: str, labels: str, out_path: str
-) -> None:
-    """A learner process for :func:`measure_next_example` (``python -c``): the
-    components ``build`` makes (its name, ``"module:function"``) on the pool and
-    database, learnt and selected for by a
-    :class:`~spacy_al.serve.learner.Learner` until SIGTERM; then its peak RSS is
-    written to ``out_path`` (JSON)."""
-    import signal
-
-    from spacy_al.serve.learner import BESIDE_NICE, open_learner
-
-    os.nice(BESIDE_NICE)  # as a learner a server starts beside itself
-    builder = resolve_builder(build)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    learn = open_learner(
-        lambda: builder(Path(pool_path), Path(db_path), labels.split("\x1f")),
-        db=f"sqlite:///{db_path}",
-        dataset=BENCH_DATASET,
-        checkpoint=None,
-    )
-    if learn is None:
-        return
-    try:
-        learn.run(stopped=stopped)
-    finally:
-        learn.close()
-        srsly.write_json(out_path, {"peak_rss_bytes": peak_rss_bytes()})
-
-
-#: The dataset :func:`textcat_session` opens (the learner process's lock).
-BENCH_DATASET = "bench"
-
-
-def _builder_name(build: SessionBuilder | str) -> str:
-    """``build``'s importable name (a learner process imports it)."""
-    if isinstance(build, str):
-        return build
-    name = f"{build.__module__}:{build.__qualname__}"
-    if resolve_builder(name) is not build:
-        raise ValueError(Errors.E800.format(name=name))
-    return name
-
-
-def _start_learner(
-    build: SessionBuilder | str,
-    pool_path: Path,
-    db_path: Path,
-    records: Sequence[tuple[str, list[str]]],
-    feed: Any,
-) -> subprocess.Popen[bytes]:
-    if feed.dataset != BENCH_DATASET:
-        raise ValueError(Errors.E800.format(name=f"{build} (dataset {feed.dataset})"))
-    code = (
-        "import sys\n"
-        "from spacy_al.benchmarks.speed import serve_learner\n"
-        "serve_learner(*sys.argv[1:])\n"
-    )
-    labels = "\x1f".join(_labels_of(records))
-    out = db_path.with_name("learner.json")
-    args = [sys.executable, "-c", code, _builder_name(build), str(pool_path)]
-    return subprocess.Popen(
-        [*args, str(db_path), labels, str(out)], stdout=subprocess.DEVNULL
-    )
-
-
-def _stop_learner(process: subprocess.Popen[bytes], tmp: Path) -> int | None:
-    """SIGTERM the learner process; its peak RSS (None if it didn't say)."""
-    process.terminate()
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    out = tmp / "learner.json"
-    return int(srsly.read_json(out)["peak_rss_bytes"]) if out.exists() else None
-
-
-def _gold_answer(task: dict, gold_of: dict[str, list[str]]) -> dict:
-    right = task["label"] in gold_of.get(task["text"], ())
-    return {**task, "answer": "accept" if right else "reject"}
 
 
 # --- 2. batch → updated model ----------------------------------------------------
