@@ -137,3 +137,13 @@ def test_textcat_loop_patterns_simulate_margin_patterns_runs_the_loops_picks(
     assert len(picked[0]) == 5
     texts = {r["text"]: r["label"] for r in ham + spam}
     assert sum(texts[t] == "spam" for t in picked[0]) >= 3
+
+
+def test_textcat_loop_patterns_are_half_of_each_batch_of_a_long_ranking(tmp_path):
+    # A feed asks for many batches at once and serves them in order: each batch
+    # an annotator gets holds 5 matches, not all matches first.
+    loop = make_loop(tmp_path, [{"label": "spam", "pattern": "prize"}])
+    tasks = loop.select(30)
+    assert len({t["text"] for t in tasks}) == 30
+    for start in (0, 10, 20):
+        assert len(pattern_tasks(tasks[start : start + 10])) == 5

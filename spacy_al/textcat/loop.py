@@ -147,12 +147,13 @@ class ActiveLoop(BaseLoop):
                 yield doc
 
         scored = score_stream(self.scorer, served, stream())
-        chosen: list[tuple[int, str | None]] = []
+        matches: list[tuple[int, str]] = []
         if self.patterns is not None:
-            chosen = self._pattern_picks(docs, n // 2 or 1)
-        taken = {j for j, _ in chosen}
+            matches = self._pattern_picks(docs, n // 2 or 1)
+        taken = {j for j, _ in matches}
         rest = np.array([j for j in range(len(indices)) if j not in taken], dtype=int)
-        k = n - len(chosen)
+        k = n - len(matches)
+        chosen: list[tuple[int, str | None]] = []
         if k > 0 and len(rest):
             k = min(k, len(rest))
             cands = Candidates(
@@ -166,6 +167,7 @@ class ActiveLoop(BaseLoop):
             )
             picked = self.strategy(cands, k, rng=self.rng)
             chosen.extend((int(rest[j]), None) for j in picked)
+        chosen = self._half_of_each_batch(matches, chosen)
         return [
             self._task(
                 int(indices[j]), scored.probs[j], scored.scores[j], version, label
@@ -241,6 +243,20 @@ class ActiveLoop(BaseLoop):
             if all(len(rows) >= limit for rows in queues.values()):
                 break
         return take_turns(queues, limit)
+
+    def _half_of_each_batch(self, matches: list, picked: list) -> list:
+        """The pattern matches as the first half of each ``batch_size`` of the
+        ranking, the strategy's picks after them: a feed serves a long ranking
+        (hundreds, for a queue) in order, and each batch an annotator answers
+        should hold as many matches as a selection of one batch does."""
+        half = max(self.batch_size // 2, 1)
+        ranked: list = []
+        while matches or picked:
+            take, matches = matches[:half], matches[half:]
+            fill = picked[: self.batch_size - len(take)]
+            picked = picked[len(fill) :]
+            ranked += take + fill
+        return ranked
 
     def _task(
         self,
