@@ -187,19 +187,25 @@ def report(rows: list[dict], configs: list[str]) -> None:
                 else "–"
             )
         print(f"| {config} | " + " | ".join(cells) + " |")
-    for config in configs:
-        if config == "none":
-            continue
-        for n in sizes:
-            seeds = sorted(
-                s for (c, m, s) in by if c == config and m == n and ("none", n, s) in by
-            )
-            if len(seeds) >= 2:
-                d = paired_bootstrap(
-                    [by[(config, n, s)] for s in seeds],
-                    [by[("none", n, s)] for s in seeds],
+    for base in ("none", "floret"):
+        for config in configs:
+            if config in ("none", base):
+                continue
+            for n in sizes:
+                seeds = sorted(
+                    s
+                    for (c, m, s) in by
+                    if c == config and m == n and (base, n, s) in by
                 )
-                print(f"{config} - none at N={n} ({len(seeds)} seeds): {json.dumps(d)}")
+                if len(seeds) >= 2:
+                    d = paired_bootstrap(
+                        [by[(config, n, s)] for s in seeds],
+                        [by[(base, n, s)] for s in seeds],
+                    )
+                    print(
+                        f"{config} - {base} at N={n} ({len(seeds)} seeds): "
+                        f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+                    )
 
 
 if __name__ == "__main__":
