@@ -384,6 +384,24 @@ def test_feed_correct_preselects_the_prediction(make_feed):
     )
 
 
+def test_feed_correct_preselects_from_the_selections_own_scores(
+    make_feed, monkeypatch
+):
+    # A selection is thousands of tasks: their labels come from the scores it
+    # computed, not from running the model over them all again.
+    import spacy_al.serve.selector as selector
+
+    calls = []
+    monkeypatch.setattr(
+        selector, "serving_probs", lambda *a, **k: calls.append(a) or 1 / 0
+    )
+    feed = make_feed(recipe=correct)
+    task = feed.next_task("alice")
+    scores = task["meta"]["scores"]
+    assert set(scores) == set(LABELS.split(",")) and not calls
+    assert task["accept"] == [max(scores, key=scores.get)]
+
+
 def test_feed_tokens_restrict_who_may_label(make_feed):
     tokens = make_tokens(["alice", "bob"])
     feed = make_feed(tokens=tokens)

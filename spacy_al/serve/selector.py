@@ -32,6 +32,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from spacy_al.metrics import predicted_labels
 from spacy_al.serve.progress import serving_probs
 
@@ -269,13 +271,26 @@ class Selector:
         return []
 
     def _add_predictions(self, tasks: list[dict]) -> None:
+        """The model's labels for each task (``accept``) and its score for
+        every label (``meta["scores"]``). A textcat choice task brings the
+        scores its selection computed (a selection is thousands of tasks:
+        predicting them all again would double its work); others are
+        predicted here."""
+        missing = [
+            t for t in tasks if set(t["meta"].get("scores") or ()) != set(self.labels)
+        ]
+        if missing:
+            probs = serving_probs(self.loop.updater, [t["text"] for t in missing])
+            for task, row in zip(missing, probs, strict=True):
+                task["meta"]["scores"] = {
+                    label: round(float(p), 4)
+                    for label, p in zip(self.labels, row, strict=True)
+                }
         if not tasks:
             return
-        probs = serving_probs(self.loop.updater, [t["text"] for t in tasks])
+        probs = np.array(
+            [[t["meta"]["scores"][label] for label in self.labels] for t in tasks]
+        )
         chosen = predicted_labels(probs, self.labels, exclusive=self.exclusive)
-        for task, row, labels in zip(tasks, probs, chosen, strict=True):
+        for task, labels in zip(tasks, chosen, strict=True):
             task["accept"] = labels
-            task["meta"]["scores"] = {
-                label: round(float(p), 4)
-                for label, p in zip(self.labels, row, strict=True)
-            }

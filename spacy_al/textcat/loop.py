@@ -282,6 +282,11 @@ class ActiveLoop(BaseLoop):
         meta = dict(source.get("meta") or {})
         if self.asks_label:  # the model's probability for the label asked about
             meta["score"] = round(float(probs[self.labels.index(label)]), 4)
+        else:  # a choice: its probability for every label (what it preselects)
+            meta["scores"] = {
+                name: round(float(p), 4)
+                for name, p in zip(self.labels, probs, strict=True)
+            }
         meta.update(uncertainty=round(float(score), 4), strategy=self.spec.name)
         if from_pattern:
             meta["pattern"] = True
