@@ -277,7 +277,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E958 = "'bench durability' can't run '{run}': {reason}"
 
     # --- E96x-E97x identity, the answer format, import and export
-    E960 = "'{field}' must be one of 'accept', 'reject' or 'ignore', got {snippet}. {fix}"
+    E960 = (
+        "'{field}' must be one of 'accept', 'reject' or 'ignore', got {snippet}. {fix}"
+    )
     E961 = "The answer's '_input_key' {given} isn't the key of its content ({key}): its text was changed after the task was served, or the key belongs to another task. Send the task as it was served, or remove '_input_key' to have it recomputed."
     E962 = "Two different inputs share the identity key {key} in dataset '{dataset}': {first} and {second}. Nothing of the batch was written. This is a 64-bit hash collision (about one in 10^9 for 150,000 texts): please report it with both texts; change one text (e.g. a trailing space) to store it."
     E963 = "Two different texts in the source share the identity key {key}: {first} and {second}. This is a 64-bit hash collision (about one in 10^9 for 150,000 texts): please report it with both texts; change one of them (e.g. a trailing space) to keep both."

@@ -384,9 +384,7 @@ def test_feed_correct_preselects_the_prediction(make_feed):
     )
 
 
-def test_feed_correct_preselects_from_the_selections_own_scores(
-    make_feed, monkeypatch
-):
+def test_feed_correct_preselects_from_the_selections_own_scores(make_feed, monkeypatch):
     # A selection is thousands of tasks: their labels come from the scores it
     # computed, not from running the model over them all again.
     import spacy_al.serve.selector as selector

@@ -25,7 +25,11 @@ TOP = ("spacy_al.cli", "spacy_al.__main__", "spacy_al.recipes")
 
 def module_name(path: Path) -> str:
     if path.is_relative_to(RECIPES):
-        parts = ("spacy_al", "recipes", *path.relative_to(RECIPES).with_suffix("").parts)
+        parts = (
+            "spacy_al",
+            "recipes",
+            *path.relative_to(RECIPES).with_suffix("").parts,
+        )
     else:
         parts = path.relative_to(ROOT).with_suffix("").parts
     if parts[-1] == "__init__":
@@ -156,7 +160,9 @@ def test_layout_library_never_imports_streamlit_nor_prints(name):
     path = MODULES[name]
     imported = {m.split(".")[0] for m in imports_of(path)}
     assert "streamlit" not in imported
-    if name == "spacy_al.cli":  # the command line is where the library's words are printed
+    if (
+        name == "spacy_al.cli"
+    ):  # the command line is where the library's words are printed
         return
     assert "wasabi" not in imported, f"{name} prints through wasabi"
     tree = ast.parse(path.read_text(encoding="utf-8"))

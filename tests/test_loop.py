@@ -115,9 +115,7 @@ def test_loop_undo_before_learning_serves_the_text_again(store):
     assert loop.undo(eg, annotator="alice")
     assert store.count_answers("news") == 0
     assert loop.pool.n_done == 0 and loop.n_pending == 0
-    assert task["_input_key"] in {
-        t["_input_key"] for t in loop.select(len(loop.pool))
-    }
+    assert task["_input_key"] in {t["_input_key"] for t in loop.select(len(loop.pool))}
 
 
 def test_loop_exclude_holds_back_examples():

@@ -411,7 +411,12 @@ def test_recipes_bench_speed_prints_every_section_and_writes_results(
     ):
         assert section in result.output
     results = json.loads((out / "results.json").read_text())
-    assert [r["model"] for r in results["update"]] == ["linear", "bow", "ensemble", "ner"]
+    assert [r["model"] for r in results["update"]] == [
+        "linear",
+        "bow",
+        "ensemble",
+        "ner",
+    ]
     assert results["startup"][0]["pool_size"] == 400
     assert results["machine"]["nproc"] >= 1
     assert results["ner_scoring"]["n_docs"] == 20

@@ -11,10 +11,10 @@ import streamlit as st
 from spacy.tokens import DocBin
 from spacy_al.recipes.data import data_to_spacy
 from spacy_al.recipes.review import build_review
-from spacy_al.export import consensus_answers, load_ner_targets
 from streamlit.testing.v1 import AppTest
 
 from spacy_al.corpus import set_hashes
+from spacy_al.export import consensus_answers, load_ner_targets
 from spacy_al.serve import launcher as server
 from spacy_al.serve.feed import Feed
 from spacy_al.store import Store

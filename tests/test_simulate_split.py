@@ -79,7 +79,9 @@ def test_simulate_split_dev_with_a_dev_file_records_dev_and_scores_on_it(
     dev = tmp_path / "dev.jsonl"
     records = srsly.read_jsonl(corpora_dir / "sms_spam" / "train.jsonl")
     srsly.write_jsonl(dev, itertools.islice(records, 300, 380))
-    result = _simulate(app, sms_train, tmp_path / "out", "--split", "dev", "--eval", str(dev))
+    result = _simulate(
+        app, sms_train, tmp_path / "out", "--split", "dev", "--eval", str(dev)
+    )
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["split"] == "dev"
