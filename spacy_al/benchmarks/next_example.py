@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,19 @@ from spacy_al.benchmarks.speed import (
     write_pool,
 )
 from spacy_al.errors import Errors
+
+
+def _run_annotators(annotate: Callable[[str], None], n: int) -> float:
+    """``annotate(name)`` in ``n`` threads at once; the seconds until all end."""
+    threads = [
+        threading.Thread(target=annotate, args=(f"annotator{i}",)) for i in range(n)
+    ]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
 
 
 def measure_next_example(
@@ -143,16 +156,7 @@ def measure_next_example(
                         if task is not None:
                             versions.add(int(task.get("_model_version", -1)))
 
-            threads = [
-                threading.Thread(target=annotate, args=(f"annotator{i}",))
-                for i in range(annotators)
-            ]
-            start = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            wall = time.perf_counter() - start
+            wall = _run_annotators(annotate, annotators)
             stats = feed.stats()
             dry_waits = feed.dry_waits - dry_before
         finally:
@@ -378,16 +382,7 @@ def measure_next_example_http(
                         clicks.append(t2 - t0)
                         empty[0] += n_empty
 
-            threads = [
-                threading.Thread(target=annotate, args=(f"annotator{i}",))
-                for i in range(annotators)
-            ]
-            start = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            wall = time.perf_counter() - start
+            wall = _run_annotators(annotate, annotators)
             _, stats = request(port, "GET", "/stats?annotator=warmup")
         finally:
             server.close()

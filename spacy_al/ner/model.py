@@ -49,6 +49,7 @@ from spacy_al.pretraining import (
     TOK2VEC_WIDTH,
     PoolTok2Vec,
     add_pretrained_tok2vec,
+    tok2vec_config,
 )
 from spacy_al.protocols import YieldPoint
 from spacy_al.spans import make_ner_doc
@@ -111,16 +112,7 @@ def ner_model_config(
         "hidden_width": 64,
         "maxout_pieces": 2,
         "use_upper": True,
-        "tok2vec": {
-            "@architectures": "spacy.HashEmbedCNN.v2",
-            "pretrained_vectors": True if static_vectors else None,
-            "width": TOK2VEC_WIDTH,
-            "depth": 4,
-            "embed_size": 2000,
-            "window_size": 1,
-            "maxout_pieces": 3,
-            "subword_features": True,
-        },
+        "tok2vec": tok2vec_config(static_vectors=static_vectors),
     }
 
 
