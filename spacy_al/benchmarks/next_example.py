@@ -51,6 +51,20 @@ from spacy_al.benchmarks.speed import (
 from spacy_al.errors import Errors
 
 
+def _replicated_pool(
+    records: Sequence[tuple[str, list[str]]], pool_size: int
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The corpus's texts replicated to ``pool_size`` (``replicate_texts``), and
+    each replica's gold labels: those of the text it repeats (the first answer
+    where a text is labelled twice)."""
+    texts = replicate_texts([t for t, _ in records], pool_size)
+    gold: dict[str, list[str]] = {}
+    for text, labels in records:
+        gold.setdefault(text, labels)
+    base = list(dict.fromkeys(t for t, _ in records))
+    return texts, {t: gold[base[i % len(base)]] for i, t in enumerate(texts)}
+
+
 def _run_annotators(annotate: Callable[[str], None], n: int) -> float:
     """``annotate(name)`` in ``n`` threads at once; the seconds until all end."""
     threads = [
@@ -98,12 +112,7 @@ def measure_next_example(
         raise ValueError(Errors.E714.format(answers=answers, annotators=annotators))
     from spacy_al.serve.feed import Feed
 
-    texts = replicate_texts([t for t, _ in records], pool_size)
-    gold = {}
-    for text, labels in records:
-        gold.setdefault(text, labels)
-    base = list(dict.fromkeys(t for t, _ in records))
-    gold_of = {t: gold[base[i % len(base)]] for i, t in enumerate(texts)}
+    texts, gold_of = _replicated_pool(records, pool_size)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_speed_") as tmp:
         pool_path = write_pool(Path(tmp) / "pool.jsonl", texts)
         start = time.perf_counter()
@@ -298,12 +307,7 @@ def measure_next_example_http(
     """
     if answers < 1 or annotators < 1:
         raise ValueError(Errors.E714.format(answers=answers, annotators=annotators))
-    texts = replicate_texts([t for t, _ in records], pool_size)
-    gold: dict[str, list[str]] = {}
-    for text, labels in records:
-        gold.setdefault(text, labels)
-    base = list(dict.fromkeys(t for t, _ in records))
-    gold_of = {t: gold[base[i % len(base)]] for i, t in enumerate(texts)}
+    texts, gold_of = _replicated_pool(records, pool_size)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spacy_al_http_") as tmp:
         pool_path = write_pool(Path(tmp) / "pool.jsonl", texts)
         argv = [
