@@ -22,6 +22,7 @@ from wasabi import msg
 from spacy_al import registry
 from spacy_al.errors import Errors
 from spacy_al.registry import recipe
+from spacy_al.serve.feed import configure_process
 from spacy_al.serve.launcher import build_components, feed_settings
 from spacy_al.serve.learner import open_learner
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
@@ -155,6 +156,7 @@ def learner(
         msg.info(f"Waiting for the learner of {dataset} to stop: {holder}")
 
     settings = feed_settings()  # the servers' lease time, the checkpoint interval
+    configure_process()  # its writes hold the database's lock: no GIL waits in them
     learn = open_learner(
         lambda: build_components(recipe_name, kwargs),
         db=db,

@@ -545,6 +545,51 @@ def test_learner_process_publishes_its_queue_a_window_ahead_of_the_servers(tmp_p
         learner.close()
 
 
+def test_learner_process_publishes_a_new_ranking_in_short_transactions(
+    tmp_path, monkeypatch
+):
+    # Each publish holds SQLite's write lock, which the servers' answers wait
+    # for: a new version's ranking goes in chunks, best first, and only the
+    # last says the queue is exhausted.
+    from spacy_al.serve import learner as learner_module
+
+    kwargs = _kwargs(tmp_path)
+    learner = open_learner(
+        lambda: build_components("textcat.teach", kwargs),
+        db=kwargs["db"],
+        dataset="team",
+        prefetch=500,
+    )
+    tasks = [{"_input_key": key, "text": f"text {key}"} for key in range(1, 131)]
+    calls: list[tuple[int, bool, bool]] = []
+    publish = learner.store.publish_queue
+
+    def recorded(*args: Any, **kw: Any) -> Any:
+        calls.append((len(kw["tasks"]), kw["replace"], kw["exhausted"]))
+        return publish(*args, **kw)
+
+    monkeypatch.setattr(learner.store, "publish_queue", recorded)
+    try:
+        with learner._cond:
+            learner._candidates = deque(tasks)
+            learner._cand_version = 0
+            learner._exhausted = True
+        learner._publish_queue()
+        chunk = learner_module.PUBLISH_CHUNK
+        assert len(calls) > 1 and all(n <= chunk for n, _, _ in calls)
+        assert [replace for _, replace, _ in calls] == [True] + [False] * (
+            len(calls) - 1
+        )
+        assert [done for _, _, done in calls] == [False] * (len(calls) - 1) + [True]
+        with Store(kwargs["db"]) as store:
+            rows = store.read_queue("team")
+            assert [row["input_key"] for row in rows] == list(range(1, 131))
+            assert [row["rank"] for row in rows] == list(range(130))
+            assert store.learner_state("team")["exhausted"]
+    finally:
+        learner.close()
+
+
 def test_learner_process_bench_next_example_with_a_learner_process(tmp_path):
     from spacy_al.benchmarks import next_example, speed
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import sys
+import threading
 import time
 import types
 from collections import Counter
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from spacy_al.store import Store, metadata
+from spacy_al.store import Store, engine, metadata
 
 POSTGRES_URL = os.environ.get("SPACY_AL_TEST_POSTGRES_URL")
 BACKENDS: list[Any] = ["sqlite"]
@@ -240,3 +242,100 @@ def test_store_concurrency_claims_give_each_example_to_overlap_annotators(
     with Store(store_url) as db:
         stored = Counter(lease["input_hash"] for lease in db.get_leases("c"))
     assert stored == per_key
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another writer (as another process would be) holding SQLite's write lock."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_store_writer_waits_for_another_writers_lock_and_keeps_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    """A write that finds SQLite's lock taken (the learner process publishing,
+    another server answering) waits for it and is stored once it is free; the
+    connection's busy timeout is the store's again afterwards."""
+    path = tmp_path / "answers.db"
+    with Store(f"sqlite:///{path}") as db:
+        db.create_dataset("d")
+        other = _hold_write_lock(path)
+        stored: list[list[int]] = []
+        done = threading.Event()
+
+        def answer() -> None:
+            stored.append(
+                db.add_answers("d", [{"text": "t", "answer": "accept"}], annotator="a")
+            )
+            done.set()
+
+        writer = threading.Thread(target=answer, daemon=True)
+        writer.start()
+        assert not done.wait(0.3)  # held: the answer waits, it isn't lost or failed
+        other.execute("COMMIT")
+        other.close()
+        assert done.wait(30)
+        writer.join(30)
+        assert len(stored) == 1 and len(stored[0]) == 1
+        assert [a["text"] for a in db.get_answers("d")] == ["t"]
+        with db._engine.connect() as conn:
+            timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert timeout == engine.BUSY_TIMEOUT_MS
+
+
+def test_store_writer_gives_up_with_the_database_error_after_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock held past the busy timeout fails the write with SQLAlchemy's
+    "database is locked" error (what the server reports), nothing half-stored."""
+    path = tmp_path / "answers.db"
+    with Store(f"sqlite:///{path}") as db:
+        db.create_dataset("d")
+        monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 200)
+        other = _hold_write_lock(path)
+        try:
+            with pytest.raises(sa.exc.OperationalError, match="locked"):
+                db.add_answers("d", [{"text": "t", "answer": "accept"}], annotator="a")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert db.get_answers("d") == []
+        db.add_answers("d", [{"text": "t", "answer": "accept"}], annotator="a")
+        assert [a["text"] for a in db.get_answers("d")] == ["t"]
+
+
+def _commit_setting(conn: sa.Connection) -> str:
+    if conn.dialect.name == "postgresql":
+        return str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+    level = int(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+    return {1: "off", 2: "on"}[level]  # NORMAL: no sync at commit; FULL: synced
+
+
+def test_store_answers_are_synced_to_disk_and_leases_are_not(store_url):
+    """An answer's commit waits for the disk; a lease's (coordination the
+    servers write again as they go on) doesn't: an answer -> next example
+    waits for one disk sync, not two."""
+    with Store(store_url) as db:
+        db.create_dataset("d")
+        seen = []
+
+        def spy(conn: sa.Connection) -> None:
+            seen.append(_commit_setting(conn))
+
+        db._write(spy, n=0, dataset="d")
+        db._write(spy, n=0, dataset="d", durable=False)
+        db._write(spy, n=0, dataset="d")  # back to synced after a light write
+        assert seen == ["on", "off", "on"]
+        calls: list[bool] = []
+        write = db._write
+
+        def recorded(work: Any, **kwargs: Any) -> Any:
+            calls.append(kwargs.get("durable", True))
+            return write(work, **kwargs)
+
+        db._write = recorded  # type: ignore[method-assign]
+        db.add_answers("d", [{"text": "t", "answer": "accept"}], annotator="a")
+        assert calls == [True]
+        db.claim_lease("d", 1, "b", expires=time.time() + 60, task={"text": "u"})
+        assert calls == [True, False]

@@ -202,9 +202,11 @@ def serve_learner(
     written to ``out_path`` (JSON)."""
     import signal
 
+    from spacy_al.serve.feed import configure_process
     from spacy_al.serve.learner import BESIDE_NICE, open_learner
 
     os.nice(BESIDE_NICE)  # as a learner a server starts beside itself
+    configure_process()  # as the learner command does
     builder = resolve_builder(build)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -102,13 +102,16 @@ class ServingStopped(SpacyALError, RuntimeError):
 
 
 def configure_process() -> None:
-    """Settings of a process that serves a feed; its entry point calls this once.
+    """Settings of a process that serves a feed or runs a learner; its entry
+    point calls this once.
 
     Lowers the process's GIL switch interval to ``SWITCH_INTERVAL`` (never
     raises it): with the selector and trainer threads busy, a request thread
     otherwise waits up to CPython's default 5 ms each time it takes the GIL back
-    after a database call, several times per answer. The setting is the
-    process's, so the serving entry points make it, not the feed.
+    after a database call, several times per answer. In a learner process the
+    waits fall inside its write transactions, which hold SQLite's write lock:
+    every server's answers would wait them out too. The setting is the
+    process's, so the entry points make it, not the feed.
     """
     if sys.getswitchinterval() > SWITCH_INTERVAL:
         sys.setswitchinterval(SWITCH_INTERVAL)

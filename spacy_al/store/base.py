@@ -25,6 +25,7 @@ from spacy_al.answers import unstorable_text
 from spacy_al.errors import Errors
 from spacy_al.store.engine import (
     DEFAULT_DB,
+    LIGHT_OPTION,
     RETRY_WAIT,
     WRITE_ATTEMPTS,
     WRITE_OPTION,
@@ -89,23 +90,47 @@ class StoreBase:
         self._engine.dispose()
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+    def _transaction(
+        self, *, write: bool, durable: bool = True
+    ) -> Iterator[Connection]:
+        """A transaction; a ``write`` one takes the write lock as it begins, and
+        one not ``durable`` commits without waiting for the disk (see
+        :meth:`_write`)."""
         with self._lock, self._engine.connect() as conn:
             if write:
-                conn.execution_options(**{WRITE_OPTION: True})
+                conn.execution_options(
+                    **{WRITE_OPTION: True, LIGHT_OPTION: not durable}
+                )
             with conn.begin():
+                if write and not durable and conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
 
-    def _write(self, work: Callable[[Connection], T], *, n: int, dataset: str) -> T:
+    def _write(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        n: int,
+        dataset: str,
+        durable: bool = True,
+    ) -> T:
         """Run ``work`` in one write transaction, retried on a conflicting write.
 
         Conflicts (a concurrent insert of the same key, a deadlock, a serialization
         failure) roll the whole transaction back, so a retry starts clean.
+
+        Answers and datasets are ``durable``: on disk when the commit returns.
+        What servers and learners write to coordinate (leases, heartbeats, the
+        learner's lock and queue) is not: its commit is seen by every process
+        at once and survives any process's crash, but doesn't wait for the disk
+        (a power loss may take back the last few; they are written again as
+        the servers and the learner go on). Each answer then waits for one
+        disk sync, not one for its answer and one for the next example's lease.
         """
         attempt = 1
         while True:
             try:
-                with self._transaction(write=True) as conn:
+                with self._transaction(write=True, durable=durable) as conn:
                     return work(conn)
             except DBAPIError as e:
                 if not is_conflict(e):

@@ -83,7 +83,7 @@ class LeaseStore(StoreBase):
                 lt.insert(), [{**r, "dataset_id": dataset_id} for r in ordered]
             )
 
-        self._write(write, n=0, dataset=dataset)
+        self._write(write, n=0, dataset=dataset, durable=False)
 
     def drop_leases(
         self,
@@ -139,7 +139,7 @@ class LeaseStore(StoreBase):
                 removed += max(int(result.rowcount), 0)
             return removed
 
-        return self._write(write, n=0, dataset=dataset)
+        return self._write(write, n=0, dataset=dataset, durable=False)
 
     def get_leases(self, dataset: str) -> list[dict[str, Any]]:
         """The recorded leases of ``dataset`` (``input_hash``, ``annotator``,
@@ -234,7 +234,7 @@ class LeaseStore(StoreBase):
                 "held": sorted(held - {annotator}),
             }
 
-        return self._write(write, n=0, dataset=dataset)
+        return self._write(write, n=0, dataset=dataset, durable=False)
 
     def beat(self, dataset: str, server: str, *, expires: float) -> bool:
         """Record that labelling server ``server`` (an id of its own) serves
@@ -256,7 +256,7 @@ class LeaseStore(StoreBase):
                 )
             return True
 
-        return self._write(write, n=0, dataset=dataset)
+        return self._write(write, n=0, dataset=dataset, durable=False)
 
     def end_beat(self, dataset: str, server: str) -> None:
         """Forget labelling server ``server`` of ``dataset`` (it stopped)."""
@@ -271,7 +271,7 @@ class LeaseStore(StoreBase):
                     )
                 )
 
-        self._write(write, n=0, dataset=dataset)
+        self._write(write, n=0, dataset=dataset, durable=False)
 
     def dataset_in_use(
         self, dataset: str, *, now: float | None = None

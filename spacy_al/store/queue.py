@@ -105,7 +105,7 @@ class QueueStore(StoreBase):
             )
             return {"acquired": True, "holder": learner, "expires": ends}
 
-        return self._write(write, n=0, dataset=dataset)
+        return self._write(write, n=0, dataset=dataset, durable=False)
 
     def renew_learner(
         self,
@@ -136,7 +136,7 @@ class QueueStore(StoreBase):
             )
             return done.rowcount > 0
 
-        return self._write(write, n=0, dataset=dataset)
+        return self._write(write, n=0, dataset=dataset, durable=False)
 
     def release_learner(self, dataset: str, learner: str) -> None:
         """End ``learner``'s lock of ``dataset`` now (it stopped): the next
@@ -150,7 +150,7 @@ class QueueStore(StoreBase):
                 .values(expires=0.0)
             )
 
-        self._write(write, n=0, dataset=dataset)
+        self._write(write, n=0, dataset=dataset, durable=False)
 
     def learner_state(self, dataset: str) -> dict[str, Any] | None:
         """The learner row of ``dataset``: ``learner`` (its holder), ``expires``,
@@ -225,7 +225,7 @@ class QueueStore(StoreBase):
             )
             return True
 
-        return self._write(write, n=len(tasks), dataset=dataset)
+        return self._write(write, n=len(tasks), dataset=dataset, durable=False)
 
     def read_queue(self, dataset: str, *, since_id: int = 0) -> list[dict[str, Any]]:
         """The queue rows of ``dataset`` published after the row ``since_id``, in
