@@ -503,6 +503,61 @@ def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
             server.close()
 
 
+def test_learner_process_undo_leases_the_example_back_before_another_server_can_claim_it(
+    tmp_path, monkeypatch
+):
+    kwargs = _kwargs(tmp_path)  # overlap 1
+    servers = [
+        Feed.from_components(
+            build_components("textcat.teach", {**kwargs, "learner": "remote"}),
+            checkpoint=None,
+        )
+        for _ in range(2)
+    ]
+    learner = open_learner(
+        lambda: build_components("textcat.teach", kwargs),
+        db=kwargs["db"],
+        dataset="team",
+    )
+    stopped = threading.Event()
+    thread = threading.Thread(target=learner.run, kwargs={"stopped": stopped})
+    thread.start()
+    try:
+        a, b = servers
+        # a's lease writer writes only when told: what is in the store after
+        # undo was written by the undo itself.
+        writes = threading.Event()
+        flush = a._lease_writer.flush
+
+        def gated(key: int | None = None) -> None:
+            if writes.is_set():
+                flush(key)
+
+        monkeypatch.setattr(a._lease_writer, "flush", gated)
+        key = _answer(a, "alice")["_input_key"]
+        writes.set()
+        a._lease_writer.flush()  # the answered lease's end, as the writer would
+        writes.clear()
+        with Store(kwargs["db"]) as store:
+            assert key not in store.live_leases("team")
+        assert a.undo("alice")["_input_key"] == key
+        with Store(kwargs["db"]) as store:
+            assert store.get_answers("team") == []
+            assert store.live_leases("team").get(key) == {"alice"}
+        # bob, on the other server, is never served it; alice gets it back.
+        for _ in range(5):
+            task = b.next_task("bob", timeout=5)
+            assert task is not None and task["_input_key"] != key
+            b.answer("bob", {**task, "answer": "accept"})
+        assert a.next_task("alice", timeout=5)["_input_key"] == key
+    finally:
+        stopped.set()
+        thread.join()
+        learner.close()
+        for server in servers:
+            server.close()
+
+
 def test_learner_process_publishes_its_queue_a_window_ahead_of_the_servers(tmp_path):
     # The learner keeps the rest of its ranking and publishes it as the servers
     # take from the queue: a new version's ranking is a small write, and the

@@ -801,13 +801,20 @@ class Feed:
             if not self._history.get(who):
                 return None
             task, eg = self._history[who][-1]
+        key = eg["_input_key"]
+        # Across servers the example is leased back in the answer's removal:
+        # another server's claim can't take it in between.
+        wall = time.time() + self.lease_seconds
         with self._loop_lock:
             undone = (
-                self._follower.remove_answer(eg, who)
+                self._follower.remove_answer(
+                    eg,
+                    who,
+                    lease={"input_hash": key, "expires": wall, "task": task},
+                )
                 if self._follower is not None
                 else self.loop.undo(eg, annotator=who)
             )
-        key = eg["_input_key"]
         with self._cond:
             history = self._history[who]
             if history and history[-1][1] is eg:
@@ -819,7 +826,10 @@ class Feed:
             self._counts[who] -= 1
             self._n_answers -= 1
             self._active[key] = task
-            self._leases.lease(key, who, self._clock(), first=True)
+            stored = self._follower is None  # else leased in the store already
+            self._leases.lease(key, who, self._clock(), first=True, store=stored)
+            if not stored:
+                self._leases.claimed(key, who, wall)
             self._cond.notify_all()
             return dict(task)
 

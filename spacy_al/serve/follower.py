@@ -238,12 +238,14 @@ class Follower:
         self.feed.loop.pool.mark([answer["_input_key"]])
         return ids
 
-    def remove_answer(self, eg: dict, who: str) -> bool:
-        """Take ``who``'s answer ``eg`` out of the store (undo); whether it was
+    def remove_answer(self, eg: dict, who: str, *, lease: dict[str, Any]) -> bool:
+        """Take ``who``'s answer ``eg`` out of the store (undo) and lease its
+        example to them (``lease``: ``input_hash``, ``expires``, ``task``) in the
+        same transaction, so no other server claims it meanwhile; whether it was
         there. The learner learns the answer given instead."""
         assert self.store is not None
         removed = self.store.remove_answer(
-            self.dataset, task_key=task_key_of(eg), annotator=who
+            self.dataset, task_key=task_key_of(eg), annotator=who, lease=lease
         )
         if removed:
             self.feed.loop.pool.mark([eg["_input_key"]], False)

@@ -8,7 +8,7 @@ with ``since_id`` see edits. Answers read back as Prodigy-style tasks with the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from spacy_al.errors import Errors
 from spacy_al.store.base import StoreBase, utc_now
 from spacy_al.store.checks import check_answer_values, check_name, is_int, snippet
 from spacy_al.store.collisions import check_batch_identity, check_stored_identity
+from spacy_al.store.leases import write_leases
 from spacy_al.store.schema import answers_table, datasets_table
 
 # Keys that are columns and set on every answer read back; never kept in ``content``.
@@ -132,10 +133,20 @@ class AnswerStore(StoreBase):
             int(conn.execute(a.insert(), [p]).inserted_primary_key[0]) for p in params
         ]
 
-    def remove_answer(self, dataset: str, *, task_key: int, annotator: str) -> bool:
+    def remove_answer(
+        self,
+        dataset: str,
+        *,
+        task_key: int,
+        annotator: str,
+        lease: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Delete ``annotator``'s answer to the task ``task_key`` (undo).
 
-        Returns whether there was such an answer.
+        With ``lease`` (``input_hash``, ``expires``, ``task``), the example is
+        leased to ``annotator`` in the same transaction, so no other server can
+        claim it between the answer's removal and the lease (the annotator is
+        served it again). Returns whether there was such an answer.
         """
 
         def remove(conn: Connection) -> bool:
@@ -148,7 +159,16 @@ class AnswerStore(StoreBase):
                     _is_annotator(annotator),
                 )
             )
-            return result.rowcount > 0
+            removed = result.rowcount > 0
+            if removed and lease is not None:
+                row = {
+                    "input_hash": int(lease["input_hash"]),
+                    "annotator": annotator,
+                    "expires": float(lease["expires"]),
+                    "task": lease["task"],
+                }
+                write_leases(conn, dataset_id, [row])
+            return removed
 
         return self._write(remove, n=1, dataset=dataset)
 

@@ -40,6 +40,27 @@ def count_in_use(conn: Connection, dataset_id: int, wall: float) -> dict[str, in
     return {"leases": int(leases), "servers": int(servers)}
 
 
+def write_leases(
+    conn: Connection, dataset_id: int, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Record lease ``rows`` (``input_hash``, ``annotator``, ``expires``,
+    ``task``; sorted, one lock order for every writer) in the transaction of
+    ``conn``, replacing the same annotator's lease on the same input."""
+    lt = leases_table
+    conn.execute(
+        lt.delete().where(
+            lt.c.dataset_id == dataset_id,
+            lt.c.input_hash == sa.bindparam("b_input_hash"),
+            lt.c.annotator == sa.bindparam("b_annotator"),
+        ),
+        [
+            {"b_input_hash": r["input_hash"], "b_annotator": r["annotator"]}
+            for r in rows
+        ],
+    )
+    conn.execute(lt.insert(), [{**r, "dataset_id": dataset_id} for r in rows])
+
+
 class LeaseStore(StoreBase):
     """The leases and servers' heartbeats of datasets (part of
     :class:`~spacy_al.store.Store`)."""
@@ -65,23 +86,8 @@ class LeaseStore(StoreBase):
 
         def write(conn: Connection) -> None:
             dataset_id = self._lease_dataset(conn, dataset)
-            if dataset_id is None:
-                return
-            lt = leases_table
-            conn.execute(
-                lt.delete().where(
-                    lt.c.dataset_id == dataset_id,
-                    lt.c.input_hash == sa.bindparam("b_input_hash"),
-                    lt.c.annotator == sa.bindparam("b_annotator"),
-                ),
-                [
-                    {"b_input_hash": r["input_hash"], "b_annotator": r["annotator"]}
-                    for r in ordered
-                ],
-            )
-            conn.execute(
-                lt.insert(), [{**r, "dataset_id": dataset_id} for r in ordered]
-            )
+            if dataset_id is not None:
+                write_leases(conn, dataset_id, ordered)
 
         self._write(write, n=0, dataset=dataset, durable=False)
 
