@@ -293,3 +293,22 @@ def test_learner_many_labels_refit_small_texts_model_on_chars_and_words():
     assert not W[:, 4].any()  # never seen: no weights
     probs = model.predict_texts(["question 5 about topic 1"])[0]
     assert probs.argmax() == 1
+
+
+def test_learner_reads_every_digit_as_zero_for_two_labels():
+    """--arch linear for two labels reads digits as 0 (chosen on the SMS spam
+    dev split): phone numbers and prices of one shape share their n-grams, so a
+    spam text's number teaches about every other; a pipeline saved before the
+    option (no ``digits`` in its config) keeps reading digits as they are."""
+    model = TextcatModel(build_textcat(LABELS, architecture="linear"))
+    assert model.nlp.config["components"]["textcat"]["model"]["digits"] is True
+    texts = ["call 09061701461 now for £1000", "call 08712300220 now for £2500"]
+    X = learner.featurize(model.thinc_model, texts).toarray()
+    np.testing.assert_array_equal(X[0], X[1])
+    assert learner.digits_as_zero("Txt 87121, WIN £250") == "txt 00000, win £000"
+    old = build_char_linear_classifier(True, nO=2)
+    old.initialize()
+    X = learner.featurize(old, texts).toarray()
+    assert np.abs(X[0] - X[1]).sum() > 0
+    many = TextcatModel(build_textcat(["a", "b", "c"], architecture="linear"))
+    assert many.nlp.config["components"]["textcat"]["model"]["digits"] is False
