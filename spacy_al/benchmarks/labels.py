@@ -384,8 +384,8 @@ def run_labels(
             )
         else:
             model = (
-                "spaCy textcat, spacy_al linear (tf-idf char n-grams, L2 logistic "
-                "regression refit every batch)"
+                "spaCy textcat, spacy_al linear (tf-idf char n-grams, digits read "
+                "as 0, L2 logistic regression refit every batch)"
             )
         for strategy in results["config"]["strategies"]:
             raw[strategy] = {
