@@ -267,7 +267,7 @@ def test_ner_loop_label_counts_count_accepted_entities():
         ("mnlp", "spacy_al.top_k.v1", "mnlp"),
         ("token-entropy", "spacy_al.top_k.v1", "token-entropy"),
         ("entity", "spacy_al.top_k.v1", "entity"),
-        ("diverse", "spacy_al.diverse.v1", "any_entity"),
+        ("diverse", "spacy_al.diverse.v1", "sequence_least_confidence"),
         (
             "cost:sequence_least_confidence",
             "spacy_al.cost_aware.v1",

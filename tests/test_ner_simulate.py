@@ -88,6 +88,8 @@ def test_ner_bench_labels_defaults_are_what_the_recipes_use():
     from spacy_al.benchmarks.labels import DEFAULT_ARCH, DEFAULT_STRATEGIES
 
     assert (
-        DEFAULT_STRATEGIES["ner"] == SIMULATE_STRATEGIES["ner"] == "any_entity,random"
+        DEFAULT_STRATEGIES["ner"]
+        == SIMULATE_STRATEGIES["ner"]
+        == "sequence_least_confidence,random"
     )
     assert DEFAULT_ARCH["ner"] == SIMULATE_ARCH["ner"] == "ner"

@@ -433,7 +433,8 @@ def test_strategies_builtins_declare_their_needs(name, needed):
 def test_strategies_user_strategy_needs_scores_unless_it_says(user_strategy):
     assert strategy_needs(user_strategy) == {"scores"}
     assert StrategySpec.parse(user_strategy).needs_scores
-    assert StrategySpec.parse(user_strategy, task="ner").measure == "any_entity"
+    spec = StrategySpec.parse(user_strategy, task="ner")
+    assert spec.measure == "sequence_least_confidence"
 
 
 @pytest.fixture
