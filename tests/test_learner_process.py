@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -439,8 +440,10 @@ def _answer(feed: Feed, who: str, *, timeout: float = 10.0) -> dict:
     return task
 
 
-def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
-    kwargs = _kwargs(tmp_path, overlap=2)
+@contextmanager
+def _two_servers(kwargs: dict[str, Any]) -> Iterator[tuple[Feed, Feed, Any]]:
+    """Two serve-only servers of ``kwargs``'s dataset and its learner, learning
+    in a thread; all closed after."""
     servers = [
         Feed.from_components(
             build_components("textcat.teach", {**kwargs, "learner": "remote"}),
@@ -457,7 +460,18 @@ def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
     thread = threading.Thread(target=learner.run, kwargs={"stopped": stopped})
     thread.start()
     try:
-        a, b = servers
+        yield servers[0], servers[1], learner
+    finally:
+        stopped.set()
+        thread.join()
+        learner.close()
+        for server in servers:
+            server.close()
+
+
+def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
+    kwargs = _kwargs(tmp_path, overlap=2)
+    with _two_servers(kwargs) as (a, b, learner):
         # Before any update the servers show the learner's state, not an error.
         assert _wait_for(lambda: a.stats()["error"] is None, 10)
         first = _answer(a, "alice")
@@ -495,35 +509,13 @@ def test_learner_process_overlap_2_and_undo_across_servers(tmp_path):
             )
         assert learner.poll_reviews() == 1
         assert key not in learner.loop.conflicts
-    finally:
-        stopped.set()
-        thread.join()
-        learner.close()
-        for server in servers:
-            server.close()
 
 
 def test_learner_process_undo_leases_the_example_back_before_another_server_can_claim_it(
     tmp_path, monkeypatch
 ):
     kwargs = _kwargs(tmp_path)  # overlap 1
-    servers = [
-        Feed.from_components(
-            build_components("textcat.teach", {**kwargs, "learner": "remote"}),
-            checkpoint=None,
-        )
-        for _ in range(2)
-    ]
-    learner = open_learner(
-        lambda: build_components("textcat.teach", kwargs),
-        db=kwargs["db"],
-        dataset="team",
-    )
-    stopped = threading.Event()
-    thread = threading.Thread(target=learner.run, kwargs={"stopped": stopped})
-    thread.start()
-    try:
-        a, b = servers
+    with _two_servers(kwargs) as (a, b, learner):
         # a's lease writer writes only when told: what is in the store after
         # undo was written by the undo itself.
         writes = threading.Event()
@@ -550,12 +542,6 @@ def test_learner_process_undo_leases_the_example_back_before_another_server_can_
             assert task is not None and task["_input_key"] != key
             b.answer("bob", {**task, "answer": "accept"})
         assert a.next_task("alice", timeout=5)["_input_key"] == key
-    finally:
-        stopped.set()
-        thread.join()
-        learner.close()
-        for server in servers:
-            server.close()
 
 
 def test_learner_process_publishes_its_queue_a_window_ahead_of_the_servers(tmp_path):
