@@ -64,10 +64,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from spacy_al.answers import check_accept, check_answer_value
 from spacy_al.checkpoints import Checkpoints
-from spacy_al.corpus import set_hashes
-from spacy_al.errors import Errors, SourceError, SpacyALError
+from spacy_al.errors import Errors, SpacyALError
 from spacy_al.protocols import Components, Loop
 from spacy_al.serve import priority
 from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_annotators
@@ -76,14 +74,12 @@ from spacy_al.serve.lease_writer import LeaseWriter
 from spacy_al.serve.leases import Leases
 from spacy_al.serve.progress import ModelProgress
 from spacy_al.serve.selector import Selector, default_prefetch
+from spacy_al.serve.served import answer_key, as_task, from_served, is_int
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
-from spacy_al.spans import validate_spans
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.team.consensus import Consensus
 
-# Keys an answer adds to a task; stripped when an answered task is served again.
-ANSWER_FIELDS = ("answer", "_annotator_id", "_session_id", "_timestamp", "_id")
 # The GIL switch interval of a serving process (seconds; CPython's default 0.005).
 SWITCH_INTERVAL = 0.0005
 # Where a feed's examples are selected and its model learns: in its own threads,
@@ -281,9 +277,7 @@ class Feed:
         self._lease_writer = LeaseWriter(self)
         self._load_answers()
         # With a learner process: its queue and the other servers' answers.
-        self._follower = (
-            Follower(self, as_task=_as_task) if learner != "thread" else None
-        )
+        self._follower = Follower(self) if learner != "thread" else None
         if start:
             self.start()
 
@@ -645,13 +639,7 @@ class Feed:
 
     def _answer(self, annotator: str, eg: dict) -> int | None:
         who = self._who(annotator)
-        key = eg.get("_input_key") if isinstance(eg, dict) else None
-        if not _is_int(key):
-            raise ValueError(Errors.E988.format(snippet=repr(key)[:60]))
-        if key not in self.loop.pool.index:
-            raise ValueError(Errors.E603.format(input_hash=key))
-        check_answer_value(eg.get("answer"))
-        check_accept(eg.get("accept"), labels=self.labels)
+        key = answer_key(eg, keys=self.loop.pool.index, labels=self.labels)
         with self._lock:
             self._check_serving()
             if who in self._answered_by.get(key, ()) or (who, key) in self._answering:
@@ -678,7 +666,9 @@ class Feed:
         try:
             if retake and not self._claim(who, served):
                 raise not_leased
-            answer = self._from_served(served, eg)
+            answer = from_served(
+                served, eg, view_id=self.view_id, labels=self.labels, ner=self.ner
+            )
             ids = self._store_answer(answer, who)
         except BaseException:
             with self._cond:
@@ -720,30 +710,6 @@ class Feed:
             self._check_dataset()  # ServingStopped if it was dropped under us
             raise
 
-    def _from_served(self, served: dict, eg: dict) -> dict:
-        """The answer to store: the task as it was served, with only the
-        client's ``answer``, ``accept`` and (where spans are edited) ``spans``.
-        A task is answered in the view it was served in (a cold start of
-        ner.teach serves whole-text ``ner_manual`` tasks)."""
-        view_id = served.get("_view_id") or self.view_id
-        answer = _as_task(served)
-        answer["answer"] = eg["answer"]
-        if eg.get("accept") is not None:
-            answer["accept"] = list(eg["accept"])
-        if self.ner and "spans" in eg:
-            spans = eg["spans"]
-            if view_id != "ner":
-                answer["spans"] = spans
-            elif spans != served.get("spans"):
-                if not isinstance(spans, list) or len(spans) != 1:
-                    n = len(spans) if isinstance(spans, list) else spans
-                    raise ValueError(Errors.E616.format(n=n))
-                raise ValueError(Errors.E981.format(snippet=repr(spans)[:60]))
-        if self.ner:
-            self._check_spans(answer, view_id)
-        answer["_view_id"] = view_id
-        return set_hashes(answer)
-
     def answer_id(
         self, annotator: str, input_hash: int, *, timeout: float = 30.0
     ) -> int | None:
@@ -752,7 +718,7 @@ class Feed:
         right now, waits up to ``timeout`` seconds for it: every repeat of an
         answer gets the id of the one stored."""
         who = self._who(annotator)
-        if not _is_int(input_hash):
+        if not is_int(input_hash):
             return None
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -762,24 +728,6 @@ class Feed:
                     break
                 self._cond.wait(left)
             return self._answer_ids.get((who, input_hash))
-
-    def _check_spans(self, eg: dict, view_id: str) -> None:
-        spans = eg.get("spans")
-        if spans is None:
-            spans = []
-        if not isinstance(spans, list) or not isinstance(eg.get("text"), str):
-            raise ValueError(Errors.E614.format(snippet=repr(spans)[:60]))
-        try:
-            validate_spans(
-                eg["text"],
-                spans,
-                labels=self.labels,
-                allow_overlap=view_id != "ner_manual",
-            )
-        except SourceError as e:
-            raise ValueError(Errors.E615.format(err=e)) from e
-        if view_id == "ner" and len(spans) != 1:
-            raise ValueError(Errors.E616.format(n=len(spans)))
 
     def can_undo(self, annotator: str) -> bool:
         """Whether ``annotator`` has an answer to take back (one of their last
@@ -930,7 +878,7 @@ class Feed:
                 len(self._answered_by[key]) < self.overlap
                 and key in self.loop.pool.index
             ):
-                self._active[key] = _as_task(eg)
+                self._active[key] = as_task(eg)
         self._load_leases()
 
     def _load_leases(self) -> None:
@@ -952,18 +900,8 @@ class Feed:
             or not isinstance(lease["task"], dict)
         ):
             return False
-        task = self._active.setdefault(key, _as_task(lease["task"]))
+        task = self._active.setdefault(key, as_task(lease["task"]))
         return task.get("_input_key") == key
-
-
-def _as_task(eg: dict) -> dict:
-    """An answered task as it was served (without the answer)."""
-    skip = (*ANSWER_FIELDS, "accept", "_view_id")
-    return {k: v for k, v in eg.items() if k not in skip}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _require(ok: bool, name: str, requirement: str, value: Any) -> None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from spacy_al.corpus import task_key_of
 from spacy_al.errors import Errors
 from spacy_al.modelless import ModellessLoop
+from spacy_al.serve.served import as_task
 
 if TYPE_CHECKING:
     from spacy_al.protocols import Loop, YieldPoint
@@ -92,16 +93,12 @@ class FollowerFeed(Protocol):
 class Follower:
     """The feed's follower thread (:meth:`run`) and what the feed does
     instead of the loop when a learner process learns (:meth:`store_answer`,
-    :meth:`remove_answer`, :meth:`stats`).
+    :meth:`remove_answer`, :meth:`stats`)."""
 
-    ``as_task`` turns a stored answer into the task as it was served.
-    """
-
-    def __init__(self, feed: FollowerFeed, *, as_task: Callable[[dict], dict]) -> None:
+    def __init__(self, feed: FollowerFeed) -> None:
         self.feed = feed
         self.store = feed.store
         self.dataset = feed.dataset
-        self._as_task = as_task
         self._cond = feed._cond
         self._queue_id = 0  # the last queue row read
         self._answer_id = feed._last_answer_id  # the last answer read
@@ -172,7 +169,7 @@ class Follower:
                 continue
             if len(answered) < feed.overlap:
                 if key not in feed._active and key in feed.loop.pool.index:
-                    feed._active[key] = self._as_task(eg)
+                    feed._active[key] = as_task(eg)
             elif not feed._leases.holders(key):
                 feed._active.pop(key, None)
 
