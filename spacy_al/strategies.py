@@ -56,8 +56,9 @@ class Candidates:
     The other fields are optional and needed only by the strategies that use
     them: ``probs`` and ``label_counts`` (labelled examples per label so far) by
     class_balanced, ``vectors`` (dense or scipy.sparse) by diverse, ``costs``
-    (e.g. tokens, > 0) by cost_aware. ``multilabel`` says whether the columns
-    of ``probs`` are independent sigmoids rather than one distribution.
+    (e.g. tokens, > 0) by cost_aware, ``keys`` (each row's position in the
+    pool, >= 0) by random with a ``seed``. ``multilabel`` says whether the
+    columns of ``probs`` are independent sigmoids rather than one distribution.
     """
 
     scores: np.ndarray
@@ -67,6 +68,7 @@ class Candidates:
     costs: np.ndarray | None = None
     label_counts: np.ndarray | None = None
     multilabel: bool = False
+    keys: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=np.float64)
@@ -147,6 +149,24 @@ class Candidates:
                 )
             if not (np.isfinite(self.label_counts) & (self.label_counts >= 0)).all():
                 raise ValueError(Errors.E215.format(values=self.label_counts.tolist()))
+        if self.keys is not None:
+            keys = np.asarray(self.keys)
+            if keys.shape != (m,) or (m and keys.dtype.kind not in "iu"):
+                raise ValueError(
+                    Errors.E210.format(
+                        field="keys", expected=f"({m},) integers", shape=keys.shape
+                    )
+                )
+            if m and keys.min() < 0:
+                raise ValueError(
+                    Errors.E218.format(
+                        option="keys",
+                        value=int(keys.min()),
+                        strategy="Candidates",
+                        requirement="pool positions, >= 0",
+                    )
+                )
+            self.keys = keys.astype(np.uint64)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -244,16 +264,61 @@ def _descending(primary: np.ndarray, secondary: np.ndarray | None = None) -> np.
 
 @registry.strategies("spacy_al.random.v1")
 @needs()
-def random_sampling() -> Strategy:
-    """Uniform sample without replacement; ignores scores. The baseline."""
+def random_sampling(seed: int | None = None) -> Strategy:
+    """Uniform sample without replacement; ignores scores. The baseline.
+
+    With ``seed``, the pool is asked in one fixed random order that the seed
+    alone decides (:func:`pool_order`; the candidates must carry ``keys``):
+    whatever was asked before, the next questions are the first unasked texts
+    in that order. Two systems given the same seed over the same pool then ask
+    the same texts, so a comparison of their learners from random questions is
+    paired (common random numbers) rather than two independent draws. Without
+    it, the loop's generator draws.
+    """
+    if seed is not None:
+        _check_option(
+            "spacy_al.random.v1",
+            "seed",
+            seed,
+            isinstance(seed, numbers.Integral) and not isinstance(seed, bool),
+            "an integer",
+        )
 
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
         _check_n(n, len(candidates))
-        return rng.choice(len(candidates), size=n, replace=False)
+        if seed is None:
+            return rng.choice(len(candidates), size=n, replace=False)
+        keys = _require(candidates, "keys", "spacy_al.random.v1")
+        return np.argsort(pool_order(keys, seed), kind="stable")[:n]
 
     return select
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def pool_order(keys: Sequence[int] | np.ndarray, seed: int) -> np.ndarray:
+    """Each pool position's rank key in the random order ``seed`` decides.
+
+    Sorting positions by it gives a uniformly random permutation of the pool
+    (a 64-bit mix of position and seed, so no two positions tie in practice);
+    one position's key doesn't depend on which others are asked with it, so
+    any subset of the pool is ranked as the whole pool would rank it. The bench's
+    peers rank their random questions by the same keys.
+    """
+    keys = np.asarray(keys, dtype=np.uint64)
+    salt = _mix64(np.array([seed & (2**64 - 1)], dtype=np.uint64)) + np.uint64(
+        0x9E3779B97F4A7C15
+    )
+    return _mix64(keys + salt)
 
 
 @registry.strategies("spacy_al.sequential.v1")

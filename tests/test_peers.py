@@ -250,3 +250,60 @@ def test_peers_small_text_random_repeats_with_its_seed(sms):
 
     assert curve(3) == curve(3)
     assert curve(3) != curve(4)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ("small-text-random", "sklearn-random") if n in AVAILABLE]
+)
+def test_peers_random_asks_the_texts_simulate_random_asks(sms, monkeypatch, name):
+    """Our random and the peers' random, given one seed, ask the same texts in
+    the same order, so the difference of their curves is the learners'."""
+    train, test, labels = sms
+    position = {t["_input_key"]: i for i, t in enumerate(train.tasks)}
+    ours: list[int] = []
+    oracle = simulate_module.oracle_answer
+
+    def record(task, gold, **kwargs):
+        ours.append(position[task["_input_key"]])
+        return oracle(task, gold, **kwargs)
+
+    monkeypatch.setattr(simulate_module, "oracle_answer", record)
+    config = SimulationConfig(
+        strategies=("random",),
+        seed_size=SEED_SIZE,
+        batch_size=BATCH_SIZE,
+        budget=BUDGET,
+        seeds=1,
+        labels=tuple(labels),
+        positive_label="spam",
+    )
+    run_one(train, test, config, "random", 3)
+    theirs: list[int] = []
+    make = peers._learner
+
+    def recording(peer, data, seed):
+        learner = make(peer, data, seed)
+        query = learner.query
+
+        def asked(n):
+            picked = query(n)
+            theirs.extend(int(i) for i in picked)
+            return picked
+
+        learner.query = asked
+        return learner
+
+    monkeypatch.setattr(peers, "_learner", recording)
+    run_peer(
+        name,
+        *_args(sms),
+        seed_indices=seed_indices(len(train.tasks), SEED_SIZE, 3),
+        batch_size=BATCH_SIZE,
+        budget=BUDGET,
+        positive_label="spam",
+        seed=3,
+    )
+    assert len(ours) == BUDGET - SEED_SIZE
+    assert theirs == ours
+    seed_set = set(seed_indices(len(train.tasks), SEED_SIZE, 3).tolist())
+    assert not seed_set & set(ours)

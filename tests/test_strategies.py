@@ -284,6 +284,46 @@ def test_strategies_random_differs_between_seeds_and_ignores_scores(seed):
     assert picked.tolist() != list(range(99, 89, -1))
 
 
+def test_strategies_seeded_random_asks_the_pool_in_one_order_whatever_is_left():
+    """With a seed, random is one fixed order of the pool: after any texts are
+    asked, the next are the first unasked ones in that order, and the order
+    doesn't depend on the loop's generator or on the candidates' order."""
+    random = get_strategy("random", seed=7)
+    keys = np.arange(500)
+    full = keys[random(Candidates(scores=np.zeros(500), keys=keys), 500, rng=None)]
+    assert sorted(full.tolist()) == keys.tolist()  # a permutation of the pool
+    rest = np.random.default_rng(0).permutation(np.setdiff1d(keys, full[:40]))
+    picked = random(
+        Candidates(scores=np.zeros(len(rest)), keys=rest),
+        10,
+        rng=np.random.default_rng(99),
+    )
+    assert rest[picked].tolist() == full[40:50].tolist()
+    other = get_strategy("random", seed=8)
+    assert not np.array_equal(
+        keys[other(Candidates(scores=np.zeros(500), keys=keys), 10, rng=None)],
+        full[:10],
+    )
+    # uniform over positions: each tenth of the pool leads about equally often
+    firsts = [
+        get_strategy("random", seed=s)(
+            Candidates(scores=np.zeros(500), keys=keys), 1, rng=None
+        )[0]
+        // 50
+        for s in range(2000)
+    ]
+    assert np.bincount(firsts, minlength=10).min() > 140
+
+
+def test_strategies_seeded_random_needs_the_pool_positions():
+    with pytest.raises(ValueError, match=r"E219.*needs Candidates\.keys"):
+        get_strategy("random", seed=1)(
+            Candidates(scores=[0.1, 0.2]), 1, rng=np.random.default_rng(0)
+        )
+    with pytest.raises(ValueError, match=r"E218.*seed"):
+        get_strategy("random", seed="1")
+
+
 # --- errors --------------------------------------------------------------
 
 
@@ -323,6 +363,7 @@ def test_strategies_invalid_n_raises(n):
         ({"scores": [0.1, 0.2], "probs": [[0.5, 0.5]]}, "probs"),
         ({"scores": [0.1, 0.2], "vectors": np.ones((3, 4))}, "vectors"),
         ({"scores": [0.1, 0.2], "costs": [1.0]}, "costs"),
+        ({"scores": [0.1, 0.2], "keys": [0.5, 1.5]}, "keys"),
         (
             {"scores": [0.1], "probs": [[0.5, 0.5]], "label_counts": [1, 2, 3]},
             "label_counts",

@@ -18,15 +18,18 @@ The peers:
   scores all rows in one ``scipy.stats.entropy`` call (small-text calls it once
   per row: the same scores, seconds per round slower).
 - ``small-text-random``: small-text's ``RandomSampling`` with the same
-  classifier (drawing from a generator seeded per run, where small-text draws
-  from numpy's global one), to tell small-text's model from its strategy.
+  classifier, to tell small-text's model from its strategy. Where small-text
+  draws from numpy's global generator, it asks the pool in the order the run's
+  seed decides (:func:`spacy_al.strategies.pool_order`), as ``simulate``'s
+  random does with the same seed: the random baselines of every system ask the
+  same texts, so their difference is the learners' (common random numbers).
 - ``modal-uncertainty``, ``modal-margin``: modAL's ``uncertainty_sampling`` and
   ``margin_sampling`` on a scikit-learn ``LogisticRegression`` (default settings,
   ``max_iter=1000``) that we refit on all labels each round (modAL's
   ``ActiveLearner.teach`` doesn't run with scikit-learn >= 1.6, its query
   functions do).
-- ``sklearn-random``: the same LogisticRegression with random questions, to tell
-  the model's strength from the strategy's.
+- ``sklearn-random``: the same LogisticRegression with random questions (in the
+  same order), to tell the model's strength from the strategy's.
 
 In a binary task entropy, breaking ties, least confidence and margin rank the
 pool alike, so each library's two curves coincide there.
@@ -56,6 +59,7 @@ from sklearn.linear_model import LogisticRegression
 
 from spacy_al.errors import Errors
 from spacy_al.metrics import textcat_score
+from spacy_al.strategies import pool_order
 
 #: A learning curve: (labels so far, score on the evaluation set) per round.
 Curve = list[tuple[int, float]]
@@ -311,16 +315,21 @@ def _vectorised(prediction_entropy: type) -> type:
     return PredictionEntropy
 
 
+def _in_pool_order(positions: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The first ``n`` of the pool ``positions`` in the order ``seed`` decides:
+    the texts ``simulate``'s random asks with the same seed (common random
+    numbers: our random and the peers' random learn from the same questions)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    return positions[np.argsort(pool_order(positions, seed), kind="stable")[:n]]
+
+
 def _seeded(random_sampling: type, seed: int) -> type:
-    """small-text's RandomSampling drawing from a generator of its own."""
+    """small-text's RandomSampling asking the pool in ``seed``'s random order."""
 
     class RandomSampling(random_sampling):
-        def __init__(self) -> None:
-            self.rng = np.random.default_rng((seed, 1))  # not the seed set's stream
-
         def query(self, clf, _dataset, indices_unlabeled, indices_labeled, y, n=10):
             self._validate_query_input(indices_unlabeled, n)
-            return self.rng.choice(indices_unlabeled, size=n, replace=False)
+            return _in_pool_order(indices_unlabeled, n, seed)
 
     return RandomSampling
 
@@ -368,8 +377,9 @@ class _SmallTextLearner:
         return self.learner.classifier.model.predict_proba(X)
 
 
-#: Positions (into the rows passed) of the ``n`` rows to ask about.
-QueryFn = Callable[[BaseEstimator, object, int, np.random.Generator], np.ndarray]
+#: Positions (into the rows passed) of the ``n`` rows to ask about, given the
+#: rows' positions in the pool and the run's seed.
+QueryFn = Callable[[BaseEstimator, object, int, np.ndarray, int], np.ndarray]
 
 
 class _RefitLearner:
@@ -378,7 +388,7 @@ class _RefitLearner:
     def __init__(self, data: _Data, query: QueryFn, seed: int) -> None:
         self.data = data
         self.query_fn = query
-        self.rng = np.random.default_rng((seed, 1))  # not the seed set's stream
+        self.seed = seed
         self.model = LabelSpace(
             _base_estimator("logistic-regression", seed),
             len(data.labels),
@@ -396,9 +406,8 @@ class _RefitLearner:
 
     def query(self, n: int) -> np.ndarray:
         free = np.flatnonzero(~self.labelled)
-        return free[
-            np.asarray(self.query_fn(self.model, self.data.X[free], n, self.rng))
-        ]
+        picked = self.query_fn(self.model, self.data.X[free], n, free, self.seed)
+        return free[np.asarray(picked)]
 
     def teach(self, indices: np.ndarray) -> None:
         self.labelled[indices] = True
@@ -412,13 +421,13 @@ def _modal_query(strategy: str) -> QueryFn:
     from modAL import uncertainty
 
     sampling = getattr(uncertainty, strategy)
-    return lambda model, X, n, rng: sampling(model, X, n_instances=n)[0]
+    return lambda model, X, n, positions, seed: sampling(model, X, n_instances=n)[0]
 
 
 def _random_query(
-    model: BaseEstimator, X, n: int, rng: np.random.Generator
+    model: BaseEstimator, X, n: int, positions: np.ndarray, seed: int
 ) -> np.ndarray:
-    return rng.choice(X.shape[0], size=n, replace=False)
+    return np.argsort(pool_order(positions, seed), kind="stable")[:n]
 
 
 def _learner(peer: Peer, data: _Data, seed: int) -> _Learner:

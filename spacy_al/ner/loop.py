@@ -181,6 +181,7 @@ class NERLoop(BaseLoop):
             costs=self._costs(indices[list(rows)], picked_docs),
             label_counts=self.label_counts(),
             multilabel=True,
+            keys=indices[list(rows)],
         )
 
     def select(self, n: int, *, exclude: Collection[int] = ()) -> list[dict]:

@@ -256,7 +256,9 @@ def pick_on_cluster(
     cluster = pool.cluster
     if not strategy_needs(spec.strategy):
         # Random or sequential: picked here; only the picks are scored.
-        picked = strategy(Candidates(scores=np.zeros(len(indices))), n, rng=rng)
+        picked = strategy(
+            Candidates(scores=np.zeros(len(indices)), keys=indices), n, rng=rng
+        )
         chosen = indices[np.asarray(picked, dtype=np.int64)]
         tasks = pool.tasks_at(chosen)
         scorer = make_scorer(spec.measure, multilabel=spec.multilabel)
@@ -276,8 +278,9 @@ def pick_on_cluster(
         costs=merged.costs,
         label_counts=spec.label_counts,
         multilabel=spec.multilabel,
+        keys=np.searchsorted(pool.offsets, merged.offsets),
     )
     picked = np.asarray(strategy(candidates, n, rng=rng), dtype=np.int64)
-    chosen = np.searchsorted(pool.offsets, merged.offsets[picked])
+    chosen = candidates.keys[picked].astype(np.int64)
     tasks = pool.tasks_at(chosen)
     return chosen, merged.probs[picked], merged.scores[picked], tasks

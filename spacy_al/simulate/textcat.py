@@ -39,7 +39,7 @@ from spacy_al.stopping import (
     StabilizingPredictions,
     stop_set_labels,
 )
-from spacy_al.strategies import diverse_seed, pattern_seed
+from spacy_al.strategies import diverse_seed, pattern_seed, resolve
 from spacy_al.textcat.learner import pool_vectors
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat
@@ -190,6 +190,11 @@ def run_one(
         window=config.window,
         patterns=patterns,
         seed=seed,
+        # random asks the pool in the order the seed decides, as the peers'
+        # random does: the two baselines ask the same texts (common random numbers)
+        strategy_config={"seed": seed}
+        if spec.strategy == resolve("random").strategy
+        else None,
     )
     eval_docs = model.make_docs(t["text"] for t in eval_set.tasks)
     exclusive = not config.multilabel

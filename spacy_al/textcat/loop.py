@@ -164,6 +164,7 @@ class ActiveLoop(BaseLoop):
                 costs=self._window_costs(indices[rest], n_tokens[rest]),
                 label_counts=self.label_counts(),
                 multilabel=not self.exclusive,
+                keys=indices[rest],
             )
             picked = self.strategy(cands, k, rng=self.rng)
             chosen.extend((int(rest[j]), None) for j in picked)
