@@ -202,8 +202,8 @@ def serve_learner(
     written to ``out_path`` (JSON)."""
     import signal
 
-    from spacy_al.serve.feed import configure_process
     from spacy_al.serve.learner import BESIDE_NICE, open_learner
+    from spacy_al.serve.settings import configure_process
 
     os.nice(BESIDE_NICE)  # as a learner a server starts beside itself
     configure_process()  # as the learner command does

@@ -54,7 +54,6 @@ are easier to check in one place.
 from __future__ import annotations
 
 import atexit
-import sys
 import threading
 import time
 import uuid
@@ -75,16 +74,27 @@ from spacy_al.serve.leases import Leases
 from spacy_al.serve.progress import ModelProgress
 from spacy_al.serve.selector import Selector, default_prefetch
 from spacy_al.serve.served import answer_key, as_task, from_served, is_int
+from spacy_al.serve.settings import (
+    check_feed_options,
+    config_settings,
+    configure_process,
+)
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.team.consensus import Consensus
 
-# The GIL switch interval of a serving process (seconds; CPython's default 0.005).
-SWITCH_INTERVAL = 0.0005
-# Where a feed's examples are selected and its model learns: in its own threads,
-# or in a learner process (started beside the server, or running elsewhere).
-LEARNERS = ("thread", "process", "remote")
+# What the app, the API and the recipes import from here (some of it lives in
+# the feed's helper modules).
+__all__ = [
+    "Feed",
+    "LeaseError",
+    "ServingStopped",
+    "check_annotator",
+    "configure_process",
+    "make_tokens",
+    "parse_annotators",
+]
 
 
 class LeaseError(SpacyALError, ValueError):
@@ -95,22 +105,6 @@ class LeaseError(SpacyALError, ValueError):
 class ServingStopped(SpacyALError, RuntimeError):
     """The server can't go on serving (its dataset was deleted under it, or its
     source has a malformed record): the JSON API replies 503."""
-
-
-def configure_process() -> None:
-    """Settings of a process that serves a feed or runs a learner; its entry
-    point calls this once.
-
-    Lowers the process's GIL switch interval to ``SWITCH_INTERVAL`` (never
-    raises it): with the selector and trainer threads busy, a request thread
-    otherwise waits up to CPython's default 5 ms each time it takes the GIL back
-    after a database call, several times per answer. In a learner process the
-    waits fall inside its write transactions, which hold SQLite's write lock:
-    every server's answers would wait them out too. The setting is the
-    process's, so the entry points make it, not the feed.
-    """
-    if sys.getswitchinterval() > SWITCH_INTERVAL:
-        sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 class Feed:
@@ -155,24 +149,13 @@ class Feed:
         learner: str = "thread",
         start: bool = True,
     ) -> None:
-        if learner not in LEARNERS:
-            raise ValueError(Errors.E1105.format(value=learner))
-        if learner != "thread" and loop.task == "ner":
-            raise ValueError(Errors.E1104.format(dataset=loop.dataset, task="NER"))
-        if learner != "thread" and loop.store is None:
-            raise ValueError(Errors.E1102)
-        _require(
-            isinstance(overlap, int) and overlap >= 1,
-            "overlap",
-            "an integer >= 1",
-            overlap,
-        )
-        _require(lease_seconds > 0, "lease_seconds", "a number > 0", lease_seconds)
-        _require(
-            prefetch is None or prefetch >= 1,
-            "prefetch",
-            "None or an integer >= 1",
-            prefetch,
+        check_feed_options(
+            loop,
+            learner=learner,
+            overlap=overlap,
+            lease_seconds=lease_seconds,
+            prefetch=prefetch,
+            stop_set_size=stop_set_size,
         )
         self.loop = loop
         self.store = loop.store
@@ -250,12 +233,6 @@ class Feed:
         self._training = False
         self._last_update: dict[str, Any] | None = None
         self._error: str | None = None
-        _require(
-            isinstance(stop_set_size, int) and stop_set_size >= 1,
-            "stop_set_size",
-            "an integer >= 1",
-            stop_set_size,
-        )
         # The learning curve and the stopping signal (the trainer reports to it).
         self.progress = ModelProgress(
             loop,
@@ -299,19 +276,13 @@ class Feed:
         config = components.get("config") or {}
         if tokens is None and config.get("annotators"):
             tokens = make_tokens(parse_annotators(config["annotators"]))
-        kwargs.setdefault("overlap", int(config.get("overlap") or 1))
-        kwargs.setdefault("preselect", bool(config.get("preselect", False)))
-        # --stop-window, --stop-threshold, --stop-set-size of the teach and
-        # correct recipes (else the stopping module's defaults).
-        for key in ("stop_window", "stop_threshold", "stop_set_size"):
-            if config.get(key) is not None:
-                kwargs.setdefault(key, config[key])
-        kwargs.setdefault("checkpoint", components.get("checkpoint"))
-        kwargs.setdefault("eval_path", components.get("eval"))
-        kwargs.setdefault("close_store", True)
-        kwargs.setdefault("learner", config.get("learner") or "thread")
+        settings = config_settings(components, kwargs)
+        settings.setdefault("learner", config.get("learner") or "thread")
         return cls(
-            components["loop"], view_id=components["view_id"], tokens=tokens, **kwargs
+            components["loop"],
+            view_id=components["view_id"],
+            tokens=tokens,
+            **settings,
         )
 
     # --- life cycle ----------------------------------------------------------
@@ -902,10 +873,3 @@ class Feed:
             return False
         task = self._active.setdefault(key, as_task(lease["task"]))
         return task.get("_input_key") == key
-
-
-def _require(ok: bool, name: str, requirement: str, value: Any) -> None:
-    if not ok:
-        raise ValueError(
-            Errors.E606.format(name=name, requirement=requirement, value=value)
-        )

@@ -43,13 +43,10 @@ from urllib.parse import urlencode
 from spacy_al import registry
 from spacy_al.checkpoints import Checkpoints
 from spacy_al.errors import Errors
-from spacy_al.serve.feed import (
-    Feed,
-    configure_process,
-    make_tokens,
-    parse_annotators,
-)
+from spacy_al.serve.access import make_tokens, parse_annotators
+from spacy_al.serve.feed import Feed
 from spacy_al.serve.learner import start_learner_process, stop_learner_process
+from spacy_al.serve.settings import configure_process
 
 ENV_RECIPE = "SPACY_AL_RECIPE"
 ENV_ARGS = "SPACY_AL_ARGS"

@@ -52,6 +52,7 @@ from spacy_al.errors import Errors, SpacyALError
 from spacy_al.protocols import Components, Loop
 from spacy_al.serve.progress import ModelProgress
 from spacy_al.serve.selector import Selector, default_prefetch
+from spacy_al.serve.settings import config_settings
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
@@ -344,16 +345,8 @@ class Learner:
     ) -> Learner:
         """A learner for the components a recipe returned (the settings a feed
         would read from their config); it closes their store."""
-        config = components.get("config") or {}
-        kwargs.setdefault("overlap", int(config.get("overlap") or 1))
-        kwargs.setdefault("preselect", bool(config.get("preselect", False)))
-        for key in ("stop_window", "stop_threshold", "stop_set_size"):
-            if config.get(key) is not None:
-                kwargs.setdefault(key, config[key])
-        kwargs.setdefault("checkpoint", components.get("checkpoint"))
-        kwargs.setdefault("eval_path", components.get("eval"))
-        kwargs.setdefault("close_store", True)
-        return cls(components["loop"], lock=lock, **kwargs)
+        settings = config_settings(components, kwargs)
+        return cls(components["loop"], lock=lock, **settings)
 
     def _load_answers(self) -> None:
         """Who answered what so far (the session learnt the answers already)."""
