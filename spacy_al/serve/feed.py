@@ -72,13 +72,15 @@ from spacy_al.serve.follower import Follower
 from spacy_al.serve.lease_writer import LeaseWriter
 from spacy_al.serve.leases import Leases
 from spacy_al.serve.progress import ModelProgress
+from spacy_al.serve.resume import resume
 from spacy_al.serve.selector import Selector, default_prefetch
-from spacy_al.serve.served import answer_key, as_task, from_served, is_int
+from spacy_al.serve.served import answer_key, from_served, is_int
 from spacy_al.serve.settings import (
     check_feed_options,
     config_settings,
     configure_process,
 )
+from spacy_al.serve.stats import feed_stats
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
@@ -252,7 +254,7 @@ class Feed:
         self._trainer = Trainer(self)
         self._team = TeamThread(self)
         self._lease_writer = LeaseWriter(self)
-        self._load_answers()
+        resume(self)  # earlier answers, and the leases that still stand
         # With a learner process: its queue and the other servers' answers.
         self._follower = Follower(self) if learner != "thread" else None
         if start:
@@ -769,43 +771,7 @@ class Feed:
         found nothing queued and waited: :attr:`dry_waits`), ``finished`` and, for
         an ``annotator``, ``you`` ({"answers", "can_undo", "finished"}).
         """
-        pool = self.loop.pool
-        with self._lock:
-            out: dict[str, Any] = {
-                "dataset": self.dataset,
-                "view_id": self.view_id,
-                "total": len(pool),
-                "done": pool.n_done,
-                "answers": self._n_answers,
-                "annotators": dict(sorted(self._counts.items())),
-                "overlap": self.overlap,
-                "version": self.loop.version,
-                "pending": self.loop.n_pending,
-                "batch_size": self.loop.batch_size,
-                "updates": self._n_updates,
-                "training": self._training,
-                "last_update": self._last_update,
-                "error": self._error,
-                "agreement": self._agreement,
-                "dry_waits": self.dry_waits,
-                **self.progress.stats(),
-                "finished": self._cand_version >= 0
-                and self._exhausted
-                and not self._candidates
-                and not self._active,
-            }
-            if self._follower is not None:  # what the learner process published
-                out.update(self._follower.stats())
-                out["error"] = self._error or out.get("error")
-            if annotator is not None:
-                who = check_annotator(annotator)
-                out["you"] = {
-                    "answers": self._counts.get(who, 0),
-                    "can_undo": bool(self._history.get(who)),
-                    "finished": self._finished_for(who)
-                    and self._leases.first(who) is None,
-                }
-            return out
+        return feed_stats(self, annotator)
 
     # --- the team thread: reviews and agreement ------------------------------
 
@@ -827,49 +793,3 @@ class Feed:
         thread calls this after new answers, at most every few seconds.
         """
         return self._team.refresh_agreement()
-
-    # --- restarting ----------------------------------------------------------
-
-    def _load_answers(self) -> None:
-        """Earlier answers of this dataset: counts, and examples wanting more."""
-        if self.store is None or not self.store.has_dataset(self.dataset):
-            return
-        last: dict[int, dict] = {}
-        for eg in self.store.iter_answers(self.dataset):
-            key = eg["_input_key"]
-            self._last_answer_id = max(self._last_answer_id, eg["_id"])
-            self._answered_by[key].add(eg["_annotator_id"])
-            self._answer_ids[(eg["_annotator_id"], key)] = eg["_id"]
-            self._counts[eg["_annotator_id"]] += 1
-            self._n_answers += 1
-            if self.overlap > 1:
-                last[key] = eg
-        for key, eg in last.items():
-            if (
-                len(self._answered_by[key]) < self.overlap
-                and key in self.loop.pool.index
-            ):
-                self._active[key] = as_task(eg)
-        self._load_leases()
-
-    def _load_leases(self) -> None:
-        """Leases held when the server stopped (or crashed): each annotator gets
-        back what they held until the lease's (wall-clock) end; ended leases, and
-        leases of examples answered meanwhile, are deleted."""
-        self._leases.load(self._keep_lease)
-
-    def _keep_lease(self, lease: dict[str, Any]) -> bool:
-        """Whether a lease taken back from the store still stands; if so, its
-        task is served (again)."""
-        key, who = lease["input_hash"], lease["annotator"]
-        answered = self._answered_by.get(key, set())
-        if (
-            key not in self.loop.pool.index
-            or who in answered
-            or len(answered) + len(self._leases.holders(key)) >= self.overlap
-            or not self._access.allows(who)
-            or not isinstance(lease["task"], dict)
-        ):
-            return False
-        task = self._active.setdefault(key, as_task(lease["task"]))
-        return task.get("_input_key") == key
