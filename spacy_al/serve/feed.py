@@ -83,6 +83,7 @@ from spacy_al.serve.settings import (
 from spacy_al.serve.stats import feed_stats
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
+from spacy_al.serve.worker import failure
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.team.consensus import Consensus
 
@@ -486,7 +487,7 @@ class Feed:
             )
         except Exception as e:  # serve it: the store may be back for the answer
             with self._cond:
-                self._error = f"Saving leases failed: {type(e).__name__}: {e}"
+                self._error = failure("Saving leases", e)
                 if who in self._leases.holders(key):  # written when it can be
                     self._leases.renew(key, who, self._clock())
             return True

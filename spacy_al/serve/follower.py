@@ -33,7 +33,6 @@ for a JSONL source: input keys and done marks only).
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -43,6 +42,7 @@ from spacy_al.corpus import task_key_of
 from spacy_al.errors import Errors
 from spacy_al.modelless import ModellessLoop
 from spacy_al.serve.served import as_task
+from spacy_al.serve.worker import Worker, WorkerFeed
 
 if TYPE_CHECKING:
     from spacy_al.protocols import Loop, YieldPoint
@@ -57,7 +57,7 @@ LEASES_SECONDS = 0.3
 BLOCK = 8
 
 
-class FollowerFeed(Protocol):
+class FollowerFeed(WorkerFeed, Protocol):
     """What the follower uses of the feed that owns it: the serving state, read
     and written under ``_cond`` (the feed's lock), as serving does."""
 
@@ -66,10 +66,6 @@ class FollowerFeed(Protocol):
     dataset: str
     overlap: int
     lease_seconds: float
-    _lock: threading.Lock
-    _cond: threading.Condition
-    _stop: bool
-    _error: str | None
     _server_id: str
     _clock: Callable[[], float]
     _candidates: deque[dict]
@@ -90,16 +86,17 @@ class FollowerFeed(Protocol):
     def _elsewhere(self) -> dict[int, float]: ...
 
 
-class Follower:
+class Follower(Worker):
     """The feed's follower thread (:meth:`run`) and what the feed does
     instead of the loop when a learner process learns (:meth:`store_answer`,
     :meth:`remove_answer`, :meth:`stats`)."""
 
+    feed: FollowerFeed
+
     def __init__(self, feed: FollowerFeed) -> None:
-        self.feed = feed
+        super().__init__(feed)
         self.store = feed.store
         self.dataset = feed.dataset
-        self._cond = feed._cond
         self._queue_id = 0  # the last queue row read
         self._answer_id = feed._last_answer_id  # the last answer read
         self._leases_at = 0.0
@@ -118,10 +115,7 @@ class Follower:
             try:
                 self.poll()
             except Exception as e:  # the database may be back at the next poll
-                with self._cond:
-                    self.feed._error = (
-                        f"Reading the learner's queue failed: {type(e).__name__}: {e}"
-                    )
+                self.report("Reading the learner's queue", e)
             deadline = time.monotonic() + FOLLOW_SECONDS
             with self._cond:
                 while not self.feed._stop and (left := deadline - time.monotonic()) > 0:

@@ -55,6 +55,7 @@ from spacy_al.serve.selector import Selector, default_prefetch
 from spacy_al.serve.settings import config_settings
 from spacy_al.serve.team import TeamThread
 from spacy_al.serve.trainer import Trainer
+from spacy_al.serve.worker import failure
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
 from spacy_al.team.consensus import Consensus
@@ -387,7 +388,7 @@ class Learner:
                 raise
             except Exception as e:  # the database may be back at the next step
                 with self._lock:
-                    self._error = f"The learner's step failed: {type(e).__name__}: {e}"
+                    self._error = failure("The learner's step", e)
             with self._cond:
                 if self._stop:
                     return

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from spacy_al.errors import Errors
+from spacy_al.serve.worker import Worker, WorkerFeed
 from spacy_al.store import HEARTBEAT_TTL
 
 if TYPE_CHECKING:
@@ -29,33 +30,29 @@ LEASE_WRITE_SECONDS = 0.25
 HEARTBEAT_SECONDS = 5.0
 
 
-class LeaseWriterFeed(Protocol):
+class LeaseWriterFeed(WorkerFeed, Protocol):
     """What the lease writer uses of the feed that owns it: the lease book and
     the serving state, under ``_lock`` (the feed's lock)."""
 
     store: Store | None
     dataset: str
-    _lock: threading.Lock
-    _cond: threading.Condition
-    _stop: bool
-    _error: str | None
     _fatal: str | None
     _had_dataset: bool
     _server_id: str
     _leases: Leases
 
 
-class LeaseWriter:
+class LeaseWriter(Worker):
     """The feed's lease writer thread (:meth:`run`); the feed also calls
     :meth:`flush` itself where a lease must be in the store before it goes on,
     and :meth:`heartbeat` once as it starts."""
 
+    feed: LeaseWriterFeed
+
     def __init__(self, feed: LeaseWriterFeed) -> None:
-        self.feed = feed
+        super().__init__(feed)
         self.store = feed.store
         self.dataset = feed.dataset
-        self._lock = feed._lock
-        self._cond = feed._cond
         self._flush_lock = threading.Lock()  # one writer at a time
 
     def run(self) -> None:
@@ -85,8 +82,7 @@ class LeaseWriter:
                 self.dataset, feed._server_id, expires=time.time() + HEARTBEAT_TTL
             )
         except Exception as e:  # only drop's check misses it: keep serving
-            with self._lock:
-                feed._error = f"Saving the heartbeat failed: {type(e).__name__}: {e}"
+            self.report("Saving the heartbeat", e)
             return
         with self._cond:
             if alive:
@@ -109,5 +105,4 @@ class LeaseWriter:
             try:
                 feed._leases.write(changes)
             except Exception as e:  # leases only help a restart: keep serving
-                with self._lock:
-                    feed._error = f"Saving leases failed: {type(e).__name__}: {e}"
+                self.report("Saving leases", e)

@@ -26,7 +26,6 @@ So that the queue never runs dry while the pool has texts:
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ import numpy as np
 
 from spacy_al.metrics import predicted_labels
 from spacy_al.serve.progress import serving_probs
+from spacy_al.serve.worker import Worker, WorkerFeed, failure
 
 if TYPE_CHECKING:
     from spacy_al.protocols import Loop
@@ -77,7 +77,7 @@ def default_prefetch(loop: Loop) -> int:
     return max(6 * loop.batch_size, 60)
 
 
-class SelectorFeed(Protocol):
+class SelectorFeed(WorkerFeed, Protocol):
     """What the selector uses of the feed that owns it.
 
     The candidate queue and what has been handed out are the feed's state, read
@@ -92,10 +92,6 @@ class SelectorFeed(Protocol):
     # Seconds from a selection's end until its servers can serve it (0 here;
     # a learner process's queue is published and read by its servers).
     serve_lag: float
-    _lock: threading.Lock
-    _cond: threading.Condition
-    _stop: bool
-    _error: str | None
     _candidates: deque[dict]
     _cand_version: int  # the model version the candidates were chosen by
     _exhausted: bool  # the last selection found nothing new
@@ -109,18 +105,18 @@ class SelectorFeed(Protocol):
     def _elsewhere(self) -> Mapping[int, float]: ...
 
 
-class Selector:
+class Selector(Worker):
     """The feed's selector thread (:meth:`run`); the feed starts it."""
 
+    feed: SelectorFeed
+
     def __init__(self, feed: SelectorFeed) -> None:
-        self.feed = feed
+        super().__init__(feed)
         self.loop = feed.loop
         self.labels = feed.labels
         self.exclusive = feed.exclusive
         self.prefetch = feed.prefetch
         self.preselect = feed.preselect
-        self._lock = feed._lock
-        self._cond = feed._cond
         self._max_n = MAX_FACTOR * self.prefetch
         # Where more candidates cost nothing, every selection asks for the most:
         # scoring a window can take many times longer while requests run than
@@ -224,9 +220,7 @@ class Selector:
                     self._add_predictions(tasks)
             except Exception as e:  # keep serving what is queued; show the error
                 with self._cond:
-                    self.feed._error = (
-                        f"Selecting examples failed: {type(e).__name__}: {e}"
-                    )
+                    self.feed._error = failure("Selecting examples", e)
                     self.feed._cand_version = version
                     self.feed._exhausted = True
                     self._cond.notify_all()

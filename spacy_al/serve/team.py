@@ -12,6 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from spacy_al.serve.worker import Worker, WorkerFeed
 from spacy_al.team.agreement import agreement_summary
 from spacy_al.team.consensus import review_datasets
 
@@ -24,7 +25,7 @@ TEAM_SECONDS = 5.0
 AGREEMENT_SECONDS = 2.0  # at most this often after answers (it reads them all)
 
 
-class TeamFeed(Protocol):
+class TeamFeed(WorkerFeed, Protocol):
     """What the team thread uses of the feed that owns it.
 
     The agreement figures and the answer count are the feed's state, read and
@@ -36,28 +37,24 @@ class TeamFeed(Protocol):
     store: Store | None
     dataset: str
     overlap: int
-    _lock: threading.Lock
-    _cond: threading.Condition
     _loop_lock: threading.Lock
-    _stop: bool
-    _error: str | None
     _n_answers: int
     _agreement: dict[str, Any] | None
 
 
-class TeamThread:
+class TeamThread(Worker):
     """The feed's team thread (:meth:`run`); the feed starts it, and its
     :meth:`~spacy_al.serve.feed.Feed.poll_reviews` and
     :meth:`~spacy_al.serve.feed.Feed.refresh_agreement` call this one's."""
 
+    feed: TeamFeed
+
     def __init__(self, feed: TeamFeed) -> None:
-        self.feed = feed
+        super().__init__(feed)
         self.loop = feed.loop
         self.store = feed.store
         self.dataset = feed.dataset
         self.overlap = feed.overlap
-        self._lock = feed._lock
-        self._cond = feed._cond
         self._loop_lock = feed._loop_lock
         self._reviews_seen: dict[str, int] = {}  # review dataset → last answer id
         self._review_lock = threading.Lock()  # one poll at a time
@@ -129,10 +126,7 @@ class TeamThread:
                     took = time.monotonic() - start
                     figures_at = start + max(AGREEMENT_SECONDS, 5 * took)
             except Exception as e:  # labelling goes on; the app shows the error
-                with self._lock:
-                    self.feed._error = (
-                        f"Reading reviews or agreement failed: {type(e).__name__}: {e}"
-                    )
+                self.report("Reading reviews or agreement", e)
             # Reviews: every TEAM_SECONDS; new answers: new figures after figures_at.
             deadline = time.monotonic() + TEAM_SECONDS
             with self._cond:

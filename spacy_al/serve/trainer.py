@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from spacy_al.serve.worker import Worker, WorkerFeed
 from spacy_al.updater import Updater
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from spacy_al.serve.progress import ModelProgress
 
 
-class TrainerFeed(Protocol):
+class TrainerFeed(WorkerFeed, Protocol):
     """What the trainer uses of the feed that owns it.
 
     The counts and the last update are the feed's state (its ``stats``), written
@@ -35,30 +36,26 @@ class TrainerFeed(Protocol):
     checkpoint: Checkpoints | None
     checkpoint_seconds: float
     _clock: Callable[[], float]
-    _lock: threading.Lock
-    _cond: threading.Condition
     _loop_lock: threading.Lock
-    _stop: bool
-    _error: str | None
     _n_answers: int
     _n_updates: int
     _training: bool
     _last_update: dict[str, Any] | None
 
 
-class Trainer:
+class Trainer(Worker):
     """The feed's trainer thread (:meth:`run`); the feed starts it, and saves
     the last checkpoint on close (:meth:`save_checkpoint`)."""
 
+    feed: TrainerFeed
+
     def __init__(self, feed: TrainerFeed) -> None:
-        self.feed = feed
+        super().__init__(feed)
         self.loop = feed.loop
         self.progress = feed.progress
         self.checkpoint = feed.checkpoint
         self.checkpoint_seconds = feed.checkpoint_seconds
         self._clock = feed._clock
-        self._lock = feed._lock
-        self._cond = feed._cond
         self._loop_lock = feed._loop_lock
         self._unsaved = 0  # updates not checkpointed yet
         self._last_save = self._clock()
@@ -69,17 +66,11 @@ class Trainer:
         try:
             self.progress.start_curve(answers=self.feed._n_answers)
         except Exception as e:  # no curve, but labelling goes on
-            with self._lock:
-                self.feed._error = (
-                    f"Reading the eval file failed: {type(e).__name__}: {e}"
-                )
+            self.report("Reading the eval file", e)
         try:
             self.progress.start_stopping(answers=self.feed._n_answers)
         except Exception as e:  # no stopping signal, but labelling goes on
-            with self._lock:
-                self.feed._error = (
-                    f"Predicting the stop set failed: {type(e).__name__}: {e}"
-                )
+            self.report("Predicting the stop set", e)
         while True:
             with self._cond:
                 while not self.feed._stop and not self.loop.ready_to_learn:
@@ -90,10 +81,7 @@ class Trainer:
             try:
                 self._learn()
             except Exception as e:  # the thread must live on; the app shows the error
-                with self._lock:
-                    self.feed._error = (
-                        f"Updating the model failed: {type(e).__name__}: {e}"
-                    )
+                self.report("Updating the model", e)
                 time.sleep(1.0)
             finally:
                 with self._cond:
@@ -121,10 +109,7 @@ class Trainer:
         try:
             self.progress.after_update(answers=self.feed._n_answers)
         except Exception as e:  # the model learnt; only a curve point is missing
-            with self._lock:
-                self.feed._error = (
-                    f"Scoring the new model failed: {type(e).__name__}: {e}"
-                )
+            self.report("Scoring the new model", e)
         self.save_checkpoint()
 
     def save_checkpoint(self, *, force: bool = False) -> None:
