@@ -42,29 +42,11 @@ from spacy_al.store import Store
 
 SUPPORT = corpus_path("support.jsonl")
 POSTGRES_URL = os.environ.get("SPACY_AL_TEST_POSTGRES_URL")
-BACKENDS: list[Any] = ["sqlite"]
-if POSTGRES_URL:
-    BACKENDS.append(
-        pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres")
-    )
 CLIENTS = 10  # annotator threads, split between the two servers
 SECONDS = 60.0  # labelling time at most
 ENOUGH = 150  # answers: stop once this many were acknowledged
 KILL_LEARNER_AT = 40  # acknowledged answers when the learner is killed
 KILL_SERVER_AT = 90  # ... and when server 0 is
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple]:
-    """(database URL, dataset name): an SQLite file, or PostgreSQL when set."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'answers.db'}", "learner_process"
-        return
-    dataset = f"learner_process_{os.getpid()}_{time.monotonic_ns()}"
-    yield request.param, dataset
-    with Store(request.param) as store:
-        if store.has_dataset(dataset):
-            store.drop_dataset(dataset, force=True)
 
 
 def _options(db: str, dataset: str) -> list[str]:

@@ -10,14 +10,12 @@ stored; and ``drop`` refuses the dataset while the servers use it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,28 +24,9 @@ from spacy_al.demo_corpus import LABELS, corpus_path
 from spacy_al.store import Store
 
 SUPPORT = corpus_path("support.jsonl")
-POSTGRES_URL = os.environ.get("SPACY_AL_TEST_POSTGRES_URL")
-BACKENDS: list[Any] = ["sqlite"]
-if POSTGRES_URL:
-    BACKENDS.append(
-        pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres")
-    )
 CLIENTS = 6  # annotator threads, split between the two servers
 SECONDS = 20.0  # labelling time at most
 ENOUGH = 90  # answers: stop once this many were acknowledged
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path):
-    """(database URL, dataset name): an SQLite file, or PostgreSQL when set."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'answers.db'}", "two_servers"
-        return
-    dataset = f"two_servers_{os.getpid()}_{time.monotonic_ns()}"
-    yield request.param, dataset
-    with Store(request.param) as store:
-        if store.has_dataset(dataset):
-            store.drop_dataset(dataset, force=True)
 
 
 def _servers(db: str, dataset: str, workdir: Path, *, overlap: int) -> list:
