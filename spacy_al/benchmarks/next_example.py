@@ -23,6 +23,7 @@ Pools and sessions come from :mod:`spacy_al.benchmarks.speed`.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import subprocess
@@ -63,6 +64,63 @@ def _replicated_pool(
         gold.setdefault(text, labels)
     base = list(dict.fromkeys(t for t, _ in records))
     return texts, {t: gold[base[i % len(base)]] for i, t in enumerate(texts)}
+
+
+class _Clicks:
+    """What the annotator threads measured, shared between them: the answers
+    left to give, and each click's seconds (``answer``, then the next task)."""
+
+    def __init__(self, answers: int) -> None:
+        self.left = answers
+        self.commits: list[float] = []  # answer
+        self.waits: list[float] = []  # the next task
+        self.clicks: list[float] = []  # both
+        self.versions: set[int] = set()  # the model versions of the tasks served
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Whether one more answer is wanted (and counts it)."""
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+    def add(self, commit: float, wait: float, task: dict | None) -> None:
+        with self._lock:
+            self.commits.append(commit)
+            self.waits.append(wait)
+            self.clicks.append(commit + wait)
+            if task is not None:
+                self.versions.add(int(task.get("_model_version", -1)))
+
+
+def _annotate(
+    who: str,
+    clicks: _Clicks,
+    *,
+    first: Callable[[str], dict | None],
+    answer: Callable[[str, dict], None],
+    then_next: Callable[[str], dict | None],
+    think: tuple[float, float],
+    deadline: float = math.inf,
+) -> None:
+    """One annotator: ``first(who)`` is their first task; then, while answers
+    are wanted, they think ``think`` seconds (uniform), ``answer`` and ask for
+    the next task (``then_next``), each click timed into ``clicks``; until no
+    task comes, or ``deadline`` (``time.monotonic``)."""
+    rng = random.Random(who)
+    task = first(who)
+    while task is not None and time.monotonic() < deadline:
+        if not clicks.take():
+            return
+        time.sleep(rng.uniform(*think))  # the person reads
+        t0 = time.perf_counter()
+        answer(who, task)
+        t1 = time.perf_counter()
+        task = then_next(who)
+        t2 = time.perf_counter()
+        clicks.add(t1 - t0, t2 - t1, task)
 
 
 def _run_annotators(annotate: Callable[[str], None], n: int) -> float:
@@ -137,33 +195,22 @@ def measure_next_example(
                 raise RuntimeError(Errors.E715.format(timeout=timeout))
             feed.answer("warmup", _gold_answer(first, gold_of))
             dry_before = feed.dry_waits  # the warm-up waited for the first ranking
-            waits: list[float] = []
-            commits: list[float] = []
-            clicks: list[float] = []
-            lock = threading.Lock()
-            left = [answers]
-            versions: set[int] = set()
+            clicks = _Clicks(answers)
+
+            def next_task(who: str) -> dict | None:
+                return feed.next_task(who, timeout=timeout)
 
             def annotate(who: str) -> None:
-                rng = random.Random(who)
-                task = feed.next_task(who, timeout=timeout)
-                while task is not None:
-                    with lock:
-                        if left[0] <= 0:
-                            return
-                        left[0] -= 1
-                    time.sleep(rng.uniform(*think))  # the person reads
-                    t0 = time.perf_counter()
-                    feed.answer(who, _gold_answer(task, gold_of))
-                    t1 = time.perf_counter()
-                    task = feed.next_task(who, timeout=timeout)
-                    t2 = time.perf_counter()
-                    with lock:
-                        commits.append(t1 - t0)
-                        waits.append(t2 - t1)
-                        clicks.append(t2 - t0)
-                        if task is not None:
-                            versions.add(int(task.get("_model_version", -1)))
+                _annotate(
+                    who,
+                    clicks,
+                    first=next_task,
+                    answer=lambda who, task: feed.answer(
+                        who, _gold_answer(task, gold_of)
+                    ),
+                    then_next=next_task,
+                    think=think,
+                )
 
             wall = _run_annotators(annotate, annotators)
             stats = feed.stats()
@@ -177,14 +224,14 @@ def measure_next_example(
         "learner_peak_rss_bytes": learner_rss,
         "annotators": annotators,
         "think_seconds": list(think),
-        "answer_then_next": quantiles(clicks),
-        "answer": quantiles(commits),
-        "next_task": quantiles(waits),
+        "answer_then_next": quantiles(clicks.clicks),
+        "answer": quantiles(clicks.commits),
+        "next_task": quantiles(clicks.waits),
         "dry_waits": dry_waits,
         "answers": stats["answers"],
         "model_updates": stats["updates"],
         "final_version": stats["version"],
-        "versions_served": len(versions),
+        "versions_served": len(clicks.versions),
         "error": stats["error"],
         "session_build_seconds": built,
         "first_question_seconds": first_seconds,
@@ -346,53 +393,49 @@ def measure_next_example_http(
             )
             # The warm-up waited for the first ranking: not counted.
             _, before = request(port, "GET", "/stats?annotator=warmup")
-            commits: list[float] = []
-            nexts: list[float] = []
-            clicks: list[float] = []
-            empty = [0]
-            left = [answers]
-            lock = threading.Lock()
+            clicks = _Clicks(answers)
+            empty: list[int] = []  # each click's empty replies (appends are atomic)
             failures: list[str] = []
             deadline = time.monotonic() + timeout
 
-            def annotate(who: str) -> None:
-                rng = random.Random(who)
+            def answer(who: str, task: dict) -> None:
+                status, reply = request(
+                    port,
+                    "POST",
+                    "/answer",
+                    {"annotator": who, "task": _gold_reply(task, gold_of)},
+                )
+                if status != 200:
+                    raise _AnswerFailed(f"/answer {status}: {reply}")
+
+            def then_next(who: str) -> dict | None:
                 task = _next(port, who)
-                while task is not None and time.monotonic() < deadline:
-                    with lock:
-                        if left[0] <= 0:
-                            return
-                        left[0] -= 1
-                    time.sleep(rng.uniform(*think))  # the person reads
-                    t0 = time.perf_counter()
-                    status, reply = request(
-                        port,
-                        "POST",
-                        "/answer",
-                        {"annotator": who, "task": _gold_reply(task, gold_of)},
-                    )
-                    t1 = time.perf_counter()
-                    if status != 200:
-                        with lock:
-                            failures.append(f"/answer {status}: {reply}")
-                        return
+                n_empty = 0
+                while task is None and time.monotonic() < deadline:
+                    n_empty += 1  # the queue ran dry: ask again
                     task = _next(port, who)
-                    n_empty = 0
-                    while task is None and time.monotonic() < deadline:
-                        n_empty += 1  # the queue ran dry: ask again
-                        task = _next(port, who)
-                    t2 = time.perf_counter()
-                    with lock:
-                        commits.append(t1 - t0)
-                        nexts.append(t2 - t1)
-                        clicks.append(t2 - t0)
-                        empty[0] += n_empty
+                empty.append(n_empty)
+                return task
+
+            def annotate(who: str) -> None:
+                try:
+                    _annotate(
+                        who,
+                        clicks,
+                        first=lambda who: _next(port, who),
+                        answer=answer,
+                        then_next=then_next,
+                        think=think,
+                        deadline=deadline,
+                    )
+                except _AnswerFailed as e:
+                    failures.append(str(e))
 
             wall = _run_annotators(annotate, annotators)
             _, stats = request(port, "GET", "/stats?annotator=warmup")
         finally:
             server.close()
-    if failures or not clicks:
+    if failures or not clicks.clicks:
         raise RuntimeError(Errors.E715.format(timeout=timeout) + f" {failures[:1]}")
     return {
         "pool_size": len(texts),
@@ -400,10 +443,10 @@ def measure_next_example_http(
         "over": "http",
         "annotators": annotators,
         "think_seconds": list(think),
-        "answer_then_next": quantiles(clicks),
-        "answer": quantiles(commits),
-        "next_task": quantiles(nexts),
-        "empty_nexts": empty[0],
+        "answer_then_next": quantiles(clicks.clicks),
+        "answer": quantiles(clicks.commits),
+        "next_task": quantiles(clicks.waits),
+        "empty_nexts": sum(empty),
         "dry_waits": stats.get("dry_waits", 0) - before.get("dry_waits", 0),
         "answers": stats.get("answers"),
         "model_updates": stats.get("updates"),
@@ -413,6 +456,10 @@ def measure_next_example_http(
         "first_task_key": first["_input_key"],
         "wall_seconds": wall,
     }
+
+
+class _AnswerFailed(RuntimeError):
+    """The server refused an annotator's answer (the run stops and says why)."""
 
 
 def _first_task(server: ServerProcess, timeout: float) -> dict:
