@@ -71,21 +71,17 @@ from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_an
 from spacy_al.serve.follower import Follower
 from spacy_al.serve.lease_writer import LeaseWriter
 from spacy_al.serve.leases import Leases
-from spacy_al.serve.progress import ModelProgress
 from spacy_al.serve.resume import resume
-from spacy_al.serve.selector import Selector, default_prefetch
 from spacy_al.serve.served import answer_key, from_served, is_int
 from spacy_al.serve.settings import (
     check_feed_options,
     config_settings,
     configure_process,
 )
+from spacy_al.serve.shared import Shared
 from spacy_al.serve.stats import feed_stats
-from spacy_al.serve.team import TeamThread
-from spacy_al.serve.trainer import Trainer
 from spacy_al.serve.worker import failure
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
-from spacy_al.team.consensus import Consensus
 
 # What the app, the API and the recipes import from here (some of it lives in
 # the feed's helper modules).
@@ -110,7 +106,7 @@ class ServingStopped(SpacyALError, RuntimeError):
     source has a malformed record): the JSON API replies 503."""
 
 
-class Feed:
+class Feed(Shared):
     """Serve a loop's questions to several annotators and learn in the background.
 
     ``loop`` is the recipe's :class:`ActiveLoop` (with its store and dataset). With
@@ -160,50 +156,30 @@ class Feed:
             prefetch=prefetch,
             stop_set_size=stop_set_size,
         )
-        self.loop = loop
-        self.store = loop.store
-        self.dataset = loop.dataset
+        super().__init__(
+            loop,
+            overlap=overlap,
+            lease_seconds=lease_seconds,
+            prefetch=prefetch,
+            preselect=preselect,
+            checkpoint=checkpoint,
+            checkpoint_seconds=checkpoint_seconds,
+            eval_path=eval_path,
+            curve_window=curve_window,
+            stop_set_size=stop_set_size,
+            stop_window=stop_window,
+            stop_threshold=stop_threshold,
+            clock=clock,
+            close_store=close_store,
+        )
         self.view_id = view_id
-        self.labels: tuple[str, ...] = tuple(loop.labels)
-        self.exclusive: bool = loop.exclusive
-        self.overlap = overlap
-        # With overlap N, the loop learns an example once N annotators agree.
-        loop.consensus = Consensus(overlap)
+        self.ner = loop.task == "ner"
         # Selecting and learning step aside while an annotator's request runs.
         loop.set_yield_point(priority.pause)
-        self.lease_seconds = float(lease_seconds)
-        # The first queue, and the least a selection asks for: enough for
-        # everyone while the next selection runs (see default_prefetch).
-        self.prefetch = prefetch or default_prefetch(loop)
-        self.serve_lag = 0.0  # the selector fills the queue requests pop from
-        # The dataset's checkpoint folder (a folder path: the model there, the
-        # version mark, tokens and progress beside it).
-        self.checkpoint: Checkpoints | None = (
-            Checkpoints.at(checkpoint)
-            if isinstance(checkpoint, str | Path)
-            else checkpoint
-        )
-        self.checkpoint_seconds = checkpoint_seconds
-        self.eval_path = Path(eval_path) if eval_path else None
-        # NER tasks carry the model's analysis in their spans already.
-        self.ner = loop.task == "ner"
-        self.preselect = preselect and not self.ner
         self._access = Access(tokens)
-        self._clock = clock
-        self._close_store = close_store
-        # _lock guards the feed's own state; _loop_lock every call that changes the
-        # loop (answer, undo, pop_targets). Never one inside the other.
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._loop_lock = threading.Lock()
-        self._candidates: deque[dict] = deque()
-        self._cand_version = -1  # the model version the candidates were chosen by
-        self._exhausted = False  # the last selection found nothing new
-        self._taken = 0  # candidates handed out so far
         # Requests that found nothing to serve and waited for more (the queue
         # ran dry, or everything open was held by others): see next_task.
         self.dry_waits = 0
-        self._active: dict[int, dict] = {}  # handed out, fewer than overlap answers
         # Who holds what until when (used under _lock); the lease writer writes
         # its changes to the store.
         self._leases = Leases(
@@ -213,13 +189,10 @@ class Feed:
             tasks=self._active,
             clock=clock,
         )
-        self._answered_by: dict[int, set[str]] = defaultdict(set)
         self._answering: set[tuple[str, int]] = set()
         # Each annotator's stored answer ids (a repeated answer gets the same id).
         self._answer_ids: dict[tuple[str, int], int] = {}
         self._last_answer_id = 0  # the highest answer id read at the start
-        # Examples another server's annotators hold: not served here until then.
-        self._elsewhere: dict[int, float] = {}
         # This server's id in the store's heartbeats; whether its dataset existed
         # (once it did, its disappearance means it was dropped under the server).
         self._server_id = uuid.uuid4().hex
@@ -231,29 +204,8 @@ class Feed:
             lambda: deque(maxlen=history_size)
         )
         self._counts: Counter[str] = Counter()
-        self._n_answers = 0
-        self._n_updates = 0
-        self._training = False
-        self._last_update: dict[str, Any] | None = None
-        self._error: str | None = None
-        # The learning curve and the stopping signal (the trainer reports to it).
-        self.progress = ModelProgress(
-            loop,
-            eval_path=self.eval_path,
-            checkpoint=self.checkpoint,
-            curve_window=curve_window,
-            stop_set_size=stop_set_size,
-            stop_window=stop_window,
-            stop_threshold=stop_threshold,
-        )
-        self._stop = False
         self._threads: list[threading.Thread] = []
         self._close_at_exit: Callable[[], None] | None = None
-        self._agreement: dict[str, Any] | None = None
-        # The background workers; start() starts their threads.
-        self._selector = Selector(self)
-        self._trainer = Trainer(self)
-        self._team = TeamThread(self)
         self._lease_writer = LeaseWriter(self)
         resume(self)  # earlier answers, and the leases that still stand
         # With a learner process: its queue and the other servers' answers.

@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,15 +50,11 @@ from typing import Any
 from spacy_al.checkpoints import Checkpoints
 from spacy_al.errors import Errors, SpacyALError
 from spacy_al.protocols import Components, Loop
-from spacy_al.serve.progress import ModelProgress
-from spacy_al.serve.selector import Selector, default_prefetch
 from spacy_al.serve.settings import config_settings
-from spacy_al.serve.team import TeamThread
-from spacy_al.serve.trainer import Trainer
+from spacy_al.serve.shared import Shared
 from spacy_al.serve.worker import failure
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
-from spacy_al.team.consensus import Consensus
 
 #: Seconds a learner's heartbeat holds the lock; renewed every BEAT_SECONDS.
 LOCK_SECONDS = 15.0
@@ -245,7 +241,7 @@ class LearnerLock:
             self.store.close()
 
 
-class Learner:
+class Learner(Shared):
     """Select and learn for the servers of one dataset (see the module).
 
     ``loop`` is the recipe's loop (with its store and dataset), opened while
@@ -279,57 +275,26 @@ class Learner:
     ) -> None:
         if loop.store is None:
             raise ValueError(Errors.E1102)
-        self.loop = loop
-        self.store: Store = loop.store
-        self.dataset: str = loop.dataset
-        self.lock = lock
-        self.labels: tuple[str, ...] = tuple(loop.labels)
-        self.exclusive: bool = loop.exclusive
-        self.overlap = int(overlap)
-        loop.consensus = Consensus(self.overlap)
-        self.lease_seconds = float(lease_seconds)
-        self.prefetch = prefetch or default_prefetch(loop)
-        self.serve_lag = SERVE_LAG
-        self.preselect = preselect and loop.task != "ner"
-        self.checkpoint: Checkpoints | None = (
-            Checkpoints.at(checkpoint)
-            if isinstance(checkpoint, str | Path)
-            else checkpoint
-        )
-        self.checkpoint_seconds = checkpoint_seconds
-        self._clock = clock
-        self._close_store = close_store
-        # What the selector, trainer and team thread share (as in the feed).
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._loop_lock = threading.Lock()
-        self._stop = False
-        self._error: str | None = None
-        self._candidates: deque[dict] = deque()
-        self._cand_version = -1
-        self._exhausted = False
-        self._taken = 0
-        self._active: dict[int, dict] = {}  # nothing is served here
-        self._answered_by: dict[int, set[str]] = defaultdict(set)
-        self._elsewhere: dict[int, float] = {}  # leased by the servers
-        self._n_answers = 0
-        self._n_updates = 0
-        self._training = False
-        self._last_update: dict[str, Any] | None = None
-        self._agreement: dict[str, Any] | None = None
-        self._cursor = int(since_id)
-        self.progress = ModelProgress(
+        super().__init__(
             loop,
+            overlap=overlap,
+            lease_seconds=lease_seconds,
+            prefetch=prefetch,
+            preselect=preselect,
+            serve_lag=SERVE_LAG,
+            checkpoint=checkpoint,
+            checkpoint_seconds=checkpoint_seconds,
             eval_path=eval_path,
-            checkpoint=self.checkpoint,
             curve_window=curve_window,
             stop_set_size=stop_set_size,
             stop_window=stop_window,
             stop_threshold=stop_threshold,
+            clock=clock,
+            close_store=close_store,
         )
-        self._selector = Selector(self)
-        self._trainer = Trainer(self)
-        self._team = TeamThread(self)
+        self.store: Store = loop.store  # never None (checked above)
+        self.lock = lock
+        self._cursor = int(since_id)
         self._threads: list[threading.Thread] = []
         # What was published last: the queue's version and keys, the state.
         self._pub_version = -1
