@@ -68,6 +68,7 @@ from spacy_al.errors import Errors, SpacyALError
 from spacy_al.protocols import Components, Loop
 from spacy_al.serve import priority
 from spacy_al.serve.access import Access, check_annotator, make_tokens, parse_annotators
+from spacy_al.serve.claims import claim
 from spacy_al.serve.follower import Follower
 from spacy_al.serve.lease_writer import LeaseWriter
 from spacy_al.serve.leases import Leases
@@ -80,7 +81,6 @@ from spacy_al.serve.settings import (
 )
 from spacy_al.serve.shared import Shared
 from spacy_al.serve.stats import feed_stats
-from spacy_al.serve.worker import failure
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 
 # What the app, the API and the recipes import from here (some of it lives in
@@ -411,63 +411,13 @@ class Feed(Shared):
         raise ServingStopped(self._fatal)
 
     def _claim(self, who: str, task: dict) -> bool:
-        """Claim ``who``'s new lease of ``task`` in the store (outside the lock),
-        so that across servers at most ``overlap`` annotators hold or answered an
-        example. A lost claim ends the lease here, and the example is skipped:
-        for good if it has its answers, else while others hold it."""
-        if self.store is None:
-            return True
-        key = task["_input_key"]
-        # This example's leases ended here are ended in the store first (a stale
-        # one would count against the claim); the others' changes, such as the
-        # lease of the example just answered, go with the lease writer's next
-        # write: no round trip for them on the request path.
-        self._lease_writer.flush(key)
-        with self._lock:
-            wall = self._leases.wall_end(key, who)
-        if wall is None:  # ended meanwhile
-            return False
-        try:
-            found = self.store.claim_lease(
-                self.dataset,
-                key,
-                who,
-                expires=wall,
-                task=task,
-                overlap=self.overlap,
-                grace=self.lease_seconds / 4,
-            )
-        except Exception as e:  # serve it: the store may be back for the answer
-            with self._cond:
-                self._error = failure("Saving leases", e)
-                if who in self._leases.holders(key):  # written when it can be
-                    self._leases.renew(key, who, self._clock())
-            return True
-        with self._cond:
-            if found is None:  # no dataset: nothing to share the example with
-                if not self._had_dataset:
-                    return True
-                self._fatal = Errors.E986.format(name=self.dataset)
-                self._leases.drop(key, who)
-                raise ServingStopped(self._fatal)
-            self._had_dataset = True
-            if found["claimed"]:
-                self._leases.claimed(key, who, wall)
-                return True
-            self._leases.drop(key, who)
-            answered = self._answered_by[key]
-            answered.update(found["answered"])
-            local = bool(self._leases.holders(key))
-            if len(answered) >= self.overlap:  # answered enough, across servers
-                self.loop.pool.mark([key])
-                if not local:
-                    self._active.pop(key, None)
-            elif who not in answered:  # held elsewhere: skip it for a while
-                self._elsewhere[key] = self._clock() + self.lease_seconds / 4
-                if not local and not answered:
-                    self._active.pop(key, None)
-            self._cond.notify_all()
-            return False
+        """Claim ``who``'s new lease of ``task`` in the store (outside the lock;
+        see :func:`~spacy_al.serve.claims.claim`): whether it is theirs. Raises
+        :class:`ServingStopped` if the dataset was dropped under the server."""
+        found = claim(self, who, task)
+        if found is None:
+            raise ServingStopped(self._fatal)
+        return found
 
     def has_task(self, annotator: str) -> bool:
         """Whether :meth:`next_task` would give ``annotator`` a task now."""
