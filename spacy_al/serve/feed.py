@@ -43,18 +43,22 @@ threads around the single-threaded :class:`~spacy_al.loop.ActiveLoop`:
   and its progress from the database. Several servers can then serve one
   dataset; answers are still committed here before they are acknowledged.
 
-The feed owns the state and the locks its threads share. The selector, trainer
-and team thread are small classes of their own modules, each given the feed
-through a Protocol that names what it uses of it. Serving, answering, undo,
-leases and the restart stay here, in one module though it is long: they keep one
-state (queues, leases, who answered what) under one lock, and its invariants
-are easier to check in one place.
+The feed owns the state and the locks its threads share (with a learner, the
+part they share is :class:`~spacy_al.serve.shared.Shared`). Its workers are
+small classes of their own modules (:mod:`spacy_al.serve.worker`), each given
+the feed through a Protocol that names what it uses of it, as are the steps
+that read its state without serving: what an answer stores
+(:mod:`~spacy_al.serve.served`), a claim in the store
+(:mod:`~spacy_al.serve.claims`), the figures it shows
+(:mod:`~spacy_al.serve.stats`) and its state at a restart
+(:mod:`~spacy_al.serve.resume`). Serving, answering and undo stay here: they
+change one state (queues, leases, who answered what) under one lock, and its
+invariants are easier to check in one place.
 """
 
 from __future__ import annotations
 
 import atexit
-import threading
 import time
 import uuid
 import weakref
@@ -204,7 +208,6 @@ class Feed(Shared):
             lambda: deque(maxlen=history_size)
         )
         self._counts: Counter[str] = Counter()
-        self._threads: list[threading.Thread] = []
         self._close_at_exit: Callable[[], None] | None = None
         self._lease_writer = LeaseWriter(self)
         resume(self)  # earlier answers, and the leases that still stand
@@ -262,33 +265,20 @@ class Feed(Shared):
         self._close_at_exit = close_at_exit
         atexit.register(close_at_exit)
         self._lease_writer.heartbeat()  # in use from now on: drop refuses it
-        workers: list[tuple[Callable[[], None], str]] = (
+        workers = (
             [(self._follower.run, "follower")]
             if self._follower is not None
-            else [
-                (self._selector.run, "selector"),
-                (self._trainer.run, "trainer"),
-                (self._team.run, "team"),
-            ]
+            else self._learning()
         )
-        for target, name in (*workers, (self._lease_writer.run, "leases")):
-            thread = threading.Thread(
-                target=target, name=f"spacy_al-{name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        workers.append((self._lease_writer.run, "leases"))
+        self._start_threads(workers, prefix="spacy_al-")
 
     def close(self, *, timeout: float = 30.0) -> None:
         """Stop the threads, checkpoint what was learnt since the last save."""
-        with self._cond:
-            if self._stop:
-                return
-            self._stop = True
-            self._cond.notify_all()
+        if not self._stop_threads(timeout):
+            return
         if self._close_at_exit is not None:
             atexit.unregister(self._close_at_exit)
-        for thread in self._threads:
-            thread.join(timeout)
         self._lease_writer.flush()
         if self.store is not None and self._threads:
             try:

@@ -295,7 +295,6 @@ class Learner(Shared):
         self.store: Store = loop.store  # never None (checked above)
         self.lock = lock
         self._cursor = int(since_id)
-        self._threads: list[threading.Thread] = []
         # What was published last: the queue's version and keys, the state.
         self._pub_version = -1
         self._pub_keys: set[int] = set()
@@ -326,18 +325,8 @@ class Learner(Shared):
 
     def start(self) -> None:
         """Start the selector, trainer and team threads (once)."""
-        if self._threads:
-            return
-        for target, name in (
-            (self._selector.run, "selector"),
-            (self._trainer.run, "trainer"),
-            (self._team.run, "team"),
-        ):
-            thread = threading.Thread(
-                target=target, name=f"spacy_al-learner-{name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        if not self._threads:
+            self._start_threads(self._learning(), prefix="spacy_al-learner-")
 
     def run(self, *, stopped: threading.Event | None = None) -> None:
         """Learn until ``stopped`` is set or the lock is lost (then raise
@@ -361,13 +350,8 @@ class Learner(Shared):
 
     def close(self, *, timeout: float = 30.0) -> None:
         """Stop the threads, checkpoint the model, free the lock."""
-        with self._cond:
-            if self._stop:
-                return
-            self._stop = True
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join(timeout)
+        if not self._stop_threads(timeout):
+            return
         if not self.lock.lost.is_set():
             try:
                 self._trainer.save_checkpoint(force=True)

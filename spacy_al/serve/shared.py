@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +115,35 @@ class Shared:
         self._selector = Selector(self)
         self._trainer = Trainer(self)
         self._team = TeamThread(self)
+        self._threads: list[threading.Thread] = []
+
+    def _learning(self) -> list[tuple[Callable[[], None], str]]:
+        """The selector's, trainer's and team thread's bodies, and their names."""
+        return [
+            (self._selector.run, "selector"),
+            (self._trainer.run, "trainer"),
+            (self._team.run, "team"),
+        ]
+
+    def _start_threads(
+        self, workers: Iterable[tuple[Callable[[], None], str]], *, prefix: str
+    ) -> None:
+        """Start a daemon thread for each of ``workers`` (body, name)."""
+        for target, name in workers:
+            thread = threading.Thread(
+                target=target, name=f"{prefix}{name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _stop_threads(self, timeout: float) -> bool:
+        """Tell the threads to stop and wait for each up to ``timeout``
+        seconds; False if they were told already (nothing done)."""
+        with self._cond:
+            if self._stop:
+                return False
+            self._stop = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        return True
