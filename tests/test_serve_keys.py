@@ -72,17 +72,22 @@ def test_serve_keys_bad_line_names_file_and_line_as_in_process(tmp_path):
     assert skipped.n_skipped == 1 and len(skipped) == 3
 
 
-def test_serve_keys_remote_server_builds_no_model_and_no_texts(tmp_path):
-    components = build_components(
+def _remote_components(dataset: str, db: str) -> dict:
+    """The components of textcat.teach --learner remote on SUPPORT."""
+    return build_components(
         "textcat.teach",
         {
-            "dataset": "tickets",
+            "dataset": dataset,
             "source": SUPPORT,
             "label": "billing,bug",
-            "db": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "db": db,
             "learner": "remote",
         },
     )
+
+
+def test_serve_keys_remote_server_builds_no_model_and_no_texts(tmp_path):
+    components = _remote_components("tickets", f"sqlite:///{tmp_path / 'db.sqlite'}")
     loop = components["loop"]
     assert isinstance(loop, ServingLoop) and loop.updater is None
     assert isinstance(loop.pool, KeyPool) and len(loop.pool) > 300
@@ -104,16 +109,7 @@ def test_serve_keys_remote_server_builds_no_spacy_pipeline(tmp_path, monkeypatch
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(spacy.language.Language, "__init__", spy)
-    components = build_components(
-        "textcat.teach",
-        {
-            "dataset": "tickets",
-            "source": SUPPORT,
-            "label": "billing,bug",
-            "db": f"sqlite:///{tmp_path / 'db.sqlite'}",
-            "learner": "remote",
-        },
-    )
+    components = _remote_components("tickets", f"sqlite:///{tmp_path / 'db.sqlite'}")
     components["store"].close()
     assert built == []
 
@@ -129,16 +125,7 @@ def _following_feed(tmp_path):
     publish_queue_as_learner(
         db, texts, pool_size=len(texts), labels=["billing", "bug"], n_tasks=50
     )
-    components = build_components(
-        "textcat.teach",
-        {
-            "dataset": SERVING_DATASET,
-            "source": SUPPORT,
-            "label": "billing,bug",
-            "db": db,
-            "learner": "remote",
-        },
-    )
+    components = _remote_components(SERVING_DATASET, db)
     return Feed.from_components(components, lease_seconds=600.0), db
 
 
