@@ -415,6 +415,16 @@ def _kwargs(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _open_learner(kwargs: dict[str, Any], **settings: Any) -> Any:
+    """The learner of ``kwargs``'s dataset (textcat.teach), with ``settings``."""
+    return open_learner(
+        lambda: build_components("textcat.teach", kwargs),
+        db=kwargs["db"],
+        dataset=kwargs["dataset"],
+        **settings,
+    )
+
+
 def _answer(feed: Feed, who: str, *, timeout: float = 10.0) -> dict:
     task = feed.next_task(who, timeout=timeout)
     assert task is not None
@@ -433,11 +443,7 @@ def _two_servers(kwargs: dict[str, Any]) -> Iterator[tuple[Feed, Feed, Any]]:
         )
         for _ in range(2)
     ]
-    learner = open_learner(
-        lambda: build_components("textcat.teach", kwargs),
-        db=kwargs["db"],
-        dataset="team",
-    )
+    learner = _open_learner(kwargs)
     stopped = threading.Event()
     thread = threading.Thread(target=learner.run, kwargs={"stopped": stopped})
     thread.start()
@@ -531,12 +537,7 @@ def test_learner_process_publishes_its_queue_a_window_ahead_of_the_servers(tmp_p
     # take from the queue: a new version's ranking is a small write, and the
     # servers are never told the queue is exhausted while some is unpublished.
     kwargs = _kwargs(tmp_path)
-    learner = open_learner(
-        lambda: build_components("textcat.teach", kwargs),
-        db=kwargs["db"],
-        dataset="team",
-        prefetch=10,
-    )
+    learner = _open_learner(kwargs, prefetch=10)
     tasks = [{"_input_key": key, "text": f"text {key}"} for key in range(1, 201)]
     published: list[int] = []
     try:
@@ -577,12 +578,7 @@ def test_learner_process_publishes_a_new_ranking_in_short_transactions(
     from spacy_al.serve import learner as learner_module
 
     kwargs = _kwargs(tmp_path)
-    learner = open_learner(
-        lambda: build_components("textcat.teach", kwargs),
-        db=kwargs["db"],
-        dataset="team",
-        prefetch=500,
-    )
+    learner = _open_learner(kwargs, prefetch=500)
     tasks = [{"_input_key": key, "text": f"text {key}"} for key in range(1, 131)]
     calls: list[tuple[int, bool, bool]] = []
     publish = learner.store.publish_queue
@@ -638,11 +634,7 @@ def test_learner_process_bench_next_example_with_a_learner_process(tmp_path):
 
 def test_learner_process_stops_when_its_dataset_is_dropped(tmp_path):
     kwargs = _kwargs(tmp_path)
-    learner = open_learner(
-        lambda: build_components("textcat.teach", kwargs),
-        db=kwargs["db"],
-        dataset="team",
-    )
+    learner = _open_learner(kwargs)
     try:
         learner.step()
         with Store(kwargs["db"]) as store:
