@@ -47,13 +47,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spacy_al.checkpoints import Checkpoints
 from spacy_al.errors import Errors, SpacyALError
 from spacy_al.protocols import Components, Loop
 from spacy_al.serve.settings import config_settings
 from spacy_al.serve.shared import Shared
 from spacy_al.serve.worker import failure
-from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
 
 #: Seconds a learner's heartbeat holds the lock; renewed every BEAT_SECONDS.
@@ -246,11 +244,12 @@ class Learner(Shared):
 
     ``loop`` is the recipe's loop (with its store and dataset), opened while
     ``lock`` was held; ``since_id`` the last answer id the session had read
-    when it opened (answers after it are read here). ``checkpoint``,
-    ``checkpoint_seconds``, ``eval_path``, ``preselect``, ``prefetch`` and the
-    stopping settings mean what they mean for the feed; ``overlap`` and
-    ``lease_seconds`` must be the servers'. ``close_store``: close the store on
-    :meth:`close`.
+    when it opened (answers after it are read here). ``settings`` are those
+    of :class:`~spacy_al.serve.shared.Shared` (``checkpoint``,
+    ``checkpoint_seconds``, ``eval_path``, ``preselect``, ``prefetch``, the
+    stopping settings, ``clock``): they mean what they mean for the feed;
+    ``overlap`` and ``lease_seconds`` must be the servers'. ``close_store``:
+    close the store on :meth:`close`.
     """
 
     def __init__(
@@ -259,39 +258,11 @@ class Learner(Shared):
         *,
         lock: LearnerLock,
         since_id: int = 0,
-        overlap: int = 1,
-        lease_seconds: float = 120.0,
-        prefetch: int | None = None,
-        checkpoint: Checkpoints | str | Path | None = None,
-        checkpoint_seconds: float = 30.0,
-        eval_path: str | Path | None = None,
-        preselect: bool = False,
-        curve_window: int = 100,
-        stop_set_size: int = DEFAULT_STOP_SET_SIZE,
-        stop_window: int = DEFAULT_WINDOW,
-        stop_threshold: float = DEFAULT_THRESHOLD,
-        clock: Callable[[], float] = time.monotonic,
-        close_store: bool = False,
+        **settings: Any,
     ) -> None:
         if loop.store is None:
             raise ValueError(Errors.E1102)
-        super().__init__(
-            loop,
-            overlap=overlap,
-            lease_seconds=lease_seconds,
-            prefetch=prefetch,
-            preselect=preselect,
-            serve_lag=SERVE_LAG,
-            checkpoint=checkpoint,
-            checkpoint_seconds=checkpoint_seconds,
-            eval_path=eval_path,
-            curve_window=curve_window,
-            stop_set_size=stop_set_size,
-            stop_window=stop_window,
-            stop_threshold=stop_threshold,
-            clock=clock,
-            close_store=close_store,
-        )
+        super().__init__(loop, serve_lag=SERVE_LAG, **settings)
         self.store: Store = loop.store  # never None (checked above)
         self.lock = lock
         self._cursor = int(since_id)
