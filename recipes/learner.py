@@ -22,9 +22,9 @@ from wasabi import msg
 from spacy_al import registry
 from spacy_al.errors import Errors
 from spacy_al.registry import recipe
-from spacy_al.serve.feed import configure_process
 from spacy_al.serve.launcher import build_components, feed_settings
 from spacy_al.serve.learner import open_learner
+from spacy_al.serve.settings import configure_process
 from spacy_al.stopping import DEFAULT_STOP_SET_SIZE, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from spacy_al.store import Store
 
