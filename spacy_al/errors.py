@@ -314,6 +314,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E446 = "simulate --split {split} {problem}: --split test scores on --eval EVAL.jsonl (report with seeds never tuned on, e.g. --first-seed 100); --split dev scores on a dev set carved from TRAIN, or on --eval when the corpus has a dev file of its own (never its test file)."
     E447 = "A pattern seed set takes a share of the seed set between 0 and 1 from pattern matches, got {share}."
     E448 = "spacy_al.TextCatCharLinear.v2 takes loss = one of {losses}, got '{loss}'. Fix the model block of the config."
+    E449 = "spacy_al.TextCatCharLinear.v3 needs lsa_dims >= 1 and 0 < lsa_share < 1 (or both 0: v2's features alone), got lsa_dims={dims}, lsa_share={share}. Fix the model block of the config."
 
     # --- E12xx scaling out with Dask
     E1200 = "'{value}' isn't a Dask address: pass a scheduler's address (e.g. tcp://10.0.0.5:8786) or local:N to start N single-threaded worker processes on this machine (N >= 1)."

@@ -1,6 +1,7 @@
 """spacy_al.TextCatCharLinear.v1 (logistic regression on tf-idf of char
-n-grams) and .v2 (chars and words, a linear SVM: many labels), refit on every
-answer; save, load and train as spaCy's textcat."""
+n-grams), .v2 (chars and words, a linear SVM: many labels) and .v3 (v2 with
+the pool's LSA), refit on every answer; save, load and train as spaCy's
+textcat."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from spacy_al.textcat.learner import (
     ABSENT_BIAS,
     LINEAR,
     LINEAR_V2,
+    LINEAR_V3,
     build_char_linear_classifier,
     build_char_word_linear_classifier,
+    build_char_word_lsa_linear_classifier,
 )
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import TextcatModel, build_textcat
@@ -243,6 +246,8 @@ def test_learner_refuses_bad_settings(kwargs):
         build_char_linear_classifier(True, **kwargs)
     with pytest.raises(ValueError, match="E448"):
         build_char_word_linear_classifier(True, loss="hinge")
+    with pytest.raises(ValueError, match="E449"):
+        build_char_word_lsa_linear_classifier(True, lsa_share=1.0)
 
 
 def test_learner_checkpoint_restores_weights_and_pool_idf(tmp_path: Path):
@@ -312,3 +317,79 @@ def test_learner_reads_every_digit_as_zero_for_two_labels():
     assert np.abs(X[0] - X[1]).sum() > 0
     many = TextcatModel(build_textcat(["a", "b", "c"], architecture="linear"))
     assert many.nlp.config["components"]["textcat"]["model"]["digits"] is False
+
+
+def _linear_pipeline(labels, architecture, **settings):
+    """A textcat pipeline with ``architecture``'s defaults (and ``settings``)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    model = {"@architectures": architecture, "exclusive_classes": True, **settings}
+    textcat = nlp.add_pipe("textcat", config={"model": model})
+    for label in labels:
+        textcat.add_label(label)
+    examples = [
+        Example.from_dict(nlp.make_doc(x), {"cats": {y: float(x == y) for y in labels}})
+        for x in labels
+    ]
+    textcat.initialize(lambda: examples, nlp=nlp, labels=labels)
+    return nlp
+
+
+# A pool where "soccer" shares texts with "goal", and "oven" with "dough"
+# (no two of these four words share a character n-gram).
+LSA_POOL = [
+    "soccer goal match",
+    "soccer goal team",
+    "soccer team league",
+    "goal match league",
+    "oven dough bread",
+    "oven dough cake",
+    "oven bread flour",
+    "dough cake flour",
+] * 3
+
+
+def _lsa_fitted(architecture):
+    labels = ["FOOD", "SPORT"]
+    settings = {"lsa_dims": 4} if architecture == LINEAR_V3 else {}
+    model = TextcatModel(_linear_pipeline(labels, architecture, **settings))
+    model.fit_idf(LSA_POOL)
+    model.fit([_gold(0, "goal", "SPORT", labels), _gold(1, "dough", "FOOD", labels)])
+    return model
+
+
+def test_learner_v3_learns_from_words_that_share_pool_texts_with_the_answers():
+    """v3 appends each text's LSA vector (a truncated SVD of the pool's
+    tf-idf rows): a text none of whose n-grams an answer has (``soccer``,
+    ``oven``) is placed by the pool's texts it shares words with; v2 gives
+    every such text the same scores."""
+    v3 = _lsa_fitted(LINEAR_V3).predict_texts(["soccer", "oven"])
+    assert v3[0].argmax() == 1 and v3[1].argmax() == 0
+    v2 = _lsa_fitted(LINEAR_V2).predict_texts(["soccer", "oven"])
+    np.testing.assert_allclose(v2[0], v2[1], atol=1e-6)
+
+
+def test_learner_v3_saved_pipeline_loads_and_predicts_the_same(tmp_path: Path):
+    """A saved v3 pipeline (the pool's LSA components are parameters) loads
+    with spacy.load without importing spacy_al and predicts what it did."""
+    model = _lsa_fitted(LINEAR_V3)
+    model.nlp.to_disk(tmp_path / "model")
+    expected = model.predict_texts(["soccer", "oven bread"])
+    script = (
+        "import spacy\n"
+        f"nlp = spacy.load({str(tmp_path / 'model')!r})\n"
+        "for doc in nlp.pipe(['soccer', 'oven bread']):\n"
+        "    print(doc.cats['FOOD'], doc.cats['SPORT'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    got = [[float(x) for x in line.split()] for line in out.stdout.splitlines()]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert not list((tmp_path / "model").rglob("*.pkl"))
