@@ -195,11 +195,11 @@ def test_learner_takes_its_idf_from_the_pool():
 def test_learner_saved_pipeline_loads_without_importing_spacy_al(
     tmp_path: Path, monkeypatch, many_labels
 ):
-    if many_labels:  # two labels count as many: v2
+    if many_labels:  # two labels count as many: v3
         monkeypatch.setattr(learner, "MANY_LABELS", 2)
     model = _fitted()
     arch = model.nlp.config["components"]["textcat"]["model"]["@architectures"]
-    assert arch == (LINEAR_V2 if many_labels else LINEAR)
+    assert arch == (LINEAR_V3 if many_labels else LINEAR)
     model.nlp.to_disk(tmp_path / "model")
     expected = model.predict_texts(["WIN a FREE prize"])[0]
     script = (
@@ -272,21 +272,29 @@ def test_learner_checkpoint_restores_weights_and_pool_idf(tmp_path: Path):
 
 
 def test_learner_many_labels_refit_small_texts_model_on_chars_and_words():
-    """From MANY_LABELS (3) labels on, --arch linear is v2: each label's refit is a
+    """From MANY_LABELS (3) labels on, --arch linear is v3: each label's refit is a
     linear SVM (squared hinge, C = 1, no class weights) on char n-grams and
-    words, each half of the features normalised on its own."""
+    words, each half of the features normalised on its own, with the pool's
+    LSA vector beside them (a third of each row's squared norm)."""
     labels = [f"L{i}" for i in range(max(learner.MANY_LABELS, 5))]
     texts = [f"question {i} about topic {i % 3}" for i in range(12)] + ["ok !!"]
     gold = [labels[i % 3] for i in range(12)] + [labels[3]]
     model = TextcatModel(build_textcat(labels, architecture="linear"))
     config = model.nlp.config["components"]["textcat"]["model"]
-    assert config["@architectures"] == LINEAR_V2
+    assert config["@architectures"] == LINEAR_V3
     assert (config["loss"], config["C"], config["balance"]) == ("squared_hinge", 1, 0)
     model.fit_idf(texts)
     X = learner.featurize(model.thinc_model, texts).toarray()
-    half = model.thinc_model.attrs["n_features"] // 2
-    np.testing.assert_allclose(np.linalg.norm(X[:3, :half], axis=1), 2**-0.5, 1e-5)
-    np.testing.assert_allclose(np.linalg.norm(X[:3, half:], axis=1), 2**-0.5, 1e-5)
+    n_features = model.thinc_model.attrs["n_features"]
+    half, share = n_features // 2, config["lsa_share"]
+    each = ((1 - share) / 2) ** 0.5
+    np.testing.assert_allclose(np.linalg.norm(X[:3, :half], axis=1), each, 1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(X[:3, half:n_features], axis=1), each, 1e-5
+    )
+    np.testing.assert_allclose(
+        np.linalg.norm(X[:3, n_features:], axis=1), share**0.5, 1e-5
+    )
     pairs = enumerate(zip(texts, gold, strict=True))
     model.fit([_gold(i, t, y, labels) for i, (t, y) in pairs])
     from sklearn.svm import LinearSVC

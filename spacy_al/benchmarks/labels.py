@@ -43,7 +43,7 @@ from spacy_al.simulate.runner import (
     paired_bootstrap,
 )
 from spacy_al.simulate.textcat import gold_set, infer_labels, split_variants
-from spacy_al.textcat.learner import MANY_LABELS
+from spacy_al.textcat.learner import LINEAR_V3, MANY_LABELS, MANY_LABELS_ARCH
 from spacy_al.textcat.model import DEFAULT_ARCHITECTURE
 
 TASKS = ("textcat", "ner")
@@ -379,8 +379,11 @@ def run_labels(
             model = f"spaCy {arch}, online updates"
         elif len(labels) >= MANY_LABELS:
             model = (
-                "spaCy textcat, spacy_al linear v2 (tf-idf char n-grams and words, "
-                "linear SVM, C = 1, refit every batch)"
+                "spaCy textcat, spacy_al linear v3 (tf-idf char n-grams and words "
+                "with the pool's LSA, linear SVM, C = 1, refit every batch)"
+                if MANY_LABELS_ARCH == LINEAR_V3
+                else "spaCy textcat, spacy_al linear v2 (tf-idf char n-grams and "
+                "words, linear SVM, C = 1, refit every batch)"
             )
         else:
             model = (
