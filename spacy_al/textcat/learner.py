@@ -204,7 +204,12 @@ def featurize(model: Model, texts: Sequence[str]) -> sp.csr_matrix:
 
 
 def _tfidf(model: Model, texts: Sequence[str]) -> sp.csr_matrix:
-    X = hashed_counts(texts, _key(model))
+    return _weigh(model, hashed_counts(texts, _key(model)))
+
+
+def _weigh(model: Model, X: sp.csr_matrix) -> sp.csr_matrix:
+    """Hashed counts ``X`` (changed in place) times the idf, normalised as
+    :func:`featurize` says."""
     idf = model.get_param("idf") if model.has_param("idf") else None
     if idf is not None:
         X.data = X.data * np.asarray(idf, dtype=np.float32)[X.indices]
@@ -264,12 +269,13 @@ def _with_lsa(model: Model, X: sp.csr_matrix) -> sp.csr_matrix:
     return sp.hstack([X, sp.csr_matrix(E)], format="csr", dtype=np.float32)
 
 
-def fit_lsa(model: Model, texts: Sequence[str]) -> None:
+def fit_lsa(model: Model, counts: sp.csr_matrix) -> None:
     """v3: the truncated SVD (``lsa_dims`` dimensions) of the tf-idf rows of
-    unlabelled ``texts`` over the ``LSA_COLUMNS`` columns in most of them."""
+    unlabelled texts (their hashed ``counts``, as :func:`fit_idf` has them)
+    over the ``LSA_COLUMNS`` columns in most of them."""
     from sklearn.decomposition import TruncatedSVD
 
-    X = _tfidf(model, texts)
+    X = _weigh(model, counts)
     df = np.bincount(X.indices, minlength=X.shape[1])
     top = np.argsort(-df, kind="stable")[:LSA_COLUMNS]
     cols = np.sort(top[df[top] > 0])
@@ -553,7 +559,7 @@ def fit_idf(model: Model, texts: Iterable[str], *, limit: int = IDF_TEXTS) -> in
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     model.set_param("idf", idf.astype(np.float32))
     if model.attrs.get("lsa_dims"):
-        fit_lsa(model, texts[:LSA_TEXTS])
+        fit_lsa(model, counts[:LSA_TEXTS])  # a copy: the texts are hashed once
     return n
 
 
