@@ -22,6 +22,7 @@ CLI's short names pick a strategy and the measure the loop should use:
     diverse                 spacy_al.diverse.v1             margin
     balanced                spacy_al.class_balanced.v1      margin
     cost                    spacy_al.cost_aware.v1          margin
+    power                   spacy_al.power.v1               margin
 
 A full registered name implies no measure (the caller chooses). The module
 holds every built-in strategy, each a small function, so that one contract test
@@ -482,6 +483,49 @@ def cost_aware(*, power: float = 1.0) -> Strategy:
     return select
 
 
+@registry.strategies("spacy_al.power.v1")
+@needs("scores")
+def power_sampling(*, beta: float = 1.0) -> Strategy:
+    """Drawn rather than ranked: ``n`` candidates sampled without replacement
+    with probability proportional to ``score ** beta`` (power acquisition,
+    Kirsch et al. 2023, "Stochastic Batch Acquisition: A Simple Baseline for
+    Deep Active Learning").
+
+    The top ``n`` by score are often near-duplicates of one another, all from
+    where the model is unsure for one reason; drawing keeps a batch mostly
+    uncertain yet varied, at no cost beyond the scores. ``beta`` = 0 draws
+    uniformly among the candidates with a score above 0, and a large ``beta``
+    approaches top_k. Sampled with the Gumbel-top-k trick (rank by ``beta *
+    log(score)`` plus Gumbel noise from the loop's generator), so a run is
+    reproducible from its seed. Candidates scored 0 come only after every
+    other, by index. Needs scores >= 0.
+    """
+    name = "spacy_al.power.v1"
+    _check_option(
+        name,
+        "beta",
+        beta,
+        isinstance(beta, numbers.Real)
+        and not isinstance(beta, bool)
+        and math.isfinite(beta)
+        and beta >= 0,
+        "a finite number >= 0",
+    )
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        scores = _nonnegative_scores(candidates, name)
+        gumbel = rng.gumbel(size=len(scores))
+        positive = scores > 0
+        keys = np.full(len(scores), -np.inf)
+        keys[positive] = beta * np.log(scores[positive]) + gumbel[positive]
+        return _descending(keys)[:n]
+
+    return select
+
+
 # --- lookup --------------------------------------------------------------
 
 
@@ -622,6 +666,7 @@ ALIASES: Mapping[str, Alias] = {
     "balanced": Alias("spacy_al.class_balanced.v1", "margin"),
     "balanced-start": Alias("spacy_al.balanced_start.v1", "margin"),
     "cost": Alias("spacy_al.cost_aware.v1", "margin"),
+    "power": Alias("spacy_al.power.v1", "margin"),
 }
 
 

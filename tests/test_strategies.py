@@ -85,6 +85,7 @@ def test_strategies_registry_has_the_builtins():
         "spacy_al.class_balanced.v1",
         "spacy_al.cost_aware.v1",
         "spacy_al.diverse.v1",
+        "spacy_al.power.v1",
         "spacy_al.random.v1",
         "spacy_al.sequential.v1",
         "spacy_al.top_k.v1",
@@ -269,6 +270,27 @@ def test_strategies_cost_aware_prefers_cheap_candidate():
     assert get_strategy("cost")(no_costs, 3, rng=rng).tolist() == [0, 1, 2]
 
 
+def test_strategies_power_draws_in_proportion_to_score():
+    """power (beta 1) asks a candidate about as often as its share of the
+    scores says, never one scored 0 while others are left, and a large beta
+    is top_k."""
+    scores = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    pool = Candidates(scores=scores)
+    rng = np.random.default_rng(0)
+    first = [int(get_strategy("power")(pool, 1, rng=rng)[0]) for _ in range(4000)]
+    share = np.bincount(first, minlength=5) / len(first)
+    assert share[0] == 0
+    assert share[1:] == pytest.approx(scores[1:] / scores.sum(), abs=0.03)
+    # Candidates scored 0 come last, and only when nothing else is left.
+    assert sorted(get_strategy("power")(pool, 4, rng=rng).tolist()) == [1, 2, 3, 4]
+    assert get_strategy("power")(pool, 5, rng=rng)[-1] == 0
+    sharp = get_strategy("power", beta=200.0)(pool, 3, rng=rng)
+    assert sharp.tolist() == [4, 3, 2]
+    # beta 0: uniform over the candidates scored above 0.
+    flat = [int(get_strategy("power", beta=0.0)(pool, 1, rng=rng)[0]) for _ in range(4000)]
+    assert np.bincount(flat, minlength=5)[1:] / 4000 == pytest.approx([0.25] * 4, abs=0.03)
+
+
 def test_strategies_top_k_ties_go_to_lower_index():
     pool = Candidates(scores=[0.5, 0.9, 0.5, 0.9, 0.1])
     picked = get_strategy("top_k")(pool, 4, rng=np.random.default_rng(0))
@@ -340,7 +362,7 @@ def test_strategies_missing_field_raises(name, missing, pool):
         get_strategy(name)(pool, 1, rng=np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("name", ["balanced", "cost"])
+@pytest.mark.parametrize("name", ["balanced", "cost", "power"])
 def test_strategies_weighting_needs_nonnegative_scores(name):
     pool = Candidates(
         scores=[-0.5, 0.2], probs=[[0.5, 0.5]] * 2, label_counts=[0, 0], costs=[1, 2]
@@ -396,6 +418,8 @@ def test_strategies_candidates_bad_values_raise(kwargs, code):
         ("diverse", {"candidate_factor": 0}),
         ("balanced", {"alpha": -1.0}),
         ("cost", {"power": math.inf}),
+        ("power", {"beta": -1.0}),
+        ("power", {"beta": math.nan}),
     ],
 )
 def test_strategies_invalid_option_raises(name, config):
@@ -465,6 +489,7 @@ def test_strategies_user_registered_strategy_is_found(user_strategy):
         ("diverse", {"scores", "vectors"}),
         ("balanced", {"scores"}),
         ("cost", {"scores"}),
+        ("power", {"scores"}),
     ],
 )
 def test_strategies_builtins_declare_their_needs(name, needed):
