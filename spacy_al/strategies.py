@@ -23,6 +23,7 @@ CLI's short names pick a strategy and the measure the loop should use:
     balanced                spacy_al.class_balanced.v1      margin
     cost                    spacy_al.cost_aware.v1          margin
     power                   spacy_al.power.v1               margin
+    random-start            spacy_al.random_start.v1        margin
 
 A full registered name implies no measure (the caller chooses). The module
 holds every built-in strategy, each a small function, so that one contract test
@@ -561,6 +562,43 @@ def balanced_start(*, min_positives: int = 3, alpha: float = 1.0) -> Strategy:
     return select
 
 
+@registry.strategies("spacy_al.random_start.v1")
+@needs("scores")
+def random_start(*, min_positives: int = 5, seed: int | None = None) -> Strategy:
+    """Random until every label has ``min_positives`` answers that say it is
+    true, then the top ``n`` by score.
+
+    A model that has hardly seen a label ranks texts by noise, and with few
+    answers, typical texts teach a model more than the ones it is unsure of
+    (Hacohen et al. 2022, "Active Learning on a Budget"). Until then it asks
+    what ``spacy_al.random.v1`` with the same ``seed`` asks, given the same
+    candidates and generator, so a comparison with random on one seed differs
+    only from where uncertainty takes over. Needs ``Candidates.label_counts``
+    (NER: accepted entities per label). 5 is what ``ner.teach`` waits for
+    before its model suggests entities.
+    """
+    name = "spacy_al.random_start.v1"
+    _check_option(
+        name,
+        "min_positives",
+        min_positives,
+        isinstance(min_positives, numbers.Integral) and min_positives >= 0,
+        "an integer >= 0",
+    )
+    draw = random_sampling(seed)
+
+    def select(
+        candidates: Candidates, n: int, *, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_n(n, len(candidates))
+        counts = _require(candidates, "label_counts", name)
+        if len(counts) and np.min(counts) < min_positives:
+            return draw(candidates, n, rng=rng)
+        return _descending(candidates.scores)[:n]
+
+    return select
+
+
 def diverse_seed(vectors: Any, n: int, *, seed: int = 0) -> np.ndarray:
     """``n`` row indices that cover the pool: k-means over the L2-normalised
     ``vectors`` (dense or sparse) into ``n`` clusters, and the member nearest
@@ -667,6 +705,7 @@ ALIASES: Mapping[str, Alias] = {
     "balanced-start": Alias("spacy_al.balanced_start.v1", "margin"),
     "cost": Alias("spacy_al.cost_aware.v1", "margin"),
     "power": Alias("spacy_al.power.v1", "margin"),
+    "random-start": Alias("spacy_al.random_start.v1", "margin"),
 }
 
 

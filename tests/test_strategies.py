@@ -87,6 +87,7 @@ def test_strategies_registry_has_the_builtins():
         "spacy_al.diverse.v1",
         "spacy_al.power.v1",
         "spacy_al.random.v1",
+        "spacy_al.random_start.v1",
         "spacy_al.sequential.v1",
         "spacy_al.top_k.v1",
     ]
@@ -179,6 +180,27 @@ def test_strategies_balanced_start_is_balanced_until_every_label_has_positives()
     # every label has 3: plain uncertainty
     cands["label_counts"] = [10, 3]
     assert start(Candidates(**cands), 1, rng=rng).tolist() == [0]
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_strategies_random_start_asks_what_random_asks_until_every_label_has_positives(
+    seed,
+):
+    scores = np.linspace(0.0, 1.0, 50)
+    cands = dict(scores=scores, keys=np.arange(100, 150), label_counts=[10, 4])
+    start = get_strategy("random-start", seed=seed)
+    random = get_strategy("random", seed=seed)
+    # label 1 has 4 answers that say it is true: random's picks, same generator
+    picked = start(Candidates(**cands), 5, rng=np.random.default_rng(3))
+    assert (
+        picked.tolist()
+        == random(Candidates(**cands), 5, rng=np.random.default_rng(3)).tolist()
+    )
+    assert picked.tolist() != [49, 48, 47, 46, 45]
+    # every label has 5: the top 5 by score
+    cands["label_counts"] = [10, 5]
+    picked = start(Candidates(**cands), 5, rng=np.random.default_rng(3))
+    assert picked.tolist() == [49, 48, 47, 46, 45]
 
 
 def test_strategies_diverse_only_clusters_the_top_candidates():
@@ -287,8 +309,12 @@ def test_strategies_power_draws_in_proportion_to_score():
     sharp = get_strategy("power", beta=200.0)(pool, 3, rng=rng)
     assert sharp.tolist() == [4, 3, 2]
     # beta 0: uniform over the candidates scored above 0.
-    flat = [int(get_strategy("power", beta=0.0)(pool, 1, rng=rng)[0]) for _ in range(4000)]
-    assert np.bincount(flat, minlength=5)[1:] / 4000 == pytest.approx([0.25] * 4, abs=0.03)
+    flat = [
+        int(get_strategy("power", beta=0.0)(pool, 1, rng=rng)[0]) for _ in range(4000)
+    ]
+    assert np.bincount(flat, minlength=5)[1:] / 4000 == pytest.approx(
+        [0.25] * 4, abs=0.03
+    )
 
 
 def test_strategies_top_k_ties_go_to_lower_index():
@@ -355,6 +381,7 @@ def test_strategies_seeded_random_needs_the_pool_positions():
         ("diverse", "vectors", Candidates(scores=[0.1, 0.2])),
         ("balanced", "probs", Candidates(scores=[0.1, 0.2], label_counts=[1, 1])),
         ("balanced", "label_counts", Candidates(scores=[0.1], probs=[[0.3, 0.7]])),
+        ("random-start", "label_counts", Candidates(scores=[0.1, 0.2])),
     ],
 )
 def test_strategies_missing_field_raises(name, missing, pool):
@@ -490,6 +517,7 @@ def test_strategies_user_registered_strategy_is_found(user_strategy):
         ("balanced", {"scores"}),
         ("cost", {"scores"}),
         ("power", {"scores"}),
+        ("random-start", {"scores"}),
     ],
 )
 def test_strategies_builtins_declare_their_needs(name, needed):

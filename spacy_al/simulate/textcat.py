@@ -191,9 +191,11 @@ def run_one(
         patterns=patterns,
         seed=seed,
         # random asks the pool in the order the seed decides, as the peers'
-        # random does: the two baselines ask the same texts (common random numbers)
+        # random does: the two baselines ask the same texts (common random
+        # numbers); random-start's random phase asks them too
         strategy_config={"seed": seed}
-        if spec.strategy == resolve("random").strategy
+        if spec.strategy
+        in (resolve("random").strategy, resolve("random-start").strategy)
         else None,
     )
     eval_docs = model.make_docs(t["text"] for t in eval_set.tasks)
