@@ -212,7 +212,12 @@ def test_dask_textcat_recipe_scores_the_whole_pool_on_the_cluster(cluster, tmp_p
 
 @pytest.mark.parametrize(
     "name,code",
-    [("diverse", "E1204"), ("power", "E1204"), ("bald", "E1206")],
+    [
+        ("diverse", "E1204"),
+        ("power", "E1204"),
+        ("random-start", "E1204"),
+        ("bald", "E1206"),
+    ],
 )
 def test_dask_refuses_what_partitions_cannot_reproduce(name, code):
     spec = StrategySpec.parse(name)
