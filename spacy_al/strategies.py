@@ -27,7 +27,8 @@ CLI's short names pick a strategy and the measure the loop should use:
 
 A full registered name implies no measure (the caller chooses). The module
 holds every built-in strategy, each a small function, so that one contract test
-runs over all of them (as small-text keeps its strategies together).
+runs over all of them (as small-text keeps its strategies together). Seed sets,
+chosen before any model exists, are ``spacy_al.seed_sets``'.
 """
 
 from __future__ import annotations
@@ -218,7 +219,8 @@ def needs(*what: str) -> Callable[[F], F]:
 # --- helpers -------------------------------------------------------------
 
 
-def _check_n(n: int, size: int) -> None:
+def check_n(n: int, size: int) -> None:
+    """Raise unless ``n`` is a count of rows that ``size`` rows can give."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
         raise ValueError(Errors.E216.format(n=n))
     if n > size:
@@ -289,7 +291,7 @@ def random_sampling(seed: int | None = None) -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         if seed is None:
             return rng.choice(len(candidates), size=n, replace=False)
         keys = _require(candidates, "keys", "spacy_al.random.v1")
@@ -331,7 +333,7 @@ def sequential() -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         return np.arange(n)
 
     return select
@@ -345,7 +347,7 @@ def top_k() -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         return _descending(candidates.scores)[:n]
 
     return select
@@ -374,7 +376,7 @@ def diverse(*, candidate_factor: int = 10) -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         vectors = _require(candidates, "vectors", name)
         # `top` is ordered by score, so a position in it is a rank.
         top = _descending(candidates.scores)[: n * candidate_factor]
@@ -442,7 +444,7 @@ def class_balanced(*, alpha: float = 1.0) -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         probs = _require(candidates, "probs", name)
         counts = _require(candidates, "label_counts", name)
         scores = _nonnegative_scores(candidates, name)
@@ -474,7 +476,7 @@ def cost_aware(*, power: float = 1.0) -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         scores = _nonnegative_scores(candidates, name)
         if candidates.costs is None:
             return _descending(scores)[:n]
@@ -516,7 +518,7 @@ def power_sampling(*, beta: float = 1.0) -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         scores = _nonnegative_scores(candidates, name)
         gumbel = rng.gumbel(size=len(scores))
         positive = scores > 0
@@ -525,9 +527,6 @@ def power_sampling(*, beta: float = 1.0) -> Strategy:
         return _descending(keys)[:n]
 
     return select
-
-
-# --- lookup --------------------------------------------------------------
 
 
 @registry.strategies("spacy_al.balanced_start.v1")
@@ -553,7 +552,7 @@ def balanced_start(*, min_positives: int = 3, alpha: float = 1.0) -> Strategy:
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         counts = _require(candidates, "label_counts", name)
         if len(counts) and np.min(counts) < min_positives:
             return balanced(candidates, n, rng=rng)
@@ -590,7 +589,7 @@ def random_start(*, min_positives: int = 5, seed: int | None = None) -> Strategy
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_n(n, len(candidates))
+        check_n(n, len(candidates))
         counts = _require(candidates, "label_counts", name)
         if len(counts) and np.min(counts) < min_positives:
             return draw(candidates, n, rng=rng)
@@ -599,90 +598,7 @@ def random_start(*, min_positives: int = 5, seed: int | None = None) -> Strategy
     return select
 
 
-def diverse_seed(vectors: Any, n: int, *, seed: int = 0) -> np.ndarray:
-    """``n`` row indices that cover the pool: k-means over the L2-normalised
-    ``vectors`` (dense or sparse) into ``n`` clusters, and the member nearest
-    each centroid, biggest cluster first.
-
-    A cold start's first questions then ask about each region of the pool once,
-    where a random seed set asks about its densest region many times and may
-    miss a rare class entirely.
-    """
-    X = normalize(vectors)
-    size = X.shape[0]
-    _check_n(n, size)
-    if n == size:
-        return np.arange(size)
-    kmeans = KMeans(n_clusters=n, n_init=1, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clusters = kmeans.fit_predict(X)
-    distances = kmeans.transform(X)
-    picked: list[int] = []
-    sizes = np.bincount(clusters, minlength=n)
-    for c in np.argsort(-sizes, kind="stable"):
-        members = np.flatnonzero(clusters == c)
-        if len(members):
-            picked.append(int(members[np.argmin(distances[members, c])]))
-    rest = np.setdiff1d(np.arange(size), picked)
-    if len(picked) < n:  # fewer distinct vectors than clusters
-        picked.extend(int(i) for i in rest[: n - len(picked)])
-    return np.asarray(picked[:n], dtype=int)
-
-
-def take_turns(queues: Mapping[str, Sequence[int]], n: int) -> list[tuple[int, str]]:
-    """Up to ``n`` (row, label) pairs from per-label queues of rows: the labels
-    take turns (in the mapping's order), each its next row not taken yet.
-
-    The cold start's pattern questions come from here, in the seed set
-    (:func:`pattern_seed`) and in the loop (``ActiveLoop``): every label with
-    matches gets its share, however common another label's matches are.
-    """
-    queues = {label: list(rows) for label, rows in queues.items()}
-    picked: list[tuple[int, str]] = []
-    taken: set[int] = set()
-    while len(picked) < n and any(queues.values()):
-        for label, rows in queues.items():
-            while rows and rows[0] in taken:
-                rows.pop(0)
-            if rows and len(picked) < n:
-                taken.add(rows[0])
-                picked.append((rows.pop(0), label))
-    return picked
-
-
-def pattern_seed(
-    matched: Sequence[Sequence[str]],
-    base: Sequence[int],
-    *,
-    share: float = 0.5,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """A seed set of ``len(base)`` rows, up to ``share`` of it texts a pattern
-    marks: the labels with matches take turns (:func:`take_turns`), each a
-    random one of its matched rows not taken yet; ``base``'s rows (in order)
-    fill the rest.
-
-    ``matched`` holds, per row of the pool, the labels whose patterns match it.
-    A user who wrote patterns for a rare label has its first examples in the
-    first model, where a random seed set of 20 may hold none.
-    """
-    base = [int(i) for i in base]
-    n = len(base)
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(Errors.E447.format(share=share))
-    by_label: dict[str, list[int]] = {}
-    for i, labels in enumerate(matched):
-        for label in labels:
-            by_label.setdefault(label, []).append(i)
-    queues = {
-        label: [rows[j] for j in rng.permutation(len(rows))]
-        for label, rows in sorted(by_label.items())
-    }
-    picked = [i for i, _ in take_turns(queues, int(share * n))]
-    taken = set(picked)
-    picked += [i for i in base if i not in taken][: n - len(picked)]
-    return np.asarray(picked, dtype=int)
+# --- lookup --------------------------------------------------------------
 
 
 class Alias(NamedTuple):

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spacy_al.strategies import pattern_seed
+from spacy_al.seed_sets import pattern_seed
 
 
 def test_cold_start_pattern_seed_fills_half_with_matches_each_label_in_turn():

@@ -12,12 +12,12 @@ from scipy import sparse
 
 from spacy_al import registry, uncertainty
 from spacy_al.loop import StrategySpec
+from spacy_al.seed_sets import diverse_seed
 from spacy_al.strategies import (
     ALIASES,
     NEEDS,
     Candidates,
     class_balance_weights,
-    diverse_seed,
     get_strategy,
     needs,
     resolve,

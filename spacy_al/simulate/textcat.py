@@ -20,6 +20,7 @@ from spacy_al.loop import StrategySpec
 from spacy_al.metrics import textcat_score
 from spacy_al.pool import Pool
 from spacy_al.protocols import Served
+from spacy_al.seed_sets import diverse_seed, pattern_seed
 from spacy_al.simulate.runner import (
     Progress,
     SimulationConfig,
@@ -39,7 +40,7 @@ from spacy_al.stopping import (
     StabilizingPredictions,
     stop_set_labels,
 )
-from spacy_al.strategies import diverse_seed, pattern_seed, resolve
+from spacy_al.strategies import resolve
 from spacy_al.textcat.learner import pool_vectors
 from spacy_al.textcat.loop import ActiveLoop
 from spacy_al.textcat.model import DEFAULT_LEARN_RATE, TextcatModel, build_textcat

@@ -13,8 +13,9 @@ from spacy_al.loop import BaseLoop, StrategySpec
 from spacy_al.pool import Pool
 from spacy_al.protocols import Updater, YieldPoint
 from spacy_al.scale.scoring import ScoreSpec, check_spec, pick_on_cluster
+from spacy_al.seed_sets import take_turns
 from spacy_al.store import Store
-from spacy_al.strategies import Candidates, take_turns
+from spacy_al.strategies import Candidates
 from spacy_al.textcat.learner import IDF_TEXTS
 from spacy_al.textcat.patterns import PatternMatcher
 from spacy_al.textcat.scoring import Scorer, make_scorer, score_stream
