@@ -236,6 +236,20 @@ def _check_option(strategy: str, option: str, value: Any, ok: bool, must: str) -
         )
 
 
+def _check_weight(strategy: str, option: str, value: Any) -> None:
+    """Raise unless ``value`` is a finite number >= 0 (an exponent or weight)."""
+    _check_option(
+        strategy,
+        option,
+        value,
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0,
+        "a finite number >= 0",
+    )
+
+
 def _require(candidates: Candidates, field: str, strategy: str) -> Any:
     value = getattr(candidates, field)
     if value is None:
@@ -433,13 +447,7 @@ def class_balanced(*, alpha: float = 1.0) -> Strategy:
     ``Candidates.probs`` and ``Candidates.label_counts`` and scores >= 0.
     """
     name = "spacy_al.class_balanced.v1"
-    _check_option(
-        name,
-        "alpha",
-        alpha,
-        isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha >= 0,
-        "a finite number >= 0",
-    )
+    _check_weight(name, "alpha", alpha)
 
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
@@ -465,13 +473,7 @@ def cost_aware(*, power: float = 1.0) -> Strategy:
     candidate, then the lower index. ``power`` = 0 is top_k. Needs scores >= 0.
     """
     name = "spacy_al.cost_aware.v1"
-    _check_option(
-        name,
-        "power",
-        power,
-        isinstance(power, numbers.Real) and math.isfinite(power) and power >= 0,
-        "a finite number >= 0",
-    )
+    _check_weight(name, "power", power)
 
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
@@ -504,16 +506,7 @@ def power_sampling(*, beta: float = 1.0) -> Strategy:
     other, by index. Needs scores >= 0.
     """
     name = "spacy_al.power.v1"
-    _check_option(
-        name,
-        "beta",
-        beta,
-        isinstance(beta, numbers.Real)
-        and not isinstance(beta, bool)
-        and math.isfinite(beta)
-        and beta >= 0,
-        "a finite number >= 0",
-    )
+    _check_weight(name, "beta", beta)
 
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
@@ -539,7 +532,14 @@ def balanced_start(*, min_positives: int = 3, alpha: float = 1.0) -> Strategy:
     about it, so plain uncertainty keeps asking about the labels it knows; once
     each has a few examples, uncertainty alone is what finds the boundary.
     """
-    name = "spacy_al.balanced_start.v1"
+    return _start_then_top_k(
+        "spacy_al.balanced_start.v1", min_positives, class_balanced(alpha=alpha)
+    )
+
+
+def _start_then_top_k(name: str, min_positives: int, start: Strategy) -> Strategy:
+    """``start`` while some label has fewer than ``min_positives`` answers
+    that say it is true (``Candidates.label_counts``), then the top ``n``."""
     _check_option(
         name,
         "min_positives",
@@ -547,7 +547,6 @@ def balanced_start(*, min_positives: int = 3, alpha: float = 1.0) -> Strategy:
         isinstance(min_positives, numbers.Integral) and min_positives >= 0,
         "an integer >= 0",
     )
-    balanced = class_balanced(alpha=alpha)
 
     def select(
         candidates: Candidates, n: int, *, rng: np.random.Generator
@@ -555,7 +554,7 @@ def balanced_start(*, min_positives: int = 3, alpha: float = 1.0) -> Strategy:
         check_n(n, len(candidates))
         counts = _require(candidates, "label_counts", name)
         if len(counts) and np.min(counts) < min_positives:
-            return balanced(candidates, n, rng=rng)
+            return start(candidates, n, rng=rng)
         return _descending(candidates.scores)[:n]
 
     return select
@@ -576,26 +575,9 @@ def random_start(*, min_positives: int = 5, seed: int | None = None) -> Strategy
     (NER: accepted entities per label). 5 is what ``ner.teach`` waits for
     before its model suggests entities.
     """
-    name = "spacy_al.random_start.v1"
-    _check_option(
-        name,
-        "min_positives",
-        min_positives,
-        isinstance(min_positives, numbers.Integral) and min_positives >= 0,
-        "an integer >= 0",
+    return _start_then_top_k(
+        "spacy_al.random_start.v1", min_positives, random_sampling(seed)
     )
-    draw = random_sampling(seed)
-
-    def select(
-        candidates: Candidates, n: int, *, rng: np.random.Generator
-    ) -> np.ndarray:
-        check_n(n, len(candidates))
-        counts = _require(candidates, "label_counts", name)
-        if len(counts) and np.min(counts) < min_positives:
-            return draw(candidates, n, rng=rng)
-        return _descending(candidates.scores)[:n]
-
-    return select
 
 
 # --- lookup --------------------------------------------------------------
