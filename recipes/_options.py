@@ -110,8 +110,8 @@ TextcatStrategy = Annotated[
     str,
     typer.Option(
         "--strategy",
-        help="margin, entropy, least_confidence, diverse, balanced, cost, random, "
-        "vote_entropy, bald, or STRATEGY:MEASURE",
+        help="margin, entropy, least_confidence, diverse, balanced, cost, power, "
+        "random-start, random, vote_entropy, bald, or STRATEGY:MEASURE",
     ),
 ]
 TextcatPatterns = Annotated[

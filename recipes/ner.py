@@ -162,7 +162,8 @@ Strategy = Annotated[
         "--strategy",
         help="entity, sequence_least_confidence, greedy_mnlp, any_entity, "
         "token-entropy, mean_token_entropy, mnlp, random, sequential, or "
-        "STRATEGY:MEASURE (e.g. diverse:sequence_least_confidence)",
+        "STRATEGY:MEASURE (e.g. diverse:sequence_least_confidence, "
+        "power:sequence_least_confidence, random-start:any_entity)",
     ),
 ]
 
