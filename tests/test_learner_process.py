@@ -13,6 +13,7 @@ check overlap 2 and undo across two followers.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -109,11 +110,15 @@ class Team:
         self.deadline = time.monotonic() + SECONDS
 
     def _ask(self, port: int, path: str, body: dict) -> tuple[int, Any]:
-        """One request, again until the server answers (it may be restarting)."""
+        """One request, again until the server answers (it may be restarting).
+
+        A server killed while it sends its reply breaks the read with an
+        ``http.client.HTTPException`` (``IncompleteRead``), not an OSError: the
+        answer may be stored, and asking again must give back the same id."""
         while time.monotonic() < self.deadline + 60:
             try:
                 return request(port, "POST", path, body, timeout=30.0)
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.2)
         raise TimeoutError(f"{path} got no reply")
 
